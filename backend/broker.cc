@@ -1,0 +1,150 @@
+// Broker lifecycle: start, run, shut down; and the admin endpoints.
+#include "backend/broker.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <random>
+
+#include "backend/metrics.h"
+#include "backend/shard.h"
+#include "base/metrics_text.h"
+#include "net/http_server.h"
+#include "net/io_threads.h"
+#include "net/listen.h"
+
+namespace backend {
+
+namespace asio = boost::asio;
+
+Broker::Broker(BrokerConfig config)
+    : config_(std::move(config)),
+      access_(config_.acl),
+      threads_(std::make_unique<net::IoThreads>(config_.threads)) {
+  for (size_t i = 0; i < threads_->size(); ++i) {
+    shards_.push_back(
+        std::make_unique<Shard>(*this, static_cast<uint32_t>(i), threads_->context(i)));
+  }
+}
+
+Broker::~Broker() = default;
+
+absl::Status Broker::Start() {
+  absl::StatusOr<asio::ip::tcp::endpoint> endpoint = net::Resolve(config_.listen);
+  if (!endpoint.ok()) return endpoint.status();
+  // Every shard listens on the same address (SO_REUSEPORT); with port 0, the first shard's
+  // port is the one all use.
+  for (auto& shard : shards_) {
+    if (absl::Status s = shard->Listen(*endpoint); !s.ok()) return s;
+    endpoint->port(shard->port());
+  }
+  if (config_.admin) {
+    admin_ = std::make_unique<net::HttpServer>(
+        threads_->context(0), [this](const net::HttpRequest& r) -> net::HttpResponse {
+          if (r.method != "GET") return {405, "text/plain", "method not allowed\n"};
+          if (r.path == "/healthz") {
+            return accepting_ ? net::HttpResponse{200, "text/plain", "ok\n"}
+                              : net::HttpResponse{503, "text/plain", "shutting down\n"};
+          }
+          if (r.path == "/metrics") {
+            return {200, std::string(base::kMetricsContentType), RenderMetrics()};
+          }
+          return {404, "text/plain", "not found\n"};
+        });
+    if (absl::Status s = admin_->Listen(*config_.admin); !s.ok()) return s;
+  }
+  accepting_ = true;
+  spdlog::info("node {} listening on {}:{} with {} threads{}", config_.node, config_.listen.host,
+               port(), shards_.size(),
+               admin_ ? fmt::format(", admin on {}:{}", config_.admin->host, admin_port()) : "");
+  return absl::OkStatus();
+}
+
+void Broker::Run() {
+  asio::signal_set signals(threads_->context(0), SIGTERM, SIGINT);
+  signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", signal);
+    Shutdown();
+  });
+  threads_->Run();
+}
+
+void Broker::Shutdown() {
+  if (shutting_down_.exchange(true)) return;
+  accepting_ = false;
+  for (auto& shard : shards_) {
+    asio::post(shard->io(), [s = shard.get()] {
+      s->StopAccepting();
+      s->DisconnectAll(mqtt::ReasonCode::kServerShuttingDown);
+    });
+  }
+  // Wait for the final DISCONNECTs to be written (the graceful closes), at most two seconds.
+  auto timer = std::make_shared<asio::steady_timer>(threads_->context(0));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto poll = std::make_shared<std::function<void()>>();
+  *poll = [this, timer, deadline, poll] {
+    if (open_sockets_.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (admin_) admin_->Close();
+      threads_->Stop();
+      *poll = nullptr;  // break the cycle
+      return;
+    }
+    timer->expires_after(std::chrono::milliseconds(20));
+    timer->async_wait([poll](const boost::system::error_code&) {
+      if (*poll) (*poll)();
+    });
+  };
+  asio::post(threads_->context(0), [poll] { (*poll)(); });
+}
+
+uint16_t Broker::port() const {
+  return shards_.front()->port();
+}
+uint16_t Broker::admin_port() const {
+  return admin_ ? admin_->port() : 0;
+}
+
+Shard& Broker::HomeShard(std::string_view client_id) {
+  return *shards_[std::hash<std::string_view>{}(client_id) % shards_.size()];
+}
+
+void Broker::Retain(const MessagePtr& message) {
+  std::lock_guard lock(retained_mutex_);
+  retained_.Set(message);
+  retained_count_.store(static_cast<int64_t>(retained_.size()));
+}
+
+std::vector<MessagePtr> Broker::MatchRetained(std::string_view filter,
+                                              Clock::time_point now) const {
+  std::vector<MessagePtr> out;
+  std::lock_guard lock(retained_mutex_);
+  retained_.Match(filter, now, [&out](const MessagePtr& m) { out.push_back(m); });
+  return out;
+}
+
+std::string Broker::AssignClientId() {
+  // Unique within this process, and across restarts and nodes with high probability.
+  static const uint64_t kBoot = std::random_device{}();
+  return fmt::format("sb-{}-{:x}-{}", config_.node, kBoot & 0xFFFFFF,
+                     next_client_serial_.fetch_add(1));
+}
+
+uint32_t Broker::CapSessionExpiry(uint32_t requested_s) const {
+  uint32_t cap = config_.limits.max_session_expiry_s;
+  return cap == 0 ? requested_s : std::min(requested_s, cap);
+}
+
+std::string Broker::RenderMetrics() const {
+  std::vector<const ShardMetrics*> blocks;
+  for (const auto& s : shards_)
+    blocks.push_back(&s->metrics());
+  return backend::RenderMetrics(
+      blocks, {.retained = retained_count_.load(), .accepting = accepting_.load()});
+}
+
+}  // namespace backend

@@ -1,0 +1,86 @@
+// The broker: its shards (one per I/O thread), what they share, and its lifecycle.
+//
+// Shared between shards, and therefore the only state with synchronisation: the retained store
+// (a mutex, taken only for retained publishes and for subscriptions that ask for retained
+// messages), the access rules (read-only), and a few atomic counts. Everything on the
+// per-message path lives in the shards (see shard.h).
+//
+//   Broker broker(config);
+//   if (absl::Status s = broker.Start(); !s.ok()) return Fail(s);  // binds, or says why not
+//   broker.Run();  // until SIGTERM/SIGINT, then a graceful shutdown
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "backend/access_rules.h"
+#include "backend/config.h"
+#include "backend/message.h"
+#include "backend/retained_store.h"
+#include "backend/socket_token.h"
+
+namespace net {
+class HttpServer;
+class IoThreads;
+}  // namespace net
+
+namespace backend {
+
+class Shard;
+
+class Broker {
+ public:
+  explicit Broker(BrokerConfig config);
+  ~Broker();
+
+  // Binds the listener and the admin server. Fails, naming the address, if it cannot.
+  [[nodiscard]] absl::Status Start();
+  // Runs until Shutdown() completes; handles SIGTERM and SIGINT by shutting down.
+  void Run();
+  // Stops accepting, disconnects every client (5.0: 0x8B Server shutting down), stops. Thread-safe.
+  void Shutdown();
+
+  uint16_t port() const;
+  uint16_t admin_port() const;
+
+  // For the shards.
+  const BrokerConfig& config() const { return config_; }
+  size_t shard_count() const { return shards_.size(); }
+  Shard& shard(size_t i) { return *shards_[i]; }
+  Shard& HomeShard(std::string_view client_id);
+  const AccessRules& access() const { return access_; }
+  void Retain(const MessagePtr& message);
+  std::vector<MessagePtr> MatchRetained(std::string_view filter, Clock::time_point now) const;
+  // A fresh client identifier for a client that sent an empty one.
+  std::string AssignClientId();
+  // A requested session expiry interval, capped by max_session_expiry_s.
+  uint32_t CapSessionExpiry(uint32_t requested_s) const;
+  SocketToken TrackSocket() { return SocketToken(&open_sockets_); }
+  void CountClient(int delta) { client_connections_.fetch_add(delta); }
+  int64_t client_connections() const { return client_connections_.load(); }
+
+ private:
+  std::string RenderMetrics() const;
+
+  BrokerConfig config_;
+  AccessRules access_;
+  std::unique_ptr<net::IoThreads> threads_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::unique_ptr<net::HttpServer> admin_;
+
+  mutable std::mutex retained_mutex_;
+  RetainedStore retained_;  // guarded by retained_mutex_
+  std::atomic<int64_t> retained_count_{0};
+
+  std::atomic<int64_t> open_sockets_{0};
+  std::atomic<int64_t> client_connections_{0};
+  std::atomic<uint64_t> next_client_serial_{0};
+  std::atomic<bool> accepting_{false};
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace backend

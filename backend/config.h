@@ -1,0 +1,46 @@
+// The broker's configuration: conf/broker.toml documents every key; command-line flags override
+// the file (see main.cc).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backend/access_rules.h"
+#include "base/host_port.h"
+
+namespace backend {
+
+struct BrokerLimits {
+  uint32_t max_connections = 100'000;
+  uint32_t max_packet_bytes = 1 << 20;  // also announced as Maximum Packet Size
+  uint32_t connect_timeout_ms = 10'000;
+  uint16_t max_keepalive_s = 65'535;  // announced as Server Keep Alive when a client asks more
+  uint16_t max_inflight = 64;         // QoS 1/2 PUBLISH in flight per session, both directions
+  uint32_t max_queued_messages = 1000;
+  uint16_t topic_alias_maximum = 64;
+  uint32_t max_session_expiry_s = 0;  // 0: no cap
+  // Bytes waiting to be written to one client beyond which its session queue stops draining and
+  // its connection stops being read.
+  uint32_t max_write_buffer_bytes = 1 << 20;
+};
+
+struct BrokerConfig {
+  std::string node = "broker";
+  base::HostPort listen{"127.0.0.1", 1883};
+  std::optional<base::HostPort> admin;  // none: no admin HTTP
+  uint32_t threads = 0;                 // 0: one per core
+  std::string log_level = "info";
+  BrokerLimits limits;
+  std::vector<AccessRule> acl;
+};
+
+// Reads a broker configuration file. Errors name the file, the key and what was expected.
+[[nodiscard]] absl::StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path);
+// The same from text, for tests.
+[[nodiscard]] absl::StatusOr<BrokerConfig> ParseBrokerConfig(const std::string& text,
+                                                             const std::string& name);
+
+}  // namespace backend

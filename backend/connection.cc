@@ -1,0 +1,274 @@
+// Connection I/O: the read loop, dispatch, writes, keep alive and closing. The protocol handlers
+// live in the handle_*.cc files.
+#include "backend/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <span>
+
+#include "backend/broker.h"
+#include "backend/graceful_close.h"
+#include "mqtt/decoder.h"
+#include "mqtt/encoder.h"
+#include "mqtt/error.h"
+
+namespace backend {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Connection::Connection(Shard& shard, tcp::socket socket, ConnectionSeed seed)
+    : shard_(shard),
+      socket_(std::move(socket)),
+      token_(std::move(seed.token)),
+      keep_alive_timer_(shard.io()),
+      connect_(std::move(seed.connect)),
+      client_id_assigned_(seed.client_id_assigned),
+      rx_(std::move(seed.pending_bytes)),
+      version_(connect_.version) {
+  boost::system::error_code ec;
+  tcp::endpoint peer = socket_.remote_endpoint(ec);
+  peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
+  socket_.non_blocking(true, ec);
+  shard_.Register(this);
+  shard_.metrics().connections.Add(1);
+  shard_.broker().CountClient(1);
+}
+
+Connection::~Connection() {
+  shard_.Unregister(this);
+  shard_.metrics().connections.Add(-1);
+  shard_.broker().CountClient(-1);
+}
+
+// ---- Reading ----------------------------------------------------------------------------------
+
+void Connection::WaitReadable() {
+  if (reading_ || closed_ || read_paused_) return;
+  reading_ = true;
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       self->OnReadable(ec);
+                     });
+}
+
+void Connection::OnReadable(const boost::system::error_code& wait_ec) {
+  if (closed_) return;
+  if (wait_ec) return Close(std::nullopt, /*publish_will=*/true);
+  std::string& scratch = shard_.read_scratch();
+  boost::system::error_code ec;
+  size_t n;
+  std::string_view data;
+  if (rx_.empty()) {
+    n = socket_.read_some(asio::buffer(scratch), ec);
+    data = std::string_view(scratch.data(), n);
+  } else {
+    // An incomplete packet is waiting: read behind it so the packet ends up contiguous.
+    size_t old = rx_.size();
+    rx_.resize(old + scratch.size());
+    n = socket_.read_some(asio::buffer(rx_.data() + old, scratch.size()), ec);
+    rx_.resize(old + n);
+    data = rx_;
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
+  if (ec) return Close(std::nullopt, /*publish_will=*/true);  // EOF or reset: abnormal
+  shard_.metrics().bytes_received.Add(static_cast<int64_t>(n));
+  last_packet_at_ = Clock::now();
+
+  size_t consumed = Process(data);
+  if (closed_) return;
+  if (data.data() == rx_.data()) {
+    rx_.erase(0, consumed);
+  } else {
+    rx_.assign(data.substr(consumed));
+  }
+  if (pump_needed_) {
+    pump_needed_ = false;
+    Pump();
+  } else {
+    Flush();
+  }
+  if (closed_) return;
+  if (out_.size() > shard_.config().limits.max_write_buffer_bytes) {
+    read_paused_ = true;  // the client does not read what we send: stop reading it
+    return;
+  }
+  WaitReadable();
+}
+
+size_t Connection::Process(std::string_view data) {
+  size_t offset = 0;
+  uint32_t max_packet = shard_.config().limits.max_packet_bytes;
+  while (!closed_) {
+    absl::StatusOr<std::optional<mqtt::Frame>> frame =
+        mqtt::ParseFrame(data.substr(offset), max_packet);
+    if (!frame.ok()) {
+      ProtocolError(mqtt::ReasonOf(frame.status()), std::string(frame.status().message()));
+      break;
+    }
+    if (!frame->has_value()) break;
+    offset += (*frame)->size;
+    absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, version_);
+    if (!packet.ok()) {
+      ProtocolError(mqtt::ReasonOf(packet.status()), std::string(packet.status().message()));
+      break;
+    }
+    Dispatch(std::move(*packet));
+  }
+  return offset;
+}
+
+void Connection::Dispatch(mqtt::Packet&& packet) {
+  struct Visitor {
+    Connection& c;
+    void operator()(mqtt::Publish& p) { c.HandlePublish(std::move(p)); }
+    void operator()(mqtt::Puback& p) { c.HandlePuback(p); }
+    void operator()(mqtt::Pubrec& p) { c.HandlePubrec(p); }
+    void operator()(mqtt::Pubrel& p) { c.HandlePubrel(p); }
+    void operator()(mqtt::Pubcomp& p) { c.HandlePubcomp(p); }
+    void operator()(mqtt::Subscribe& p) { c.HandleSubscribe(std::move(p)); }
+    void operator()(mqtt::Unsubscribe& p) { c.HandleUnsubscribe(std::move(p)); }
+    void operator()(mqtt::Pingreq&) { c.Send(mqtt::Pingresp{}); }
+    void operator()(mqtt::Disconnect& p) { c.HandleDisconnect(p); }
+    void operator()(mqtt::Connect&) {
+      c.ProtocolError(mqtt::ReasonCode::kProtocolError, "second CONNECT");  // §3.1
+    }
+    void operator()(mqtt::Auth&) {
+      // We announce no authentication method, so there is no exchange to continue (§4.12).
+      c.ProtocolError(mqtt::ReasonCode::kProtocolError, "AUTH without authentication method");
+    }
+    // Packets only a server sends.
+    void operator()(mqtt::Connack&) { Unexpected(); }
+    void operator()(mqtt::Suback&) { Unexpected(); }
+    void operator()(mqtt::Unsuback&) { Unexpected(); }
+    void operator()(mqtt::Pingresp&) { Unexpected(); }
+    void Unexpected() {
+      c.ProtocolError(mqtt::ReasonCode::kProtocolError, "packet a client must not send");
+    }
+  };
+  std::visit(Visitor{*this}, packet);
+}
+
+void Connection::HandleDisconnect(const mqtt::Disconnect& d) {
+  if (std::optional<uint32_t> expiry = d.properties.session_expiry_interval) {
+    // A session that ends at disconnect cannot be given an expiry now (MQTT 5.0 §3.14.2.2.2).
+    if (session_expiry_s_ == 0 && *expiry != 0) {
+      return ProtocolError(mqtt::ReasonCode::kProtocolError, "session expiry set at DISCONNECT");
+    }
+    session_expiry_s_ = shard_.broker().CapSessionExpiry(*expiry);
+  }
+  Close(std::nullopt, d.reason == mqtt::ReasonCode::kDisconnectWithWill);
+}
+
+// ---- Writing ----------------------------------------------------------------------------------
+
+void Connection::Send(const mqtt::Packet& packet) {
+  if (closed_) return;
+  mqtt::Encode(packet, version_, out_.bytes());
+}
+
+void Connection::Flush() {
+  if (writing_) return;  // OnWritable continues
+  std::array<asio::const_buffer, OutBuffer::kMaxGather> buffers;
+  while (!out_.empty()) {
+    size_t n = out_.Gather(buffers.data());
+    boost::system::error_code ec;
+    size_t written = socket_.write_some(std::span(buffers.data(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      writing_ = true;
+      socket_.async_wait(tcp::socket::wait_write,
+                         [self = shared_from_this()](const boost::system::error_code& ec) {
+                           self->writing_ = false;
+                           self->OnWritable(ec);
+                         });
+      return;
+    }
+    if (ec) return Close(std::nullopt, /*publish_will=*/true);
+    out_.Consume(written);
+    shard_.metrics().bytes_sent.Add(static_cast<int64_t>(written));
+  }
+}
+
+void Connection::OnWritable(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (ec) return Close(std::nullopt, /*publish_will=*/true);
+  Pump();
+  MaybeResumeReading();
+}
+
+void Connection::MaybeResumeReading() {
+  if (!read_paused_ || out_.size() > shard_.config().limits.max_write_buffer_bytes / 2) return;
+  read_paused_ = false;
+  WaitReadable();
+}
+
+void Connection::Pump() {
+  if (closed_ || session_ == nullptr) return;
+  size_t limit = shard_.config().limits.max_write_buffer_bytes;
+  Clock::time_point now = Clock::now();
+  while (out_.size() < limit) {
+    std::optional<Outgoing> next = session_->PopNext(now);
+    if (!next) break;
+    SendOutgoing(*next, now);
+  }
+  Flush();
+}
+
+// ---- Keep alive -------------------------------------------------------------------------------
+
+void Connection::ArmKeepAlive(Clock::time_point deadline) {
+  keep_alive_timer_.expires_at(deadline);
+  keep_alive_timer_.async_wait(
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->OnKeepAlive(ec); });
+}
+
+void Connection::OnKeepAlive(const boost::system::error_code& ec) {
+  if (ec || closed_) return;
+  Clock::time_point deadline = last_packet_at_ + keep_alive_timeout_;
+  if (Clock::now() < deadline) return ArmKeepAlive(deadline);
+  // Nothing for 1.5 times the keep alive (MQTT 5.0 §3.1.2.10).
+  spdlog::info("{} ({}): keep alive timeout", connect_.client_id, peer_);
+  Disconnect(mqtt::ReasonCode::kKeepAliveTimeout, /*publish_will=*/true);
+}
+
+// ---- Closing ----------------------------------------------------------------------------------
+
+void Connection::ProtocolError(mqtt::ReasonCode reason, std::string_view why) {
+  spdlog::info("{} ({}): closing: {} ({})", connect_.client_id, peer_, why,
+               mqtt::ReasonName(reason));
+  Disconnect(reason, /*publish_will=*/true);
+}
+
+void Connection::Disconnect(mqtt::ReasonCode reason, bool publish_will) {
+  shard_.metrics().disconnects[static_cast<uint8_t>(reason)].Add();
+  Close(reason, publish_will);
+}
+
+std::optional<mqtt::Will> Connection::HandOver() {
+  session_ = nullptr;  // the session stays, for the new connection
+  std::optional<mqtt::Will> will = std::move(will_);
+  Disconnect(mqtt::ReasonCode::kSessionTakenOver, /*publish_will=*/false);
+  return will;
+}
+
+void Connection::Close(std::optional<mqtt::ReasonCode> disconnect_reason, bool publish_will) {
+  if (closed_) return;
+  if (disconnect_reason && version_ == mqtt::Version::k5) {
+    Send(mqtt::Disconnect{.reason = *disconnect_reason});
+  }
+  closed_ = true;
+  keep_alive_timer_.cancel();
+  if (session_ != nullptr) {
+    Session& session = *session_;
+    session_ = nullptr;
+    shard_.Detach(session, publish_will ? std::move(will_) : std::nullopt, will_delay_s_,
+                  session_expiry_s_);
+  }
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+  CloseGracefully(std::move(socket_), std::move(out_), std::move(token_));
+}
+
+}  // namespace backend

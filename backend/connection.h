@@ -1,0 +1,117 @@
+// One client's network connection, from its CONNECT on: reads and decodes packets, hands each to
+// its handler, writes what the session owes the client, and enforces keep alive and the limits.
+//
+// The connection lives on its session's shard and is kept alive by its pending operations
+// (shared_from_this). It never blocks: reads wait for readability and then read what is there into
+// the shard's scratch buffer; writes are tried at once and wait for writability only when the
+// socket is full. When more than max_write_buffer_bytes wait to be written, the connection stops
+// draining the session queue and stops reading the client, until the client catches up.
+//
+// The packet handlers are grouped by protocol action, one file each as in mosquitto:
+// handle_connect.cc (CONNECT, CONNACK, resuming), handle_publish.cc (inbound PUBLISH and PUBREL,
+// outbound PUBLISH), handle_ack.cc (PUBACK, PUBREC, PUBCOMP), handle_subscribe.cc (SUBSCRIBE,
+// UNSUBSCRIBE); connection.cc has the I/O and the rest.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/out_buffer.h"
+#include "backend/session.h"
+#include "backend/shard.h"
+#include "backend/socket_token.h"
+#include "mqtt/packet.h"
+
+namespace backend {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Shard& shard, boost::asio::ip::tcp::socket socket, ConnectionSeed seed);
+  ~Connection();
+
+  // Attaches the session, answers the CONNACK and starts reading. On the shard's thread.
+  void Start();
+  // Moves queued messages of the session into the socket while the window and the write buffer
+  // allow, then writes.
+  void Pump();
+  // Server-initiated close: a DISCONNECT with `reason` in 5.0, then close. The will is published
+  // only if `publish_will`.
+  void Disconnect(mqtt::ReasonCode reason, bool publish_will);
+  // The session moves to a new connection of the same client id (takeover). Returns this
+  // connection's will, which the caller decides about, and closes with 0x8E.
+  std::optional<mqtt::Will> HandOver();
+
+  bool dirty = false;  // queued for the shard's flush
+
+ private:
+  // Reading.
+  void WaitReadable();
+  void OnReadable(const boost::system::error_code& ec);
+  // Decodes and handles every whole packet in `data`; returns the bytes consumed.
+  size_t Process(std::string_view data);
+  void Dispatch(mqtt::Packet&& packet);
+
+  // Handlers.
+  void HandleConnect();
+  void HandlePublish(mqtt::Publish&& publish);
+  void HandlePubrel(const mqtt::Pubrel& pubrel);
+  void HandlePuback(const mqtt::Puback& puback);
+  void HandlePubrec(const mqtt::Pubrec& pubrec);
+  void HandlePubcomp(const mqtt::Pubcomp& pubcomp);
+  void HandleSubscribe(mqtt::Subscribe&& subscribe);
+  void HandleUnsubscribe(mqtt::Unsubscribe&& unsubscribe);
+  void HandleDisconnect(const mqtt::Disconnect& disconnect);
+
+  // Writing.
+  void Send(const mqtt::Packet& packet);
+  void SendOutgoing(const Outgoing& outgoing, Clock::time_point now);
+  void Flush();
+  void OnWritable(const boost::system::error_code& ec);
+  // Resumes reading once the write buffer has drained below half its limit.
+  void MaybeResumeReading();
+
+  // Keep alive: one timer, re-armed lazily from the time of the last packet.
+  void ArmKeepAlive(Clock::time_point deadline);
+  void OnKeepAlive(const boost::system::error_code& ec);
+
+  // Closes the connection; see Disconnect.
+  void Close(std::optional<mqtt::ReasonCode> disconnect_reason, bool publish_will);
+  void ProtocolError(mqtt::ReasonCode reason, std::string_view why);
+
+  Shard& shard_;
+  boost::asio::ip::tcp::socket socket_;
+  SocketToken token_;
+  boost::asio::steady_timer keep_alive_timer_;
+  mqtt::Connect connect_;
+  bool client_id_assigned_;
+  std::string rx_;  // bytes of an incomplete packet, between reads
+  OutBuffer out_;
+
+  mqtt::Version version_;
+  Session* session_ = nullptr;
+  std::optional<mqtt::Will> will_;
+  uint32_t will_delay_s_ = 0;
+  uint32_t session_expiry_s_ = 0;
+  std::chrono::milliseconds keep_alive_timeout_{0};  // 0: none
+  Clock::time_point last_packet_at_;
+
+  // What the client told us in CONNECT (5.0 §3.1.2.11).
+  uint32_t client_max_packet_ = 0;  // 0: no limit
+  uint16_t client_alias_max_ = 0;
+  StringMap<uint16_t> aliases_out_;      // topic → alias we assigned
+  std::vector<std::string> aliases_in_;  // alias → topic the client assigned
+
+  bool reading_ = false;      // an async_wait for readability is pending
+  bool read_paused_ = false;  // stopped reading because of a full write buffer
+  bool writing_ = false;      // an async_wait for writability is pending
+  bool pump_needed_ = false;  // a handler opened the send window
+  bool closed_ = false;
+  std::string peer_;  // for logs
+};
+
+}  // namespace backend

@@ -1,0 +1,32 @@
+// PUBACK, PUBREC and PUBCOMP from the client: the outbound QoS 1 and 2 flows (MQTT 5.0 §4.3).
+// An acknowledgement frees a slot of the send window, so the session queue is pumped once the
+// packets of this read are all handled.
+#include "backend/connection.h"
+
+namespace backend {
+
+void Connection::HandlePuback(const mqtt::Puback& p) {
+  if (session_->OnPuback(p.packet_id) == Session::AckResult::kDone) pump_needed_ = true;
+}
+
+void Connection::HandlePubrec(const mqtt::Pubrec& p) {
+  switch (session_->OnPubrec(p.packet_id, p.reason)) {
+    case Session::AckResult::kSendPubrel:
+      Send(mqtt::Pubrel{.packet_id = p.packet_id});
+      break;
+    case Session::AckResult::kDone:
+      pump_needed_ = true;
+      break;
+    case Session::AckResult::kUnknown:
+      // §4.3.3: answer an unknown identifier so the client can finish its side.
+      Send(mqtt::Pubrel{.packet_id = p.packet_id,
+                        .reason = mqtt::ReasonCode::kPacketIdentifierNotFound});
+      break;
+  }
+}
+
+void Connection::HandlePubcomp(const mqtt::Pubcomp& p) {
+  if (session_->OnPubcomp(p.packet_id) == Session::AckResult::kDone) pump_needed_ = true;
+}
+
+}  // namespace backend

@@ -1,0 +1,134 @@
+// PUBLISH in both directions, and PUBREL from the client.
+//
+// Inbound: resolve the topic alias, check the QoS 2 receive window, the access rules and the
+// payload format, then route the message once and acknowledge it. A QoS 2 message is delivered on
+// its first PUBLISH and remembered by packet identifier until PUBREL, so a retransmission is
+// acknowledged again but not delivered again (MQTT 5.0 §4.3.3).
+//
+// Outbound: each session's copy is a header written in front of the shared payload, with this
+// subscriber's packet identifier, QoS, RETAIN, subscription identifiers, topic alias and the
+// remaining expiry interval.
+#include <spdlog/spdlog.h>
+
+#include "backend/broker.h"
+#include "backend/connection.h"
+#include "mqtt/encoder.h"
+#include "mqtt/utf8.h"
+
+namespace backend {
+
+using mqtt::ReasonCode;
+
+void Connection::HandlePublish(mqtt::Publish&& p) {
+  const BrokerLimits& limits = shard_.config().limits;
+  ShardMetrics& metrics = shard_.metrics();
+  metrics.messages_received[static_cast<size_t>(p.qos)].Add();
+
+  if (!p.properties.subscription_identifiers.empty()) {
+    return ProtocolError(ReasonCode::kProtocolError, "subscription identifier from a client");
+  }
+  if (std::optional<uint16_t> alias = p.properties.topic_alias) {  // §3.3.2.3.4
+    if (*alias > limits.topic_alias_maximum) {
+      return ProtocolError(ReasonCode::kTopicAliasInvalid, "topic alias above the maximum");
+    }
+    if (aliases_in_.size() <= *alias) aliases_in_.resize(limits.topic_alias_maximum + 1);
+    if (p.topic.empty()) {
+      if (aliases_in_[*alias].empty()) {
+        return ProtocolError(ReasonCode::kProtocolError, "unknown topic alias");
+      }
+      p.topic = aliases_in_[*alias];
+    } else {
+      aliases_in_[*alias] = p.topic;
+    }
+  }
+
+  if (p.qos == mqtt::QoS::k2) {
+    if (!session_->BeginInboundQos2(p.packet_id)) {
+      Send(mqtt::Pubrec{.packet_id = p.packet_id});  // a retransmission: delivered already
+      return;
+    }
+    if (session_->inbound_qos2_pending() > limits.max_inflight) {  // §3.3.4
+      return ProtocolError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
+    }
+  }
+
+  ReasonCode reason = ReasonCode::kSuccess;
+  if (!shard_.broker().access().MayPublish(p.topic)) {
+    reason = ReasonCode::kNotAuthorized;
+    metrics.Drop(DropReason::kNotAuthorized);
+  } else if (p.properties.payload_format_indicator == 1 && !mqtt::IsValidUtf8(p.payload)) {
+    reason = ReasonCode::kPayloadFormatInvalid;  // §3.3.2.3.2
+    metrics.Drop(DropReason::kPayloadFormatInvalid);
+  } else {
+    MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), p.qos, p.retain,
+                                     std::move(p.properties), session_->id(), last_packet_at_);
+    if (message->retain) shard_.broker().Retain(message);
+    shard_.Publish(message);
+  }
+
+  bool v5 = version_ == mqtt::Version::k5;
+  if (p.qos == mqtt::QoS::k1) {
+    Send(mqtt::Puback{.packet_id = p.packet_id, .reason = v5 ? reason : ReasonCode::kSuccess});
+  } else if (p.qos == mqtt::QoS::k2) {
+    if (mqtt::IsError(reason) && v5) {
+      session_->ReleaseInboundQos2(p.packet_id);  // an error PUBREC ends the exchange
+      Send(mqtt::Pubrec{.packet_id = p.packet_id, .reason = reason});
+    } else {
+      Send(mqtt::Pubrec{.packet_id = p.packet_id});
+    }
+  }
+}
+
+void Connection::HandlePubrel(const mqtt::Pubrel& p) {
+  bool known = session_->ReleaseInboundQos2(p.packet_id);
+  bool v5 = version_ == mqtt::Version::k5;
+  Send(mqtt::Pubcomp{
+      .packet_id = p.packet_id,
+      .reason = known || !v5 ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound});
+}
+
+void Connection::SendOutgoing(const Outgoing& o, Clock::time_point now) {
+  if (o.kind == Outgoing::Kind::kPubrel) {
+    Send(mqtt::Pubrel{.packet_id = o.packet_id});
+    return;
+  }
+  const Message& m = *o.delivery.message;
+  const bool v5 = version_ == mqtt::Version::k5;
+  mqtt::PublishHeader h{.topic = m.topic,
+                        .qos = o.delivery.qos,
+                        .retain = o.delivery.retain,
+                        .dup = o.dup,
+                        .packet_id = o.packet_id,
+                        .properties = &m.properties};
+  if (v5) {
+    h.subscription_identifiers = o.delivery.subscription_ids;
+    if (m.expires_at) {
+      // What is left of the interval, rounded up so that a live message never says 0 (§3.3.2.3.3).
+      auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - now).count();
+      h.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(left, 1));
+    }
+  }
+  if (client_max_packet_ != 0 &&
+      mqtt::PublishPacketSize(h, m.payload.size(), version_) > client_max_packet_) {
+    // Too large for this client: drop it as if it had been delivered (§3.1.2.11.4).
+    shard_.metrics().Drop(DropReason::kTooLarge);
+    if (o.packet_id != 0) session_->Forget(o.packet_id);
+    return;
+  }
+  if (v5 && client_alias_max_ > 0) {
+    auto it = aliases_out_.find(m.topic);
+    if (it != aliases_out_.end()) {
+      h.topic_alias = it->second;
+      h.topic = {};  // the alias stands for the topic
+    } else if (aliases_out_.size() < client_alias_max_) {
+      auto alias = static_cast<uint16_t>(aliases_out_.size() + 1);
+      aliases_out_.emplace(m.topic, alias);
+      h.topic_alias = alias;  // sent with the topic, to establish the mapping
+    }
+  }
+  mqtt::EncodePublishHeader(h, m.payload.size(), version_, out_.bytes());
+  out_.AppendPayload(o.delivery.message);
+  shard_.metrics().messages_sent[static_cast<size_t>(o.delivery.qos)].Add();
+}
+
+}  // namespace backend

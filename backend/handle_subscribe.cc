@@ -1,0 +1,117 @@
+// SUBSCRIBE and UNSUBSCRIBE (MQTT 5.0 §3.8, §3.10).
+//
+// Each topic filter gets its own answer: granted QoS, or 0x8F for an invalid filter, 0x87 when an
+// access rule forbids it (3.1.1 maps both to 0x80). Accepted filters go to every shard's routing
+// replica; SUBACK is sent once all replicas have them, followed by the retained messages the
+// Retain Handling option asks for (0: always, 1: only for a new subscription, 2: never; never for
+// shared subscriptions, §4.8.2).
+#include <algorithm>
+
+#include "backend/broker.h"
+#include "backend/connection.h"
+#include "mqtt/topic.h"
+
+namespace backend {
+
+using mqtt::ReasonCode;
+
+namespace {
+
+ReasonCode Granted(mqtt::QoS qos) {
+  return static_cast<ReasonCode>(static_cast<uint8_t>(qos));
+}
+
+}  // namespace
+
+void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
+  std::optional<uint32_t> subscription_id;
+  if (!s.properties.subscription_identifiers.empty()) {
+    subscription_id = s.properties.subscription_identifiers.front();
+  }
+  mqtt::Suback ack{.packet_id = s.packet_id};
+  std::vector<RouteChange> changes;
+  struct RetainedRequest {
+    std::string filter;
+    mqtt::QoS qos;
+    uint32_t subscription_id;
+  };
+  std::vector<RetainedRequest> retained;
+
+  for (mqtt::TopicSubscription& t : s.topics) {
+    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(t.filter);
+    std::string_view filter = shared ? shared->filter : std::string_view(t.filter);
+    if (shared && shared->group.empty()) {
+      ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);
+      continue;
+    }
+    if (shared && t.options.no_local) {  // §3.8.3.1
+      return ProtocolError(ReasonCode::kProtocolError, "No Local on a shared subscription");
+    }
+    if (!mqtt::IsValidTopicFilter(filter)) {
+      ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);
+      continue;
+    }
+    if (!shard_.broker().access().MaySubscribe(filter)) {
+      ack.reasons.push_back(ReasonCode::kNotAuthorized);
+      continue;
+    }
+    SubscriptionRecord record{t.options, subscription_id.value_or(0)};
+    auto [it, is_new] = session_->subscriptions().insert_or_assign(t.filter, record);
+    if (is_new) shard_.metrics().subscriptions.Add(1);
+    RouteChange change{.add = true,
+                       .filter = std::string(filter),
+                       .group = shared ? std::string(shared->group) : std::string(),
+                       .subscriber = {.session_id = session_->id(),
+                                      .shard = shard_.index(),
+                                      .options = t.options,
+                                      .subscription_id = record.subscription_id}};
+    changes.push_back(std::move(change));
+    uint8_t rh = t.options.retain_handling;
+    if (!shared && (rh == 0 || (rh == 1 && is_new))) {
+      retained.push_back({std::string(filter), t.options.qos, record.subscription_id});
+    }
+    ack.reasons.push_back(Granted(t.options.qos));
+  }
+
+  shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack),
+                                           retained = std::move(retained)] {
+    if (self->closed_ || self->session_ == nullptr) return;
+    self->Send(ack);
+    Clock::time_point now = Clock::now();
+    for (const RetainedRequest& r : retained) {
+      for (const MessagePtr& m : self->shard_.broker().MatchRetained(r.filter, now)) {
+        Delivery d{.message = m, .qos = std::min(m->qos, r.qos), .retain = true};
+        if (r.subscription_id != 0) d.subscription_ids.push_back(r.subscription_id);
+        if (self->session_->Enqueue(std::move(d), true) != Session::EnqueueResult::kQueued) {
+          self->shard_.metrics().Drop(DropReason::kQueueFull);
+        }
+      }
+    }
+    self->Pump();
+  });
+}
+
+void Connection::HandleUnsubscribe(mqtt::Unsubscribe&& u) {
+  mqtt::Unsuback ack{.packet_id = u.packet_id};
+  std::vector<RouteChange> changes;
+  for (const std::string& full : u.filters) {
+    if (session_->subscriptions().erase(full) == 0) {
+      ack.reasons.push_back(ReasonCode::kNoSubscriptionExisted);
+      continue;
+    }
+    shard_.metrics().subscriptions.Add(-1);
+    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(full);
+    changes.push_back({.add = false,
+                       .filter = std::string(shared ? shared->filter : std::string_view(full)),
+                       .group = shared ? std::string(shared->group) : std::string(),
+                       .subscriber = {.session_id = session_->id(), .shard = shard_.index()}});
+    ack.reasons.push_back(ReasonCode::kSuccess);
+  }
+  shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack)] {
+    if (self->closed_) return;
+    self->Send(ack);
+    self->Flush();
+  });
+}
+
+}  // namespace backend

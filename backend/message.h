@@ -1,0 +1,45 @@
+// An application message inside the broker: what one PUBLISH (or will) carried, immutable once
+// built and shared by every session it is delivered to.
+//
+// The broker decodes a PUBLISH once, moves its topic and payload here, and hands the same
+// shared_ptr<const Message> to each matching session, the retained store and, later, the cluster
+// link. What differs per recipient (packet identifier, QoS, RETAIN, subscription identifiers, topic
+// alias) is written in the header at send time, in front of this one payload.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mqtt/packet.h"
+
+namespace backend {
+
+using Clock = std::chrono::steady_clock;
+
+struct Message {
+  std::string topic;
+  std::string payload;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+  // Passed through to subscribers: the publisher's properties without Topic Alias, Subscription
+  // Identifiers and Message Expiry Interval, which are per hop (MQTT 5.0 §3.3.2.3).
+  mqtt::Properties properties;
+  // From the Message Expiry Interval; a message past it is not delivered (§3.3.2.3.3).
+  std::optional<Clock::time_point> expires_at;
+  // The session that published it, for No Local (§3.8.3.1); 0 for none.
+  uint64_t publisher_session = 0;
+
+  bool expired(Clock::time_point now) const { return expires_at && now >= *expires_at; }
+};
+
+using MessagePtr = std::shared_ptr<const Message>;
+
+// Builds a Message from a decoded PUBLISH or will, moving its strings.
+MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bool retain,
+                       mqtt::Properties properties, uint64_t publisher_session,
+                       Clock::time_point now);
+
+}  // namespace backend

@@ -1,0 +1,46 @@
+// Retained messages by topic (MQTT 5.0 §3.3.1.3): the last retained message of each topic, found
+// again by the filters of new subscriptions.
+//
+// A trie of topic levels, like the subscription trie but the other way round: the stored keys
+// are topic names and the query is a filter. A literal filter level follows one child, '+' every
+// child, '#' the whole subtree; first-level wildcards skip '$' topics (§4.7.2). A message with an
+// empty payload deletes the topic's retained message (§3.3.1.3). Not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "backend/message.h"
+#include "backend/subscription_trie.h"
+
+namespace backend {
+
+class RetainedStore {
+ public:
+  RetainedStore();
+  ~RetainedStore();
+
+  // Stores `message` as its topic's retained message, or deletes that if the payload is empty.
+  void Set(MessagePtr message);
+  // Calls `visit` for each unexpired retained message whose topic matches `filter`.
+  void Match(std::string_view filter, Clock::time_point now,
+             const std::function<void(const MessagePtr&)>& visit) const;
+  size_t size() const { return size_; }
+
+ private:
+  struct Node {
+    StringMap<std::unique_ptr<Node>> children;
+    MessagePtr message;
+  };
+  static void MatchLevels(const Node& node, std::string_view rest, bool done, bool first,
+                          Clock::time_point now,
+                          const std::function<void(const MessagePtr&)>& visit);
+  static void VisitSubtree(const Node& node, Clock::time_point now,
+                           const std::function<void(const MessagePtr&)>& visit);
+
+  std::unique_ptr<Node> root_;
+  size_t size_ = 0;
+};
+
+}  // namespace backend

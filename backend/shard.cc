@@ -1,0 +1,355 @@
+// Shard: sessions, routing and cross-shard delivery.
+#include "backend/shard.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+#include "backend/broker.h"
+#include "backend/connection.h"
+#include "backend/handshake.h"
+#include "mqtt/topic.h"
+#include "net/listen.h"
+
+namespace backend {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// A session with what the shard keeps beside it: its connection while it has one, and the will
+// and expiry that wait while it has none.
+struct Shard::SessionSlot {
+  SessionSlot(std::string client_id, uint64_t id, size_t max_queued, asio::io_context& io)
+      : session(std::move(client_id), id, max_queued), timer(io) {}
+  Session session;
+  Connection* connection = nullptr;
+  std::optional<mqtt::Will> will;  // waiting for its delay
+  Clock::time_point will_at = Clock::time_point::max();
+  Clock::time_point expires_at = Clock::time_point::max();
+  asio::steady_timer timer;
+};
+
+Shard::Shard(Broker& broker, uint32_t index, asio::io_context& io)
+    : broker_(broker), index_(index), io_(io), acceptor_(io), accept_retry_(io) {
+  read_scratch_.resize(64 * 1024);
+}
+
+Shard::~Shard() = default;
+
+const BrokerConfig& Shard::config() const {
+  return broker_.config();
+}
+
+// ---- Accepting --------------------------------------------------------------------------------
+
+absl::Status Shard::Listen(const tcp::endpoint& endpoint) {
+  absl::StatusOr<tcp::acceptor> acceptor = net::Listen(io_, endpoint, /*reuse_port=*/true);
+  if (!acceptor.ok()) return acceptor.status();
+  acceptor_ = std::move(*acceptor);
+  Accept();
+  return absl::OkStatus();
+}
+
+uint16_t Shard::port() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void Shard::StopAccepting() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
+}
+
+void Shard::Accept() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
+    if (!acceptor_.is_open()) return;
+    if (ec) {
+      // Out of descriptors, typically: wait a little instead of spinning on the error.
+      spdlog::warn("accept: {}", ec.message());
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) Accept();
+      });
+      return;
+    }
+    metrics_.connections_accepted.Add();
+    net::SetNoDelay(socket);
+    StartHandshake(*this, std::move(socket), broker_.TrackSocket());
+    Accept();
+  });
+}
+
+void Shard::Adopt(ConnectionSeed seed) {
+  boost::system::error_code ec;
+  tcp::socket socket(io_);
+  socket.assign(seed.protocol, seed.native_socket, ec);
+  if (ec) {
+    spdlog::error("adopting a connection: {}", ec.message());
+    return;
+  }
+  std::make_shared<Connection>(*this, std::move(socket), std::move(seed))->Start();
+}
+
+// ---- Sessions ---------------------------------------------------------------------------------
+
+Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& connect) {
+  SessionSlot* slot = nullptr;
+  if (auto it = by_client_id_.find(connect.client_id); it != by_client_id_.end()) {
+    slot = it->second;
+  }
+  if (slot != nullptr && slot->connection != nullptr) {
+    // Takeover (§3.1.4): the old connection goes; its will is published unless the session is
+    // resumed before the will delay passes (§3.1.3.2.2) - which, here, is now.
+    Connection* old = slot->connection;
+    slot->connection = nullptr;
+    std::optional<mqtt::Will> will = old->HandOver();
+    bool delayed = will && will->properties.will_delay_interval.value_or(0) > 0;
+    if (will && (connect.clean_start || !delayed)) PublishWill(slot->session, std::move(*will));
+  }
+  bool present = false;
+  if (slot != nullptr && connect.clean_start) {
+    EndSession(*slot);
+    slot = nullptr;
+  }
+  if (slot != nullptr) {
+    present = true;
+    slot->will.reset();  // resumed before its will delay passed
+    slot->will_at = slot->expires_at = Clock::time_point::max();
+    slot->timer.cancel();
+  } else {
+    uint64_t id = static_cast<uint64_t>(index_) << 48 | ++next_session_serial_;
+    auto owned = std::make_unique<SessionSlot>(connect.client_id, id,
+                                               config().limits.max_queued_messages, io_);
+    slot = owned.get();
+    sessions_.emplace(id, std::move(owned));
+    by_client_id_[connect.client_id] = slot;
+    metrics_.sessions.Add(1);
+  }
+  slot->connection = &connection;
+  return {&slot->session, present};
+}
+
+void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
+                   uint32_t expiry_s) {
+  SessionSlot* slot = FindSlot(session.id());
+  slot->connection = nullptr;
+  Clock::time_point now = Clock::now();
+  if (expiry_s != 0xFFFFFFFF) slot->expires_at = now + std::chrono::seconds(expiry_s);
+  if (will) {
+    // The will waits for its delay or the end of the session, whichever comes first.
+    if (will_delay_s == 0 || expiry_s == 0) {
+      PublishWill(session, std::move(*will));
+    } else {
+      slot->will = std::move(will);
+      slot->will_at = now + std::chrono::seconds(will_delay_s);
+    }
+  }
+  if (expiry_s == 0) return EndSession(*slot);
+  ArmSessionTimer(*slot);
+}
+
+void Shard::ArmSessionTimer(SessionSlot& slot) {
+  Clock::time_point at = std::min(slot.will_at, slot.expires_at);
+  if (at == Clock::time_point::max()) return;
+  slot.timer.expires_at(at);
+  uint64_t id = slot.session.id();
+  slot.timer.async_wait([this, id](const boost::system::error_code& ec) {
+    if (ec) return;
+    SessionSlot* s = FindSlot(id);
+    if (s == nullptr || s->connection != nullptr) return;
+    Clock::time_point now = Clock::now();
+    if (s->will && now >= s->will_at) {
+      mqtt::Will will = std::move(*s->will);
+      s->will.reset();
+      s->will_at = Clock::time_point::max();
+      PublishWill(s->session, std::move(will));
+    }
+    if (now >= s->expires_at) return EndSession(*s);
+    ArmSessionTimer(*s);
+  });
+}
+
+void Shard::EndSession(SessionSlot& slot) {
+  if (slot.will) PublishWill(slot.session, std::move(*slot.will));
+  std::vector<RouteChange> removals;
+  for (const auto& [full, record] : slot.session.subscriptions()) {
+    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(full);
+    removals.push_back({.add = false,
+                        .filter = std::string(shared ? shared->filter : std::string_view(full)),
+                        .group = shared ? std::string(shared->group) : std::string(),
+                        .subscriber = {.session_id = slot.session.id(), .shard = index_}});
+  }
+  metrics_.subscriptions.Add(-static_cast<int64_t>(removals.size()));
+  if (!removals.empty()) ChangeRoutes(std::move(removals), [] {});
+  metrics_.sessions.Add(-1);
+  by_client_id_.erase(slot.session.client_id());
+  sessions_.erase(slot.session.id());  // destroys the slot
+}
+
+void Shard::PublishWill(Session& session, mqtt::Will will) {
+  if (!broker_.access().MayPublish(will.topic)) {
+    metrics_.Drop(DropReason::kNotAuthorized);
+    return;
+  }
+  MessagePtr message =
+      MakeMessage(std::move(will.topic), std::move(will.payload), will.qos, will.retain,
+                  std::move(will.properties), session.id(), Clock::now());
+  if (message->retain) broker_.Retain(message);
+  Publish(message);
+}
+
+Shard::SessionSlot* Shard::FindSlot(uint64_t session_id) {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+// ---- Routing ----------------------------------------------------------------------------------
+
+void Shard::Publish(const MessagePtr& message) {
+  if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+  matches_.clear();
+  routes_.Match(message->topic, [this](const Subscriber& s) { matches_.push_back(s); });
+  if (matches_.empty()) {
+    metrics_.messages_unrouted.Add();
+    return;
+  }
+  // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
+  // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
+  // copy (§4.8.2).
+  std::stable_sort(matches_.begin(), matches_.end(), [](const Subscriber& a, const Subscriber& b) {
+    return a.session_id < b.session_id;
+  });
+  auto route = [&](uint32_t shard, uint64_t session_id, Delivery d) {
+    if (shard == index_) {
+      Deliver(session_id, std::move(d));
+    } else {
+      outbox_[shard].emplace_back(session_id, std::move(d));
+      ScheduleFlush();
+    }
+  };
+  for (size_t i = 0; i < matches_.size();) {
+    size_t end = i;
+    Delivery merged{.message = message};
+    bool any = false;
+    for (; end < matches_.size() && matches_[end].session_id == matches_[i].session_id; ++end) {
+      const Subscriber& s = matches_[end];
+      mqtt::QoS qos = std::min(message->qos, s.options.qos);
+      bool retain = message->retain && s.options.retain_as_published;
+      if (s.shared) {
+        Delivery d{.message = message, .qos = qos, .retain = retain};
+        if (s.subscription_id != 0) d.subscription_ids.push_back(s.subscription_id);
+        route(s.shard, s.session_id, std::move(d));
+        continue;
+      }
+      if (s.options.no_local && s.session_id == message->publisher_session) continue;
+      merged.qos = any ? std::max(merged.qos, qos) : qos;
+      merged.retain = merged.retain || retain;
+      if (s.subscription_id != 0) merged.subscription_ids.push_back(s.subscription_id);
+      any = true;
+    }
+    if (any) route(matches_[i].shard, matches_[i].session_id, std::move(merged));
+    i = end;
+  }
+}
+
+void Shard::Deliver(uint64_t session_id, Delivery delivery) {
+  SessionSlot* slot = FindSlot(session_id);
+  if (slot == nullptr) return;  // the session ended while the message was on its way
+  switch (slot->session.Enqueue(std::move(delivery), slot->connection != nullptr)) {
+    case Session::EnqueueResult::kQueued:
+      if (slot->connection != nullptr) MarkDirty(*slot->connection);
+      break;
+    case Session::EnqueueResult::kQueueFull:
+      metrics_.Drop(DropReason::kQueueFull);
+      break;
+    case Session::EnqueueResult::kOfflineQos0:
+      metrics_.Drop(DropReason::kOfflineQos0);
+      break;
+  }
+}
+
+void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) {
+  for (auto& [session_id, delivery] : batch)
+    Deliver(session_id, std::move(delivery));
+}
+
+void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done) {
+  ApplyRouteChanges(changes);
+  size_t others = broker_.shard_count() - 1;
+  if (others == 0 || changes.empty()) {
+    done();
+    return;
+  }
+  // Each other shard applies the changes on its thread and reports back on this one; the count
+  // of replies is touched on this thread only.
+  auto shared_changes = std::make_shared<const std::vector<RouteChange>>(std::move(changes));
+  auto remaining = std::make_shared<size_t>(others);
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    if (i == index_) continue;
+    Shard& other = broker_.shard(i);
+    asio::post(other.io(), [this, &other, shared_changes, remaining, shared_done] {
+      other.ApplyRouteChanges(*shared_changes);
+      asio::post(io_, [remaining, shared_done] {
+        if (--*remaining == 0) (*shared_done)();
+      });
+    });
+  }
+}
+
+void Shard::ApplyRouteChanges(const std::vector<RouteChange>& changes) {
+  for (const RouteChange& c : changes) {
+    if (c.add) {
+      routes_.Add(c.filter, c.group, c.subscriber);
+    } else {
+      routes_.Remove(c.filter, c.group, c.subscriber.session_id);
+    }
+  }
+}
+
+// ---- Flushing ---------------------------------------------------------------------------------
+
+void Shard::MarkDirty(Connection& connection) {
+  if (connection.dirty) return;
+  connection.dirty = true;
+  dirty_.push_back(connection.shared_from_this());
+  ScheduleFlush();
+}
+
+void Shard::ScheduleFlush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // After the handler that produced the work: everything it routed goes out in one batch per
+  // shard and one write per connection.
+  asio::post(io_, [this] { Flush(); });
+}
+
+void Shard::Flush() {
+  flush_scheduled_ = false;
+  for (size_t i = 0; i < outbox_.size(); ++i) {
+    if (outbox_[i].empty()) continue;
+    Shard& target = broker_.shard(i);
+    asio::post(target.io(), [&target, batch = std::move(outbox_[i])]() mutable {
+      target.ReceiveDeliveries(std::move(batch));
+    });
+    outbox_[i].clear();
+  }
+  std::vector<std::shared_ptr<Connection>> dirty = std::move(dirty_);
+  dirty_.clear();
+  for (const std::shared_ptr<Connection>& c : dirty) {
+    c->dirty = false;
+    c->Pump();
+  }
+}
+
+void Shard::DisconnectAll(mqtt::ReasonCode reason) {
+  std::vector<std::shared_ptr<Connection>> all;
+  for (Connection* c : connections_)
+    all.push_back(c->shared_from_this());
+  for (const auto& c : all)
+    c->Disconnect(reason, /*publish_will=*/false);
+}
+
+}  // namespace backend

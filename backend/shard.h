@@ -1,0 +1,137 @@
+// A shard is one I/O thread's share of the broker: the sessions whose client ids hash to it, the
+// connections of those sessions, and a full replica of the subscription routing table.
+//
+// The one idea: a session never leaves its shard, and nothing on the per-message path takes a
+// lock. A client id always hashes to the same shard, so a takeover or a resumed session is found
+// locally. Each shard matches publishes against its own replica of every subscription in the
+// broker, delivers to its own sessions directly and to other shards' sessions by posting batches to
+// their threads. Subscription changes are applied to every replica before SUBACK goes out, so a
+// client that has its SUBACK receives every later publish, whichever shard it arrives on.
+//
+//   publisher ─► shard A: match A's replica ─┬─► A's sessions: enqueue, write
+//                                            └─► post batch ─► shard B: enqueue, write
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "backend/message.h"
+#include "backend/metrics.h"
+#include "backend/session.h"
+#include "backend/socket_token.h"
+#include "backend/subscription_trie.h"
+
+namespace backend {
+
+class Broker;
+class Connection;
+struct BrokerConfig;
+
+// A change to the routing table, applied to every shard's replica.
+struct RouteChange {
+  bool add = true;
+  std::string filter;  // without "$share/GROUP/"
+  std::string group;   // empty: not shared
+  Subscriber subscriber;
+};
+
+// What a handshake hands to the shard that owns the client id.
+struct ConnectionSeed {
+  int native_socket = -1;
+  boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
+  SocketToken token;
+  mqtt::Connect connect;
+  std::string pending_bytes;  // read after the CONNECT, not processed yet
+  bool client_id_assigned = false;
+};
+
+class Shard {
+ public:
+  Shard(Broker& broker, uint32_t index, boost::asio::io_context& io);
+  ~Shard();
+
+  uint32_t index() const { return index_; }
+  boost::asio::io_context& io() { return io_; }
+  Broker& broker() { return broker_; }
+  const BrokerConfig& config() const;
+  ShardMetrics& metrics() { return metrics_; }
+  // A buffer for reading, shared by this shard's connections: a read uses it only within one
+  // handler, so idle connections hold no read buffer of their own.
+  std::string& read_scratch() { return read_scratch_; }
+
+  // Accepting. Listen before the threads run; StopAccepting on this shard's thread.
+  [[nodiscard]] absl::Status Listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  uint16_t port() const;
+  void StopAccepting();
+
+  // Takes over a connection whose CONNECT a handshake has read. On this shard's thread.
+  void Adopt(ConnectionSeed seed);
+
+  // Binds `connection` to the session of its client id: resumes it (clean start 0) or starts a
+  // new one, taking the session over from a connection that holds it (MQTT 5.0 §3.1.4).
+  struct Attached {
+    Session* session;
+    bool present;
+  };
+  Attached Attach(Connection& connection, const mqtt::Connect& connect);
+  // The connection of `session` is gone. Publishes `will` after `will_delay_s` (or at once), and
+  // ends the session after `expiry_s` (0: now, 0xFFFFFFFF: never) unless it is resumed first.
+  void Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
+              uint32_t expiry_s);
+
+  // Routes a message to every matching session of every shard.
+  void Publish(const MessagePtr& message);
+  // Applies `changes` to every replica, then calls `done` on this shard's thread.
+  void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done);
+  // Asks for `connection` to be pumped and flushed once the current handler is done.
+  void MarkDirty(Connection& connection);
+
+  // Closes every connection with `reason` (5.0 DISCONNECT). On this shard's thread.
+  void DisconnectAll(mqtt::ReasonCode reason);
+
+  // Connections register while open.
+  void Register(Connection* c) { connections_.insert(c); }
+  void Unregister(Connection* c) { connections_.erase(c); }
+
+ private:
+  struct SessionSlot;
+
+  void Accept();
+  void ApplyRouteChanges(const std::vector<RouteChange>& changes);
+  void Deliver(uint64_t session_id, Delivery delivery);
+  void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
+  void ScheduleFlush();
+  void Flush();
+  void EndSession(SessionSlot& slot);
+  void PublishWill(Session& session, mqtt::Will will);
+  void ArmSessionTimer(SessionSlot& slot);
+  SessionSlot* FindSlot(uint64_t session_id);
+
+  Broker& broker_;
+  uint32_t index_;
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  ShardMetrics metrics_;
+  std::string read_scratch_;
+
+  absl::flat_hash_map<uint64_t, std::unique_ptr<SessionSlot>> sessions_;
+  StringMap<SessionSlot*> by_client_id_;
+  uint64_t next_session_serial_ = 0;
+  absl::flat_hash_set<Connection*> connections_;
+
+  SubscriptionTrie routes_;
+  std::vector<Subscriber> matches_;                                 // scratch for Publish
+  std::vector<std::vector<std::pair<uint64_t, Delivery>>> outbox_;  // per destination shard
+  std::vector<std::shared_ptr<Connection>> dirty_;
+  bool flush_scheduled_ = false;
+};
+
+}  // namespace backend

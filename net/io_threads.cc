@@ -1,0 +1,49 @@
+// IoThreads: each context is kept alive by a work guard until Stop().
+#include "net/io_threads.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+namespace net {
+
+size_t DefaultThreadCount() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+IoThreads::IoThreads(size_t count) {
+  if (count == 0) count = DefaultThreadCount();
+  for (size_t i = 0; i < count; ++i) {
+    // Concurrency hint 1: each context is run by exactly one thread, so Asio can skip locking.
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
+}
+
+IoThreads::~IoThreads() {
+  Stop();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void IoThreads::Run() {
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
+  for (auto& c : contexts_)
+    guards.push_back(boost::asio::make_work_guard(*c));
+  for (size_t i = 1; i < contexts_.size(); ++i) {
+    threads_.emplace_back([this, i] { contexts_[i]->run(); });
+  }
+  contexts_[0]->run();
+  for (auto& g : guards)
+    g.reset();
+  for (std::thread& t : threads_)
+    t.join();
+  threads_.clear();
+}
+
+void IoThreads::Stop() {
+  for (auto& c : contexts_)
+    c->stop();
+}
+
+}  // namespace net

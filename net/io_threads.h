@@ -1,0 +1,44 @@
+// A fixed set of threads, each running its own io_context.
+//
+// One io_context per thread, rather than one shared by all, means a handler never migrates and
+// the contexts never contend on a shared queue: whatever lives on context i (a connection, a
+// broker shard) is touched by thread i only, without locks. Work crosses threads only by
+// asio::post to another context.
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace net {
+
+class IoThreads {
+ public:
+  // `count` 0 means one per hardware thread.
+  explicit IoThreads(size_t count);
+  ~IoThreads();
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+
+  size_t size() const { return contexts_.size(); }
+  boost::asio::io_context& context(size_t i) { return *contexts_[i]; }
+
+  // Runs every context on its own thread, the first on the calling thread; returns when all
+  // contexts have stopped.
+  void Run();
+  // Stops every context; safe from any thread.
+  void Stop();
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::thread> threads_;
+};
+
+// The thread count a "threads = 0" setting stands for.
+size_t DefaultThreadCount();
+
+}  // namespace net
