@@ -41,6 +41,22 @@ void IoThreads::Run() {
   threads_.clear();
 }
 
+void IoThreads::Start() {
+  using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  for (auto& c : contexts_) {
+    guards_.emplace_back(new Guard(boost::asio::make_work_guard(*c)),
+                         [](void* g) { delete static_cast<Guard*>(g); });
+    threads_.emplace_back([ctx = c.get()] { ctx->run(); });
+  }
+}
+
+void IoThreads::Join() {
+  guards_.clear();
+  for (std::thread& t : threads_)
+    t.join();
+  threads_.clear();
+}
+
 void IoThreads::Stop() {
   for (auto& c : contexts_)
     c->stop();

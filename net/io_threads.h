@@ -30,12 +30,16 @@ class IoThreads {
   // Runs every context on its own thread, the first on the calling thread; returns when all
   // contexts have stopped.
   void Run();
+  // Runs every context on a thread of its own and returns at once; Join() waits for them.
+  void Start();
+  void Join();
   // Stops every context; safe from any thread.
   void Stop();
 
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<void, void (*)(void*)>> guards_;
 };
 
 // The thread count a "threads = 0" setting stands for.
