@@ -237,9 +237,6 @@ absl::StatusOr<Packet> ReadSubscribe(ByteReader& r, Version v) {
     t.options.retain_as_published = options & 0x08;
     t.options.retain_handling = (options >> 4) & 0x3;
     if (t.options.retain_handling == 3) r.Fail(R::kProtocolError, "retain handling 3");
-    if (t.options.no_local && ParseSharedFilter(t.filter).has_value()) {
-      r.Fail(R::kProtocolError, "no local on a shared subscription");  // 5.0 §3.8.3.1
-    }
     s.topics.push_back(std::move(t));
   }
   if (r.ok() && s.topics.empty()) r.Fail(R::kProtocolError, "SUBSCRIBE without topic filters");

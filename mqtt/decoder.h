@@ -55,7 +55,8 @@ inline constexpr uint32_t kMaxPacketBytes = 268'435'455 + 5;
 [[nodiscard]] absl::StatusOr<Connect> DecodeConnect(const Frame& frame);
 
 // Owns a buffer and yields packets from a stream fed in arbitrary pieces; for clients and tests.
-// After an error the stream is poisoned and keeps returning that error.
+// After an error the stream is poisoned and keeps returning that error. Feed() does not bound
+// the buffer: a server must use ParseFrame on its own bounded buffer instead.
 class StreamDecoder {
  public:
   explicit StreamDecoder(uint32_t max_packet_bytes = kMaxPacketBytes)

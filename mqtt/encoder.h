@@ -23,8 +23,9 @@
 namespace mqtt {
 
 // Appends `packet` encoded for `version` to `out`. For 3.1.1 the fields 3.1.1 lacks are dropped
-// and reason codes map to its return codes. The packet must be valid: strings at most 65535 bytes,
-// packet identifiers non-zero where required.
+// and reason codes map to its return codes. A CONNECT is encoded in the version it names itself
+// (Connect::version), since it is what sets the session's version. The packet must be valid:
+// strings at most 65535 bytes, packet identifiers non-zero where required.
 void Encode(const Packet& packet, Version version, std::string& out);
 
 // A PUBLISH without its payload.

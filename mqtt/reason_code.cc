@@ -59,7 +59,8 @@ uint8_t ToConnackReturnCode311(ReasonCode code) {
     case ReasonCode::kSuccess: return 0;
     case ReasonCode::kUnsupportedProtocolVersion: return 1;
     case ReasonCode::kClientIdentifierNotValid: return 2;
-    case ReasonCode::kBadUserNameOrPassword: return 4;
+    case ReasonCode::kBadUserNameOrPassword:
+    case ReasonCode::kBadAuthenticationMethod: return 4;
     case ReasonCode::kNotAuthorized:
     case ReasonCode::kBanned: return 5;
     default: return 3;  // Server unavailable: the only other answer 3.1.1 has.

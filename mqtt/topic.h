@@ -27,6 +27,9 @@ bool IsValidTopicFilter(std::string_view filter);
 // Whether `topic` (a valid name) matches `filter` (a valid, non-shared filter).
 bool TopicMatches(std::string_view filter, std::string_view topic);
 
+// The filter relations below take plain filters; for a shared subscription, pass the part after
+// "$share/GROUP/" (see ParseSharedFilter).
+
 // True when every topic `inner` matches is matched by `outer` too: "a/#" covers "a/+/b".
 bool FilterCovers(std::string_view outer, std::string_view inner);
 

@@ -1,6 +1,8 @@
 // Readers and writers of MQTT's data representations.
 #include "mqtt/wire.h"
 
+#include <cassert>
+
 #include "mqtt/error.h"
 #include "mqtt/utf8.h"
 
@@ -102,6 +104,7 @@ void ByteWriter::VarInt(uint32_t v) {
 }
 
 void ByteWriter::Binary(std::string_view v) {
+  assert(v.size() <= UINT16_MAX);  // the caller's contract: decoded strings always fit
   U16(static_cast<uint16_t>(v.size()));
   out_.append(v);
 }
