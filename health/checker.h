@@ -1,0 +1,41 @@
+// A health checker probes one backend once: the interface, and the factory of the three kinds.
+//
+//   tcp   the backend accepts a TCP connection
+//   mqtt  it answers CONNECT with a successful CONNACK (then gets a DISCONNECT)
+//   http  GET `path` answers 2xx (e.g. the broker's /healthz on its admin port)
+//
+// A probe is a coroutine on the caller's io_context; it never takes longer than `timeout`.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace health {
+
+struct CheckResult {
+  bool ok = false;
+  std::string error;  // why not, when not ok
+  std::chrono::microseconds latency{0};
+};
+
+enum class CheckKind { kTcp, kMqtt, kHttp };
+
+struct CheckSpec {
+  CheckKind kind = CheckKind::kTcp;
+  std::string http_path = "/healthz";
+  std::string mqtt_client_id = "switchboard-health";
+};
+
+class Checker {
+ public:
+  virtual ~Checker() = default;
+  virtual boost::asio::awaitable<CheckResult> Check(boost::asio::ip::tcp::endpoint target,
+                                                    std::chrono::milliseconds timeout) = 0;
+};
+
+std::unique_ptr<Checker> MakeChecker(const CheckSpec& spec);
+
+}  // namespace health

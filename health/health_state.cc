@@ -1,0 +1,61 @@
+// HealthState transitions.
+#include "health/health_state.h"
+
+#include <algorithm>
+
+namespace health {
+
+std::string_view EventName(Event e) {
+  switch (e) {
+    case Event::kWentDown:
+      return "down";
+    case Event::kCameUp:
+      return "up";
+    case Event::kEjected:
+      return "ejected";
+    case Event::kRestored:
+      return "restored";
+  }
+  return "?";
+}
+
+std::optional<Event> HealthState::OnCheck(bool ok, Clock::time_point now) {
+  if (ok && ejected(now)) {
+    ejected_until_ = {};  // an active success ends an ejection
+    consecutive_connect_failures_ = 0;
+    if (up_) return Event::kRestored;
+  }
+  if (ok == up_) {
+    streak_ = 0;
+    return std::nullopt;
+  }
+  ++streak_;
+  if (streak_ < (up_ ? policy_.fall : policy_.rise)) return std::nullopt;
+  up_ = ok;
+  streak_ = 0;
+  return up_ ? Event::kCameUp : Event::kWentDown;
+}
+
+std::optional<Event> HealthState::OnConnectFailure(Clock::time_point now) {
+  if (policy_.passive_failures == 0 || ejected(now)) return std::nullopt;
+  if (++consecutive_connect_failures_ < policy_.passive_failures) return std::nullopt;
+  consecutive_connect_failures_ = 0;
+  if (ejections_ > 0 && now - last_ejection_ > 2 * policy_.eject_max) ejections_ = 0;
+  ++ejections_;
+  auto backoff = policy_.eject_base * (int64_t{1} << std::min<uint32_t>(ejections_ - 1, 20));
+  ejected_until_ = now + std::min<Millis>(backoff, policy_.eject_max);
+  last_ejection_ = now;
+  return Event::kEjected;
+}
+
+std::optional<Event> HealthState::Tick(Clock::time_point now) {
+  if (ejected_until_ == Clock::time_point{} || now < ejected_until_) return std::nullopt;
+  ejected_until_ = {};
+  return Event::kRestored;
+}
+
+Millis HealthState::NextInterval() const {
+  return streak_ > 0 ? policy_.fast_interval : policy_.interval;
+}
+
+}  // namespace health

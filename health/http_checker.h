@@ -1,0 +1,21 @@
+// The http checker: healthy when GET `path` answers with a 2xx status, as the broker's /healthz
+// does while it accepts connections.
+#pragma once
+
+#include <string>
+
+#include "health/checker.h"
+
+namespace health {
+
+class HttpChecker : public Checker {
+ public:
+  explicit HttpChecker(std::string path) : path_(std::move(path)) {}
+  boost::asio::awaitable<CheckResult> Check(boost::asio::ip::tcp::endpoint target,
+                                            std::chrono::milliseconds timeout) override;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace health

@@ -1,0 +1,62 @@
+// MqttChecker: CONNECT, CONNACK, DISCONNECT with the project's codec.
+#include "health/mqtt_checker.h"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "health/probe.h"
+#include "mqtt/decoder.h"
+#include "mqtt/encoder.h"
+
+namespace health {
+
+namespace asio = boost::asio;
+
+asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
+                                                std::chrono::milliseconds timeout) {
+  asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
+  co_return co_await RunWithTimeout(
+      [&]() -> asio::awaitable<CheckResult> {
+        if (std::string error = co_await ConnectTo(socket, target); !error.empty()) {
+          co_return CheckResult{.error = error};
+        }
+        std::string out;
+        mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,
+                                   .clean_start = true,
+                                   .keep_alive_s = 30,
+                                   .client_id = client_id_},
+                     mqtt::Version::k311, out);
+        auto [wec, written] = co_await asio::async_write(socket, asio::buffer(out),
+                                                         asio::as_tuple(asio::use_awaitable));
+        if (wec) co_return CheckResult{.error = "write: " + wec.message()};
+        mqtt::StreamDecoder decoder(1024);
+        std::array<char, 512> buffer;
+        while (true) {
+          auto [rec, n] = co_await socket.async_read_some(asio::buffer(buffer),
+                                                          asio::as_tuple(asio::use_awaitable));
+          if (rec) co_return CheckResult{.error = "read: " + rec.message()};
+          decoder.Feed(std::string_view(buffer.data(), n));
+          absl::StatusOr<std::optional<mqtt::Packet>> packet = decoder.Next(mqtt::Version::k311);
+          if (!packet.ok())
+            co_return CheckResult{.error = "invalid reply: " + packet.status().ToString()};
+          if (!packet->has_value()) continue;
+          auto* ack = std::get_if<mqtt::Connack>(&**packet);
+          if (ack == nullptr) co_return CheckResult{.error = "first reply is not CONNACK"};
+          if (ack->reason != mqtt::ReasonCode::kSuccess) {
+            co_return CheckResult{.error = "CONNACK refused: " +
+                                           std::string(mqtt::ReasonName(ack->reason))};
+          }
+          out.clear();
+          mqtt::Encode(mqtt::Disconnect{}, mqtt::Version::k311, out);
+          co_await asio::async_write(socket, asio::buffer(out),
+                                     asio::as_tuple(asio::use_awaitable));
+          co_return CheckResult{.ok = true};
+        }
+      },
+      timeout);
+}
+
+}  // namespace health
