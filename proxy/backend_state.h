@@ -1,0 +1,63 @@
+// What every thread of the proxy knows about one backend, lock-free: its address, weight, whether
+// it may be chosen, and its counters. One object per backend, shared by the pool objects of
+// successive configurations as long as the backend keeps its name and address, so that a reload
+// keeps its health, its counts and the operator's changes.
+//
+// Writers: the control thread (health verdicts, operator changes); every I/O thread (counters).
+// Readers: every thread. All relaxed atomics: each field is a fact on its own.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "health/health_state.h"
+#include "proxy/config.h"
+
+namespace proxy {
+
+struct BackendState {
+  BackendState(BackendConfig config, boost::asio::ip::tcp::endpoint endpoint,
+               boost::asio::ip::tcp::endpoint check_endpoint, const health::Policy& policy)
+      : config(std::move(config)),
+        endpoint(endpoint),
+        check_endpoint(check_endpoint),
+        weight(this->config.weight),
+        health(policy) {}
+
+  const BackendConfig config;
+  const boost::asio::ip::tcp::endpoint endpoint;
+  const boost::asio::ip::tcp::endpoint check_endpoint;
+
+  std::atomic<uint32_t> weight;             // configured, or set through the admin API
+  std::atomic<bool> draining{false};        // no new connections; existing ones stay
+  std::atomic<bool> available{true};        // health: up and not ejected
+  std::atomic<int64_t> up_since_ns{0};      // steady clock, for slow start; 0: long up
+  std::atomic<int64_t> active{0};           // this proxy's open connections to it
+  std::atomic<int64_t> remote_active{0};    // other proxies' (shared state), 0 when alone
+  std::atomic<bool> failure_streak{false};  // a connect failure was reported since a success
+
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> connect_errors{0};
+  std::atomic<uint64_t> bytes_to_backend{0};
+  std::atomic<uint64_t> bytes_to_client{0};
+  std::atomic<uint64_t> checks_total{0};
+  std::atomic<uint64_t> checks_failed{0};
+  std::atomic<uint64_t> check_latency_us{0};  // of the last check
+  std::atomic<uint64_t> transitions{0};
+
+  // Owned by the control thread.
+  health::HealthState health;
+
+  const std::string& name() const { return config.name; }
+  bool usable() const {
+    return available.load(std::memory_order_relaxed) && !draining.load(std::memory_order_relaxed) &&
+           weight.load(std::memory_order_relaxed) > 0;
+  }
+  // "up", "down", "ejected" or "draining", for the admin API and metrics.
+  std::string_view StateName() const;
+};
+
+}  // namespace proxy

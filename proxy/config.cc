@@ -1,0 +1,178 @@
+// Reading conf/switchboard.toml.
+#include "proxy/config.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "base/config_file.h"
+
+namespace proxy {
+namespace {
+
+using base::ConfigTable;
+
+base::HostPort Address(const ConfigTable& t, std::string_view key, bool required) {
+  std::string text = t.String(key, "");
+  if (text.empty()) {
+    if (required) t.Fail(key, "expected HOST:PORT (required)");
+    return {};
+  }
+  absl::StatusOr<base::HostPort> parsed = base::ParseHostPort(text);
+  if (!parsed.ok()) t.Fail(key, std::string(parsed.status().message()));
+  return parsed.value_or(base::HostPort{});
+}
+
+uint32_t U32(const ConfigTable& t, std::string_view key, uint32_t fallback, int64_t min,
+             int64_t max) {
+  return static_cast<uint32_t>(t.Integer(key, fallback, min, max));
+}
+
+void ReadHealth(const ConfigTable& h, HealthConfig& out) {
+  out.active = true;
+  std::string type = h.OneOf("type", "tcp", {"tcp", "mqtt", "http"});
+  out.kind = type == "mqtt"   ? health::CheckKind::kMqtt
+             : type == "http" ? health::CheckKind::kHttp
+                              : health::CheckKind::kTcp;
+  out.http_path = h.String("path", out.http_path);
+  if (out.http_path.empty() || out.http_path[0] != '/')
+    h.Fail("path", "expected a path like \"/healthz\"");
+  health::Policy& p = out.policy;
+  p.interval = health::Millis(U32(h, "interval_ms", p.interval.count(), 10, 3'600'000));
+  p.fast_interval = health::Millis(
+      U32(h, "fast_interval_ms", std::min(p.fast_interval, p.interval).count(), 10, 3'600'000));
+  p.timeout = health::Millis(U32(h, "timeout_ms", p.timeout.count(), 10, 600'000));
+  p.rise = U32(h, "rise", p.rise, 1, 100);
+  p.fall = U32(h, "fall", p.fall, 1, 100);
+  p.jitter_percent = U32(h, "jitter_percent", p.jitter_percent, 0, 50);
+}
+
+void ReadPassive(const ConfigTable& t, health::Policy& p) {
+  p.passive_failures = U32(t, "failures", p.passive_failures, 0, 1000);
+  p.eject_base = health::Millis(U32(t, "eject_base_ms", p.eject_base.count(), 10, 3'600'000));
+  p.eject_max = health::Millis(U32(t, "eject_max_ms", p.eject_max.count(), 10, 86'400'000));
+  if (p.eject_max < p.eject_base) t.Fail("eject_max_ms", "expected at least eject_base_ms");
+}
+
+PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
+  PoolConfig p;
+  p.name = name;
+  std::string strategy = t.OneOf("strategy", "least-connections",
+                                 {"weighted-round-robin", "least-connections", "source-hash"});
+  p.strategy = strategy == "weighted-round-robin" ? balancer::StrategyKind::kWeightedRoundRobin
+               : strategy == "source-hash"        ? balancer::StrategyKind::kSourceHash
+                                                  : balancer::StrategyKind::kLeastConnections;
+  std::string key = t.OneOf("hash_key", "client-id", {"client-id", "source-ip"});
+  p.hash_key = key == "source-ip" ? HashKey::kSourceIp : HashKey::kClientId;
+  if (t.Has("hash_key") && p.strategy != balancer::StrategyKind::kSourceHash) {
+    t.Fail("hash_key", "only for strategy = \"source-hash\"");
+  }
+  p.sticky = t.Bool("sticky", p.sticky);
+  p.sticky_ttl_s = U32(t, "sticky_ttl_s", p.sticky_ttl_s, 1, 30 * 86'400);
+  p.retries = U32(t, "retries", p.retries, 0, 100);
+  p.connect_timeout_ms = U32(t, "connect_timeout_ms", p.connect_timeout_ms, 1, 600'000);
+  p.proxy_protocol = t.Bool("proxy_protocol", p.proxy_protocol);
+  p.on_down = t.OneOf("on_down", "none", {"none", "shutdown-sessions"}) == "shutdown-sessions"
+                  ? OnDown::kShutdownSessions
+                  : OnDown::kNone;
+  p.shutdown_jitter_ms = U32(t, "shutdown_jitter_ms", p.shutdown_jitter_ms, 0, 3'600'000);
+  p.slow_start_s = U32(t, "slow_start_s", p.slow_start_s, 0, 3600);
+  std::set<std::string> names;
+  for (const ConfigTable& b : t.Tables("backend")) {
+    BackendConfig backend;
+    backend.name = b.String("name", "");
+    if (backend.name.empty()) b.Fail("name", "expected a non-empty name (required)");
+    if (!names.insert(backend.name).second) b.Fail("name", "expected a name unique in its pool");
+    backend.address = Address(b, "address", true);
+    backend.weight = U32(b, "weight", backend.weight, 0, 1000);
+    if (b.Has("check_address")) backend.check_address = Address(b, "check_address", true);
+    p.backends.push_back(std::move(backend));
+  }
+  if (p.backends.empty()) t.Fail("backend", "expected at least one [[pool.NAME.backend]]");
+  if (std::optional<ConfigTable> h = t.Table("health")) ReadHealth(*h, p.health);
+  if (std::optional<ConfigTable> passive = t.Table("passive")) {
+    ReadPassive(*passive, p.health.policy);
+  }
+  return p;
+}
+
+absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
+  ProxyConfig c;
+  ConfigTable root = file.root();
+  if (std::optional<ConfigTable> p = root.Table("proxy")) {
+    c.instance = p->String("instance", c.instance);
+    if (c.instance.empty()) p->Fail("instance", "expected a non-empty id");
+    if (p->Has("admin")) c.admin = Address(*p, "admin", true);
+    c.threads = U32(*p, "threads", c.threads, 0, 256);
+    c.log_level =
+        p->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
+  }
+  if (std::optional<ConfigTable> pools = root.Table("pool")) {
+    for (const auto& [name, table] : pools->NamedTables())
+      c.pools[name] = ReadPool(name, table);
+  }
+  std::set<std::string> listener_names;
+  std::vector<ConfigTable> listeners = root.Tables("listener");
+  if (listeners.empty()) root.Fail("listener", "expected at least one [[listener]]");
+  for (const ConfigTable& l : listeners) {
+    ListenerConfig listener;
+    listener.name = l.String("name", "");
+    if (listener.name.empty()) l.Fail("name", "expected a non-empty name (required)");
+    if (!listener_names.insert(listener.name).second) l.Fail("name", "expected a unique name");
+    listener.bind = Address(l, "bind", true);
+    listener.protocol =
+        l.OneOf("protocol", "mqtt", {"mqtt", "tcp"}) == "tcp" ? Protocol::kTcp : Protocol::kMqtt;
+    listener.pool = l.String("pool", "");
+    auto pool = c.pools.find(listener.pool);
+    if (pool == c.pools.end()) {
+      l.Fail("pool",
+             fmt::format("expected the name of a [pool.NAME] table, got \"{}\"", listener.pool));
+    } else if (listener.protocol == Protocol::kTcp) {
+      // Without MQTT there is no client id to hash or stick on.
+      const PoolConfig& p = pool->second;
+      bool needs_id = p.sticky || (p.strategy == balancer::StrategyKind::kSourceHash &&
+                                   p.hash_key == HashKey::kClientId);
+      if (needs_id) {
+        l.Fail("pool",
+               "a tcp listener needs a pool without sticky and without "
+               "hash_key = \"client-id\" (no client id without MQTT)");
+      }
+    }
+    listener.connect_timeout_ms =
+        U32(l, "connect_timeout_ms", listener.connect_timeout_ms, 1, 600'000);
+    listener.max_connect_bytes =
+        U32(l, "max_connect_bytes", listener.max_connect_bytes, 64, 16 << 20);
+    listener.idle_timeout_s = U32(l, "idle_timeout_s", listener.idle_timeout_s, 0, 86'400 * 7);
+    c.listeners.push_back(std::move(listener));
+  }
+  if (absl::Status s = file.Finish(); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<ProxyConfig> LoadProxyConfig(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<base::ConfigFile>> file = base::ConfigFile::Load(path);
+  if (!file.ok()) return file.status();
+  return Read(**file);
+}
+
+absl::StatusOr<ProxyConfig> ParseProxyConfig(const std::string& text, const std::string& name) {
+  absl::StatusOr<std::unique_ptr<base::ConfigFile>> file = base::ConfigFile::Parse(text, name);
+  if (!file.ok()) return file.status();
+  return Read(**file);
+}
+
+std::string_view StrategyName(balancer::StrategyKind kind) {
+  switch (kind) {
+    case balancer::StrategyKind::kWeightedRoundRobin:
+      return "weighted-round-robin";
+    case balancer::StrategyKind::kLeastConnections:
+      return "least-connections";
+    case balancer::StrategyKind::kSourceHash:
+      return "source-hash";
+  }
+  return "?";
+}
+
+}  // namespace proxy

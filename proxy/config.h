@@ -1,0 +1,84 @@
+// The proxy's configuration (conf/switchboard.toml; docs/configuration.md is the reference).
+//
+// Listeners accept clients and name a pool; a pool has backends, a strategy, health checks and
+// the failover settings. Loading validates everything that can be known before binding: names
+// unique, pools that exist, a hash key the listener's protocol can provide, prime-free of
+// surprises. Errors name the file, the line, the key and what was expected.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "balancer/strategy.h"
+#include "base/host_port.h"
+#include "health/checker.h"
+#include "health/health_state.h"
+
+namespace proxy {
+
+enum class Protocol { kMqtt, kTcp };
+enum class HashKey { kClientId, kSourceIp };
+enum class OnDown { kNone, kShutdownSessions };
+
+struct BackendConfig {
+  std::string name;
+  base::HostPort address;
+  uint32_t weight = 1;
+  std::optional<base::HostPort> check_address;  // where health checks go; default: address
+  bool operator==(const BackendConfig&) const = default;
+};
+
+struct HealthConfig {
+  bool active = false;  // false: no [pool.NAME.health] table, passive detection only
+  health::CheckKind kind = health::CheckKind::kTcp;
+  std::string http_path = "/healthz";
+  health::Policy policy;
+};
+
+struct PoolConfig {
+  std::string name;
+  balancer::StrategyKind strategy = balancer::StrategyKind::kLeastConnections;
+  HashKey hash_key = HashKey::kClientId;
+  bool sticky = false;
+  uint32_t sticky_ttl_s = 1800;
+  uint32_t retries = 3;
+  uint32_t connect_timeout_ms = 2000;
+  bool proxy_protocol = false;
+  OnDown on_down = OnDown::kNone;
+  uint32_t shutdown_jitter_ms = 5000;
+  uint32_t slow_start_s = 0;
+  std::vector<BackendConfig> backends;
+  HealthConfig health;
+};
+
+struct ListenerConfig {
+  std::string name;
+  base::HostPort bind;
+  Protocol protocol = Protocol::kMqtt;
+  std::string pool;
+  uint32_t connect_timeout_ms = 5000;  // mqtt: the CONNECT must arrive within this
+  uint32_t max_connect_bytes = 65536;  // mqtt: a larger CONNECT is refused
+  uint32_t idle_timeout_s = 600;       // tcp, and mqtt clients with keep alive 0; 0: none
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+struct ProxyConfig {
+  std::string instance = "switchboard";  // this proxy's id in shared state
+  std::optional<base::HostPort> admin;
+  uint32_t threads = 0;
+  std::string log_level = "info";
+  std::vector<ListenerConfig> listeners;
+  std::map<std::string, PoolConfig> pools;
+};
+
+[[nodiscard]] absl::StatusOr<ProxyConfig> LoadProxyConfig(const std::string& path);
+[[nodiscard]] absl::StatusOr<ProxyConfig> ParseProxyConfig(const std::string& text,
+                                                           const std::string& name);
+
+std::string_view StrategyName(balancer::StrategyKind kind);
+
+}  // namespace proxy

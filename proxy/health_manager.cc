@@ -1,0 +1,182 @@
+// HealthManager: one check loop (a coroutine) per backend with active checks, plus timers for
+// the end of ejections and the steps of slow start.
+#include "proxy/health_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "health/checker.h"
+
+namespace proxy {
+
+namespace asio = boost::asio;
+using health::Clock;
+
+struct HealthManager::Monitor {
+  Monitor(asio::io_context& io, std::shared_ptr<const Pool> p, std::shared_ptr<BackendState> b)
+      : pool(std::move(p)),
+        backend(std::move(b)),
+        check_timer(io),
+        eject_timer(io),
+        ramp_timer(io) {}
+  std::shared_ptr<const Pool> pool;  // the newest pool object holding the backend
+  std::shared_ptr<BackendState> backend;
+  std::unique_ptr<health::Checker> checker;
+  asio::steady_timer check_timer;
+  asio::steady_timer eject_timer;
+  asio::steady_timer ramp_timer;
+  bool stopped = false;
+};
+
+HealthManager::HealthManager(asio::io_context& control, std::string instance, EventHandler on_event)
+    : control_(control), instance_(std::move(instance)), on_event_(std::move(on_event)) {}
+
+HealthManager::~HealthManager() {
+  Stop();
+}
+
+namespace {
+
+// The check loop of one backend: wait (interval with jitter), probe, feed the state machine.
+asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
+                                std::function<void(std::optional<health::Event>)> apply) {
+  std::mt19937_64 rng(std::random_device{}());
+  while (!m->stopped) {
+    const health::Policy& policy = m->pool->config().health.policy;
+    auto base = m->backend->health.NextInterval();
+    int64_t spread = base.count() * policy.jitter_percent / 100;
+    std::uniform_int_distribution<int64_t> jitter(-spread, spread);
+    m->check_timer.expires_after(base + health::Millis(jitter(rng)));
+    auto [ec] = co_await m->check_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || m->stopped) co_return;
+    health::CheckResult r = co_await m->checker->Check(m->backend->check_endpoint, policy.timeout);
+    if (m->stopped) co_return;
+    BackendState& b = *m->backend;
+    b.checks_total.fetch_add(1, std::memory_order_relaxed);
+    b.check_latency_us.store(static_cast<uint64_t>(r.latency.count()), std::memory_order_relaxed);
+    if (!r.ok) {
+      b.checks_failed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("pool {}: check of {} failed: {}", m->pool->name(), b.name(), r.error);
+    }
+    apply(b.health.OnCheck(r.ok, Clock::now()));
+  }
+}
+
+}  // namespace
+
+void HealthManager::Watch(const std::map<std::string, std::shared_ptr<const Pool>>& pools) {
+  std::map<BackendState*, std::shared_ptr<Monitor>> next;
+  for (const auto& [name, pool] : pools) {
+    for (const std::shared_ptr<BackendState>& b : pool->backends()) {
+      auto it = monitors_.find(b.get());
+      std::shared_ptr<Monitor> m;
+      if (it != monitors_.end()) {
+        m = it->second;
+        m->pool = pool;
+        monitors_.erase(it);
+      } else {
+        m = std::make_shared<Monitor>(control_, pool, b);
+        const HealthConfig& h = pool->config().health;
+        if (h.active) {
+          m->checker = health::MakeChecker({.kind = h.kind,
+                                            .http_path = h.http_path,
+                                            .mqtt_client_id = "sb-health-" + instance_});
+          asio::co_spawn(control_,
+                         CheckLoop(m, [this, raw = m.get()](
+                                          std::optional<health::Event> e) { Apply(*raw, e); }),
+                         asio::detached);
+        }
+      }
+      next.emplace(b.get(), std::move(m));
+    }
+  }
+  for (auto& [backend, m] : monitors_) {  // backends no longer configured
+    m->stopped = true;
+    m->check_timer.cancel();
+    m->eject_timer.cancel();
+    m->ramp_timer.cancel();
+  }
+  monitors_ = std::move(next);
+}
+
+void HealthManager::Stop() {
+  Watch({});
+}
+
+void HealthManager::Apply(Monitor& m, std::optional<health::Event> event) {
+  if (!event) return;
+  BackendState& b = *m.backend;
+  Clock::time_point now = Clock::now();
+  bool was = b.available.load();
+  bool is = b.health.available(now);
+  b.available.store(is);
+  b.transitions.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("pool {}: backend {} {} ({})", m.pool->name(), b.name(), health::EventName(*event),
+               is ? "available" : "not available");
+  auto self = monitors_.find(&b);
+  if (self == monitors_.end()) return;
+  if (*event == health::Event::kEjected) ScheduleEjectionEnd(self->second);
+  if (!was && is && m.pool->config().slow_start_s > 0) {
+    b.up_since_ns.store(now.time_since_epoch().count());
+    RampSlowStart(self->second);
+  } else if (!is) {
+    b.up_since_ns.store(0);
+  }
+  m.pool->Touch();
+  if (on_event_) on_event_(*m.pool, b, *event);
+}
+
+void HealthManager::ScheduleEjectionEnd(const std::shared_ptr<Monitor>& m) {
+  m->eject_timer.expires_at(m->backend->health.ejected_until());
+  m->eject_timer.async_wait([this, m](const boost::system::error_code& ec) {
+    if (ec || m->stopped) return;
+    Apply(*m, m->backend->health.Tick(Clock::now()));
+  });
+}
+
+void HealthManager::RampSlowStart(const std::shared_ptr<Monitor>& m) {
+  // Each tenth of the ramp changes the effective weight: tell the strategies.
+  auto step = std::chrono::milliseconds(m->pool->config().slow_start_s * 100);
+  m->ramp_timer.expires_after(step);
+  m->ramp_timer.async_wait([this, m, step](const boost::system::error_code& ec) {
+    if (ec || m->stopped) return;
+    BackendState& b = *m->backend;
+    m->pool->Touch();
+    int64_t since = b.up_since_ns.load();
+    if (since == 0) return;
+    auto elapsed = Clock::now().time_since_epoch().count() - since;
+    if (elapsed >= std::chrono::nanoseconds(step * 10).count()) {
+      b.up_since_ns.store(0);  // ramp done: full weight
+      m->pool->Touch();
+      return;
+    }
+    RampSlowStart(m);
+  });
+}
+
+void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& backend) {
+  backend->failure_streak.store(true, std::memory_order_relaxed);
+  asio::post(control_, [this, backend] {
+    auto it = monitors_.find(backend.get());
+    if (it == monitors_.end()) return;
+    Apply(*it->second, backend->health.OnConnectFailure(Clock::now()));
+  });
+}
+
+void HealthManager::ReportConnectSuccess(const std::shared_ptr<BackendState>& backend) {
+  // Only a failure count in progress needs resetting; the common case costs one atomic load.
+  if (!backend->failure_streak.load(std::memory_order_relaxed) ||
+      !backend->failure_streak.exchange(false)) {
+    return;
+  }
+  asio::post(control_, [backend] { backend->health.OnConnectSuccess(); });
+}
+
+}  // namespace proxy

@@ -1,0 +1,34 @@
+// A listener at run time: its configuration, immutable, and its counters, which outlive
+// reloads as long as the listener keeps its name. A reload that changes only a listener's pool or
+// timeouts swaps in a new ListenerState with the same counters and keeps the socket.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "proxy/config.h"
+
+namespace proxy {
+
+// Why a client connection was refused or closed before reaching a backend.
+enum class RejectReason : uint8_t { kConnectTimeout, kMalformed, kNoBackend, kCount };
+std::string_view RejectReasonName(RejectReason r);
+
+struct ListenerCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<int64_t> active{0};
+  std::atomic<uint64_t> rejected[static_cast<size_t>(RejectReason::kCount)] = {};
+
+  void Reject(RejectReason r) {
+    rejected[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+struct ListenerState {
+  ListenerConfig config;
+  std::shared_ptr<ListenerCounters> counters;
+};
+
+}  // namespace proxy

@@ -1,0 +1,66 @@
+// switchboard: the MQTT load-balancing proxy.
+//
+//   switchboard --config conf/switchboard.toml [--check] [--log-level LEVEL]
+//
+// --check validates the file and exits: 0 when valid, 2 with the error otherwise. A configuration
+// error names the file, the line, the key and what was expected, and exits 2 before anything is
+// bound; a listener that cannot be bound exits 1. SIGHUP reloads the file; SIGTERM stops.
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "base/logging.h"
+#include "proxy/proxy.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  po::options_description flags("switchboard: the MQTT load-balancing proxy\n\nOptions");
+  flags.add_options()("help,h", "print this help and exit")(
+      "config,c", po::value<std::string>(),
+      "TOML configuration file (required; see "
+      "conf/switchboard.toml, docs/configuration.md)")(
+      "check", "validate the configuration and exit: 0 valid, 2 invalid")(
+      "log-level", po::value<std::string>(), "trace, debug, info, warn, error or off");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, flags), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "switchboard: " << e.what() << " (see --help)\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << flags << "\n";
+    return 0;
+  }
+  if (!vm.count("config")) {
+    std::cerr << "switchboard: --config FILE is required (see --help)\n";
+    return 2;
+  }
+  std::string path = vm["config"].as<std::string>();
+  absl::StatusOr<proxy::ProxyConfig> config = proxy::LoadProxyConfig(path);
+  if (!config.ok()) {
+    std::cerr << "switchboard: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (vm.count("check")) {
+    std::cout << path << ": valid (" << config->listeners.size() << " listeners, "
+              << config->pools.size() << " pools)\n";
+    return 0;
+  }
+  if (vm.count("log-level")) config->log_level = vm["log-level"].as<std::string>();
+  if (absl::Status s = base::InitLogging("switchboard", config->log_level); !s.ok()) {
+    std::cerr << "switchboard: " << s.message() << "\n";
+    return 2;
+  }
+  proxy::Proxy proxy(path, std::move(*config));
+  if (absl::Status s = proxy.Start(); !s.ok()) {
+    std::cerr << "switchboard: " << s.message() << "\n";
+    return 1;
+  }
+  proxy.Run();
+  spdlog::info("stopped");
+  return 0;
+}

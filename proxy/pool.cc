@@ -1,0 +1,70 @@
+// Pool and PoolPicker.
+#include "proxy/pool.h"
+
+#include <algorithm>
+
+namespace proxy {
+
+std::string_view BackendState::StateName() const {
+  if (!available.load(std::memory_order_relaxed)) {
+    return health.up() ? "ejected" : "down";  // a data race on health is benign: display only
+  }
+  return draining.load(std::memory_order_relaxed) ? "draining" : "up";
+}
+
+Pool::Pool(PoolConfig config, std::vector<std::shared_ptr<BackendState>> backends,
+           std::shared_ptr<std::atomic<uint64_t>> generation,
+           std::shared_ptr<state::StickyStore> sticky)
+    : config_(std::move(config)),
+      backends_(std::move(backends)),
+      generation_(std::move(generation)),
+      sticky_(std::move(sticky)) {}
+
+std::shared_ptr<BackendState> Pool::Find(std::string_view backend_name) const {
+  for (const auto& b : backends_) {
+    if (b->name() == backend_name) return b;
+  }
+  return nullptr;
+}
+
+PoolPicker::PoolPicker(std::shared_ptr<const Pool> pool)
+    : pool_(std::move(pool)), strategy_(balancer::MakeStrategy(pool_->config().strategy)) {}
+
+uint32_t PoolPicker::EffectiveWeight(const BackendState& b, const PoolConfig& config,
+                                     int64_t now_ns) {
+  uint32_t weight = b.weight.load(std::memory_order_relaxed) * 10;
+  int64_t since = b.up_since_ns.load(std::memory_order_relaxed);
+  // Consistent hashing does not slow-start: changing weights would move keys back and forth.
+  if (config.slow_start_s == 0 || since == 0 ||
+      config.strategy == balancer::StrategyKind::kSourceHash) {
+    return weight;
+  }
+  int64_t ramp_ns = int64_t{config.slow_start_s} * 1'000'000'000;
+  int64_t tenths = std::clamp<int64_t>((now_ns - since) * 10 / ramp_ns + 1, 1, 10);
+  return std::max<uint32_t>(1, static_cast<uint32_t>(weight * tenths / 10));
+}
+
+std::shared_ptr<BackendState> PoolPicker::Pick(
+    std::string_view key, std::span<const std::shared_ptr<BackendState>> tried) {
+  auto backends = pool_->backends();
+  const PoolConfig& config = pool_->config();
+  int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  if (views_.size() != backends.size()) {
+    views_.resize(backends.size());
+    exclude_ = std::make_unique<bool[]>(backends.size());
+  }
+  for (size_t i = 0; i < backends.size(); ++i) {
+    const BackendState& b = *backends[i];
+    int64_t load =
+        b.active.load(std::memory_order_relaxed) + b.remote_active.load(std::memory_order_relaxed);
+    views_[i] = {b.name(), EffectiveWeight(b, config, now_ns), b.usable(),
+                 static_cast<uint64_t>(std::max<int64_t>(0, load))};
+    exclude_[i] = std::find(tried.begin(), tried.end(), backends[i]) != tried.end();
+  }
+  std::span<const bool> exclude;
+  if (!tried.empty()) exclude = std::span<const bool>(exclude_.get(), backends.size());
+  std::optional<size_t> pick = strategy_->Pick({views_, pool_->generation()}, key, exclude);
+  return pick ? backends[*pick] : nullptr;
+}
+
+}  // namespace proxy

@@ -1,0 +1,240 @@
+// Proxy lifecycle and reloads.
+#include "proxy/proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "base/absl_format.h"
+#include "net/http_server.h"
+#include "net/io_threads.h"
+#include "net/listen.h"
+#include "proxy/admin_api.h"
+#include "proxy/health_manager.h"
+#include "proxy/worker.h"
+#include "state/local_sticky_store.h"
+
+namespace proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Proxy::Proxy(std::string config_path, ProxyConfig config)
+    : config_path_(std::move(config_path)),
+      config_(std::move(config)),
+      threads_(std::make_unique<net::IoThreads>(config_.threads)),
+      sticky_(std::make_shared<state::LocalStickyStore>()) {
+  for (size_t i = 0; i < threads_->size(); ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i, threads_->context(i)));
+  }
+  health_ =
+      std::make_unique<HealthManager>(threads_->context(0), config_.instance,
+                                      [this](const Pool& pool, BackendState& backend,
+                                             health::Event e) { OnHealthEvent(pool, backend, e); });
+}
+
+Proxy::~Proxy() = default;
+
+absl::Status Proxy::Start() {
+  if (absl::Status s = Apply(config_); !s.ok()) return s;
+  if (config_.admin) {
+    admin_ = std::make_unique<net::HttpServer>(
+        threads_->context(0),
+        [this](const net::HttpRequest& request) { return HandleAdmin(*this, request); });
+    if (absl::Status s = admin_->Listen(*config_.admin); !s.ok()) return s;
+  }
+  accepting_ = true;
+  for (const auto& [name, port] : ports_) {
+    spdlog::info("listener {} on {}:{}", name, bound_.at(name).bind.host, port);
+  }
+  if (admin_) spdlog::info("admin on {}:{}", config_.admin->host, admin_->port());
+  spdlog::info("{} worker threads", workers_.size());
+  return absl::OkStatus();
+}
+
+absl::Status Proxy::Apply(ProxyConfig next) {
+  // 1. Pools: resolve every backend; keep the state of backends that keep name and addresses.
+  std::map<std::string, std::shared_ptr<const Pool>> pools;
+  for (const auto& [name, pc] : next.pools) {
+    std::vector<std::shared_ptr<BackendState>> backends;
+    for (const BackendConfig& bc : pc.backends) {
+      absl::StatusOr<tcp::endpoint> ep = net::Resolve(bc.address);
+      if (!ep.ok())
+        return absl::InvalidArgumentError(
+            fmt::format("pool {} backend {}: {}", name, bc.name, ep.status().message()));
+      absl::StatusOr<tcp::endpoint> check = net::Resolve(bc.check_address.value_or(bc.address));
+      if (!check.ok())
+        return absl::InvalidArgumentError(
+            fmt::format("pool {} backend {}: {}", name, bc.name, check.status().message()));
+      std::shared_ptr<BackendState> state;
+      if (auto old = pools_.find(name); old != pools_.end()) {
+        std::shared_ptr<BackendState> b = old->second->Find(bc.name);
+        if (b != nullptr && b->endpoint == *ep && b->check_endpoint == *check) {
+          state = b;
+          // A weight changed in the file overrides one set through the admin API.
+          if (b->config.weight != bc.weight) state->weight.store(bc.weight);
+        }
+      }
+      if (state == nullptr) {
+        state = std::make_shared<BackendState>(bc, *ep, *check, pc.health.policy);
+      }
+      backends.push_back(std::move(state));
+    }
+    auto& generation = generations_[name];
+    if (!generation) generation = std::make_shared<std::atomic<uint64_t>>(1);
+    generation->fetch_add(1);
+    pools[name] = std::make_shared<const Pool>(pc, std::move(backends), generation, sticky_);
+  }
+
+  // 2. Listeners: bind what is new or moved, one acceptor per worker; undo all on a failure.
+  struct Opened {
+    std::string name;
+    std::vector<tcp::acceptor> acceptors;
+    uint16_t port;
+  };
+  std::vector<Opened> opened;
+  for (const ListenerConfig& lc : next.listeners) {
+    auto it = bound_.find(lc.name);
+    if (it != bound_.end() && it->second.bind == lc.bind && it->second.protocol == lc.protocol) {
+      continue;  // keeps its sockets
+    }
+    absl::StatusOr<tcp::endpoint> ep = net::Resolve(lc.bind);
+    if (!ep.ok()) return ep.status();
+    Opened o{lc.name, {}, 0};
+    for (auto& w : workers_) {
+      absl::StatusOr<tcp::acceptor> a = net::Listen(w->io(), *ep, /*reuse_port=*/true);
+      if (!a.ok())
+        return absl::UnavailableError(
+            fmt::format("listener {}: {}", lc.name, a.status().message()));
+      ep->port(a->local_endpoint().port());  // with port 0, every worker takes the same one
+      o.port = ep->port();
+      o.acceptors.push_back(std::move(*a));
+    }
+    opened.push_back(std::move(o));
+  }
+
+  // 3. Commit: from here on nothing fails.
+  std::map<std::string, std::shared_ptr<const ListenerState>> states;
+  for (const ListenerConfig& lc : next.listeners) {
+    auto& counters = listener_counters_[lc.name];
+    if (!counters) counters = std::make_shared<ListenerCounters>();
+    states[lc.name] = std::make_shared<const ListenerState>(ListenerState{lc, counters});
+  }
+  std::vector<std::string> closing;
+  for (const auto& [name, lc] : bound_) {
+    bool moved = std::any_of(opened.begin(), opened.end(), [&](auto& o) { return o.name == name; });
+    if (moved || !states.contains(name)) closing.push_back(name);
+  }
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    Worker* worker = workers_[w].get();
+    std::vector<std::pair<std::shared_ptr<const ListenerState>, tcp::acceptor>> accept;
+    for (Opened& o : opened)
+      accept.emplace_back(states[o.name], std::move(o.acceptors[w]));
+    asio::post(worker->io(), [worker, pools, states, closing,
+                              accept = std::make_shared<decltype(accept)>(std::move(accept))] {
+      worker->SetPools(pools);
+      for (const std::string& name : closing)
+        worker->StopAccepting(name);
+      for (auto& [state, acceptor] : *accept)
+        worker->Accept(state, std::move(acceptor));
+      for (const auto& [name, state] : states)
+        worker->UpdateListener(state);
+    });
+  }
+  for (const std::string& name : closing) {
+    bound_.erase(name);
+    ports_.erase(name);
+  }
+  for (const Opened& o : opened) {
+    bound_[o.name] = states[o.name]->config;
+    ports_[o.name] = o.port;
+  }
+  for (const auto& [name, state] : states)
+    bound_[name] = state->config;
+  for (auto it = listener_counters_.begin(); it != listener_counters_.end();) {
+    it = states.contains(it->first) ? std::next(it) : listener_counters_.erase(it);
+  }
+  asio::post(threads_->context(0), [this, pools] { health_->Watch(pools); });
+  pools_ = std::move(pools);
+  config_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::Status Proxy::Reload() {
+  absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
+  if (!next.ok()) return next.status();
+  if (next->threads != config_.threads || next->admin != config_.admin ||
+      next->instance != config_.instance) {
+    spdlog::warn("reload: [proxy] threads, admin and instance apply at the next restart");
+    next->threads = config_.threads;
+    next->admin = config_.admin;
+    next->instance = config_.instance;
+  }
+  return Apply(std::move(*next));
+}
+
+void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {
+  bool lost = event == health::Event::kWentDown || event == health::Event::kEjected;
+  if (!lost || pool.config().on_down != OnDown::kShutdownSessions) return;
+  auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
+  spdlog::info("pool {}: closing the sessions of {} over {} ms", pool.name(), backend.name(),
+               jitter.count());
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    const BackendState* b = &backend;
+    asio::post(worker->io(), [worker, b, jitter] { worker->ShutdownSessions(b, jitter); });
+  }
+}
+
+void Proxy::Run() {
+  asio::signal_set signals(threads_->context(0), SIGTERM, SIGINT, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+          absl::Status s = Reload();
+          if (s.ok()) {
+            spdlog::info("reloaded {}", config_path_);
+          } else {
+            spdlog::error("reload refused, the running configuration stays: {}", s.message());
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("signal {}: shutting down", signal);
+        Shutdown();
+      };
+  signals.async_wait(on_signal);
+  threads_->Run();
+}
+
+void Proxy::Shutdown() {
+  accepting_ = false;
+  asio::post(threads_->context(0), [this] {
+    health_->Stop();
+    if (admin_) admin_->Close();
+  });
+  // Every worker closes its listeners and tunnels; the last one to finish stops the threads.
+  auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io(), [this, worker, remaining] {
+      worker->StopAllAccepting();
+      worker->CloseAll();
+      if (remaining->fetch_sub(1) == 1) threads_->Stop();
+    });
+  }
+}
+
+uint16_t Proxy::admin_port() const {
+  return admin_ ? admin_->port() : 0;
+}
+
+uint16_t Proxy::listener_port(const std::string& name) const {
+  auto it = ports_.find(name);
+  return it == ports_.end() ? 0 : it->second;
+}
+
+}  // namespace proxy

@@ -1,0 +1,80 @@
+// The proxy process: I/O threads with their workers, the listeners, the pools, health checking,
+// the admin API, and reloading on SIGHUP.
+//
+// Thread 0 is also the control thread: health checks, the admin API, signals and reloads run
+// there. Configuration changes reach the other workers by posting; no lock is on the path of a
+// connection.
+//
+// A reload is all or nothing: the new file is parsed, every new address resolved and every new
+// listener bound before anything changes; any failure leaves the old configuration in force.
+// Backends that keep their name and address keep their health, counts, operator changes and
+// connections; listeners that keep their address keep their sockets.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "health/health_state.h"
+#include "proxy/config.h"
+#include "proxy/listener_state.h"
+#include "proxy/pool.h"
+
+namespace net {
+class HttpServer;
+class IoThreads;
+}  // namespace net
+
+namespace proxy {
+
+class HealthManager;
+class Worker;
+
+class Proxy {
+ public:
+  Proxy(std::string config_path, ProxyConfig config);
+  ~Proxy();
+
+  // Binds the listeners and the admin API and starts health checks; fails, saying why, if any
+  // address cannot be resolved or bound.
+  [[nodiscard]] absl::Status Start();
+  // Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration file.
+  void Run();
+  void Shutdown();
+  // Re-reads the configuration file and applies it; the old one stays on any error.
+  [[nodiscard]] absl::Status Reload();
+
+  HealthManager& health() { return *health_; }
+  uint16_t admin_port() const;
+  uint16_t listener_port(const std::string& name) const;
+
+  // For the admin API, on the control thread.
+  const std::map<std::string, std::shared_ptr<const Pool>>& pools() const { return pools_; }
+  const std::map<std::string, std::shared_ptr<ListenerCounters>>& listener_counters() const {
+    return listener_counters_;
+  }
+  const ProxyConfig& config() const { return config_; }
+  bool accepting() const { return accepting_; }
+
+ private:
+  absl::Status Apply(ProxyConfig next);
+  void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
+
+  std::string config_path_;
+  ProxyConfig config_;
+  std::unique_ptr<net::IoThreads> threads_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<HealthManager> health_;
+  std::unique_ptr<net::HttpServer> admin_;
+  std::shared_ptr<state::StickyStore> sticky_;
+  std::map<std::string, std::shared_ptr<const Pool>> pools_;
+  std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> generations_;
+  std::map<std::string, std::shared_ptr<ListenerCounters>> listener_counters_;
+  std::map<std::string, ListenerConfig> bound_;  // listeners with open sockets
+  std::map<std::string, uint16_t> ports_;
+  bool accepting_ = false;
+};
+
+}  // namespace proxy

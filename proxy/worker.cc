@@ -1,0 +1,134 @@
+// Worker: acceptors, pool pickers, the tunnel registry.
+#include "proxy/worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <random>
+
+#include "net/listen.h"
+#include "proxy/client_session.h"
+#include "proxy/health_manager.h"
+#include "proxy/proxy.h"
+#include "proxy/tunnel.h"
+
+namespace proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct Worker::Acceptor {
+  Acceptor(std::shared_ptr<const ListenerState> l, tcp::acceptor a, asio::io_context& io)
+      : listener(std::move(l)), acceptor(std::move(a)), retry(io) {}
+  std::shared_ptr<const ListenerState> listener;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;
+};
+
+Worker::Worker(Proxy& proxy, size_t index, asio::io_context& io)
+    : proxy_(proxy), index_(index), io_(io), read_buffer_(64 * 1024) {}
+
+Worker::~Worker() = default;
+
+void Worker::SetPools(const std::map<std::string, std::shared_ptr<const Pool>>& pools) {
+  pickers_.clear();
+  for (const auto& [name, pool] : pools)
+    pickers_.emplace(name, PoolPicker(pool));
+}
+
+PoolPicker* Worker::picker(const std::string& pool) {
+  auto it = pickers_.find(pool);
+  return it == pickers_.end() ? nullptr : &it->second;
+}
+
+void Worker::Accept(std::shared_ptr<const ListenerState> listener, tcp::acceptor acceptor) {
+  std::string name = listener->config.name;
+  auto a = std::make_shared<Acceptor>(std::move(listener), std::move(acceptor), io_);
+  acceptors_[name] = a;
+  AcceptNext(a);
+}
+
+void Worker::UpdateListener(std::shared_ptr<const ListenerState> listener) {
+  auto it = acceptors_.find(listener->config.name);
+  if (it != acceptors_.end()) it->second->listener = std::move(listener);
+}
+
+void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
+  a->acceptor.async_accept([this, a](const boost::system::error_code& ec, tcp::socket socket) {
+    if (!a->acceptor.is_open()) return;
+    if (ec) {
+      // Typically out of descriptors: back off instead of spinning on the error.
+      spdlog::warn("listener {}: accept: {}", a->listener->config.name, ec.message());
+      a->retry.expires_after(std::chrono::milliseconds(100));
+      a->retry.async_wait([this, a](const boost::system::error_code& ec) {
+        if (!ec) AcceptNext(a);
+      });
+      return;
+    }
+    a->listener->counters->accepted.fetch_add(1, std::memory_order_relaxed);
+    net::SetNoDelay(socket);
+    asio::co_spawn(io_, ServeClient(*this, a->listener, std::move(socket)), asio::detached);
+    AcceptNext(a);
+  });
+}
+
+void Worker::StopAccepting(const std::string& name) {
+  auto it = acceptors_.find(name);
+  if (it == acceptors_.end()) return;
+  boost::system::error_code ignored;
+  it->second->acceptor.close(ignored);
+  it->second->retry.cancel();
+  acceptors_.erase(it);
+}
+
+void Worker::StopAllAccepting() {
+  while (!acceptors_.empty())
+    StopAccepting(acceptors_.begin()->first);
+}
+
+void Worker::Register(Tunnel* t) {
+  tunnels_[&t->backend()].insert(t);
+  ++tunnel_count_;
+}
+
+void Worker::Unregister(Tunnel* t) {
+  auto it = tunnels_.find(&t->backend());
+  if (it == tunnels_.end() || it->second.erase(t) == 0) return;
+  --tunnel_count_;
+  if (it->second.empty()) tunnels_.erase(it);
+}
+
+void Worker::ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter) {
+  auto it = tunnels_.find(backend);
+  if (it == tunnels_.end()) return;
+  // Spread the closes so that thousands of clients do not reconnect in the same millisecond.
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_int_distribution<int64_t> delay(0, std::max<int64_t>(jitter.count(), 0));
+  auto now = Tunnel::Clock::now();
+  for (Tunnel* t : it->second)
+    t->CloseAt(now + std::chrono::milliseconds(delay(rng)));
+}
+
+void Worker::CloseAll() {
+  std::vector<std::shared_ptr<Tunnel>> all;
+  for (auto& [backend, set] : tunnels_) {
+    for (Tunnel* t : set)
+      all.push_back(t->shared_from_this());
+  }
+  for (auto& t : all)
+    t->Close();
+}
+
+void Worker::ReportConnectFailure(const std::shared_ptr<BackendState>& backend) {
+  backend->connect_errors.fetch_add(1, std::memory_order_relaxed);
+  proxy_.health().ReportConnectFailure(backend);
+}
+
+void Worker::ReportConnectSuccess(const std::shared_ptr<BackendState>& backend) {
+  proxy_.health().ReportConnectSuccess(backend);
+}
+
+}  // namespace proxy

@@ -1,0 +1,77 @@
+// One I/O thread of the proxy and everything that lives on it: its acceptors (one per listener,
+// all sharing the address through SO_REUSEPORT), its handle on each pool (a strategy instance of
+// its own), the tunnels it carries, and the read buffer they share.
+//
+// Nothing here is touched by another thread. The control thread reaches a worker only by posting
+// to its io_context: new pools after a reload, listeners to open or close, backends whose
+// sessions must be shut down.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "proxy/listener_state.h"
+#include "proxy/pool.h"
+
+namespace proxy {
+
+class Proxy;
+class Tunnel;
+
+class Worker {
+ public:
+  Worker(Proxy& proxy, size_t index, boost::asio::io_context& io);
+  ~Worker();
+
+  size_t index() const { return index_; }
+  boost::asio::io_context& io() { return io_; }
+  Proxy& proxy() { return proxy_; }
+  // 64 KiB shared by this thread's tunnels, valid within one handler.
+  std::span<char> read_buffer() { return read_buffer_; }
+
+  // The calls below run on this worker's thread.
+  void SetPools(const std::map<std::string, std::shared_ptr<const Pool>>& pools);
+  PoolPicker* picker(const std::string& pool);
+  // Starts accepting on `acceptor` (opened and bound by the control thread) for `listener`.
+  void Accept(std::shared_ptr<const ListenerState> listener,
+              boost::asio::ip::tcp::acceptor acceptor);
+  // A reload changed the listener's settings but not its address: new connections use these.
+  void UpdateListener(std::shared_ptr<const ListenerState> listener);
+  // Stops accepting for the listener called `name`.
+  void StopAccepting(const std::string& name);
+  void StopAllAccepting();
+
+  void Register(Tunnel* t);
+  void Unregister(Tunnel* t);
+  // Closes the tunnels to `backend`, each at a random moment within `jitter`.
+  void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
+  // Closes every tunnel now (shutdown).
+  void CloseAll();
+  size_t tunnels() const { return tunnel_count_; }
+
+  // From any coroutine or tunnel of this thread: a failed connect or an immediate reset.
+  void ReportConnectFailure(const std::shared_ptr<BackendState>& backend);
+  void ReportConnectSuccess(const std::shared_ptr<BackendState>& backend);
+
+ private:
+  struct Acceptor;
+  void AcceptNext(const std::shared_ptr<Acceptor>& a);
+
+  Proxy& proxy_;
+  size_t index_;
+  boost::asio::io_context& io_;
+  std::vector<char> read_buffer_;
+  std::map<std::string, PoolPicker> pickers_;
+  std::map<std::string, std::shared_ptr<Acceptor>> acceptors_;
+  absl::flat_hash_map<const BackendState*, absl::flat_hash_set<Tunnel*>> tunnels_;
+  size_t tunnel_count_ = 0;
+};
+
+}  // namespace proxy
