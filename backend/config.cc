@@ -7,10 +7,11 @@
 namespace backend {
 namespace {
 
-// Reads an address key, recording an error for a malformed one.
+// Reads an address key, recording an error for a malformed one. An empty string is an error too,
+// not the default: `admin = ""` would otherwise open an admin endpoint on an empty address.
 base::HostPort Address(const base::ConfigTable& t, std::string_view key, base::HostPort fallback) {
+  if (!t.Has(key)) return fallback;
   std::string text = t.String(key, "");
-  if (text.empty()) return fallback;
   absl::StatusOr<base::HostPort> parsed = base::ParseHostPort(text);
   if (!parsed.ok()) {
     t.Fail(key, std::string(parsed.status().message()));

@@ -11,7 +11,12 @@ Session::Session(std::string client_id, uint64_t id, size_t max_queued)
 
 Session::EnqueueResult Session::Enqueue(Delivery delivery, bool online) {
   if (!online && delivery.qos == mqtt::QoS::k0) return EnqueueResult::kOfflineQos0;
-  if (queue_.size() >= max_queued_) return EnqueueResult::kQueueFull;
+  // max_queued counts messages beyond the send window (conf/broker.toml): while connected, as many
+  // as the window has free slots leave the queue at the next PopNext. Without them a bound of 0
+  // would drop every message instead of meaning "no queue".
+  size_t free_window =
+      online && inflight_.size() < send_window_ ? send_window_ - inflight_.size() : 0;
+  if (queue_.size() >= max_queued_ + free_window) return EnqueueResult::kQueueFull;
   queue_.push_back(std::move(delivery));
   return EnqueueResult::kQueued;
 }

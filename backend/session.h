@@ -63,7 +63,9 @@ class Session {
   uint64_t id() const { return id_; }
 
   // Outbound. `online` says whether a connection is attached: an offline session keeps QoS 1 and
-  // 2 messages only (QoS 0 is dropped, as mosquitto does by default).
+  // 2 messages only (QoS 0 is dropped, as mosquitto does by default). The queue holds at most
+  // max_queued messages beyond those the send window can take now: max_queued plus the window's
+  // free slots while online, max_queued while offline.
   EnqueueResult Enqueue(Delivery delivery, bool online);
   // The next PUBLISH to send, if any is queued and, for QoS 1 and 2, the send window has room.
   // Assigns its packet identifier. Messages that expired while queued are skipped and counted in

@@ -23,15 +23,22 @@ struct ConfigFile::State {
   toml::value root;
   std::vector<Table> tables;  // index 0 is the root
   std::string first_error;
+  size_t first_error_line = 0;  // 0: no line
 
   size_t AddTable(std::string path, const toml::value* value) {
     tables.push_back({std::move(path), value, {}});
     return tables.size() - 1;
   }
+  // Keeps the error nearest the top of the file rather than the first one found: values are read
+  // in the program's order, which need not be the file's, and a reader fixes a file from the top.
   void Record(const toml::value* at, const std::string& key, std::string_view message) {
-    if (!first_error.empty()) return;
-    std::string line = at != nullptr ? fmt::format(":{}", at->location().line()) : "";
-    first_error = fmt::format("{}{}: {}: {}", name, line, key, message);
+    size_t line = at != nullptr ? at->location().line() : 0;
+    if (!first_error.empty() && (line == 0 || first_error_line == 0 || line >= first_error_line)) {
+      return;
+    }
+    first_error_line = line;
+    std::string where = line != 0 ? fmt::format(":{}", line) : "";
+    first_error = fmt::format("{}{}: {}: {}", name, where, key, message);
   }
 };
 
@@ -61,8 +68,15 @@ absl::StatusOr<std::unique_ptr<ConfigFile>> ConfigFile::Parse(const std::string&
   std::istringstream in(text);
   try {
     state->root = toml::parse(in, name);
+  } catch (const toml::exception& e) {
+    // toml11's text names the line only inside its excerpt of the file; lead with "file:line:"
+    // like every other error here, and keep the excerpt after it.
+    std::string_view what = e.what();
+    if (what.starts_with("[error] ")) what.remove_prefix(8);
+    return absl::InvalidArgumentError(
+        fmt::format("{}:{}: invalid TOML: {}", name, e.location().line(), what));
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(fmt::format("invalid TOML: {}", e.what()));
+    return absl::InvalidArgumentError(fmt::format("{}: invalid TOML: {}", name, e.what()));
   }
   state->AddTable("", &state->root);
   return std::unique_ptr<ConfigFile>(new ConfigFile(std::move(state)));
@@ -111,6 +125,8 @@ bool ConfigTable::Has(std::string_view key) const {
 
 void ConfigTable::Fail(std::string_view key, std::string_view expected) const {
   auto* v = static_cast<const toml::value*>(Find(key));
+  // A key that is missing has no line of its own: name the line of the table that lacks it.
+  if (v == nullptr && index_ != 0) v = file_->state_->tables[index_].value;
   file_->state_->Record(v, Join(path(), key), expected);
 }
 

@@ -3,7 +3,8 @@
 // A process reads its file through ConfigTable handles: each getter returns the value or the
 // fallback when the key is absent, and records an error when the key is present but wrong. Errors
 // name the file, the line, the full key and what was expected; keys that nothing read are
-// reported as unknown, so a typo does not pass silently. The first error wins.
+// reported as unknown, so a typo does not pass silently. The error nearest the top of the file
+// wins.
 //
 //   absl::StatusOr<ConfigFile> file = ConfigFile::Load("conf/broker.toml");
 //   if (!file.ok()) return file.status();
@@ -73,7 +74,8 @@ class ConfigFile {
   ~ConfigFile();
 
   ConfigTable root() { return ConfigTable(this, 0); }
-  // The first error recorded, else an error for the first key nothing read, else OK.
+  // The recorded error nearest the top of the file, else an error for the first key nothing read,
+  // else OK.
   [[nodiscard]] absl::Status Finish() const;
 
  private:

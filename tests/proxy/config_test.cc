@@ -1,0 +1,182 @@
+// Tests of proxy/config.h: defaults, every key, and errors that name file, line, key and
+// expectation.
+#include "proxy/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace proxy {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(
+[[listener]]
+name = "mqtt"
+bind = "127.0.0.1:1883"
+pool = "brokers"
+
+[pool.brokers]
+[[pool.brokers.backend]]
+name = "b1"
+address = "127.0.0.1:1884"
+)";
+
+// kMinimal with `line` added to the [pool.brokers] table.
+std::string WithPoolKey(const std::string& line) {
+  std::string text = kMinimal;
+  text.insert(text.find("[pool.brokers]\n") + 15, line + "\n");
+  return text;
+}
+
+std::string Error(const std::string& text) {
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(text, "t.toml");
+  EXPECT_FALSE(c.ok()) << "accepted:\n" << text;
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST(ProxyConfigTest, MinimalHasDefaults) {
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].protocol, Protocol::kMqtt);
+  EXPECT_EQ(c->listeners[0].connect_timeout_ms, 5000u);
+  const PoolConfig& p = c->pools.at("brokers");
+  EXPECT_EQ(p.strategy, balancer::StrategyKind::kLeastConnections);
+  EXPECT_FALSE(p.sticky);
+  EXPECT_EQ(p.retries, 3u);
+  EXPECT_FALSE(p.health.active);
+  ASSERT_EQ(p.backends.size(), 1u);
+  EXPECT_EQ(p.backends[0].address, (base::HostPort{"127.0.0.1", 1884}));
+  EXPECT_EQ(p.backends[0].weight, 1u);
+  EXPECT_FALSE(c->admin.has_value());
+}
+
+TEST(ProxyConfigTest, EveryKeyIsRead) {
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(R"(
+[proxy]
+instance = "p7"
+admin = "127.0.0.1:9000"
+threads = 3
+log_level = "debug"
+
+[[listener]]
+name = "raw"
+bind = "0.0.0.0:7000"
+protocol = "tcp"
+pool = "p"
+connect_timeout_ms = 100
+max_connect_bytes = 1024
+idle_timeout_s = 9
+
+[pool.p]
+strategy = "source-hash"
+hash_key = "source-ip"
+retries = 0
+connect_timeout_ms = 50
+proxy_protocol = true
+on_down = "shutdown-sessions"
+shutdown_jitter_ms = 10
+slow_start_s = 30
+sticky_ttl_s = 60
+
+[[pool.p.backend]]
+name = "a"
+address = "127.0.0.1:1"
+weight = 5
+check_address = "127.0.0.1:2"
+
+[pool.p.health]
+type = "http"
+path = "/ready"
+interval_ms = 200
+fast_interval_ms = 50
+timeout_ms = 80
+rise = 3
+fall = 4
+jitter_percent = 0
+
+[pool.p.passive]
+failures = 7
+eject_base_ms = 20
+eject_max_ms = 40
+)",
+                                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->instance, "p7");
+  EXPECT_EQ(c->threads, 3u);
+  const ListenerConfig& l = c->listeners[0];
+  EXPECT_EQ(l.protocol, Protocol::kTcp);
+  EXPECT_EQ(l.idle_timeout_s, 9u);
+  EXPECT_EQ(l.max_connect_bytes, 1024u);
+  const PoolConfig& p = c->pools.at("p");
+  EXPECT_EQ(p.strategy, balancer::StrategyKind::kSourceHash);
+  EXPECT_EQ(p.hash_key, HashKey::kSourceIp);
+  EXPECT_TRUE(p.proxy_protocol);
+  EXPECT_EQ(p.on_down, OnDown::kShutdownSessions);
+  EXPECT_EQ(p.slow_start_s, 30u);
+  EXPECT_EQ(p.backends[0].weight, 5u);
+  EXPECT_EQ(p.backends[0].check_address, (base::HostPort{"127.0.0.1", 2}));
+  EXPECT_TRUE(p.health.active);
+  EXPECT_EQ(p.health.kind, health::CheckKind::kHttp);
+  EXPECT_EQ(p.health.http_path, "/ready");
+  EXPECT_EQ(p.health.policy.rise, 3u);
+  EXPECT_EQ(p.health.policy.fall, 4u);
+  EXPECT_EQ(p.health.policy.fast_interval.count(), 50);
+  EXPECT_EQ(p.health.policy.passive_failures, 7u);
+  EXPECT_EQ(p.health.policy.eject_max.count(), 40);
+}
+
+TEST(ProxyConfigTest, ErrorsNameFileLineKeyAndExpectation) {
+  EXPECT_THAT(Error(WithPoolKey("retries = -1")),
+              HasSubstr("t.toml:8: pool.brokers.retries: expected an integer from 0 to 100, "
+                        "got -1"));
+  EXPECT_THAT(Error(WithPoolKey("strategy = \"random\"")),
+              HasSubstr("pool.brokers.strategy: expected one of \"weighted-round-robin\", "
+                        "\"least-connections\", \"source-hash\", got \"random\""));
+}
+
+TEST(ProxyConfigTest, UnknownKeysAreRefused) {
+  EXPECT_THAT(Error(WithPoolKey("stickyy = true")), HasSubstr("pool.brokers.stickyy: unknown key"));
+}
+
+TEST(ProxyConfigTest, ListenerMustNameAPool) {
+  std::string text = kMinimal;
+  text.replace(text.find("pool = \"brokers\""), 16, "pool = \"nope\"");
+  EXPECT_THAT(Error(text), HasSubstr("listener[0].pool: expected the name of a [pool.NAME] table, "
+                                     "got \"nope\""));
+}
+
+TEST(ProxyConfigTest, TcpListenerCannotUseClientIds) {
+  std::string text = kMinimal;
+  text.replace(text.find("pool = \"brokers\""), 16, "pool = \"brokers\"\nprotocol = \"tcp\"");
+  text.insert(text.find("[pool.brokers]\n") + 15, "sticky = true\n");
+  EXPECT_THAT(Error(text), HasSubstr("no client id without MQTT"));
+}
+
+TEST(ProxyConfigTest, HashKeyOnlyForSourceHash) {
+  EXPECT_THAT(Error(WithPoolKey("hash_key = \"source-ip\"")),
+              HasSubstr("pool.brokers.hash_key: only for strategy = \"source-hash\""));
+}
+
+TEST(ProxyConfigTest, BackendNamesUniqueAndAddressesRequired) {
+  std::string dup = std::string(kMinimal) +
+                    "[[pool.brokers.backend]]\nname = \"b1\"\naddress = \"127.0.0.1:1\"\n";
+  EXPECT_THAT(Error(dup), HasSubstr("name: expected a name unique in its pool"));
+  std::string no_address = std::string(kMinimal) + "[[pool.brokers.backend]]\nname = \"b2\"\n";
+  EXPECT_THAT(Error(no_address), HasSubstr("address: expected HOST:PORT (required)"));
+}
+
+TEST(ProxyConfigTest, NeedsListenerAndBackends) {
+  EXPECT_THAT(Error("[pool.x]\n[[pool.x.backend]]\nname=\"a\"\naddress=\"1.2.3.4:5\"\n"),
+              HasSubstr("expected at least one [[listener]]"));
+  EXPECT_THAT(Error("[[listener]]\nname=\"l\"\nbind=\"127.0.0.1:1\"\npool=\"x\"\n[pool.x]\n"),
+              HasSubstr("expected at least one [[pool.NAME.backend]]"));
+}
+
+TEST(ProxyConfigTest, MalformedTomlIsReported) {
+  EXPECT_THAT(Error("[[listener]\n"), HasSubstr("t.toml"));
+}
+
+}  // namespace
+}  // namespace proxy

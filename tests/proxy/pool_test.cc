@@ -1,0 +1,114 @@
+// Tests of proxy/pool.h: what the picker hands the strategy (usable backends, effective weights
+// with slow start, exclusions) and that it follows generation changes.
+#include "proxy/pool.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace proxy {
+namespace {
+
+std::shared_ptr<Pool> MakePool(balancer::StrategyKind kind, std::vector<uint32_t> weights,
+                               uint32_t slow_start_s = 0) {
+  PoolConfig c;
+  c.name = "p";
+  c.strategy = kind;
+  c.slow_start_s = slow_start_s;
+  std::vector<std::shared_ptr<BackendState>> backends;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    BackendConfig bc{.name = "b" + std::to_string(i), .weight = weights[i]};
+    backends.push_back(std::make_shared<BackendState>(
+        bc, boost::asio::ip::tcp::endpoint(), boost::asio::ip::tcp::endpoint(), health::Policy{}));
+  }
+  return std::make_shared<Pool>(c, std::move(backends), std::make_shared<std::atomic<uint64_t>>(1),
+                                nullptr);
+}
+
+std::map<std::string, int> Spread(PoolPicker& picker, int n) {
+  std::map<std::string, int> counts;
+  for (int i = 0; i < n; ++i) {
+    auto b = picker.Pick("k" + std::to_string(i), {});
+    counts[b ? b->name() : "none"]++;
+  }
+  return counts;
+}
+
+TEST(PoolPickerTest, FollowsWeights) {
+  auto pool = MakePool(balancer::StrategyKind::kWeightedRoundRobin, {3, 1});
+  PoolPicker picker(pool);
+  auto counts = Spread(picker, 400);
+  EXPECT_EQ(counts["b0"], 300);
+  EXPECT_EQ(counts["b1"], 100);
+}
+
+TEST(PoolPickerTest, SkipsUnavailableDrainingAndZeroWeight) {
+  auto pool = MakePool(balancer::StrategyKind::kWeightedRoundRobin, {1, 1, 1, 0});
+  pool->backends()[0]->available = false;
+  pool->backends()[1]->draining = true;
+  pool->Touch();
+  PoolPicker picker(pool);
+  auto counts = Spread(picker, 10);
+  EXPECT_EQ(counts["b2"], 10);
+}
+
+TEST(PoolPickerTest, NothingUsableGivesNull) {
+  auto pool = MakePool(balancer::StrategyKind::kLeastConnections, {1, 1});
+  for (auto& b : pool->backends())
+    b->available = false;
+  pool->Touch();
+  PoolPicker picker(pool);
+  EXPECT_EQ(picker.Pick("x", {}), nullptr);
+}
+
+TEST(PoolPickerTest, ExcludesTriedBackends) {
+  auto pool = MakePool(balancer::StrategyKind::kSourceHash, {1, 1, 1});
+  PoolPicker picker(pool);
+  auto first = picker.Pick("client", {});
+  ASSERT_NE(first, nullptr);
+  std::vector<std::shared_ptr<BackendState>> tried = {first};
+  auto second = picker.Pick("client", tried);
+  ASSERT_NE(second, nullptr);
+  EXPECT_NE(second, first);
+  tried.push_back(second);
+  auto third = picker.Pick("client", tried);
+  ASSERT_NE(third, nullptr);
+  tried.push_back(third);
+  EXPECT_EQ(picker.Pick("client", tried), nullptr);
+}
+
+TEST(PoolPickerTest, LeastConnectionsCountsRemoteConnectionsToo) {
+  auto pool = MakePool(balancer::StrategyKind::kLeastConnections, {1, 1});
+  pool->backends()[0]->active = 5;
+  pool->backends()[1]->active = 1;
+  pool->backends()[1]->remote_active = 10;
+  PoolPicker picker(pool);
+  EXPECT_EQ(picker.Pick("", {})->name(), "b0");
+}
+
+TEST(PoolPickerTest, SlowStartRampsInTenths) {
+  PoolConfig c;
+  c.slow_start_s = 10;
+  BackendState b(BackendConfig{.name = "b", .weight = 4}, {}, {}, health::Policy{});
+  int64_t second = 1'000'000'000;
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 0), 40u);  // up_since 0: long up, full weight
+  b.up_since_ns = 100 * second;
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 100 * second), 4u);       // first tenth
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 105 * second), 24u);      // six tenths
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 109 * second + 1), 40u);  // last tenth
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 500 * second), 40u);      // done
+  c.strategy = balancer::StrategyKind::kSourceHash;
+  EXPECT_EQ(PoolPicker::EffectiveWeight(b, c, 100 * second), 40u);  // hashing does not ramp
+}
+
+TEST(PoolPickerTest, FollowsAnOperatorWeightChangeAfterTouch) {
+  auto pool = MakePool(balancer::StrategyKind::kWeightedRoundRobin, {1, 1});
+  PoolPicker picker(pool);
+  EXPECT_EQ(Spread(picker, 10)["b0"], 5);
+  pool->backends()[0]->weight = 4;
+  pool->Touch();
+  EXPECT_EQ(Spread(picker, 10)["b0"], 8);
+}
+
+}  // namespace
+}  // namespace proxy
