@@ -20,16 +20,20 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   po::options_description d(
       "switchboard-bench: MQTT load generator\n\n"
       "  switchboard-bench SCENARIO [options]\n\n"
-      "Scenarios: pairs (N publisher/subscriber pairs, one topic each), fan-in (N publishers, one\n"
-      "subscriber), fan-out (one publisher, N subscribers), shared (N publishers into a shared\n"
-      "subscription group), connect (CONNECT/CONNACK/DISCONNECT cycles), idle (hold N idle\n"
-      "connections, report the memory of the --watch-pid processes)\n\nOptions");
+      "Scenarios: pairs (N publisher/subscriber pairs, one topic each), loopback (N clients each\n"
+      "subscribed to its own topic and publishing to it: through a proxy in front of several\n"
+      "brokers, every message crosses the proxy twice whatever broker a client lands on), fan-in\n"
+      "(N publishers, one subscriber), fan-out (one publisher, N subscribers), shared (N\n"
+      "publishers into a shared subscription group), connect (CONNECT/CONNACK/DISCONNECT\n"
+      "cycles), idle (hold N idle connections, report the memory of the --watch-pid processes)\n\n"
+      "Options");
+  // clang-format off: one option per line reads best
   d.add_options()("help,h", "print this help")("scenario", po::value<std::string>(&o.scenario_name),
                                                "the scenario (also positional)")(
       "target", po::value<std::vector<std::string>>(&targets),
       "HOST:PORT to connect to; repeat to spread clients round robin (default 127.0.0.1:1883)")(
       "clients", po::value<uint32_t>(&o.clients)->default_value(o.clients),
-      "pairs, publishers, subscribers, connect loops or idle connections, by scenario")(
+      "pairs, clients, publishers, subscribers, connect loops or idle connections, by scenario")(
       "subscribers", po::value<uint32_t>(&o.subscribers)->default_value(0),
       "shared: group members (0 = as many as publishers)")(
       "qos", po::value<std::string>(&qos)->default_value("0"), "0, 1 or 2")(
@@ -60,6 +64,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       "connections being opened at once")("watch-pid", po::value<std::vector<pid_t>>(&o.watch_pids),
                                           "report CPU and memory of this process (repeatable)")(
       "quiet,q", "no progress line");
+  // clang-format on
   po::positional_options_description positional;
   positional.add("scenario", 1);
   po::variables_map vm;
@@ -80,9 +85,10 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError("--clean and --persistent exclude each other");
   }
   static const std::pair<const char*, Scenario> kScenarios[] = {
-      {"pairs", Scenario::kPairs},     {"fan-in", Scenario::kFanIn},
-      {"fan-out", Scenario::kFanOut},  {"shared", Scenario::kShared},
-      {"connect", Scenario::kConnect}, {"idle", Scenario::kIdle}};
+      {"pairs", Scenario::kPairs},   {"loopback", Scenario::kLoopback},
+      {"fan-in", Scenario::kFanIn},  {"fan-out", Scenario::kFanOut},
+      {"shared", Scenario::kShared}, {"connect", Scenario::kConnect},
+      {"idle", Scenario::kIdle}};
   bool known = false;
   for (auto [name, s] : kScenarios) {
     if (o.scenario_name == name) {
@@ -92,7 +98,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   }
   if (!known) {
     return absl::InvalidArgumentError(fmt::format(
-        "scenario: expected pairs, fan-in, fan-out, shared, connect or idle, got \"{}\"",
+        "scenario: expected pairs, loopback, fan-in, fan-out, shared, connect or idle, got \"{}\"",
         o.scenario_name));
   }
   if (qos != "0" && qos != "1" && qos != "2") {

@@ -12,7 +12,7 @@
 
 namespace loadgen {
 
-enum class Scenario { kPairs, kFanIn, kFanOut, kShared, kConnect, kIdle };
+enum class Scenario { kPairs, kLoopback, kFanIn, kFanOut, kShared, kConnect, kIdle };
 
 struct Options {
   Scenario scenario = Scenario::kPairs;

@@ -129,6 +129,7 @@ class PubSubRun {
   std::vector<std::unique_ptr<asio::steady_timer>> ticks_;
   uint32_t receipts_per_message_ = 1;
   bool per_subscriber_tracking_ = false;
+  bool loopback_ = false;  // publisher i and subscriber i share one client
   // outbox_[from * T + to]: receipts on their way from worker `from` to worker `to`.
   std::vector<std::vector<Receipt>> outbox_;
   std::vector<char> flush_scheduled_;
@@ -161,6 +162,14 @@ void PubSubRun::BuildTopology() {
         add_pub(fmt::format("{}/pairs/{}", p, i), i);
         add_sub(fmt::format("{}/pairs/{}", p, i), i);  // same thread as its publisher
       }
+      break;
+    case Scenario::kLoopback:
+      // Publisher i and subscriber i are one client (see Run).
+      for (uint32_t i = 0; i < o_.clients; ++i) {
+        add_pub(fmt::format("{}/loopback/{}", p, i), i);
+        add_sub(fmt::format("{}/loopback/{}", p, i), i);
+      }
+      loopback_ = true;
       break;
     case Scenario::kFanIn:
       for (uint32_t i = 0; i < o_.clients; ++i)
@@ -355,6 +364,10 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     ev.connected = [sub, this](Client& c) { c.Subscribe(sub->filter, o_.qos); };
     ev.subscribed = subs.Done();
     ev.message = [this, sub](Client&, const mqtt::Publish& p) { OnMessage(*sub, p); };
+    if (loopback_) {
+      Publisher* pub = publishers_[sub->id].get();
+      ev.published = [this, pub](Client&) { TryPublish(*pub); };
+    }
     ev.closed = subs.Failed(&stats_[sub->worker].error);
     sub->client = std::make_shared<Client>(threads_.context(sub->worker),
                                            o_.targets[target++ % o_.targets.size()], co, ev);
@@ -369,6 +382,10 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   Connector pubs(o_.connect_concurrency);
   for (auto& pp : publishers_) {
     Publisher* pub = pp.get();
+    if (loopback_) {
+      pub->client = subscribers_[pub->id]->client;  // connected and subscribed already
+      continue;
+    }
     ClientOptions co{.client_id = fmt::format("{}-pub-{}", o_.client_prefix, pub->id),
                      .version = o_.version,
                      .keep_alive_s = o_.keep_alive_s,
@@ -431,7 +448,8 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     asio::post(threads_.context(w), [this, w] {
       ticks_[w]->cancel();
       for (auto& p : publishers_) {
-        if (p->worker == w) p->client->Disconnect();
+        if (p->worker == w && !loopback_)
+          p->client->Disconnect();  // a loopback client goes with its subscriber
       }
       for (auto& s : subscribers_) {
         if (s->worker == w) s->client->Disconnect();

@@ -1,0 +1,81 @@
+"""switchboard-bench against the real broker: exact counts, parseable JSON, and a fault it must
+report as loss rather than as a lower rate."""
+import json
+import subprocess
+
+from conftest import BIN
+
+
+def run_bench(tmp_path, port, *args, expect_status=0):
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [BIN / "switchboard-bench", *args, "--target", f"127.0.0.1:{port}", "--json", out, "-q"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == expect_status, proc.stdout + proc.stderr
+    return json.loads(out.read_text()), proc
+
+
+def test_qos1_pairs_counts_are_exact(tmp_path, broker):
+    result, proc = run_bench(tmp_path, broker.port, "pairs", "--clients", "4", "--qos", "1",
+                             "--duration", "1", "--warmup", "0.2", "--watch-pid",
+                             str(broker.proc.pid))
+    assert result["sent"] > 1000
+    assert result["received"] == result["sent"] == result["expected"]
+    assert result["lost"] == 0 and result["duplicates"] == 0 and result["reordered"] == 0
+    lat = result["latency"]
+    assert lat["count"] == result["received"]
+    assert 0 < lat["p50_us"] <= lat["p90_us"] <= lat["p99_us"] <= lat["p999_us"] <= lat["max_us"]
+    assert result["watched"][0]["pid"] == broker.proc.pid
+    assert result["watched"][0]["cpu_seconds"] > 0
+    assert "pairs over" in proc.stdout and "latency p99" in proc.stdout
+
+
+def test_fan_out_expects_one_copy_per_subscriber(tmp_path, broker):
+    result, _ = run_bench(tmp_path, broker.port, "fan-out", "--clients", "5", "--qos", "1",
+                          "--duration", "1", "--warmup", "0.2")
+    assert result["subscribers"] == 5
+    assert result["expected"] == 5 * result["sent"] > 0
+    assert result["received"] == result["expected"] and result["lost"] == 0
+
+
+def test_shared_delivers_each_message_once(tmp_path, broker):
+    result, _ = run_bench(tmp_path, broker.port, "shared", "--clients", "3", "--subscribers",
+                          "4", "--qos", "1", "--duration", "1", "--warmup", "0.2")
+    assert result["received"] == result["expected"] == result["sent"] > 0
+    assert result["duplicates"] == 0
+
+
+def test_connect_cycles(tmp_path, broker):
+    result, _ = run_bench(tmp_path, broker.port, "connect", "--clients", "4", "--duration", "1",
+                          "--warmup", "0.2")
+    assert result["cycles"] > 50 and result["errors"] == 0
+    assert result["latency"]["count"] == result["cycles"]
+
+
+def test_idle_measures_memory_of_watched_process(tmp_path, broker):
+    result, _ = run_bench(tmp_path, broker.port, "idle", "--clients", "200", "--duration", "0.5",
+                          "--watch-pid", str(broker.proc.pid))
+    assert result["connections"] == 200
+    watched = result["watched"][0]
+    assert watched["rss_kib_after"] >= watched["rss_kib_before"]
+    assert "kib_per_connection" in watched
+
+
+def test_dropped_messages_are_reported_as_loss(tmp_path, start_broker):
+    # One message in flight per subscriber and no queue: the broker drops what does not fit.
+    b = start_broker("[limits]\nmax_inflight = 1\nmax_queued_messages = 0\n")
+    result, proc = run_bench(tmp_path, b.port, "pairs", "--clients", "2", "--qos", "1",
+                             "--window", "8", "--duration", "1", "--warmup", "0", "--drain", "2",
+                             expect_status=3)
+    assert result["lost"] > 0
+    assert "LOST" in proc.stderr
+    assert b.metric('sb_broker_messages_dropped_total{reason="queue_full"}') >= result["lost"]
+
+
+def test_loopback_clients_receive_their_own_messages(tmp_path, broker):
+    result, _ = run_bench(tmp_path, broker.port, "loopback", "--clients", "3", "--qos", "1",
+                          "--duration", "1", "--warmup", "0.2")
+    assert result["publishers"] == result["subscribers"] == 3
+    assert broker.metric("sb_broker_connections") == 0  # one connection per client, all closed
+    assert result["received"] == result["expected"] == result["sent"] > 0
+    assert result["lost"] == 0 and result["duplicates"] == 0
