@@ -1,0 +1,186 @@
+// Tests of state/redis_client.h against a real redis-server.
+#include "state/redis_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "tests/state/redis_server.h"
+
+namespace state {
+namespace {
+
+namespace asio = boost::asio;
+
+RedisOptions Options(uint16_t port) {
+  RedisOptions o;
+  o.port = port;
+  o.command_timeout = std::chrono::milliseconds(300);
+  return o;
+}
+
+// Sends one command and runs the loop until its answer.
+absl::StatusOr<RedisReply> Exec(asio::io_context& io, RedisClient& c,
+                                std::vector<std::string> args) {
+  std::optional<absl::StatusOr<RedisReply>> result;
+  c.Command(std::move(args), [&](absl::StatusOr<RedisReply> r) { result = std::move(r); });
+  RunUntil(io, [&] { return result.has_value(); });
+  return result.value_or(absl::DeadlineExceededError("test deadline"));
+}
+
+TEST(RedisUrlTest, Parses) {
+  auto o = ParseRedisUrl("redis://10.0.0.5:6380/2");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->host, "10.0.0.5");
+  EXPECT_EQ(o->port, 6380);
+  EXPECT_EQ(o->db, 2);
+  auto d = ParseRedisUrl("redis://localhost");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->port, 6379);
+  EXPECT_EQ(d->db, 0);
+  for (const char* bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:x", "redis://h/-1"}) {
+    EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
+  }
+}
+
+TEST(RedisClientTest, CommandsAndReplies) {
+  RedisServer server;
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(server.port()));
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  auto set = Exec(io, *c, {"SET", "k", "v", "NX", "EX", "60"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->type, RedisReply::Type::kStatus);
+  auto again = Exec(io, *c, {"SET", "k", "w", "NX", "EX", "60"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->nil());  // NX: the first writer holds the key
+  auto get = Exec(io, *c, {"GET", "k"});
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->str, "v");
+  auto incr = Exec(io, *c, {"HINCRBY", "h", "f", "3"});
+  ASSERT_TRUE(incr.ok());
+  EXPECT_EQ(incr->integer, 3);
+  auto all = Exec(io, *c, {"HGETALL", "h"});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->elements.size(), 2u);
+  EXPECT_EQ(all->elements[1].str, "3");
+  auto error = Exec(io, *c, {"INCR", "k"});  // not an integer
+  EXPECT_EQ(error.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(RedisClientTest, PipelinedCallsAnswerInOrder) {
+  RedisServer server;
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(server.port()));
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  std::vector<int64_t> seen;
+  for (int i = 0; i < 100; ++i) {
+    c->Command({"INCR", "n"}, [&](absl::StatusOr<RedisReply> r) { seen.push_back(r->integer); });
+  }
+  ASSERT_TRUE(RunUntil(io, [&] { return seen.size() == 100; }));
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(seen[i], i + 1);
+}
+
+TEST(RedisClientTest, CallsFailAtOnceWhileDisconnected) {
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(FreePort()));  // nothing listens there
+  c->Start();
+  std::optional<absl::Status> status;
+  c->Command({"PING"}, [&](absl::StatusOr<RedisReply> r) { status = r.status(); });
+  ASSERT_TRUE(status.has_value());  // answered synchronously, not queued
+  EXPECT_EQ(status->code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(RedisClientTest, ReconnectsAfterTheServerComesBack) {
+  uint16_t port = FreePort();
+  auto server = std::make_unique<RedisServer>(port);
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(port));
+  int connects = 0, losses = 0;
+  c->OnConnect([&] { ++connects; });
+  c->OnDisconnect([&] { ++losses; });
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return connects == 1; }));
+  server->Stop();
+  ASSERT_TRUE(RunUntil(io, [&] { return losses == 1; }));
+  EXPECT_FALSE(c->connected());
+  server = std::make_unique<RedisServer>(port);
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return connects == 2; }, std::chrono::seconds(8)));
+  EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
+}
+
+TEST(RedisClientTest, AStuckCallTimesOutAndTheClientReconnects) {
+  RedisServer server;
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(server.port()));
+  int connects = 0;
+  c->OnConnect([&] { ++connects; });
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return connects == 1; }));
+  server.Freeze();
+  auto slow = Exec(io, *c, {"PING"});
+  EXPECT_EQ(slow.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(c->connected());  // a stuck connection is dropped
+  server.Thaw();
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return connects == 2; }, std::chrono::seconds(8)));
+  EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
+}
+
+TEST(RedisClientTest, SubscriberReceivesAndResubscribesAfterReconnect) {
+  uint16_t port = FreePort();
+  auto server = std::make_unique<RedisServer>(port);
+  asio::io_context io;
+  auto pub = RedisClient::Create(io, Options(port));
+  auto sub = RedisClient::Create(io, Options(port));
+  std::vector<std::string> got;
+  sub->Subscribe("events", [&](std::string_view, std::string_view m) { got.emplace_back(m); });
+  pub->Start();
+  sub->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return pub->connected() && sub->connected(); }));
+  // Publish until the subscription is in place (PUBLISH returns the receiver count).
+  ASSERT_TRUE(RunUntil(io, [&] {
+    return Exec(io, *pub, {"PUBLISH", "events", "one"})->integer == 1;
+  }));
+  ASSERT_TRUE(RunUntil(io, [&] { return !got.empty(); }));
+  EXPECT_EQ(got.front(), "one");
+  server->Stop();
+  server = std::make_unique<RedisServer>(port);
+  ASSERT_TRUE(RunUntil(
+      io,
+      [&] {
+        auto r = Exec(io, *pub, {"PUBLISH", "events", "two"});
+        return r.ok() && r->integer == 1;
+      },
+      std::chrono::seconds(10)));
+  ASSERT_TRUE(RunUntil(io, [&] { return got.back() == "two"; }));
+}
+
+TEST(RedisClientTest, CoroutineCall) {
+  RedisServer server;
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(server.port()));
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  std::optional<std::string> value;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        // Named vectors: GCC 12 miscompiles a braced list of literals inside co_await.
+        std::vector<std::string> set = {"SET", "x", "42"}, get = {"GET", "x"};
+        co_await c->Call(set);
+        auto r = co_await c->Call(get);
+        value = r->str;
+      },
+      asio::detached);
+  ASSERT_TRUE(RunUntil(io, [&] { return value.has_value(); }));
+  EXPECT_EQ(*value, "42");
+}
+
+}  // namespace
+}  // namespace state
