@@ -19,7 +19,8 @@ LocalStickyStore::Shard& LocalStickyStore::ShardOf(const std::string& key) {
 
 std::optional<std::string> LocalStickyStore::FindAt(std::string_view pool,
                                                     std::string_view client_id,
-                                                    Clock::time_point now) {
+                                                    Clock::time_point now,
+                                                    Clock::duration max_age) {
   std::string key = Key(pool, client_id);
   Shard& shard = ShardOf(key);
   std::lock_guard lock(shard.mutex);
@@ -29,7 +30,17 @@ std::optional<std::string> LocalStickyStore::FindAt(std::string_view pool,
     shard.records.erase(it);
     return std::nullopt;
   }
+  if (now - it->second.stored_at > max_age) return std::nullopt;
   return it->second.backend;
+}
+
+void LocalStickyStore::StoreAt(std::string_view pool, std::string_view client_id,
+                               std::string_view backend, std::chrono::seconds ttl,
+                               Clock::time_point now) {
+  std::string key = Key(pool, client_id);
+  Shard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mutex);
+  shard.records[key] = Record{std::string(backend), now + ttl, now};
 }
 
 std::string LocalStickyStore::BindAt(std::string_view pool, std::string_view client_id,
@@ -42,6 +53,7 @@ std::string LocalStickyStore::BindAt(std::string_view pool, std::string_view cli
   bool live = !r.backend.empty() && r.expires_at > now;
   if (!live || !only_if_absent) r.backend = std::string(backend);
   r.expires_at = now + ttl;
+  r.stored_at = now;
   std::string holder = r.backend;
   // Keep memory bounded by what is live: sweep one other shard now and then.
   Shard& other = shards_[sweep_next_.fetch_add(1) % kShards];

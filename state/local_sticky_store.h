@@ -23,8 +23,13 @@ class LocalStickyStore : public StickyStore {
   void Touch(std::string_view pool, std::string_view client_id, std::chrono::seconds ttl) override;
 
   // The synchronous core, for tests and the coroutines above; `now` passed in.
+  // The record if it is live and, with `max_age`, was stored or confirmed that recently.
   std::optional<std::string> FindAt(std::string_view pool, std::string_view client_id,
-                                    Clock::time_point now);
+                                    Clock::time_point now,
+                                    Clock::duration max_age = Clock::duration::max());
+  // Stores what an authority (Redis) said the record is.
+  void StoreAt(std::string_view pool, std::string_view client_id, std::string_view backend,
+               std::chrono::seconds ttl, Clock::time_point now);
   std::string BindAt(std::string_view pool, std::string_view client_id, std::string_view backend,
                      bool only_if_absent, std::chrono::seconds ttl, Clock::time_point now);
   void TouchAt(std::string_view pool, std::string_view client_id, std::chrono::seconds ttl,
@@ -35,6 +40,7 @@ class LocalStickyStore : public StickyStore {
   struct Record {
     std::string backend;
     Clock::time_point expires_at;
+    Clock::time_point stored_at;
   };
   struct Shard {
     std::mutex mutex;

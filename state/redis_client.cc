@@ -116,7 +116,7 @@ struct RedisClient::Impl {
   asio::steady_timer watchdog;
   std::deque<std::shared_ptr<Pending>> pending;
   std::vector<std::pair<std::string, MessageHandler>> subscriptions;
-  std::function<void()> on_connect, on_disconnect;
+  std::vector<std::function<void()>> on_connect, on_disconnect;
 
   void Connect();
   void ScheduleReconnect();
@@ -176,7 +176,8 @@ void OnConnected(const redisAsyncContext* c, int status) {
                std::make_shared<RedisClient::Impl::Pending>());
   }
   impl->SendSubscriptions();
-  if (impl->on_connect) impl->on_connect();
+  for (auto& f : impl->on_connect)
+    f();
 }
 
 void OnDisconnected(const redisAsyncContext* c, int status) {
@@ -264,7 +265,8 @@ void RedisClient::Impl::Lost(std::string_view why) {
   }
   if (was_connected) {
     spdlog::warn("redis {}:{}: {}; reconnecting", options.host, options.port, why);
-    if (on_disconnect) on_disconnect();
+    for (auto& f : on_disconnect)
+      f();
   } else {
     spdlog::debug("redis {}:{}: {}", options.host, options.port, why);
   }
@@ -406,10 +408,10 @@ void RedisClient::Subscribe(std::string channel, MessageHandler on_message) {
 }
 
 void RedisClient::OnConnect(std::function<void()> f) {
-  impl_->on_connect = std::move(f);
+  impl_->on_connect.push_back(std::move(f));
 }
 void RedisClient::OnDisconnect(std::function<void()> f) {
-  impl_->on_disconnect = std::move(f);
+  impl_->on_disconnect.push_back(std::move(f));
 }
 
 }  // namespace state

@@ -72,7 +72,8 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
 
   // Before Start(): makes this client a subscriber to `channel`.
   void Subscribe(std::string channel, MessageHandler on_message);
-  // Called after each (re)connection, e.g. to re-publish state; and after each loss.
+  // Adds a function called after each (re)connection, e.g. to re-publish state; or after each
+  // loss of the connection.
   void OnConnect(std::function<void()> f);
   void OnDisconnect(std::function<void()> f);
 

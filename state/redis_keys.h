@@ -1,0 +1,42 @@
+// The Redis key schema: every key Switchboard writes, built in one place. docs/redis-keys.md
+// describes each: type, TTL, writer, readers. All keys start with the configured prefix
+// (default "sb:").
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace state {
+
+class RedisKeys {
+ public:
+  explicit RedisKeys(std::string prefix) : prefix_(std::move(prefix)) {}
+
+  // STRING backend name; TTL sticky_ttl_s, extended while the client is connected.
+  std::string Sticky(std::string_view pool, std::string_view client_id) const {
+    return fmt::format("{}sticky:{}:{}", prefix_, pool, client_id);
+  }
+  // ZSET proxy instance -> last heartbeat (ms since the epoch).
+  std::string Proxies() const { return prefix_ + "proxies"; }
+  // HASH "pool/backend" -> active connections of one proxy; TTL a few heartbeats.
+  std::string Connections(std::string_view instance) const {
+    return fmt::format("{}conns:{}", prefix_, instance);
+  }
+  // HASH "pool/backend" -> "up" | "down", one proxy's health verdicts; TTL a few heartbeats.
+  std::string Health(std::string_view instance) const {
+    return fmt::format("{}health:{}", prefix_, instance);
+  }
+  // HASH "pool/backend" -> "draining=0|1 weight=N": operator changes, no TTL.
+  std::string Operator() const { return prefix_ + "operator"; }
+  // Pub/sub channel: health transitions and operator changes, for prompt propagation.
+  std::string Events() const { return prefix_ + "events"; }
+
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string prefix_;
+};
+
+}  // namespace state

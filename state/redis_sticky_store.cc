@@ -1,0 +1,102 @@
+// RedisStickyStore.
+#include "state/redis_sticky_store.h"
+
+#include <boost/asio/this_coro.hpp>
+
+namespace state {
+
+namespace asio = boost::asio;
+using Clock = LocalStickyStore::Clock;
+
+namespace {
+std::string Millis(std::chrono::seconds ttl) {
+  return std::to_string(std::chrono::milliseconds(ttl).count());
+}
+}  // namespace
+
+RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> clients,
+                                   std::chrono::milliseconds cache_ttl)
+    : keys_(std::move(keys)), cache_ttl_(cache_ttl) {
+  for (ThreadClient& c : clients) {
+    auto t = std::make_unique<PerThread>(PerThread{c.io, c.client, {}});
+    PerThread* raw = t.get();
+    c.client->OnConnect([raw] {
+      for (const PerThread::Unsynced& u : raw->unsynced) {
+        raw->client->Command({"SET", u.key, u.backend, "NX", "PX", Millis(u.ttl)},
+                             [](absl::StatusOr<RedisReply>) {});
+      }
+      raw->unsynced.clear();
+    });
+    threads_.push_back(std::move(t));
+  }
+}
+
+RedisStickyStore::PerThread* RedisStickyStore::Current(const asio::any_io_executor& executor) {
+  auto& context = asio::query(executor, asio::execution::context);
+  for (auto& t : threads_) {
+    if (static_cast<asio::execution_context*>(t->io) == &context) return t.get();
+  }
+  return nullptr;
+}
+
+asio::awaitable<std::optional<std::string>> RedisStickyStore::Find(std::string_view pool,
+                                                                   std::string_view client_id) {
+  Clock::time_point now = Clock::now();
+  if (auto cached = local_.FindAt(pool, client_id, now, cache_ttl_)) co_return cached;
+  PerThread* t = Current(co_await asio::this_coro::executor);
+  if (t == nullptr || !t->client->connected()) co_return local_.FindAt(pool, client_id, now);
+  std::string owned_pool(pool), owned_id(client_id);
+  // Named vectors around co_await: GCC 12 miscompiles braced lists of literals there.
+  std::vector<std::string> get = {"GET", keys_.Sticky(pool, client_id)};
+  absl::StatusOr<RedisReply> r = co_await t->client->Call(std::move(get));
+  if (!r.ok()) co_return local_.FindAt(owned_pool, owned_id, Clock::now());
+  if (r->nil()) co_return std::nullopt;
+  // Cached for as long as the record is sure to live: the caller touches it right away.
+  local_.StoreAt(owned_pool, owned_id, r->str, std::chrono::seconds(60), Clock::now());
+  co_return r->str;
+}
+
+asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
+                                                    std::string_view client_id,
+                                                    std::string_view backend, bool only_if_absent,
+                                                    std::chrono::seconds ttl) {
+  std::string owned_pool(pool), owned_id(client_id), owned_backend(backend);
+  std::string key = keys_.Sticky(pool, client_id);
+  PerThread* t = Current(co_await asio::this_coro::executor);
+  auto fallback = [&] {
+    std::string holder =
+        local_.BindAt(owned_pool, owned_id, owned_backend, only_if_absent, ttl, Clock::now());
+    if (t != nullptr) t->unsynced.push_back({key, holder, ttl});
+    return holder;
+  };
+  if (t == nullptr || !t->client->connected()) co_return fallback();
+  std::vector<std::string> set = {"SET", key, owned_backend, "PX", Millis(ttl)};
+  if (only_if_absent) set.push_back("NX");
+  absl::StatusOr<RedisReply> r = co_await t->client->Call(std::move(set));
+  if (!r.ok()) co_return fallback();
+  std::string holder = owned_backend;
+  if (r->nil()) {  // NX lost: another proxy recorded this client first; follow it
+    std::vector<std::string> get = {"GET", key};
+    absl::StatusOr<RedisReply> g = co_await t->client->Call(std::move(get));
+    if (!g.ok()) co_return fallback();
+    if (!g->nil()) holder = g->str;
+  }
+  local_.StoreAt(owned_pool, owned_id, holder, ttl, Clock::now());
+  co_return holder;
+}
+
+void RedisStickyStore::Touch(std::string_view pool, std::string_view client_id,
+                             std::chrono::seconds ttl) {
+  local_.TouchAt(pool, client_id, ttl, Clock::now());
+  // Touch runs on the tunnel's thread; any thread's client will do, but use its own.
+  for (auto& t : threads_) {
+    if (!t->io->get_executor().running_in_this_thread()) continue;
+    if (t->client->connected()) {
+      t->client->Command({"PEXPIRE", keys_.Sticky(pool, client_id), Millis(ttl)},
+                         [](absl::StatusOr<RedisReply>) {});
+    }
+    return;
+  }
+}
+
+}  // namespace state

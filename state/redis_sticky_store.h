@@ -1,0 +1,64 @@
+// The sticky table in Redis, shared by every proxy of the tier, with the in-process table in
+// front of it as a cache and behind it as the fallback.
+//
+//   Find   a record confirmed in the last `cache_ttl` comes from the cache; else GET from Redis
+//          (and cached); while Redis is unreachable, the cache answers whatever its age.
+//   Bind   SET key backend NX PX ttl: the first proxy to record a new client wins, and GET tells
+//          the others who did, so that they follow it. Overwrites are plain SET PX.
+//   Touch  PEXPIRE, fire and forget.
+//
+// While Redis is unreachable the proxy keeps binding in its cache; those records are written
+// back with SET NX when Redis returns (never overwriting what another proxy recorded meanwhile).
+//
+// Each I/O thread has its own Redis connection; calls use the one of the thread they run on.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "state/local_sticky_store.h"
+#include "state/redis_client.h"
+#include "state/redis_keys.h"
+#include "state/sticky_store.h"
+
+namespace state {
+
+class RedisStickyStore : public StickyStore {
+ public:
+  struct ThreadClient {
+    boost::asio::io_context* io;
+    std::shared_ptr<RedisClient> client;
+  };
+
+  RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> clients,
+                   std::chrono::milliseconds cache_ttl = std::chrono::milliseconds(1000));
+
+  boost::asio::awaitable<std::optional<std::string>> Find(std::string_view pool,
+                                                          std::string_view client_id) override;
+  boost::asio::awaitable<std::string> Bind(std::string_view pool, std::string_view client_id,
+                                           std::string_view backend, bool only_if_absent,
+                                           std::chrono::seconds ttl) override;
+  void Touch(std::string_view pool, std::string_view client_id, std::chrono::seconds ttl) override;
+
+ private:
+  struct PerThread {
+    boost::asio::io_context* io;
+    std::shared_ptr<RedisClient> client;
+    // Bound while Redis was unreachable: written back when it returns.
+    struct Unsynced {
+      std::string key, backend;
+      std::chrono::seconds ttl;
+    };
+    std::vector<Unsynced> unsynced;
+  };
+  PerThread* Current(const boost::asio::any_io_executor& executor);
+
+  RedisKeys keys_;
+  std::vector<std::unique_ptr<PerThread>> threads_;
+  std::chrono::milliseconds cache_ttl_;
+  LocalStickyStore local_;
+};
+
+}  // namespace state

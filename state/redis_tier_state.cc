@@ -1,0 +1,158 @@
+// RedisTierState: publish this proxy's state, read the others', in one pipelined round.
+#include "state/redis_tier_state.h"
+
+#include <charconv>
+#include <memory>
+
+namespace state {
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A reply counter: runs `done` when every reply of a round has arrived.
+struct Round {
+  size_t waiting = 0;
+  bool failed = false;
+  std::function<void(bool ok)> done;
+  void Arrived(bool ok) {
+    failed = failed || !ok;
+    if (--waiting == 0) done(!failed);
+  }
+};
+
+}  // namespace
+
+RedisTierState::RedisTierState(std::shared_ptr<RedisClient> client, RedisKeys keys,
+                               std::string instance, std::chrono::milliseconds liveness)
+    : client_(std::move(client)),
+      keys_(std::move(keys)),
+      instance_(std::move(instance)),
+      liveness_(liveness) {}
+
+std::string RedisTierState::EncodeOperator(const OperatorState& s) {
+  std::string out = s.draining ? "draining=1" : "draining=0";
+  if (s.weight) out += " weight=" + std::to_string(*s.weight);
+  return out;
+}
+
+OperatorState RedisTierState::DecodeOperator(std::string_view text) {
+  OperatorState s;
+  s.draining = text.find("draining=1") != std::string_view::npos;
+  size_t w = text.find("weight=");
+  if (w != std::string_view::npos) {
+    std::string_view digits = text.substr(w + 7);
+    uint32_t weight = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), weight);
+    if (ec == std::errc()) s.weight = weight;
+  }
+  return s;
+}
+
+void RedisTierState::Report(std::vector<LocalReport> reports) {
+  if (in_flight_ || !client_->connected()) return;  // degraded: keep the last view
+  in_flight_ = true;
+  for (const auto& [backend, op] : unsent_operators_)
+    SetOperator(backend, op);
+  std::string ttl = std::to_string(liveness_.count());
+  std::vector<std::string> conns = {"HSET", keys_.Connections(instance_)};
+  std::vector<std::string> health = {"HSET", keys_.Health(instance_)};
+  for (const LocalReport& r : reports) {
+    conns.insert(conns.end(), {r.backend, std::to_string(r.active)});
+    health.insert(health.end(), {r.backend, r.up ? "up" : "down"});
+  }
+  auto ignore = [](absl::StatusOr<RedisReply>) {};
+  client_->Command({"ZADD", keys_.Proxies(), std::to_string(NowMs()), instance_}, ignore);
+  client_->Command({"MULTI"}, ignore);
+  client_->Command({"DEL", keys_.Connections(instance_), keys_.Health(instance_)}, ignore);
+  if (!reports.empty()) {
+    client_->Command(std::move(conns), ignore);
+    client_->Command(std::move(health), ignore);
+  }
+  client_->Command({"PEXPIRE", keys_.Connections(instance_), ttl}, ignore);
+  client_->Command({"PEXPIRE", keys_.Health(instance_), ttl}, ignore);
+  client_->Command({"EXEC"}, ignore);
+
+  auto view = std::make_shared<TierView>();
+  auto live = std::make_shared<std::vector<std::string>>();
+  auto round = std::make_shared<Round>();
+  round->waiting = 2;
+  round->done = [this, view, live](bool ok) {
+    if (!ok) {
+      in_flight_ = false;
+      return;
+    }
+    ReadOthers(std::move(*live), std::move(*view));
+  };
+  client_->Command(
+      {"ZRANGEBYSCORE", keys_.Proxies(), std::to_string(NowMs() - liveness_.count()), "+inf"},
+      [this, live, round](absl::StatusOr<RedisReply> r) {
+        if (r.ok()) {
+          for (const RedisReply& e : r->elements) {
+            if (e.str != instance_) live->push_back(e.str);
+          }
+        }
+        round->Arrived(r.ok());
+      });
+  client_->Command({"HGETALL", keys_.Operator()}, [view, round](absl::StatusOr<RedisReply> r) {
+    if (r.ok()) {
+      for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+        view->operators[r->elements[i].str] = DecodeOperator(r->elements[i + 1].str);
+      }
+    }
+    round->Arrived(r.ok());
+  });
+}
+
+void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view) {
+  view.live_proxies = static_cast<uint32_t>(live.size()) + 1;
+  auto shared = std::make_shared<TierView>(std::move(view));
+  auto round = std::make_shared<Round>();
+  round->waiting = 2 * live.size() + 1;
+  round->done = [this, shared](bool ok) {
+    in_flight_ = false;
+    if (ok && on_view) on_view(*shared);
+  };
+  for (const std::string& id : live) {
+    client_->Command({"HGETALL", keys_.Connections(id)},
+                     [shared, round](absl::StatusOr<RedisReply> r) {
+                       if (r.ok()) {
+                         for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+                           int64_t n = 0;
+                           const std::string& v = r->elements[i + 1].str;
+                           std::from_chars(v.data(), v.data() + v.size(), n);
+                           shared->backends[r->elements[i].str].remote_active += n;
+                         }
+                       }
+                       round->Arrived(r.ok());
+                     });
+    client_->Command({"HGETALL", keys_.Health(id)}, [shared, round](absl::StatusOr<RedisReply> r) {
+      if (r.ok()) {
+        for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+          if (r->elements[i + 1].str == "down") ++shared->backends[r->elements[i].str].down_votes;
+        }
+      }
+      round->Arrived(r.ok());
+    });
+  }
+  // Trim proxies gone for a minute from the live set; also closes the round when alone.
+  client_->Command({"ZREMRANGEBYSCORE", keys_.Proxies(), "-inf", std::to_string(NowMs() - 60'000)},
+                   [round](absl::StatusOr<RedisReply> r) { round->Arrived(r.ok()); });
+}
+
+void RedisTierState::SetOperator(const std::string& backend, const OperatorState& state) {
+  unsent_operators_[backend] = state;
+  client_->Command({"HSET", keys_.Operator(), backend, EncodeOperator(state)},
+                   [this, backend, state](absl::StatusOr<RedisReply> r) {
+                     auto it = unsent_operators_.find(backend);
+                     if (r.ok() && it != unsent_operators_.end() && it->second == state) {
+                       unsent_operators_.erase(it);
+                     }
+                   });
+}
+
+}  // namespace state

@@ -1,0 +1,48 @@
+// The tier state in Redis. Every Report (every 100 ms) is one pipelined round trip:
+//
+//   ZADD proxies NOW instance              this proxy is alive
+//   MULTI; DEL conns:I; HSET conns:I ...; PEXPIRE conns:I 3000; (the same for health:I); EXEC
+//   ZRANGEBYSCORE proxies NOW-3000 +inf    the live proxies
+//   HGETALL operator                       operator changes
+// then HGETALL conns:J and health:J of every other live proxy J. A proxy that dies stops
+// refreshing: its keys expire and it leaves the live set within three seconds, and its counts
+// with it. While Redis is unreachable, Report does nothing and the proxy keeps its last view;
+// when Redis returns, the next Report publishes everything again, operator changes made in the
+// meantime included.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "state/redis_client.h"
+#include "state/redis_keys.h"
+#include "state/tier_state.h"
+
+namespace state {
+
+class RedisTierState : public TierState {
+ public:
+  RedisTierState(std::shared_ptr<RedisClient> client, RedisKeys keys, std::string instance,
+                 std::chrono::milliseconds liveness = std::chrono::milliseconds(3000));
+
+  void Report(std::vector<LocalReport> reports) override;
+  void SetOperator(const std::string& backend, const OperatorState& state) override;
+  bool degraded() const override { return !client_->connected(); }
+
+  // "draining=0 weight=3", and back.
+  static std::string EncodeOperator(const OperatorState& s);
+  static OperatorState DecodeOperator(std::string_view text);
+
+ private:
+  void ReadOthers(std::vector<std::string> live, TierView view);
+
+  std::shared_ptr<RedisClient> client_;
+  RedisKeys keys_;
+  std::string instance_;
+  std::chrono::milliseconds liveness_;
+  bool in_flight_ = false;
+  // Operator changes not yet confirmed by Redis (made while it was unreachable, say).
+  absl::flat_hash_map<std::string, OperatorState> unsent_operators_;
+};
+
+}  // namespace state

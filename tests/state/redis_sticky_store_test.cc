@@ -1,0 +1,99 @@
+// Tests of state/redis_sticky_store.h against a real redis-server: two stores stand for two
+// proxies.
+#include "state/redis_sticky_store.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "tests/state/redis_server.h"
+
+namespace state {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::seconds;
+
+// One "proxy": an io_context, its Redis client, its store.
+struct Proxy {
+  Proxy(uint16_t port, std::chrono::milliseconds cache_ttl = std::chrono::milliseconds(1000)) {
+    RedisOptions o;
+    o.port = port;
+    client = RedisClient::Create(io, o);
+    store = std::make_unique<RedisStickyStore>(
+        RedisKeys("t:"), std::vector<RedisStickyStore::ThreadClient>{{&io, client}}, cache_ttl);
+    client->Start();
+  }
+  template <typename T>
+  T Await(asio::awaitable<T> a) {
+    std::optional<T> result;
+    asio::co_spawn(io, std::move(a), [&](std::exception_ptr, T v) { result = std::move(v); });
+    RunUntil(io, [&] { return result.has_value(); });
+    return *result;
+  }
+  std::optional<std::string> Find(const std::string& id) { return Await(store->Find("p", id)); }
+  std::string Bind(const std::string& id, const std::string& b, bool nx) {
+    return Await(store->Bind("p", id, b, nx, seconds(30)));
+  }
+
+  asio::io_context io;
+  std::shared_ptr<RedisClient> client;
+  std::unique_ptr<RedisStickyStore> store;
+};
+
+TEST(RedisStickyStoreTest, TwoProxiesAgreeOnANewClient) {
+  RedisServer server;
+  Proxy a(server.port()), b(server.port());
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  ASSERT_TRUE(RunUntil(b.io, [&] { return b.client->connected(); }));
+  EXPECT_EQ(a.Bind("c1", "b1", true), "b1");
+  EXPECT_EQ(b.Bind("c1", "b2", true), "b1");  // b follows a
+  EXPECT_EQ(b.Find("c1"), "b1");
+}
+
+TEST(RedisStickyStoreTest, OverwriteAfterFailoverReachesTheOtherProxy) {
+  RedisServer server;
+  Proxy a(server.port(), std::chrono::milliseconds(0)),
+      b(server.port(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  ASSERT_TRUE(RunUntil(b.io, [&] { return b.client->connected(); }));
+  a.Bind("c", "b1", true);
+  EXPECT_EQ(b.Find("c"), "b1");
+  a.Bind("c", "b3", false);
+  EXPECT_EQ(b.Find("c"), "b3");  // no cache (cache_ttl 0): straight from Redis
+}
+
+TEST(RedisStickyStoreTest, WorksFromTheCacheWhileRedisIsDownAndWritesBackAfter) {
+  uint16_t port = FreePort();
+  auto server = std::make_unique<RedisServer>(port);
+  Proxy a(port, std::chrono::milliseconds(0)), b(port, std::chrono::milliseconds(0));
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  a.Bind("known", "b1", true);
+  server->Stop();
+  ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
+  EXPECT_EQ(a.Find("known"), "b1");            // the cache answers
+  EXPECT_EQ(a.Bind("new", "b2", true), "b2");  // bound locally
+  EXPECT_EQ(a.Find("new"), "b2");
+  server = std::make_unique<RedisServer>(port);  // empty: the outage lost Redis's data
+  ASSERT_TRUE(RunUntil(
+      a.io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
+  ASSERT_TRUE(RunUntil(
+      b.io, [&] { return b.client->connected(); }, std::chrono::seconds(8)));
+  // The record made during the outage was written back: the other proxy sees it.
+  bool seen = RunUntil(a.io, [&] { return b.Find("new") == "b2"; });
+  EXPECT_TRUE(seen);
+}
+
+TEST(RedisStickyStoreTest, RecordsExpire) {
+  RedisServer server;
+  Proxy a(server.port(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  a.Await(a.store->Bind("p", "short", "b1", true, seconds(1)));
+  EXPECT_EQ(a.Find("short"), "b1");
+  EXPECT_TRUE(RunUntil(
+      a.io, [&] { return !a.Find("short").has_value(); }, std::chrono::seconds(4)));
+}
+
+}  // namespace
+}  // namespace state
