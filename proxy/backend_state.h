@@ -25,7 +25,8 @@ struct BackendState {
         endpoint(endpoint),
         check_endpoint(check_endpoint),
         weight(this->config.weight),
-        health(policy) {}
+        health(policy),
+        file_weight(this->config.weight) {}
 
   const BackendConfig config;
   const boost::asio::ip::tcp::endpoint endpoint;
@@ -50,6 +51,9 @@ struct BackendState {
 
   // Owned by the control thread.
   health::HealthState health;
+  // The weight the configuration file gave at the last (re)load; `config` keeps the first one. A
+  // reload that changes it overrides the operator's weight; one that leaves it does not.
+  uint32_t file_weight;
 
   const std::string& name() const { return config.name; }
   bool usable() const {

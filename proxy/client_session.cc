@@ -35,6 +35,15 @@ struct FirstPacket {
   mqtt::Connect connect;
 };
 
+// Answers a CONNECT with a refusing CONNACK in `version`'s encoding, and closes the sending side.
+asio::awaitable<void> Refuse(tcp::socket& client, mqtt::ReasonCode reason, mqtt::Version version) {
+  std::string out;
+  mqtt::Encode(mqtt::Connack{.reason = reason}, version, out);
+  co_await asio::async_write(client, asio::buffer(out), kAwaitTuple);
+  boost::system::error_code ignored;
+  client.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
 // Reads until one whole packet is there and checks that it is a valid CONNECT (MQTT 5.0 §3.1:
 // anything else as a first packet closes the connection). nullopt, counted, when not.
 asio::awaitable<std::optional<FirstPacket>> ReadConnect(tcp::socket& client,
@@ -53,6 +62,15 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(tcp::socket& client,
     auto [ec, n] = std::get<0>(result);
     if (ec) co_return std::nullopt;  // the client went away
     first.bytes.append(chunk.data(), n);
+    // The first byte names the packet type: anything but a CONNECT is refused at once, not after
+    // waiting (up to the connect timeout) for the rest of a packet that cannot be accepted.
+    if (static_cast<uint8_t>(first.bytes[0]) >> 4 !=
+        static_cast<uint8_t>(mqtt::PacketType::kConnect)) {
+      listener.counters->Reject(RejectReason::kMalformed);
+      spdlog::debug("listener {}: refusing a first packet of type {}", listener.config.name,
+                    static_cast<uint8_t>(first.bytes[0]) >> 4);
+      co_return std::nullopt;
+    }
     absl::StatusOr<std::optional<mqtt::Frame>> frame =
         mqtt::ParseFrame(first.bytes, listener.config.max_connect_bytes);
     if (frame.ok() && !frame->has_value()) continue;
@@ -62,6 +80,12 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(tcp::socket& client,
       listener.counters->Reject(RejectReason::kMalformed);
       spdlog::debug("listener {}: refusing a first packet: {}", listener.config.name,
                     connect.status().ToString());
+      // Where the broker would answer, so does the proxy: an unsupported protocol level gets
+      // CONNACK 0x01 before the close (MQTT 3.1.1 §3.1.2.2 [MQTT-3.1.2-2]), in the 3.1.1 form that
+      // clients of every version can read, as the broker sends it.
+      if (mqtt::ReasonOf(connect.status()) == mqtt::ReasonCode::kUnsupportedProtocolVersion) {
+        co_await Refuse(client, mqtt::ReasonCode::kUnsupportedProtocolVersion, mqtt::Version::k311);
+      }
       co_return std::nullopt;
     }
     first.connect = std::move(*connect);
@@ -79,15 +103,6 @@ asio::awaitable<bool> ConnectBackend(tcp::socket& socket, const BackendState& ba
   co_return !ec;
 }
 
-// Tells an MQTT client that no broker can take it, in its own protocol version, and closes.
-asio::awaitable<void> RefuseUnavailable(tcp::socket& client, mqtt::Version version) {
-  std::string out;
-  mqtt::Encode(mqtt::Connack{.reason = mqtt::ReasonCode::kServerUnavailable}, version, out);
-  co_await asio::async_write(client, asio::buffer(out), kAwaitTuple);
-  boost::system::error_code ignored;
-  client.shutdown(tcp::socket::shutdown_send, ignored);
-}
-
 // The idle timeout of a tunnel: above 1.5 times the MQTT keep alive, so that the broker, which
 // enforces 1.5 times, times a silent client out first and says why (DESIGN.md, step 5).
 milliseconds IdleTimeout(const ListenerState& listener, const std::optional<FirstPacket>& first) {
@@ -103,9 +118,14 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
                                   tcp::socket client) {
   ListenerCounters& counters = *listener->counters;
   counters.active.fetch_add(1, std::memory_order_relaxed);
+  // The connection counts as the listener's until it ends: here when the setup gives up, or in
+  // the tunnel's close hook once the tunnel carries it.
   struct ActiveGuard {
     ListenerCounters& c;
-    ~ActiveGuard() { c.active.fetch_sub(1, std::memory_order_relaxed); }
+    bool handed_over = false;
+    ~ActiveGuard() {
+      if (!handed_over) c.active.fetch_sub(1, std::memory_order_relaxed);
+    }
   } guard{counters};
 
   const bool mqtt_mode = listener->config.protocol == Protocol::kMqtt;
@@ -168,7 +188,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
   if (chosen == nullptr) {
     counters.Reject(RejectReason::kNoBackend);
-    if (first) co_await RefuseUnavailable(client, first->connect.version);
+    if (first)
+      co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
     co_return;
   }
   worker.ReportConnectSuccess(chosen);
@@ -190,7 +211,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     auto [wec, written] = co_await asio::async_write(backend, asio::buffer(initial), kAwaitTuple);
     if (wec) {
       worker.ReportConnectFailure(chosen);
-      if (first) co_await RefuseUnavailable(client, first->connect.version);
+      if (first)
+        co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
       co_return;
     }
     chosen->bytes_to_backend.fetch_add(initial.size(), std::memory_order_relaxed);
@@ -200,18 +222,22 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   chosen->connections_total.fetch_add(1, std::memory_order_relaxed);
   Tunnel::Hooks hooks;
   BackendState* counted = chosen.get();
+  std::function<void()> touch;
   if (sticky) {
-    auto touch = [store = pool.shared_sticky(), pool_name = config.name, client_id, ttl] {
+    touch = [store = pool.shared_sticky(), pool_name = config.name, client_id, ttl] {
       store->Touch(pool_name, client_id, ttl);
     };
     hooks.refresh = touch;
-    hooks.close = [counted, touch] {
-      counted->active.fetch_sub(1, std::memory_order_relaxed);
-      touch();  // the record now lives `ttl` past the disconnect
-    };
-  } else {
-    hooks.close = [counted] { counted->active.fetch_sub(1, std::memory_order_relaxed); };
+    // Twice per TTL, so that the record outlives a connection longer than the TTL whatever the
+    // timer's lateness (StickyStore: "a record lives while its client is connected").
+    hooks.refresh_interval = std::chrono::duration_cast<milliseconds>(ttl) / 2;
   }
+  guard.handed_over = true;
+  hooks.close = [counted, listener_counters = listener->counters, touch] {
+    counted->active.fetch_sub(1, std::memory_order_relaxed);
+    listener_counters->active.fetch_sub(1, std::memory_order_relaxed);
+    if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
+  };
   std::make_shared<Tunnel>(worker, std::move(client), std::move(backend), std::move(chosen),
                            IdleTimeout(*listener, first), std::move(hooks))
       ->Start();

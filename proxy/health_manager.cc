@@ -69,41 +69,97 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
   }
 }
 
+// Whether two pools check their backends alike; a reload that changes any of this restarts the
+// checks of the backends that stay.
+bool SameChecks(const HealthConfig& a, const HealthConfig& b) {
+  const health::Policy &p = a.policy, &q = b.policy;
+  return a.active == b.active && a.kind == b.kind && a.http_path == b.http_path &&
+         p.rise == q.rise && p.fall == q.fall && p.interval == q.interval &&
+         p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
+         p.jitter_percent == q.jitter_percent && p.passive_failures == q.passive_failures &&
+         p.eject_base == q.eject_base && p.eject_max == q.eject_max;
+}
+
+// Moves a backend that stays to the checks of its reloaded `pool`. Its state machine holds its
+// policy: replace it, carrying the verdict over. A down backend stays down while there are active
+// checks to bring it back (without them nothing could); an ejected one is ejected again under the
+// new policy, its backoff from the start.
+void CarryOverHealth(BackendState& b, const Pool& pool) {
+  const HealthConfig& h = pool.config().health;
+  Clock::time_point now = Clock::now();
+  health::HealthState next(h.policy);
+  if (!b.health.up() && h.active) {
+    for (uint32_t i = 0; i < h.policy.fall; ++i)
+      next.OnCheck(false, now);
+  }
+  if (b.health.ejected(now)) {
+    for (uint32_t i = 0; i < h.policy.passive_failures; ++i)
+      next.OnConnectFailure(now);
+  }
+  b.health = next;
+  bool is = b.health.available(now);
+  if (b.available.exchange(is) != is) {
+    spdlog::info("pool {}: backend {} {} after the reload of its checks", pool.name(), b.name(),
+                 is ? "available" : "not available");
+    pool.Touch();
+  }
+}
+
+void Halt(HealthManager::Monitor& m) {
+  m.stopped = true;
+  m.check_timer.cancel();
+  m.eject_timer.cancel();
+  m.ramp_timer.cancel();
+}
+
 }  // namespace
+
+std::shared_ptr<HealthManager::Monitor> HealthManager::StartMonitor(
+    const std::shared_ptr<const Pool>& pool, const std::shared_ptr<BackendState>& backend) {
+  auto m = std::make_shared<Monitor>(control_, pool, backend);
+  const HealthConfig& h = pool->config().health;
+  if (h.active) {
+    m->checker = health::MakeChecker(
+        {.kind = h.kind, .http_path = h.http_path, .mqtt_client_id = "sb-health-" + instance_});
+    asio::co_spawn(
+        control_,
+        CheckLoop(m, [this, raw = m.get()](std::optional<health::Event> e) { Apply(*raw, e); }),
+        asio::detached);
+  }
+  return m;
+}
 
 void HealthManager::Watch(const std::map<std::string, std::shared_ptr<const Pool>>& pools) {
   std::map<BackendState*, std::shared_ptr<Monitor>> next;
+  std::vector<std::shared_ptr<Monitor>> restarted;
   for (const auto& [name, pool] : pools) {
     for (const std::shared_ptr<BackendState>& b : pool->backends()) {
       auto it = monitors_.find(b.get());
       std::shared_ptr<Monitor> m;
-      if (it != monitors_.end()) {
+      if (it == monitors_.end()) {
+        m = StartMonitor(pool, b);
+      } else if (SameChecks(it->second->pool->config().health, pool->config().health)) {
         m = it->second;
         m->pool = pool;
         monitors_.erase(it);
       } else {
-        m = std::make_shared<Monitor>(control_, pool, b);
-        const HealthConfig& h = pool->config().health;
-        if (h.active) {
-          m->checker = health::MakeChecker({.kind = h.kind,
-                                            .http_path = h.http_path,
-                                            .mqtt_client_id = "sb-health-" + instance_});
-          asio::co_spawn(control_,
-                         CheckLoop(m, [this, raw = m.get()](
-                                          std::optional<health::Event> e) { Apply(*raw, e); }),
-                         asio::detached);
-        }
+        // The checks of a backend that stays changed (type, policy, or active checks added or
+        // removed): a new monitor under the new settings; the old one ends with the others below.
+        CarryOverHealth(*b, *pool);
+        m = StartMonitor(pool, b);
+        restarted.push_back(m);
       }
       next.emplace(b.get(), std::move(m));
     }
   }
-  for (auto& [backend, m] : monitors_) {  // backends no longer configured
-    m->stopped = true;
-    m->check_timer.cancel();
-    m->eject_timer.cancel();
-    m->ramp_timer.cancel();
-  }
+  for (auto& [backend, m] : monitors_)  // backends no longer configured, or restarted
+    Halt(*m);
   monitors_ = std::move(next);
+  for (const std::shared_ptr<Monitor>& m : restarted) {
+    BackendState& b = *m->backend;
+    if (b.health.ejected(Clock::now())) ScheduleEjectionEnd(m);
+    if (b.up_since_ns.load() != 0 && m->pool->config().slow_start_s > 0) RampSlowStart(m);
+  }
 }
 
 void HealthManager::Stop() {

@@ -39,6 +39,8 @@ class HealthManager {
   struct Monitor;  // one backend's checks and timers (health_manager.cc)
 
  private:
+  std::shared_ptr<Monitor> StartMonitor(const std::shared_ptr<const Pool>& pool,
+                                        const std::shared_ptr<BackendState>& backend);
   void Apply(Monitor& m, std::optional<health::Event> event);
   void ScheduleEjectionEnd(const std::shared_ptr<Monitor>& m);
   void RampSlowStart(const std::shared_ptr<Monitor>& m);

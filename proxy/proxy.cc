@@ -56,7 +56,9 @@ absl::Status Proxy::Start() {
 
 absl::Status Proxy::Apply(ProxyConfig next) {
   // 1. Pools: resolve every backend; keep the state of backends that keep name and addresses.
+  // Nothing live changes before step 3: weights changed in the file wait in `new_weights`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
+  std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
     for (const BackendConfig& bc : pc.backends) {
@@ -74,7 +76,7 @@ absl::Status Proxy::Apply(ProxyConfig next) {
         if (b != nullptr && b->endpoint == *ep && b->check_endpoint == *check) {
           state = b;
           // A weight changed in the file overrides one set through the admin API.
-          if (b->config.weight != bc.weight) state->weight.store(bc.weight);
+          if (b->file_weight != bc.weight) new_weights.emplace_back(b, bc.weight);
         }
       }
       if (state == nullptr) {
@@ -116,6 +118,10 @@ absl::Status Proxy::Apply(ProxyConfig next) {
   }
 
   // 3. Commit: from here on nothing fails.
+  for (auto& [state, weight] : new_weights) {
+    state->file_weight = weight;
+    state->weight.store(weight);
+  }
   std::map<std::string, std::shared_ptr<const ListenerState>> states;
   for (const ListenerConfig& lc : next.listeners) {
     auto& counters = listener_counters_[lc.name];

@@ -43,6 +43,9 @@ Tunnel::~Tunnel() {
 
 void Tunnel::Start() {
   started_at_ = last_activity_ = Clock::now();
+  if (hooks_.refresh && hooks_.refresh_interval.count() > 0) {
+    next_refresh_ = started_at_ + hooks_.refresh_interval;
+  }
   worker_.Register(this);
   WaitReadable(up_);
   WaitReadable(down_);
@@ -66,9 +69,7 @@ void Tunnel::OnReadable(Direction& d, const boost::system::error_code& wait_ec) 
     if (WouldBlock(ec)) return WaitReadable(d);
     if (ec == asio::error::eof) return EndOfStream(d);
     if (ec) {
-      if (&d == &down_ && down_.bytes == 0 && Clock::now() - started_at_ < kImmediateReset) {
-        worker_.ReportConnectFailure(state_);
-      }
+      if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
       return Close();
     }
     d.bytes += n;
@@ -105,10 +106,8 @@ void Tunnel::OnWritable(Direction& d, const boost::system::error_code& wait_ec) 
 }
 
 void Tunnel::EndOfStream(Direction& d) {
+  if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
   d.eof = true;
-  if (&d == &down_ && down_.bytes == 0 && Clock::now() - started_at_ < kImmediateReset) {
-    worker_.ReportConnectFailure(state_);
-  }
   Direction& other = &d == &up_ ? down_ : up_;
   if (other.eof) return Close();
   // Half-close: pass the end of stream on and let the other direction finish.
@@ -116,8 +115,14 @@ void Tunnel::EndOfStream(Direction& d) {
   d.to->shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+bool Tunnel::RefusedAtOnce() const {
+  // After the client's end of stream, closing is the backend's normal answer, silent or not:
+  // a client that connects and leaves at once (a TCP ping, a scanner) says nothing about it.
+  return down_.bytes == 0 && !up_.eof && Clock::now() - started_at_ < kImmediateReset;
+}
+
 void Tunnel::ArmTimer() {
-  Clock::time_point at = close_at_;
+  Clock::time_point at = std::min(close_at_, next_refresh_);
   if (idle_timeout_.count() > 0) at = std::min(at, last_activity_ + idle_timeout_);
   if (at == Clock::time_point::max()) return;
   timer_.expires_at(at);
@@ -128,6 +133,10 @@ void Tunnel::ArmTimer() {
 void Tunnel::OnTimer(const boost::system::error_code& ec) {
   if (ec || closed_) return;
   Clock::time_point now = Clock::now();
+  if (now >= next_refresh_) {
+    Refresh();
+    next_refresh_ = now + hooks_.refresh_interval;
+  }
   bool idle = idle_timeout_.count() > 0 && now - last_activity_ >= idle_timeout_;
   if (idle || now >= close_at_) return Close();
   ArmTimer();

@@ -7,8 +7,8 @@
 //
 // End of stream in one direction is passed on as a half-close (shutdown of the sending side), and
 // the other direction goes on until it ends too. An error in either, the idle timeout, or Close()
-// ends both. A backend that closes without sending a byte within two seconds is reported as a
-// connect failure (passive health).
+// ends both. A backend that closes without sending a byte within two seconds, while the client
+// has not ended its side, is reported as a connect failure (passive health).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -27,10 +27,11 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // What a tunnel keeps up for its session beyond the bytes: `refresh` runs periodically while
-  // it lasts (the sticky record's TTL), `close` once when it ends.
+  // What a tunnel keeps up for its session beyond the bytes: `refresh` runs every
+  // `refresh_interval` while it lasts (the sticky record's TTL), `close` once when it ends.
   struct Hooks {
     std::function<void()> refresh;
+    std::chrono::milliseconds refresh_interval{0};  // 0: no refresh
     std::function<void()> close;
   };
 
@@ -64,6 +65,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   void WaitWritable(Direction& d);
   void OnWritable(Direction& d, const boost::system::error_code& ec);
   void EndOfStream(Direction& d);
+  // Whether the backend's end of the connection now looks like a refusal (see above).
+  bool RefusedAtOnce() const;
   void ArmTimer();
   void OnTimer(const boost::system::error_code& ec);
 
@@ -79,6 +82,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   Clock::time_point started_at_;
   Clock::time_point last_activity_;
   Clock::time_point close_at_ = Clock::time_point::max();
+  Clock::time_point next_refresh_ = Clock::time_point::max();
   bool closed_ = false;
 };
 

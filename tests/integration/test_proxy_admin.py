@@ -1,0 +1,106 @@
+"""The admin API's operator actions: drain and enable a backend, set its weight, and the answers to
+requests it cannot serve."""
+import pytest
+
+from conftest import http_get, wait_for
+from proxy_fixtures import brokers, conns, is_open, pool, start_proxy  # noqa: F401 (fixtures)
+
+
+def connect(proxy, conns, client_id):
+    c = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: c.connect(client_id))
+    assert reply.reason() == 0
+    return c, name
+
+
+def test_drain_keeps_connections_and_takes_no_new_ones_until_enabled(brokers, start_proxy,
+                                                                     conns):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2, strategy="least-connections")})
+    placed = {}
+    for i in range(4):
+        c, name = connect(proxy, conns, f"first-{i}")
+        placed.setdefault(name, []).append(c)
+    assert len(placed["b1"]) == 2
+
+    status, body = proxy.post("/api/backends/b1/drain")
+    assert status == 200, body
+    assert body["backends"][0]["name"] == "b1" and body["backends"][0]["draining"] is True
+    assert proxy.state("b1") == "draining"
+    assert proxy.backend_metric("sb_proxy_backend_draining", "b1", "p") == 1
+
+    # b1 is now the emptier one, yet no new client goes there; its own clients stay.
+    for i in range(6):
+        assert connect(proxy, conns, f"drained-{i}")[1] == "b2"
+    assert all(is_open(c) for c in placed["b1"])
+    assert proxy.active() == {"b1": 2, "b2": 8}
+
+    status, body = proxy.post("/api/backends/b1/enable")
+    assert status == 200 and body["backends"][0]["draining"] is False
+    assert proxy.state("b1") == "up"
+    for i in range(3):  # least connections: b1 has 2 against 8, it takes the next ones
+        assert connect(proxy, conns, f"enabled-{i}")[1] == "b1"
+
+
+@pytest.mark.parametrize("body", ["3", '{"weight": 3}', "3\n", '{"weight":3}'])
+def test_weight_is_set_from_either_body_and_used(brokers, start_proxy, conns, body):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2, strategy="weighted-round-robin")}, threads=1)
+    status, answer = proxy.post("/api/backends/b1/weight", body)
+    assert status == 200, answer
+    assert answer["backends"][0]["weight"] == 3
+    assert proxy.backends()["b1"]["weight"] == 3
+    assert proxy.backend_metric("sb_proxy_backend_weight", "b1", "p") == 3
+    # The strategy sees it: eight new clients split 3:1.
+    landed = [connect(proxy, conns, f"w-{i}")[1] for i in range(8)]
+    assert landed.count("b1") == 6 and landed.count("b2") == 2, landed
+
+
+def test_weight_zero_takes_no_new_connections(brokers, start_proxy, conns):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)})
+    assert proxy.post("/api/backends/b1/weight", "0")[0] == 200
+    assert all(connect(proxy, conns, f"z-{i}")[1] == "b2" for i in range(4))
+
+
+@pytest.mark.parametrize("body", ["", "three", "-1", "1001", "3.5", '{"weight": "3"}',
+                                  '{"weight": -1}', '{"weight": 1001}', '{"w": 3}', "[3]",
+                                  '{"weight": 3', "3 4"])
+def test_bad_weight_body_is_400_and_changes_nothing(brokers, start_proxy, body):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)})
+    status, answer = proxy.post("/api/backends/b1/weight", body)
+    assert status == 400, (body, answer)
+    assert "expected a weight" in answer["error"]
+    assert proxy.backends()["b1"]["weight"] == 1
+
+
+def test_unknown_backend_action_and_method(brokers, start_proxy):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)})
+    for action, body in (("drain", ""), ("enable", ""), ("weight", "3")):
+        status, answer = proxy.post(f"/api/backends/nobody/{action}", body)
+        assert status == 404 and 'no backend named "nobody"' in answer["error"], answer
+    assert proxy.post("/api/backends/b1/explode")[0] == 404
+    assert proxy.post("/api/backends/b1")[0] == 404
+    assert http_get(proxy.url("/api/backends/b1/drain"))[0] == 405
+    assert http_get(proxy.url("/nothing-here"))[0] == 404
+    assert proxy.state("b1") == "up"
+    wait_for(lambda: http_get(proxy.url("/healthz")) == (200, "ok\n"), what="healthz")
+
+
+def test_sigterm_closes_the_tunnels_and_exits_0(brokers, start_proxy, conns):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)})
+    held = []
+    for i in range(4):
+        c = conns.wire(proxy.port, version=4)
+        assert c.connect(f"bye-{i}").reason() == 0
+        held.append(c)
+    assert proxy.metric("sb_proxy_up") == 1
+    assert proxy.stop(timeout=5) == 0, proxy.log()
+    assert "signal 15: shutting down" in proxy.log()
+    for c in held:
+        assert c.expect_closed(timeout=2) == []
+    for b in (b1, b2):
+        wait_for(lambda b=b: b.metric("sb_broker_connections") == 0, what=f"{b.name} empty")

@@ -1,0 +1,192 @@
+"""Failover: a broker killed or frozen under its clients, a backend nobody listens on, and a pool
+with nothing usable left. Health checks run at test speed (proxy_fixtures.FAST_HEALTH); every
+deadline below is derived from the configured detection time, fall x fast_interval + timeout."""
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import wait_for
+from mqtt_wire import CONNACK
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms, is_closed,  # noqa
+                            is_open, pool, restart_broker, start_proxy)
+
+
+def test_kill_9_clients_fail_over_and_the_broker_comes_back(brokers, start_proxy, conns, tmp_path,
+                                                            processes):
+    bs = brokers(3)
+    proxy = start_proxy({"p": pool(*bs, strategy="least-connections",
+                                   on_down="shutdown-sessions", shutdown_jitter_ms=300,
+                                   health=FAST_HEALTH)})
+    home = {}
+    for i in range(6):
+        c, home[f"fo-{i}"] = proxy.landing(lambda i=i: conns.reconnecting(proxy.port, f"fo-{i}"))
+    clients = [c for c in conns.open]
+    assert sorted(home.values()) == ["b1", "b1", "b2", "b2", "b3", "b3"]
+    for c in clients:
+        wait_for(lambda c=c: c.round_trip("before"), what=f"{c.client_id} round trip")
+
+    # Twice the configured detection time: 2 x (2 x 200 + 150) ms = 1.1 s, from the kill to
+    # (a) the proxy showing b1 down and (b) every client of b1 reconnected elsewhere with a
+    # working subscribe/publish round trip (each on its own, new, broker: no cluster yet).
+    window = 2 * detection_ms(FAST_HEALTH) / 1000
+    victim = bs[0]
+    killed_at = time.monotonic()
+    victim.kill()
+    orphans = [c for c in clients if home[c.client_id] == "b1"]
+    for c in clients:
+        wait_for(lambda c=c: c.round_trip("after"), timeout=window,
+                 what=f"{c.client_id} round trip after the kill")
+    proxy.wait_state("b1", "down", timeout=max(0.0, window - (time.monotonic() - killed_at)))
+    assert time.monotonic() - killed_at <= window
+    assert all(c.connections == 2 for c in orphans), [c.connections for c in orphans]
+    assert proxy.active()["b1"] == 0
+    assert sum(int(b.metric("sb_broker_connections")) for b in bs[1:]) == 6
+
+    # Back on the same ports: rise (2 good checks) brings it up, and least connections sends it
+    # the next clients, since it is the emptiest: at least two, as b2 and b3 hold 6 between them.
+    restart_broker(victim, tmp_path, processes)
+    proxy.wait_state("b1", "up", timeout=2 * detection_ms(FAST_HEALTH) / 1000 + 1)
+    for i in range(2):
+        c = conns.wire(proxy.port, version=4)
+        reply, name = proxy.landing(lambda c=c, i=i: c.connect(f"new-{i}"))
+        assert reply.reason() == 0 and name == "b1", (i, name, proxy.active())
+
+
+def test_frozen_broker_sessions_are_shut_down_within_the_jitter(brokers, start_proxy, conns):
+    # SIGSTOP keeps the broker's sockets open: only the proxy (on_down = "shutdown-sessions") can
+    # end its clients' connections. A killed broker would close them itself.
+    b1, b2 = brokers(2)
+    jitter_ms = 500
+    proxy = start_proxy({"p": pool(b1, b2, strategy="least-connections",
+                                   on_down="shutdown-sessions", shutdown_jitter_ms=jitter_ms,
+                                   health=FAST_HEALTH)})
+    placed = {"b1": [], "b2": []}
+    for i in range(6):
+        c = conns.wire(proxy.port, version=4)
+        reply, name = proxy.landing(lambda c=c, i=i: c.connect(f"frozen-{i}", keepalive=0))
+        assert reply.reason() == 0
+        placed[name].append(c)
+    assert len(placed["b1"]) == 3
+
+    b1.signal(signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        # Every check of a frozen broker times out: detection is fall x timeout plus the waits.
+        proxy.wait_state("b1", "down", timeout=2 * detection_ms(FAST_HEALTH) / 1000)
+        down_at = time.monotonic()
+        for c in placed["b1"]:
+            wait_for(lambda c=c: is_closed(c), timeout=jitter_ms / 1000 + 0.3,
+                     what="the proxy to close a session of the frozen broker")
+        # All closed within the jitter window (and the polling above), counted from "down".
+        assert time.monotonic() - down_at <= jitter_ms / 1000 + 0.3
+        assert "closing the sessions of b1" in proxy.log()
+        assert all(is_open(c) for c in placed["b2"]), "sessions on the healthy broker must stay"
+        assert proxy.active()["b1"] == 0
+        assert down_at - stopped_at > 0
+    finally:
+        b1.signal(signal.SIGCONT)
+    proxy.wait_state("b1", "up", timeout=2 * detection_ms(FAST_HEALTH) / 1000 + 1)
+    c = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: c.connect("after-thaw"))
+    assert reply.reason() == 0 and name == "b1"
+
+
+def dead_port():
+    """A loopback port nothing listens on (bound, never listened, kept until the test ends)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, start_proxy,
+                                                                       conns):
+    b1, b2 = brokers(2)
+    holder, port = dead_port()
+    with holder:
+        # No [health] table: passive detection alone. Round-robin tries "dead" every third pick.
+        proxy = start_proxy({"p": pool(backend(port, name="dead"), b1, b2,
+                                       strategy="weighted-round-robin", retries=3,
+                                       passive={"failures": 3, "eject_base_ms": 20000,
+                                                "eject_max_ms": 30000})}, threads=1)
+        for i in range(12):
+            c = conns.wire(proxy.port, version=4)
+            assert c.connect(f"skip-{i}").reason() == 0, f"client {i} refused"
+        m = 'pool="p",backend="dead"'
+        wait_for(lambda: proxy.metric(f"sb_proxy_backend_up{{{m}}}") == 0,
+                 what="dead ejected")
+        errors = proxy.metric(f"sb_proxy_backend_connect_errors_total{{{m}}}")
+        assert errors >= 3
+        assert proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") == 0
+        assert proxy.state("dead") == "ejected"
+        # Ejected: no more attempts on it, every client straight to a live broker.
+        for i in range(6):
+            c = conns.wire(proxy.port, version=4)
+            assert c.connect(f"after-{i}").reason() == 0
+        assert proxy.metric(f"sb_proxy_backend_connect_errors_total{{{m}}}") == errors
+        assert proxy.active() == {"dead": 0, "b1": 9, "b2": 9}
+
+
+@pytest.mark.parametrize("version,reason", [(4, 3), (5, 0x88)], ids=["v311", "v5"])
+def test_no_usable_backend_answers_server_unavailable(start_proxy, conns, version, reason):
+    holder, port = dead_port()
+    with holder:
+        proxy = start_proxy({"p": pool(backend(port, name="dead"), retries=2)})
+        for i in range(4):  # the first ones try and fail; later ones find the backend ejected
+            c = conns.wire(proxy.port, version=version)
+            ack = c.connect(f"nobody-{i}")
+            assert ack.type == CONNACK and ack.reason() == reason, (i, ack)
+            assert c.expect_closed() == []
+        assert proxy.rejected("no_backend") == 4
+
+
+def test_slow_start_ramps_a_recovered_broker(brokers, start_proxy, conns):
+    # slow_start_s = 20: for the first 2 s after coming back, b2 has a tenth of its weight.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2, strategy="weighted-round-robin", slow_start_s=20,
+                                   health=FAST_HEALTH)}, threads=1)
+    b2.signal(signal.SIGSTOP)
+    try:
+        proxy.wait_state("b2", "down", timeout=2 * detection_ms(FAST_HEALTH) / 1000)
+    finally:
+        b2.signal(signal.SIGCONT)
+    proxy.wait_state("b2", "up", timeout=2 * detection_ms(FAST_HEALTH) / 1000 + 1)
+    landed = []
+    for i in range(22):
+        c = conns.wire(proxy.port, version=4)
+        landed.append(proxy.landing(lambda c=c, i=i: c.connect(f"ramp-{i}"))[1])
+    # Weights 10:1 for the ramp's first tenth: 2 of 22 (11 of 22 without slow start).
+    assert landed.count("b2") <= 4, landed
+    assert landed.count("b2") >= 1, "a ramping backend still gets its share"
+
+
+def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conns):
+    # A listener whose accept queue is full drops new SYNs: connecting to it hangs, and only the
+    # pool's connect_timeout_ms ends the attempt.
+    (b1,) = brokers(1)
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    with full:
+        for _ in range(3):  # a backlog of 0 still takes one or two: fill whatever it takes
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(full.getsockname())
+            fillers.append(f)
+        proxy = start_proxy({"p": pool(backend(full.getsockname()[1], name="hung"), b1,
+                                       strategy="weighted-round-robin", connect_timeout_ms=200,
+                                       retries=1, passive={"failures": 100})}, threads=1)
+        times = []
+        for i in range(4):
+            c = conns.wire(proxy.port, version=4)
+            start = time.monotonic()
+            assert c.connect(f"patient-{i}").reason() == 0
+            times.append(time.monotonic() - start)
+        for f in fillers:
+            f.close()
+    # Round-robin sends every other client to "hung" first: those waited the timeout, then b1.
+    assert sorted(times)[2] >= 0.19 and max(times) < 1.0, times
+    assert proxy.active() == {"hung": 0, "b1": 4}
+    assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 2

@@ -1,0 +1,174 @@
+"""An MQTT listener's gate: the first packet must be a CONNECT arriving within connect_timeout_ms
+(MQTT 3.1.1 and 5.0 §3.1: anything else closes the connection), each refusal counted by reason;
+and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone."""
+import time
+
+import pytest
+
+from conftest import wait_for
+from mqtt_wire import PUBLISH, connect_packet, packet, string
+from proxy_fixtures import brokers, conns, is_closed, is_open, pool, start_proxy  # noqa: F401
+
+CONNECT_TIMEOUT_MS = 300
+
+
+@pytest.fixture
+def gate(brokers, start_proxy):
+    (b1,) = brokers(1)
+    return start_proxy({"p": pool(b1)},
+                       [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
+                         "connect_timeout_ms": CONNECT_TIMEOUT_MS}])
+
+
+def closed_within(sock, seconds):
+    """Seconds until the proxy closed `sock`, failing if it takes longer than `seconds`."""
+    start = time.monotonic()
+    wait_for(lambda: is_closed(sock), timeout=seconds, what="the proxy to close the connection")
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("first_bytes", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",            # not MQTT at all (type 4 with bad flags)
+    packet(PUBLISH, 0, string("t/1") + b"payload"),  # a whole, valid PUBLISH before CONNECT
+    b"\x30\x7f" + string("t/1"),                     # the start of a PUBLISH: its type says enough
+    b"\x10\xff\xff\xff\xff\x01",                     # CONNECT with a five-byte remaining length
+    connect_packet("big", version=4)[:1] + b"\xff\xff\x7f",  # a CONNECT over max_connect_bytes
+    packet(1, 0, string("MQTT") + bytes([4, 0x01, 0, 10]) + string("c")),  # reserved flag set
+], ids=["http", "publish", "partial-publish", "bad-length", "too-big", "bad-connect-flags"])
+def test_malformed_first_packet_is_closed_and_counted(gate, conns, first_bytes):
+    s = conns.socket(gate.port)
+    s.sendall(first_bytes)
+    # Well before the connect timeout: the proxy knows at once that this is no CONNECT.
+    assert closed_within(s, CONNECT_TIMEOUT_MS / 1000 * 0.8) < CONNECT_TIMEOUT_MS / 1000
+    wait_for(lambda: gate.rejected("malformed_first_packet") == 1, what="the refusal counted")
+    assert gate.rejected("connect_timeout") == 0
+    assert gate.active() == {"b1": 0}
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_unsupported_protocol_level_gets_connack_0x01(gate, conns, version):
+    # MQTT 3.1.1 §3.1.2.2 [MQTT-3.1.2-2]: CONNACK return code 0x01 then close, in the 3.1.1 form
+    # every client version understands (5.0 §3.1.2.2 allows 0x84 too; the broker answers alike).
+    c = conns.wire(gate.port, version=4)
+    c.send(packet(1, 0, string("MQTT") + bytes([version + 2, 0x02, 0, 10]) + string("c")))
+    ack = c.expect(2)
+    assert ack.body == b"\x00\x01"
+    assert c.expect_closed() == []
+    wait_for(lambda: gate.rejected("malformed_first_packet") == 1, what="the refusal counted")
+    assert gate.active() == {"b1": 0}
+
+
+@pytest.mark.parametrize("first_bytes", [b"", connect_packet("slow", version=4)[:7]],
+                         ids=["silent", "half-connect"])
+def test_client_without_connect_is_closed_after_connect_timeout(gate, conns, first_bytes):
+    s = conns.socket(gate.port)
+    start = time.monotonic()
+    s.sendall(first_bytes)
+    wait_for(lambda: is_closed(s), timeout=CONNECT_TIMEOUT_MS / 1000 + 1,
+             what="the proxy to close a client that sends no CONNECT")
+    elapsed = time.monotonic() - start
+    assert elapsed >= CONNECT_TIMEOUT_MS / 1000 * 0.9, f"closed after {elapsed:.3f}s"
+    wait_for(lambda: gate.rejected("connect_timeout") == 1, what="the timeout counted")
+    assert gate.rejected("malformed_first_packet") == 0
+
+
+def test_valid_connect_in_pieces_passes(gate, conns):
+    # A CONNECT split over several reads is waited for, not refused.
+    c = conns.wire(gate.port, version=4)
+    data = connect_packet("pieces", version=4)
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+    assert c.expect(2).reason() == 0
+    assert is_open(c)
+
+
+def test_listener_counts_open_connections(gate, conns):
+    held = []
+    for i in range(3):
+        c = conns.wire(gate.port, version=4)
+        assert c.connect(f"counted-{i}").reason() == 0
+        held.append(c)
+    key = 'sb_proxy_listener_active_connections{listener="mqtt"}'
+    # Open tunnels are open client connections, not only those still choosing a backend.
+    assert gate.metric(key) == 3
+    assert gate.metric('sb_proxy_listener_accepted_total{listener="mqtt"}') == 3
+    for c in held:
+        c.disconnect()
+        c.close()
+    wait_for(lambda: gate.metric(key) == 0, what="the listener's connections closed")
+
+
+def test_keep_alive_sets_the_idle_timeout_above_the_listeners(brokers, start_proxy, conns):
+    # idle_timeout_s = 1 applies to clients without keep alive; a client with keep alive 2 s that
+    # pings every second must stay for 6 s (the tunnel's idle timeout is above 1.5 x 2 s).
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)}, [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
+                                           "idle_timeout_s": 1}])
+    pinging = conns.wire(proxy.port, version=4)
+    assert pinging.connect("pinging", keepalive=2).reason() == 0
+    silent = conns.wire(proxy.port, version=4)
+    assert silent.connect("silent", keepalive=0).reason() == 0
+    silent_since = time.monotonic()
+    silent_closed = None
+    start = time.monotonic()
+    while time.monotonic() - start < 6.0:
+        pinging.ping()
+        if silent_closed is None and is_closed(silent):
+            silent_closed = time.monotonic() - silent_since
+        # Pacing the PINGREQs at one per second, as the client of the test would.
+        time.sleep(1.0 - (time.monotonic() - start) % 1.0)
+    assert is_open(pinging)
+    assert silent_closed is not None and 0.9 <= silent_closed <= 2.5, silent_closed
+
+
+def test_broker_closes_a_silent_keep_alive_client_first(brokers, start_proxy, conns):
+    # A client with keep alive 1 s that goes silent is closed by the broker after 1.5 s (MQTT
+    # 3.1.1 §3.1.2.10), not by the proxy; the proxy's idle timeout is well above that.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)})
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("quiet", keepalive=1).reason() == 0
+    start = time.monotonic()
+    wait_for(lambda: is_closed(c), timeout=4, what="the keep alive timeout")
+    assert time.monotonic() - start >= 1.4
+    wait_for(lambda: b1.metric("sb_broker_connections") == 0, what="the broker's side closed")
+    c.close()  # as a client does on end of stream; the proxy passed the broker's on as a FIN
+    wait_for(lambda: proxy.active() == {"b1": 0}, what="the tunnel closed")
+
+
+def test_counts_return_to_zero_after_a_storm(brokers, start_proxy, conns):
+    # 150 clients at once from many threads: a third leave right after their CONNECT (while the
+    # proxy is still choosing or connecting), a third reset the connection after the CONNACK, a
+    # third disconnect properly. Afterwards nothing may be left counted anywhere.
+    import socket as socketlib
+    import struct
+    from concurrent.futures import ThreadPoolExecutor
+    from mqtt_wire import DISCONNECT
+
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)})
+
+    def client(i):
+        s = socketlib.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        try:
+            s.sendall(connect_packet(f"storm-{i}", version=4))
+            if i % 3 == 0:
+                return
+            assert s.recv(4)[:1] == b"\x20"
+            if i % 3 == 1:  # abortive close: RST instead of FIN
+                s.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                s.sendall(packet(DISCONNECT, 0, b""))
+        finally:
+            s.close()
+
+    with ThreadPoolExecutor(max_workers=30) as pool_:
+        list(pool_.map(client, range(150)))
+    wait_for(lambda: proxy.active() == {"b1": 0, "b2": 0}, what="no backend connection counted")
+    wait_for(lambda: proxy.metric('sb_proxy_listener_active_connections{listener="mqtt"}') == 0,
+             what="no listener connection counted")
+    for b in (b1, b2):
+        wait_for(lambda b=b: b.metric("sb_broker_connections") == 0, what=f"{b.name} empty")
+    assert proxy.metric('sb_proxy_listener_accepted_total{listener="mqtt"}') == 150
+    assert proxy.metric('sb_proxy_backend_connect_errors_total{pool="p",backend="b1"}') == 0
+    assert proxy.metric('sb_proxy_backend_connect_errors_total{pool="p",backend="b2"}') == 0

@@ -1,0 +1,67 @@
+"""The proxy in front of brokers that are not ours: mosquitto, checked with MQTT health checks
+(CONNECT, CONNACK, DISCONNECT), with mosquitto_pub and mosquitto_sub as clients."""
+import subprocess
+
+from conftest import wait_for
+from proxy_fixtures import backend, free_port, pool, start_mosquitto, start_proxy  # noqa: F401
+
+MQTT_HEALTH = {"type": "mqtt", "interval_ms": 200, "fast_interval_ms": 200, "timeout_ms": 300,
+               "rise": 2, "fall": 2}
+
+
+def pub_sub_through(proxy, topic, payload):
+    """mosquitto_sub and mosquitto_pub, both through the proxy: the subscriber receives the
+    publish. Publishing is repeated until it does, as the subscriber's SUBSCRIBE may still be on
+    its way when the first publish arrives."""
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(proxy.port),
+                            "-V", "mqttv311", "-t", topic, "-C", "1", "-W", "5", "-i", "sub"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def delivered():
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(proxy.port),
+                            "-V", "mqttv311", "-t", topic, "-m", payload, "-i", "pub"],
+                           check=True, timeout=5)
+            try:
+                return sub.wait(timeout=0.1) is not None
+            except subprocess.TimeoutExpired:
+                return False
+        wait_for(delivered, timeout=5, what=f"{payload} through the proxy")
+        out, err = sub.communicate(timeout=5)
+        assert sub.returncode == 0, err
+        assert out.strip() == payload
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+
+
+def test_mosquitto_behind_the_proxy(start_mosquitto, start_proxy, tmp_path):
+    m1 = start_mosquitto("m1")
+    m2_port = free_port()
+    # All clients come from 127.0.0.1: hashing the source address keeps publisher and subscriber
+    # on the same broker (there is no cluster between two mosquittos).
+    proxy = start_proxy({"p": pool(backend(m1.port, name="m1"), backend(m2_port, name="m2"),
+                                   strategy="source-hash", hash_key="source-ip",
+                                   health=MQTT_HEALTH)})
+    # m2 is not running yet: the MQTT checks find it down, and up once it runs.
+    proxy.wait_state("m2", "down", timeout=3)
+    m2 = start_mosquitto("m2", port=m2_port)
+    proxy.wait_state("m2", "up", timeout=3)
+    wait_for(lambda: proxy.backend_metric("sb_proxy_backend_checks_total", "m1", "p") >= 3,
+             what="checks of m1")
+    assert proxy.backend_metric("sb_proxy_backend_checks_failed_total", "m1", "p") == 0
+    assert proxy.state("m1") == "up"
+
+    pub_sub_through(proxy, "through/proxy", "first")
+
+    # Kill the broker the address hashes to; the checks mark it down, and the same clients
+    # reach the other one.
+    hashed = proxy.backends()
+    victim = max(hashed, key=lambda n: hashed[n]["connections_total"])
+    (m1 if victim == "m1" else m2).kill()
+    proxy.wait_state(victim, "down", timeout=3)
+    survivor = "m2" if victim == "m1" else "m1"
+    assert proxy.state(survivor) == "up"
+    before = proxy.backends()[survivor]["connections_total"]
+    pub_sub_through(proxy, "after/kill", "second")
+    assert proxy.backends()[survivor]["connections_total"] >= before + 2

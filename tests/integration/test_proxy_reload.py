@@ -1,0 +1,147 @@
+"""SIGHUP: the proxy re-reads its file and applies it all or nothing. Backends that stay keep their
+connections, counts, health and operator changes; a file with an error, or one that cannot be
+applied, is refused and the running configuration stays."""
+import socket
+
+from conftest import wait_for
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, is_open, pool,  # noqa: F401
+                            start_proxy)
+
+
+def place(proxy, conns, n, prefix):
+    """Connects `n` clients; returns {backend name: [clients]}."""
+    placed = {}
+    for i in range(n):
+        c = conns.wire(proxy.port, version=4)
+        reply, name = proxy.landing(lambda c=c, i=i: c.connect(f"{prefix}-{i}"))
+        assert reply.reason() == 0
+        placed.setdefault(name, []).append(c)
+    return placed
+
+
+def round_trip(c, topic):
+    """Subscribe, publish to itself, receive: the connection still carries MQTT both ways."""
+    assert c.subscribe(1, (topic, 0)).suback_codes() == [0]
+    c.publish(topic, b"still here")
+    assert c.expect_message().payload == b"still here"
+    assert c.unsubscribe(2, topic).type == 11
+
+
+def test_reload_adds_and_removes_backends_keeping_connections(brokers, start_proxy, conns):
+    b1, b2, b3 = brokers(3)
+    proxy = start_proxy({"p": pool(b1, b2, strategy="least-connections")})
+    placed = place(proxy, conns, 4, "before")
+    assert {n: len(c) for n, c in placed.items()} == {"b1": 2, "b2": 2}
+
+    proxy.reload({"p": pool(b1, b3, strategy="least-connections")})
+    assert set(proxy.backends()) == {"b1", "b3"}
+    # The connections to b1, which stays, were not dropped: both directions still work.
+    for i, c in enumerate(placed["b1"]):
+        round_trip(c, f"kept/{i}")
+    assert proxy.active()["b1"] == 2
+
+    # New clients: b3 (empty) takes them until it is level with b1, and none ever reaches b2.
+    b2_before = b2.metric("sb_broker_connections_accepted_total")
+    fresh = place(proxy, conns, 6, "after")
+    assert {n: len(c) for n, c in fresh.items()} == {"b3": 4, "b1": 2}
+    assert b2.metric("sb_broker_connections_accepted_total") == b2_before
+    assert b3.metric("sb_broker_connections") == 4
+
+
+def test_reload_opens_and_closes_listeners(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    pools = {"p": pool(b1)}
+    proxy = start_proxy(pools)
+    held = conns.wire(proxy.port, version=4)
+    assert held.connect("held").reason() == 0
+
+    main = {"name": "mqtt", "protocol": "mqtt", "pool": "p"}
+    proxy.reload(pools, [main, {"name": "second", "protocol": "mqtt", "pool": "p"}])
+    second = conns.wire(proxy.ports["second"], version=4)
+    assert second.connect("via-second").reason() == 0
+
+    def refused():
+        with socket.socket() as s:
+            s.settimeout(2)
+            return s.connect_ex(("127.0.0.1", proxy.ports["second"])) != 0
+
+    # The removed listener stops accepting (each I/O thread closes its acceptor once it gets to
+    # the posted change, just after the log line); its connection and the first listener's stay.
+    proxy.reload(pools, [main], until=refused)
+    assert is_open(held) and is_open(second)
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("still-accepting").reason() == 0
+
+
+def test_broken_file_on_sighup_is_refused_and_the_old_one_stays(brokers, start_proxy, conns):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, strategy="least-connections")})
+    held = conns.wire(proxy.port, version=4)
+    assert held.connect("held").reason() == 0
+
+    good_text = proxy.config_path.read_text()
+    proxy.reload(text=good_text.replace('strategy = "least-connections"',
+                                        'strategy = "least-connections"\nstickyy = true'),
+                 expect_ok=False)
+    assert "pool.p.stickyy: unknown key" in proxy.log()
+    assert set(proxy.backends()) == {"b1"}
+    assert is_open(held)
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("after-refusal").reason() == 0
+
+
+def test_reload_is_all_or_nothing(brokers, start_proxy, conns):
+    # A valid file that cannot be applied (a new listener on a port in use) changes nothing, not
+    # even the pool it also changes, nor the weight of a backend that stays.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1)})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proxy.reload({"p": pool(backend(b1, weight=9), b2)},
+                     [{"name": "mqtt", "protocol": "mqtt", "pool": "p"},
+                      {"name": "busy", "protocol": "mqtt", "pool": "p",
+                       "bind": f"127.0.0.1:{taken.getsockname()[1]}"}], expect_ok=False)
+    assert "listener busy: cannot listen" in proxy.log()
+    assert set(proxy.backends()) == {"b1"}
+    assert proxy.backends()["b1"]["weight"] == 1
+    placed = place(proxy, conns, 2, "old-config")
+    assert list(placed) == ["b1"]
+
+
+def test_reload_keeps_operator_changes_and_applies_file_weights(brokers, start_proxy, conns):
+    b1, b2, b3 = brokers(3)
+    proxy = start_proxy({"p": pool(b1, b2)})
+    assert proxy.post("/api/backends/b1/drain")[0] == 200
+    assert proxy.post("/api/backends/b2/weight", "5")[0] == 200
+
+    proxy.reload({"p": pool(b1, b2, b3)})
+    got = proxy.backends()
+    assert got["b1"]["state"] == "draining"
+    assert got["b2"]["weight"] == 5, "the file's weight of b2 did not change: the operator's stays"
+
+    # A weight changed in the file wins over the operator's, once: a later reload that leaves it
+    # as it is keeps what the operator set since.
+    proxy.reload({"p": pool(b1, backend(b2, weight=2), b3)})
+    assert proxy.backends()["b2"]["weight"] == 2
+    assert proxy.post("/api/backends/b2/weight", "7")[0] == 200
+    proxy.reload({"p": pool(b1, backend(b2, weight=2), b3, retries=2)})
+    assert proxy.backends()["b2"]["weight"] == 7
+
+
+def test_reload_applies_new_health_checks_to_kept_backends(brokers, start_proxy, conns):
+    # Passive detection only at first; a reload adds active checks, which must start for the
+    # backends that stay, and then detect a dead one.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)})
+    proxy.reload({"p": pool(b1, b2, health=FAST_HEALTH)})
+    wait_for(lambda: proxy.backend_metric("sb_proxy_backend_checks_total", "b1", "p") >= 2,
+             what="active checks of b1 after the reload")
+    b2.kill()
+    proxy.wait_state("b2", "down", timeout=3)
+
+    # Other check settings: the backends' verdicts carry over; b2 does not come back as new.
+    proxy.reload({"p": pool(b1, b2, health=dict(FAST_HEALTH, rise=3, timeout_ms=100))})
+    assert "backend b2 available after the reload" not in proxy.log()
+    assert proxy.state("b2") == "down" and proxy.state("b1") == "up"
+    assert list(place(proxy, conns, 3, "after-reload")) == ["b1"]
