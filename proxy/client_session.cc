@@ -1,19 +1,18 @@
-// The setup coroutine of a client connection.
+// The setup coroutine of a client connection, on RawSockets: every wait is a wait for the
+// worker's Poller to report readiness, raced against a deadline that cancels it.
 #include "proxy/client_session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/error.h"
-#include "net/listen.h"
 #include "net/proxy_protocol.h"
 #include "proxy/tunnel.h"
 #include "proxy/worker.h"
@@ -22,12 +21,50 @@ namespace proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using namespace asio::experimental::awaitable_operators;
 using std::chrono::milliseconds;
 
 namespace {
 
-constexpr auto kAwaitTuple = asio::as_tuple(asio::use_awaitable);
+// Cancels a socket's waits when it passes. The flag is shared with the timer's handler, which
+// may run after the deadline object is gone.
+class Deadline {
+ public:
+  Deadline(const asio::any_io_executor& executor, milliseconds after,
+           const std::shared_ptr<RawSocket>& socket)
+      : timer_(executor, after), expired_(std::make_shared<bool>(false)) {
+    timer_.async_wait([expired = expired_, weak = std::weak_ptr<RawSocket>(socket)](
+                          const boost::system::error_code& ec) {
+      if (ec) return;
+      *expired = true;
+      if (auto s = weak.lock()) s->Cancel();
+    });
+  }
+  bool expired() const { return *expired_; }
+
+ private:
+  asio::steady_timer timer_;  // cancelled with the object
+  std::shared_ptr<bool> expired_;
+};
+
+bool WouldBlock() {
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+// Writes all of `bytes`, waiting for writability as needed; false on an error or the deadline.
+asio::awaitable<bool> SendAll(RawSocket& socket, std::string_view bytes, const Deadline& deadline) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(socket.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && !WouldBlock()) co_return false;
+    socket.writable = false;
+    if (co_await socket.Writable() || deadline.expired()) co_return false;
+  }
+  co_return true;
+}
 
 // The first packet of an mqtt listener's connection, and every byte read with it.
 struct FirstPacket {
@@ -35,33 +72,50 @@ struct FirstPacket {
   mqtt::Connect connect;
 };
 
-// Answers a CONNECT with a refusing CONNACK in `version`'s encoding, and closes the sending side.
-asio::awaitable<void> Refuse(tcp::socket& client, mqtt::ReasonCode reason, mqtt::Version version) {
+// Answers a CONNECT with a refusing CONNACK in `version`'s encoding, then closes politely: the
+// sending side first, and the rest once the client has closed too (or after a second), so that
+// a reset does not destroy the answer before the client reads it.
+asio::awaitable<void> Refuse(const std::shared_ptr<RawSocket>& client, mqtt::ReasonCode reason,
+                             mqtt::Version version) {
   std::string out;
   mqtt::Encode(mqtt::Connack{.reason = reason}, version, out);
-  co_await asio::async_write(client, asio::buffer(out), kAwaitTuple);
-  boost::system::error_code ignored;
-  client.shutdown(tcp::socket::shutdown_send, ignored);
+  Deadline deadline(co_await asio::this_coro::executor, std::chrono::seconds(1), client);
+  if (!co_await SendAll(*client, out, deadline)) co_return;
+  ::shutdown(client->fd(), SHUT_WR);
+  char discard[512];
+  while (!deadline.expired()) {
+    ssize_t n = ::recv(client->fd(), discard, sizeof discard, 0);
+    if (n == 0 || (n < 0 && !WouldBlock() && errno != EINTR)) co_return;
+    if (n < 0 && WouldBlock()) {
+      client->readable = false;
+      if (co_await client->Readable()) co_return;
+    }
+  }
 }
 
 // Reads until one whole packet is there and checks that it is a valid CONNECT (MQTT 5.0 §3.1:
 // anything else as a first packet closes the connection). nullopt, counted, when not.
-asio::awaitable<std::optional<FirstPacket>> ReadConnect(tcp::socket& client,
+asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocket> client,
                                                         const ListenerState& listener) {
-  asio::steady_timer deadline(co_await asio::this_coro::executor,
-                              milliseconds(listener.config.connect_timeout_ms));
+  Deadline deadline(co_await asio::this_coro::executor,
+                    milliseconds(listener.config.connect_timeout_ms), client);
   FirstPacket first;
-  std::array<char, 4096> chunk;
+  char chunk[4096];
   while (true) {
-    auto result = co_await (client.async_read_some(asio::buffer(chunk), kAwaitTuple) ||
-                            deadline.async_wait(kAwaitTuple));
-    if (result.index() == 1) {
-      listener.counters->Reject(RejectReason::kConnectTimeout);
-      co_return std::nullopt;
+    ssize_t n = ::recv(client->fd(), chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && WouldBlock()) {
+      client->readable = false;
+      boost::system::error_code ec = co_await client->Readable();
+      if (deadline.expired()) {
+        listener.counters->Reject(RejectReason::kConnectTimeout);
+        co_return std::nullopt;
+      }
+      if (ec) co_return std::nullopt;
+      continue;
     }
-    auto [ec, n] = std::get<0>(result);
-    if (ec) co_return std::nullopt;  // the client went away
-    first.bytes.append(chunk.data(), n);
+    if (n <= 0) co_return std::nullopt;  // the client went away
+    first.bytes.append(chunk, static_cast<size_t>(n));
     // The first byte names the packet type: anything but a CONNECT is refused at once, not after
     // waiting (up to the connect timeout) for the rest of a packet that cannot be accepted.
     if (static_cast<uint8_t>(first.bytes[0]) >> 4 !=
@@ -93,14 +147,30 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(tcp::socket& client,
   }
 }
 
-asio::awaitable<bool> ConnectBackend(tcp::socket& socket, const BackendState& backend,
-                                     milliseconds timeout) {
-  asio::steady_timer deadline(co_await asio::this_coro::executor, timeout);
-  auto result = co_await (socket.async_connect(backend.endpoint, kAwaitTuple) ||
-                          deadline.async_wait(kAwaitTuple));
-  if (result.index() == 1) co_return false;
-  auto [ec] = std::get<0>(result);
-  co_return !ec;
+// Opens a connection to `backend` within `timeout`; null when it fails. The socket joins the
+// poller only once connect() is under way: before, an unconnected socket reports hang-up.
+asio::awaitable<std::shared_ptr<RawSocket>> ConnectBackend(Worker& worker,
+                                                           const BackendState& backend,
+                                                           milliseconds timeout) {
+  const tcp::endpoint& to = backend.endpoint;
+  int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) co_return nullptr;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int r = ::connect(fd, to.data(), static_cast<socklen_t>(to.size()));
+  if (r != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    co_return nullptr;
+  }
+  auto socket = std::make_shared<RawSocket>(worker.poller(), fd);
+  if (r == 0) co_return socket;
+  socket->writable = false;
+  Deadline deadline(co_await asio::this_coro::executor, timeout, socket);
+  if (co_await socket->Writable() || deadline.expired()) co_return nullptr;
+  int error = 0;
+  socklen_t len = sizeof error;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  co_return error == 0 ? socket : nullptr;
 }
 
 // The idle timeout of a tunnel: above 1.5 times the MQTT keep alive, so that the broker, which
@@ -115,7 +185,8 @@ milliseconds IdleTimeout(const ListenerState& listener, const std::optional<Firs
 }  // namespace
 
 asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const ListenerState> listener,
-                                  tcp::socket client) {
+                                  int client_fd, tcp::endpoint peer) {
+  auto client = std::make_shared<RawSocket>(worker.poller(), client_fd);
   ListenerCounters& counters = *listener->counters;
   counters.active.fetch_add(1, std::memory_order_relaxed);
   // The connection counts as the listener's until it ends: here when the setup gives up, or in
@@ -143,8 +214,6 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   const Pool& pool = *pool_ref;
   const PoolConfig& config = pool.config();
 
-  boost::system::error_code ec;
-  tcp::endpoint peer = client.remote_endpoint(ec);
   std::string client_id = first ? first->connect.client_id : std::string();
   // The hash key; a client without id (5.0 lets the broker assign one) hashes by address.
   std::string key = config.hash_key == HashKey::kClientId && !client_id.empty()
@@ -165,7 +234,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     }
   }
   std::vector<std::shared_ptr<BackendState>> tried;
-  tcp::socket backend(co_await asio::this_coro::executor);
+  std::shared_ptr<RawSocket> backend;
   for (uint32_t attempt = 0; attempt <= config.retries; ++attempt) {
     if (chosen == nullptr) {
       picker = worker.picker(pool_name);
@@ -180,8 +249,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       std::shared_ptr<BackendState> b = pool.Find(*bound);
       if (b != nullptr && b != chosen && b->usable()) chosen = b;
     }
-    backend = tcp::socket(co_await asio::this_coro::executor);
-    if (co_await ConnectBackend(backend, *chosen, milliseconds(config.connect_timeout_ms))) break;
+    backend = co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
+    if (backend != nullptr) break;
     spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
     worker.ReportConnectFailure(chosen);
     tried.push_back(std::move(chosen));
@@ -201,15 +270,21 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       pool.sticky()->Touch(config.name, client_id, ttl);
     }
   }
-  net::SetNoDelay(backend);
 
   // The PROXY header first, then what the client has sent so far.
   std::string initial;
-  if (config.proxy_protocol) initial = net::EncodeProxyV2(peer, client.local_endpoint(ec));
+  if (config.proxy_protocol) {
+    tcp::endpoint local;
+    socklen_t len = static_cast<socklen_t>(local.capacity());
+    ::getsockname(client->fd(), local.data(), &len);
+    local.resize(len);
+    initial = net::EncodeProxyV2(peer, local);
+  }
   if (first) initial += first->bytes;
   if (!initial.empty()) {
-    auto [wec, written] = co_await asio::async_write(backend, asio::buffer(initial), kAwaitTuple);
-    if (wec) {
+    Deadline deadline(co_await asio::this_coro::executor, milliseconds(config.connect_timeout_ms),
+                      backend);
+    if (!co_await SendAll(*backend, initial, deadline)) {
       worker.ReportConnectFailure(chosen);
       if (first)
         co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
@@ -239,7 +314,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
   };
   std::make_shared<Tunnel>(worker, std::move(client), std::move(backend), std::move(chosen),
-                           IdleTimeout(*listener, first), std::move(hooks))
+                           IdleTimeout(*listener, first), /*half_close=*/!mqtt_mode,
+                           std::move(hooks))
       ->Start();
 }
 

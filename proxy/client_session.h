@@ -15,8 +15,9 @@ namespace proxy {
 
 class Worker;
 
+// Serves the accepted connection `client_fd` (non-blocking, TCP_NODELAY) from `peer`.
 boost::asio::awaitable<void> ServeClient(Worker& worker,
                                          std::shared_ptr<const ListenerState> listener,
-                                         boost::asio::ip::tcp::socket client);
+                                         int client_fd, boost::asio::ip::tcp::endpoint peer);
 
 }  // namespace proxy

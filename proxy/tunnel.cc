@@ -1,7 +1,12 @@
-// Tunnel: non-blocking reads and writes driven by readiness waits.
+// Tunnel: non-blocking reads and writes on raw descriptors, driven by edge-triggered events.
 #include "proxy/tunnel.h"
 
-#include <boost/asio/buffer.hpp>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
 
 #include "proxy/backend_state.h"
 #include "proxy/worker.h"
@@ -9,36 +14,30 @@
 namespace proxy {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto kImmediateReset = std::chrono::seconds(2);
-constexpr int kReadsPerWakeup = 4;  // then yield to other connections of the thread
-
-bool WouldBlock(const boost::system::error_code& ec) {
-  return ec == asio::error::would_block || ec == asio::error::try_again;
-}
+// Reads per direction before other connections of the thread get their turn.
+constexpr int kReadsPerTurn = 4;
 }  // namespace
 
-Tunnel::Tunnel(Worker& worker, tcp::socket client, tcp::socket backend,
-               std::shared_ptr<BackendState> state, std::chrono::milliseconds idle_timeout,
-               Hooks hooks)
+Tunnel::Tunnel(Worker& worker, std::shared_ptr<RawSocket> client,
+               std::shared_ptr<RawSocket> backend, std::shared_ptr<BackendState> state,
+               std::chrono::milliseconds idle_timeout, bool half_close, Hooks hooks)
     : worker_(worker),
       client_(std::move(client)),
       backend_(std::move(backend)),
       state_(std::move(state)),
       timer_(worker.io()),
       idle_timeout_(idle_timeout),
+      half_close_(half_close),
       hooks_(std::move(hooks)),
-      up_{&client_, &backend_, &state_->bytes_to_backend},
-      down_{&backend_, &client_, &state_->bytes_to_client} {
-  boost::system::error_code ignored;
-  client_.non_blocking(true, ignored);
-  backend_.non_blocking(true, ignored);
-}
+      up_{client_.get(), backend_.get(), &state_->bytes_to_backend},
+      down_{backend_.get(), client_.get(), &state_->bytes_to_client} {}
 
 Tunnel::~Tunnel() {
-  Close();
+  client_->set_sink(nullptr);
+  backend_->set_sink(nullptr);
 }
 
 void Tunnel::Start() {
@@ -46,73 +45,99 @@ void Tunnel::Start() {
   if (hooks_.refresh && hooks_.refresh_interval.count() > 0) {
     next_refresh_ = started_at_ + hooks_.refresh_interval;
   }
-  worker_.Register(this);
-  WaitReadable(up_);
-  WaitReadable(down_);
-  ArmTimer();
+  worker_.Register(shared_from_this());
+  client_->set_sink(this);
+  backend_->set_sink(this);
+  if (Pump(up_)) Pump(down_);
+  if (!closed_) ArmTimer();
 }
 
-void Tunnel::WaitReadable(Direction& d) {
-  d.from->async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this(), &d](const boost::system::error_code& ec) {
-                       self->OnReadable(d, ec);
-                     });
-}
-
-void Tunnel::OnReadable(Direction& d, const boost::system::error_code& wait_ec) {
+void Tunnel::OnEvents(RawSocket& s, uint32_t) {
   if (closed_) return;
-  if (wait_ec) return Close();
-  std::span<char> buffer = worker_.read_buffer();
-  for (int round = 0; round < kReadsPerWakeup; ++round) {
-    boost::system::error_code ec;
-    size_t n = d.from->read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-    if (WouldBlock(ec)) return WaitReadable(d);
-    if (ec == asio::error::eof) return EndOfStream(d);
-    if (ec) {
-      if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
-      return Close();
-    }
-    d.bytes += n;
-    d.counter->fetch_add(n, std::memory_order_relaxed);
-    last_activity_ = Clock::now();
-    size_t written = d.to->write_some(asio::buffer(buffer.data(), n), ec);
-    if (ec && !WouldBlock(ec)) return Close();
-    if (written < n) {
-      d.pending.assign(buffer.data() + written, n - written);
-      return WaitWritable(d);
-    }
+  // The socket's flags are up to date. The socket that became writable may unblock the
+  // direction writing to it; the one that became readable, the direction reading from it.
+  Direction& reading = &s == client_.get() ? up_ : down_;
+  Direction& writing = &s == client_.get() ? down_ : up_;
+  if (s.writable && !writing.pending.empty() && !Flush(writing)) return;
+  if (Pump(writing)) Pump(reading);
+}
+
+bool Tunnel::Flush(Direction& d) {
+  ssize_t n = ::send(d.to->fd(), d.pending.data(), d.pending.size(), MSG_NOSIGNAL);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    Close();
+    return false;
   }
-  WaitReadable(d);
-}
-
-void Tunnel::WaitWritable(Direction& d) {
-  d.to->async_wait(tcp::socket::wait_write,
-                   [self = shared_from_this(), &d](const boost::system::error_code& ec) {
-                     self->OnWritable(d, ec);
-                   });
-}
-
-void Tunnel::OnWritable(Direction& d, const boost::system::error_code& wait_ec) {
-  if (closed_) return;
-  if (wait_ec) return Close();
-  boost::system::error_code ec;
-  size_t written = d.to->write_some(asio::buffer(d.pending), ec);
-  if (ec && !WouldBlock(ec)) return Close();
+  size_t written = n > 0 ? static_cast<size_t>(n) : 0;
   d.pending.erase(0, written);
-  if (!d.pending.empty()) return WaitWritable(d);
+  if (!d.pending.empty()) {
+    d.to->writable = false;
+    return true;
+  }
   std::string().swap(d.pending);  // an idle direction holds no buffer
   last_activity_ = Clock::now();
-  WaitReadable(d);
+  return true;
+}
+
+bool Tunnel::Pump(Direction& d) {
+  if (closed_) return false;
+  std::span<char> buffer = worker_.read_buffer();
+  for (int round = 0; round < kReadsPerTurn; ++round) {
+    if (!d.from->readable || !d.pending.empty() || d.eof) return true;
+    ssize_t n = ::recv(d.from->fd(), buffer.data(), buffer.size(), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        d.from->readable = false;
+        return true;
+      }
+      if (errno == EINTR) continue;
+      if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
+      Close();
+      return false;
+    }
+    if (n == 0) {
+      d.eof = true;
+      EndOfStream(d);
+      return !closed_;
+    }
+    auto got = static_cast<size_t>(n);
+    // A short read: drained for now, unless the end of stream is still to be read.
+    if (got < buffer.size() && !d.from->peer_closed) d.from->readable = false;
+    d.bytes += got;
+    d.counter->fetch_add(got, std::memory_order_relaxed);
+    last_activity_ = Clock::now();
+    ssize_t w = ::send(d.to->fd(), buffer.data(), got, MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      Close();
+      return false;
+    }
+    auto written = w > 0 ? static_cast<size_t>(w) : 0;
+    if (written < got) {
+      d.pending.assign(buffer.data() + written, got - written);
+      d.to->writable = false;
+      return true;
+    }
+  }
+  // Still readable after a full turn: continue after the thread's other work. Edge-triggered,
+  // no new event would come for what is already there.
+  if (d.from->readable && !resume_posted_) {
+    resume_posted_ = true;
+    asio::post(worker_.io(), [self = shared_from_this()] {
+      self->resume_posted_ = false;
+      if (self->Pump(self->up_)) self->Pump(self->down_);
+    });
+  }
+  return true;
 }
 
 void Tunnel::EndOfStream(Direction& d) {
+  // A direction reads only when it has nothing pending, so its end of stream comes after its
+  // last bytes went out.
   if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
-  d.eof = true;
   Direction& other = &d == &up_ ? down_ : up_;
-  if (other.eof) return Close();
-  // Half-close: pass the end of stream on and let the other direction finish.
-  boost::system::error_code ignored;
-  d.to->shutdown(tcp::socket::shutdown_send, ignored);
+  // MQTT has no half-close: when the broker ends, the session is over.
+  if (other.eof || (!half_close_ && &d == &down_)) return Close();
+  ::shutdown(d.to->fd(), SHUT_WR);
 }
 
 bool Tunnel::RefusedAtOnce() const {
@@ -145,19 +170,17 @@ void Tunnel::OnTimer(const boost::system::error_code& ec) {
 void Tunnel::CloseAt(Clock::time_point when) {
   if (closed_ || when >= close_at_) return;
   close_at_ = when;
-  timer_.cancel();  // the cancelled wait returns without effect; re-arm for the new time
-  ArmTimer();
+  ArmTimer();  // replaces the pending wait
 }
 
 void Tunnel::Close() {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ignored;
-  client_.close(ignored);
-  backend_.close(ignored);
+  client_->Close();  // closing a descriptor also takes it out of the epoll set
+  backend_->Close();
   timer_.cancel();
-  worker_.Unregister(this);
   if (hooks_.close) std::exchange(hooks_.close, nullptr)();
+  worker_.Unregister(this);  // released after the poller's current batch
 }
 
 }  // namespace proxy

@@ -1,29 +1,34 @@
-// Moves bytes both ways between a client and its backend until both directions have ended.
+// Moves bytes both ways between a client and its backend until the session ends.
 //
-// Each direction waits until its source is readable, reads what is there into the thread's
-// shared buffer and writes it on at once, so an idle tunnel holds no buffer at all. Only when the
-// destination cannot take everything does the rest go into a buffer of the direction's own, and
-// the direction stops reading until it is written: backpressure, bounded by one read.
+// The two sockets are RawSockets in the worker's edge-triggered Poller (see raw_socket.h). A
+// direction reads from its source into the worker's shared buffer and writes on at once, so an
+// idle tunnel holds no buffer. Only when the destination cannot take everything does the rest go
+// into a buffer of the direction's own, and the direction stops reading until it is written:
+// backpressure, bounded by one read. Edge-triggered readiness is kept as two flags per socket;
+// a read shorter than asked means the socket is drained (TCP hands over all it has), so a drained
+// socket costs no extra read to find out.
 //
-// End of stream in one direction is passed on as a half-close (shutdown of the sending side), and
-// the other direction goes on until it ends too. An error in either, the idle timeout, or Close()
-// ends both. A backend that closes without sending a byte within two seconds, while the client
-// has not ended its side, is reported as a connect failure (passive health).
+// End of stream: in tcp mode it is passed on as a half-close and the other direction goes on; in
+// mqtt mode, which has no half-close, the backend's end of stream ends the session (the client's
+// is passed on, and the broker closes in turn). An error in either direction, the idle timeout or
+// Close() ends both. A backend that closes without a byte within two seconds, before the client
+// closed, is reported as a connect failure (passive health).
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "proxy/raw_socket.h"
+
 namespace proxy {
 
 class Worker;
 struct BackendState;
 
-class Tunnel : public std::enable_shared_from_this<Tunnel> {
+class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::Sink {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -35,9 +40,10 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
     std::function<void()> close;
   };
 
-  // `idle_timeout` 0: none.
-  Tunnel(Worker& worker, boost::asio::ip::tcp::socket client, boost::asio::ip::tcp::socket backend,
-         std::shared_ptr<BackendState> state, std::chrono::milliseconds idle_timeout, Hooks hooks);
+  // `idle_timeout` 0: none. `half_close`: tcp semantics.
+  Tunnel(Worker& worker, std::shared_ptr<RawSocket> client, std::shared_ptr<RawSocket> backend,
+         std::shared_ptr<BackendState> state, std::chrono::milliseconds idle_timeout,
+         bool half_close, Hooks hooks);
   ~Tunnel();
 
   void Start();
@@ -49,33 +55,34 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
     if (hooks_.refresh) hooks_.refresh();
   }
   BackendState& backend() const { return *state_; }
+  bool closed() const { return closed_; }
 
  private:
   struct Direction {
-    boost::asio::ip::tcp::socket* from;
-    boost::asio::ip::tcp::socket* to;
+    RawSocket* from;
+    RawSocket* to;
     std::atomic<uint64_t>* counter;
     std::string pending;  // read but not yet written
     uint64_t bytes = 0;
     bool eof = false;
   };
 
-  void WaitReadable(Direction& d);
-  void OnReadable(Direction& d, const boost::system::error_code& ec);
-  void WaitWritable(Direction& d);
-  void OnWritable(Direction& d, const boost::system::error_code& ec);
+  void OnEvents(RawSocket& s, uint32_t events) override;
+  // Moves what `d` can move now; false when the tunnel closed.
+  bool Pump(Direction& d);
+  bool Flush(Direction& d);
   void EndOfStream(Direction& d);
-  // Whether the backend's end of the connection now looks like a refusal (see above).
   bool RefusedAtOnce() const;
   void ArmTimer();
   void OnTimer(const boost::system::error_code& ec);
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket client_;
-  boost::asio::ip::tcp::socket backend_;
+  std::shared_ptr<RawSocket> client_;
+  std::shared_ptr<RawSocket> backend_;
   std::shared_ptr<BackendState> state_;  // kept alive: a reload may drop it from the pool
   boost::asio::steady_timer timer_;
   std::chrono::milliseconds idle_timeout_;
+  bool half_close_;
   Hooks hooks_;
   Direction up_;    // client -> backend
   Direction down_;  // backend -> client
@@ -83,6 +90,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   Clock::time_point last_activity_;
   Clock::time_point close_at_ = Clock::time_point::max();
   Clock::time_point next_refresh_ = Clock::time_point::max();
+  bool resume_posted_ = false;
   bool closed_ = false;
 };
 

@@ -1,12 +1,17 @@
 // Worker: acceptors, pool pickers, the tunnel registry.
 #include "proxy/worker.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include "net/listen.h"
@@ -29,7 +34,7 @@ struct Worker::Acceptor {
 };
 
 Worker::Worker(Proxy& proxy, size_t index, asio::io_context& io)
-    : proxy_(proxy), index_(index), io_(io), read_buffer_(64 * 1024) {}
+    : proxy_(proxy), index_(index), io_(io), read_buffer_(64 * 1024), poller_(io) {}
 
 Worker::~Worker() = default;
 
@@ -57,20 +62,32 @@ void Worker::UpdateListener(std::shared_ptr<const ListenerState> listener) {
 }
 
 void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
-  a->acceptor.async_accept([this, a](const boost::system::error_code& ec, tcp::socket socket) {
-    if (!a->acceptor.is_open()) return;
-    if (ec) {
-      // Typically out of descriptors: back off instead of spinning on the error.
-      spdlog::warn("listener {}: accept: {}", a->listener->config.name, ec.message());
-      a->retry.expires_after(std::chrono::milliseconds(100));
-      a->retry.async_wait([this, a](const boost::system::error_code& ec) {
-        if (!ec) AcceptNext(a);
-      });
-      return;
+  // Wait for the listening socket, then accept what is there with accept4: the connections
+  // never become Asio sockets (see raw_socket.h).
+  a->acceptor.async_wait(tcp::acceptor::wait_read, [this, a](const boost::system::error_code& ec) {
+    if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) return;
+    for (int i = 0; i < 64; ++i) {
+      tcp::endpoint peer;
+      socklen_t len = static_cast<socklen_t>(peer.capacity());
+      int fd =
+          ::accept4(a->acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        // Typically out of descriptors: back off instead of spinning on the error.
+        spdlog::warn("listener {}: accept: {}", a->listener->config.name, std::strerror(errno));
+        a->retry.expires_after(std::chrono::milliseconds(100));
+        a->retry.async_wait([this, a](const boost::system::error_code& ec) {
+          if (!ec) AcceptNext(a);
+        });
+        return;
+      }
+      peer.resize(len);
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      a->listener->counters->accepted.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(io_, ServeClient(*this, a->listener, fd, peer), asio::detached);
     }
-    a->listener->counters->accepted.fetch_add(1, std::memory_order_relaxed);
-    net::SetNoDelay(socket);
-    asio::co_spawn(io_, ServeClient(*this, a->listener, std::move(socket)), asio::detached);
     AcceptNext(a);
   });
 }
@@ -89,14 +106,20 @@ void Worker::StopAllAccepting() {
     StopAccepting(acceptors_.begin()->first);
 }
 
-void Worker::Register(Tunnel* t) {
-  tunnels_[&t->backend()].insert(t);
+void Worker::Register(std::shared_ptr<Tunnel> t) {
+  Tunnel* raw = t.get();
+  tunnels_[&raw->backend()].emplace(raw, std::move(t));
   ++tunnel_count_;
 }
 
 void Worker::Unregister(Tunnel* t) {
   auto it = tunnels_.find(&t->backend());
-  if (it == tunnels_.end() || it->second.erase(t) == 0) return;
+  if (it == tunnels_.end()) return;
+  auto entry = it->second.find(t);
+  if (entry == it->second.end()) return;
+  if (retired_.empty()) asio::post(io_, [this] { retired_.clear(); });
+  retired_.push_back(std::move(entry->second));
+  it->second.erase(entry);
   --tunnel_count_;
   if (it->second.empty()) tunnels_.erase(it);
 }
@@ -108,15 +131,15 @@ void Worker::ShutdownSessions(const BackendState* backend, std::chrono::millisec
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_int_distribution<int64_t> delay(0, std::max<int64_t>(jitter.count(), 0));
   auto now = Tunnel::Clock::now();
-  for (Tunnel* t : it->second)
+  for (auto& [raw, t] : it->second)
     t->CloseAt(now + std::chrono::milliseconds(delay(rng)));
 }
 
 void Worker::CloseAll() {
   std::vector<std::shared_ptr<Tunnel>> all;
   for (auto& [backend, set] : tunnels_) {
-    for (Tunnel* t : set)
-      all.push_back(t->shared_from_this());
+    for (auto& [raw, t] : set)
+      all.push_back(t);
   }
   for (auto& t : all)
     t->Close();

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "proxy/listener_state.h"
+#include "proxy/poller.h"
 #include "proxy/pool.h"
 
 namespace proxy {
@@ -48,7 +49,10 @@ class Worker {
   void StopAccepting(const std::string& name);
   void StopAllAccepting();
 
-  void Register(Tunnel* t);
+  Poller& poller() { return poller_; }
+  // The worker owns its tunnels from Start to Close; a closed one is released after the
+  // handler that closed it (events for it may still be in the poller's batch).
+  void Register(std::shared_ptr<Tunnel> t);
   void Unregister(Tunnel* t);
   // Closes the tunnels to `backend`, each at a random moment within `jitter`.
   void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
@@ -70,8 +74,11 @@ class Worker {
   std::vector<char> read_buffer_;
   std::map<std::string, PoolPicker> pickers_;
   std::map<std::string, std::shared_ptr<Acceptor>> acceptors_;
-  absl::flat_hash_map<const BackendState*, absl::flat_hash_set<Tunnel*>> tunnels_;
+  Poller poller_;
+  absl::flat_hash_map<const BackendState*, absl::flat_hash_map<Tunnel*, std::shared_ptr<Tunnel>>>
+      tunnels_;
   size_t tunnel_count_ = 0;
+  std::vector<std::shared_ptr<Tunnel>> retired_;
 };
 
 }  // namespace proxy

@@ -1,0 +1,68 @@
+// Poller: an epoll set nested in Asio's.
+#include "proxy/poller.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+namespace proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr int kBatch = 256;
+}
+
+Poller::Poller(asio::io_context& io) : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), descriptor_(io) {
+  if (epoll_fd_ < 0) {
+    spdlog::critical("epoll_create1: {}", std::strerror(errno));
+    std::abort();  // no poller, no proxy: nothing sensible to fall back to
+  }
+  descriptor_.assign(epoll_fd_);
+  Wait();
+}
+
+Poller::~Poller() {
+  boost::system::error_code ignored;
+  descriptor_.close(ignored);  // closes epoll_fd_
+}
+
+void Poller::Add(int fd, Handler* handler) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = handler;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    // The handler learns of it as an error on its next read or write.
+    spdlog::warn("epoll_ctl add {}: {}", fd, std::strerror(errno));
+  }
+}
+
+void Poller::Remove(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Poller::Wait() {
+  descriptor_.async_wait(asio::posix::stream_descriptor::wait_read,
+                         [this](const boost::system::error_code& ec) {
+                           if (!ec) Poll();
+                         });
+}
+
+void Poller::Poll() {
+  epoll_event events[kBatch];
+  int n = epoll_wait(epoll_fd_, events, kBatch, 0);
+  for (int i = 0; i < n; ++i)
+    static_cast<Handler*>(events[i].data.ptr)->OnEvents(events[i].events);
+  if (n == kBatch) {
+    // More may be ready: take them after what else the thread has to do.
+    asio::post(descriptor_.get_executor(), [this] { Poll(); });
+  } else {
+    Wait();
+  }
+}
+
+}  // namespace proxy

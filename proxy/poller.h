@@ -1,0 +1,46 @@
+// Edge-triggered readiness for the tunnels of one worker, without a system call per wait.
+//
+// Asio re-arms a descriptor with epoll_ctl each time one waits for it, which for a proxy is one
+// extra system call per message in each direction. The tunnels' sockets are therefore not Asio
+// sockets: they live in an epoll set of their own, registered once, edge-triggered, for reading
+// and writing. Asio waits on that set's descriptor like on any other; when it is readable, Poll()
+// takes up to 256 events from it and hands each to its Handler. So a batch of events costs two
+// system calls however many tunnels it concerns.
+//
+// Handlers must stay valid until the batch in which they were removed has been dispatched: the
+// worker releases closed tunnels from a handler posted after the batch.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cstdint>
+
+namespace proxy {
+
+class Poller {
+ public:
+  class Handler {
+   public:
+    virtual void OnEvents(uint32_t epoll_events) = 0;
+
+   protected:
+    ~Handler() = default;
+  };
+
+  explicit Poller(boost::asio::io_context& io);
+  ~Poller();
+
+  // Watches `fd` for reading and writing, edge-triggered; events go to `handler`.
+  void Add(int fd, Handler* handler);
+  void Remove(int fd);
+  boost::asio::any_io_executor executor() { return descriptor_.get_executor(); }
+
+ private:
+  void Wait();
+  void Poll();
+
+  int epoll_fd_;
+  boost::asio::posix::stream_descriptor descriptor_;
+};
+
+}  // namespace proxy
