@@ -182,8 +182,12 @@ absl::Status Proxy::Reload() {
 }
 
 void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {
-  bool lost = event == health::Event::kWentDown || event == health::Event::kEjected;
-  if (!lost || pool.config().on_down != OnDown::kShutdownSessions) return;
+  // Only a backend the health checks call down loses its sessions. An ejection says new
+  // connections fail; the sessions it carries may be fine, and closing them would turn a
+  // refusal of new clients into an outage for the existing ones.
+  if (event != health::Event::kWentDown || pool.config().on_down != OnDown::kShutdownSessions) {
+    return;
+  }
   auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
   spdlog::info("pool {}: closing the sessions of {} over {} ms", pool.name(), backend.name(),
                jitter.count());
