@@ -8,6 +8,7 @@
 
 #include "base/metrics_text.h"
 #include "proxy/proxy.h"
+#include "proxy/tier_sync.h"
 
 namespace proxy {
 
@@ -32,6 +33,7 @@ json::object BackendJson(const BackendState& b) {
       {"draining", b.draining.load()},
       {"active", b.active.load()},
       {"remote_active", b.remote_active.load()},
+      {"down_for_all", b.down_for_all.load()},
       {"connections_total", b.connections_total.load()},
       {"connect_errors", b.connect_errors.load()},
   };
@@ -60,6 +62,14 @@ std::string Metrics(const Proxy& proxy) {
   m.Family("sb_proxy_up", "gauge", "1 while the proxy accepts connections.");
   m.Sample("sb_proxy_up", proxy.accepting() ? 1 : 0);
 
+  if (proxy.shared_state_configured()) {
+    m.Family("sb_proxy_degraded", "gauge",
+             "1 while the shared state (Redis) is unreachable and the proxy routes on its last "
+             "view.");
+    m.Sample("sb_proxy_degraded", proxy.tier().degraded() ? 1 : 0);
+    m.Family("sb_proxy_tier_proxies", "gauge", "Live proxies of the tier, this one included.");
+    m.Sample("sb_proxy_tier_proxies", proxy.tier().live_proxies());
+  }
   m.Family("sb_proxy_listener_accepted_total", "counter", "Client connections accepted.");
   for (const auto& [name, c] : proxy.listener_counters()) {
     m.Sample("sb_proxy_listener_accepted_total", c->accepted.load(), {{"listener", name}});
@@ -93,6 +103,12 @@ std::string Metrics(const Proxy& proxy) {
        [](const BackendState& b) { return double(b.weight.load()); }},
       {"sb_proxy_backend_active_connections", "gauge", "Open connections from this proxy.",
        [](const BackendState& b) { return double(b.active.load()); }},
+      {"sb_proxy_backend_remote_active_connections", "gauge",
+       "Open connections from the other proxies of the tier, as last reported.",
+       [](const BackendState& b) { return double(b.remote_active.load()); }},
+      {"sb_proxy_backend_down_for_all", "gauge",
+       "1 while the tier's health policy takes the backend down.",
+       [](const BackendState& b) { return b.down_for_all.load() ? 1.0 : 0.0; }},
       {"sb_proxy_backend_connections_total", "counter", "Connections established.",
        [](const BackendState& b) { return double(b.connections_total.load()); }},
       {"sb_proxy_backend_connect_errors_total", "counter",
@@ -158,8 +174,12 @@ net::HttpResponse BackendAction(Proxy& proxy, std::string_view name, std::string
     if (!b) continue;
     if (action == "drain") b->draining.store(true);
     if (action == "enable") b->draining.store(false);
-    if (weight) b->weight.store(*weight);
+    if (weight) {
+      b->weight.store(*weight);
+      b->operator_weight = *weight;
+    }
     pool->Touch();
+    proxy.tier().OperatorChanged(*pool, *b);  // reaches the other proxies, outlives restarts
     spdlog::info("admin: pool {} backend {}: {}{}", pool_name, name, action,
                  weight ? fmt::format(" {}", *weight) : "");
     json::object o = BackendJson(*b);

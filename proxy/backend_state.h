@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "health/health_state.h"
@@ -39,6 +40,8 @@ struct BackendState {
   std::atomic<int64_t> active{0};           // this proxy's open connections to it
   std::atomic<int64_t> remote_active{0};    // other proxies' (shared state), 0 when alone
   std::atomic<bool> failure_streak{false};  // a connect failure was reported since a success
+  // The tier's health policy says down, whatever this proxy's own checks say (shared state).
+  std::atomic<bool> down_for_all{false};
 
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connect_errors{0};
@@ -54,11 +57,14 @@ struct BackendState {
   // The weight the configuration file gave at the last (re)load; `config` keeps the first one. A
   // reload that changes it overrides the operator's weight; one that leaves it does not.
   uint32_t file_weight;
+  // A weight set through the admin API (here or on another proxy of the tier); control thread.
+  std::optional<uint32_t> operator_weight;
 
   const std::string& name() const { return config.name; }
   bool usable() const {
-    return available.load(std::memory_order_relaxed) && !draining.load(std::memory_order_relaxed) &&
-           weight.load(std::memory_order_relaxed) > 0;
+    return available.load(std::memory_order_relaxed) &&
+           !down_for_all.load(std::memory_order_relaxed) &&
+           !draining.load(std::memory_order_relaxed) && weight.load(std::memory_order_relaxed) > 0;
   }
   // "up", "down", "ejected" or "draining", for the admin API and metrics.
   std::string_view StateName() const;

@@ -2,10 +2,12 @@
 #include "proxy/config.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <set>
 
 #include "base/config_file.h"
+#include "state/redis_client.h"
 
 namespace proxy {
 namespace {
@@ -100,12 +102,23 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
   ProxyConfig c;
   ConfigTable root = file.root();
   if (std::optional<ConfigTable> p = root.Table("proxy")) {
-    c.instance = p->String("instance", c.instance);
-    if (c.instance.empty()) p->Fail("instance", "expected a non-empty id");
+    c.instance = p->String("instance", "");
     if (p->Has("admin")) c.admin = Address(*p, "admin", true);
     c.threads = U32(*p, "threads", c.threads, 0, 256);
     c.log_level =
         p->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
+  }
+  if (std::optional<ConfigTable> r = root.Table("redis")) {
+    c.redis.url = r->String("url", "");
+    if (!c.redis.url.empty()) {
+      absl::StatusOr<state::RedisOptions> url = state::ParseRedisUrl(c.redis.url);
+      if (!url.ok()) r->Fail("url", std::string(url.status().message()));
+    }
+    c.redis.prefix = r->String("prefix", c.redis.prefix);
+    c.redis.health_policy = r->OneOf("health_policy", c.redis.health_policy, {"any", "majority"});
+    c.redis.command_timeout_ms =
+        U32(*r, "command_timeout_ms", c.redis.command_timeout_ms, 10, 60'000);
+    c.redis.sticky_cache_ms = U32(*r, "sticky_cache_ms", c.redis.sticky_cache_ms, 0, 60'000);
   }
   if (std::optional<ConfigTable> pools = root.Table("pool")) {
     for (const auto& [name, table] : pools->NamedTables())
@@ -146,6 +159,12 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     c.listeners.push_back(std::move(listener));
   }
   if (absl::Status s = file.Finish(); !s.ok()) return s;
+  if (c.instance.empty()) {
+    // Unique among the proxies sharing a Redis without anyone choosing: host and process.
+    char host[256] = "proxy";
+    gethostname(host, sizeof host - 1);
+    c.instance = fmt::format("{}-{}", host, getpid());
+  }
   return c;
 }
 

@@ -66,13 +66,23 @@ struct ListenerConfig {
   bool operator==(const ListenerConfig&) const = default;
 };
 
+// Shared state (docs/redis-keys.md). Without a url, the proxy runs alone on in-process state.
+struct RedisConfig {
+  std::string url;  // "redis://HOST[:PORT][/DB]"; empty: no Redis
+  std::string prefix = "sb:";
+  std::string health_policy = "any";  // "any" | "majority" of live proxies takes a backend down
+  uint32_t command_timeout_ms = 500;
+  uint32_t sticky_cache_ms = 1000;  // how long a sticky record read from Redis is trusted
+};
+
 struct ProxyConfig {
-  std::string instance = "switchboard";  // this proxy's id in shared state
+  std::string instance;  // this proxy's id in shared state; default: host name and process id
   std::optional<base::HostPort> admin;
   uint32_t threads = 0;
   std::string log_level = "info";
   std::vector<ListenerConfig> listeners;
   std::map<std::string, PoolConfig> pools;
+  RedisConfig redis;
 };
 
 [[nodiscard]] absl::StatusOr<ProxyConfig> LoadProxyConfig(const std::string& path);

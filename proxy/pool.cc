@@ -6,6 +6,7 @@
 namespace proxy {
 
 std::string_view BackendState::StateName() const {
+  if (down_for_all.load(std::memory_order_relaxed)) return "down";  // by the tier's verdict
   if (!available.load(std::memory_order_relaxed)) {
     return health.up() ? "ejected" : "down";  // a data race on health is benign: display only
   }

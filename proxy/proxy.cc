@@ -13,8 +13,12 @@
 #include "net/listen.h"
 #include "proxy/admin_api.h"
 #include "proxy/health_manager.h"
+#include "proxy/tier_sync.h"
 #include "proxy/worker.h"
 #include "state/local_sticky_store.h"
+#include "state/local_tier_state.h"
+#include "state/redis_sticky_store.h"
+#include "state/redis_tier_state.h"
 
 namespace proxy {
 
@@ -24,11 +28,36 @@ using tcp = asio::ip::tcp;
 Proxy::Proxy(std::string config_path, ProxyConfig config)
     : config_path_(std::move(config_path)),
       config_(std::move(config)),
-      threads_(std::make_unique<net::IoThreads>(config_.threads)),
-      sticky_(std::make_shared<state::LocalStickyStore>()) {
+      threads_(std::make_unique<net::IoThreads>(config_.threads)) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i, threads_->context(i)));
   }
+  // Shared state: Redis when configured (one connection per worker for the sticky table, one
+  // for the control thread's tier state), else this process's memory.
+  std::unique_ptr<state::TierState> tier;
+  if (!config_.redis.url.empty()) {
+    state::RedisOptions options = *state::ParseRedisUrl(config_.redis.url);  // checked on load
+    options.command_timeout = std::chrono::milliseconds(config_.redis.command_timeout_ms);
+    state::RedisKeys keys(config_.redis.prefix);
+    std::vector<state::RedisStickyStore::ThreadClient> per_thread;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      auto client = state::RedisClient::Create(threads_->context(i), options);
+      per_thread.push_back({&threads_->context(i), client});
+      redis_clients_.push_back(std::move(client));
+    }
+    sticky_ = std::make_shared<state::RedisStickyStore>(
+        keys, std::move(per_thread), std::chrono::milliseconds(config_.redis.sticky_cache_ms));
+    auto control = state::RedisClient::Create(threads_->context(0), options);
+    redis_clients_.push_back(control);
+    tier = std::make_unique<state::RedisTierState>(control, keys, config_.instance);
+  } else {
+    sticky_ = std::make_shared<state::LocalStickyStore>();
+    tier = std::make_unique<state::LocalTierState>();
+  }
+  tier_sync_ = std::make_unique<TierSync>(threads_->context(0), std::move(tier),
+                                          config_.redis.health_policy == "majority"
+                                              ? state::HealthPolicy::kMajority
+                                              : state::HealthPolicy::kAny);
   health_ =
       std::make_unique<HealthManager>(threads_->context(0), config_.instance,
                                       [this](const Pool& pool, BackendState& backend,
@@ -39,6 +68,12 @@ Proxy::~Proxy() = default;
 
 absl::Status Proxy::Start() {
   if (absl::Status s = Apply(config_); !s.ok()) return s;
+  for (auto& client : redis_clients_)
+    client->Start();
+  asio::post(threads_->context(0), [this] { tier_sync_->Start(); });
+  if (shared_state_configured()) {
+    spdlog::info("instance {} sharing state through {}", config_.instance, config_.redis.url);
+  }
   if (config_.admin) {
     admin_ = std::make_unique<net::HttpServer>(
         threads_->context(0),
@@ -120,6 +155,7 @@ absl::Status Proxy::Apply(ProxyConfig next) {
   // 3. Commit: from here on nothing fails.
   for (auto& [state, weight] : new_weights) {
     state->file_weight = weight;
+    state->operator_weight.reset();  // the file's new weight overrides the operator's
     state->weight.store(weight);
   }
   std::map<std::string, std::shared_ptr<const ListenerState>> states;
@@ -162,7 +198,10 @@ absl::Status Proxy::Apply(ProxyConfig next) {
   for (auto it = listener_counters_.begin(); it != listener_counters_.end();) {
     it = states.contains(it->first) ? std::next(it) : listener_counters_.erase(it);
   }
-  asio::post(threads_->context(0), [this, pools] { health_->Watch(pools); });
+  asio::post(threads_->context(0), [this, pools] {
+    health_->Watch(pools);
+    tier_sync_->SetPools(pools);
+  });
   pools_ = std::move(pools);
   config_ = std::move(next);
   return absl::OkStatus();
@@ -172,12 +211,14 @@ absl::Status Proxy::Reload() {
   absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
   if (!next.ok()) return next.status();
   if (next->threads != config_.threads || next->admin != config_.admin ||
-      next->instance != config_.instance) {
-    spdlog::warn("reload: [proxy] threads, admin and instance apply at the next restart");
-    next->threads = config_.threads;
-    next->admin = config_.admin;
-    next->instance = config_.instance;
+      next->redis.url != config_.redis.url || next->redis.prefix != config_.redis.prefix) {
+    spdlog::warn("reload: [proxy] threads and admin, and [redis], apply at the next restart");
   }
+  // What is fixed at startup stays.
+  next->threads = config_.threads;
+  next->admin = config_.admin;
+  next->instance = config_.instance;
+  next->redis = config_.redis;
   return Apply(std::move(*next));
 }
 
@@ -224,8 +265,14 @@ void Proxy::Shutdown() {
   accepting_ = false;
   asio::post(threads_->context(0), [this] {
     health_->Stop();
+    tier_sync_->Stop();
     if (admin_) admin_->Close();
   });
+  for (size_t i = 0; i < redis_clients_.size(); ++i) {
+    // Each client on its own thread; the last one is the control thread's.
+    asio::io_context& io = threads_->context(i < workers_.size() ? i : 0);
+    asio::post(io, [client = redis_clients_[i]] { client->Stop(); });
+  }
   // Every worker closes its listeners and tunnels; the last one to finish stops the threads.
   auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
   for (auto& w : workers_) {

@@ -21,6 +21,7 @@
 #include "proxy/config.h"
 #include "proxy/listener_state.h"
 #include "proxy/pool.h"
+#include "state/redis_client.h"
 
 namespace net {
 class HttpServer;
@@ -30,6 +31,7 @@ class IoThreads;
 namespace proxy {
 
 class HealthManager;
+class TierSync;
 class Worker;
 
 class Proxy {
@@ -47,6 +49,9 @@ class Proxy {
   [[nodiscard]] absl::Status Reload();
 
   HealthManager& health() { return *health_; }
+  TierSync& tier() { return *tier_sync_; }
+  const TierSync& tier() const { return *tier_sync_; }
+  bool shared_state_configured() const { return !config_.redis.url.empty(); }
   uint16_t admin_port() const;
   uint16_t listener_port(const std::string& name) const;
 
@@ -68,7 +73,9 @@ class Proxy {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<HealthManager> health_;
   std::unique_ptr<net::HttpServer> admin_;
+  std::vector<std::shared_ptr<state::RedisClient>> redis_clients_;  // one per worker, + control
   std::shared_ptr<state::StickyStore> sticky_;
+  std::unique_ptr<TierSync> tier_sync_;
   std::map<std::string, std::shared_ptr<const Pool>> pools_;
   std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> generations_;
   std::map<std::string, std::shared_ptr<ListenerCounters>> listener_counters_;

@@ -20,6 +20,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -120,10 +121,13 @@ def _toml_table(header, values, array=False):
     return "\n".join(lines) + "\n"
 
 
-def render_config(pools, listeners, admin_port, threads, log_level, instance="proxy-test"):
-    """The TOML text of a proxy configuration."""
+def render_config(pools, listeners, admin_port, threads, log_level, instance="proxy-test",
+                  redis=None):
+    """The TOML text of a proxy configuration; `redis`: the [redis] table, if any."""
     out = [_toml_table("proxy", {"instance": instance, "admin": f"127.0.0.1:{admin_port}",
                                  "threads": threads, "log_level": log_level})]
+    if redis:
+        out.append(_toml_table("redis", redis))
     for listener in listeners:
         out.append(_toml_table("listener", listener, array=True))
     for name, p in pools.items():
@@ -148,13 +152,15 @@ class Proxy(Process):
     """
 
     def __init__(self, tmp_path, pools, listeners=None, name="proxy", threads=2,
-                 log_level="info"):
+                 log_level="info", redis=None, ports=None):
         self.name = name
+        self.redis = redis
+        self.instance = name
         self.tmp_path = tmp_path
         self.admin_port = free_port()
         self.threads = threads
         self.log_level = log_level
-        self.ports = {}
+        self.ports = dict(ports or {})
         self.config_path = tmp_path / f"{name}.toml"
         self.write_config(pools, listeners)
         super().__init__([BIN / "switchboard", "--config", self.config_path],
@@ -177,7 +183,7 @@ class Proxy(Process):
         self.pools_config = pools
         self.listeners_config = rendered
         self.config_path.write_text(render_config(pools, rendered, self.admin_port, self.threads,
-                                                  self.log_level))
+                                                  self.log_level, self.instance, self.redis))
 
     @property
     def port(self):
@@ -330,6 +336,48 @@ def brokers(start_broker, monkeypatch):
             out.append(b)
         return out
     return start
+
+
+# ---- Redis ---------------------------------------------------------------------------------------
+
+class RedisServer(Process):
+    """redis-server on a free loopback port, without persistence; stop() and start() again keep
+    the port, as an outage and a return do."""
+
+    def __init__(self, tmp_path, port=None):
+        self.tmp_path = tmp_path
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.starts = 0
+        self._launch()
+
+    def _launch(self):
+        self.starts += 1
+        super().__init__(["redis-server", "--port", self.port, "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no"], self.tmp_path / f"redis.{self.starts}.log")
+        wait_for(self._listening, timeout=10, what="redis-server")
+
+    def _listening(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def start(self):
+        self._launch()
+
+    def command(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)],
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip()
+
+
+@pytest.fixture
+def redis_server(tmp_path, processes):
+    r = RedisServer(tmp_path)
+    processes.append(r)
+    return r
 
 
 # ---- Clients -------------------------------------------------------------------------------------

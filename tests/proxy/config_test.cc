@@ -174,6 +174,28 @@ TEST(ProxyConfigTest, NeedsListenerAndBackends) {
               HasSubstr("expected at least one [[pool.NAME.backend]]"));
 }
 
+TEST(ProxyConfigTest, RedisSection) {
+  absl::StatusOr<ProxyConfig> none = ParseProxyConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->redis.url.empty());  // alone, on in-process state
+  EXPECT_FALSE(none->instance.empty());  // a generated, unique-enough id
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(
+      std::string(kMinimal) +
+          "[redis]\nurl = \"redis://10.0.0.1:6380/1\"\nprefix = \"x:\"\n"
+          "health_policy = \"majority\"\ncommand_timeout_ms = 200\nsticky_cache_ms = 0\n",
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->redis.url, "redis://10.0.0.1:6380/1");
+  EXPECT_EQ(c->redis.prefix, "x:");
+  EXPECT_EQ(c->redis.health_policy, "majority");
+  EXPECT_EQ(c->redis.command_timeout_ms, 200u);
+  EXPECT_EQ(c->redis.sticky_cache_ms, 0u);
+  EXPECT_THAT(Error(std::string(kMinimal) + "[redis]\nurl = \"http://x\"\n"),
+              HasSubstr("redis.url: expected redis://HOST[:PORT][/DB]"));
+  EXPECT_THAT(Error(std::string(kMinimal) + "[redis]\nhealth_policy = \"all\"\n"),
+              HasSubstr("redis.health_policy: expected one of \"any\", \"majority\""));
+}
+
 TEST(ProxyConfigTest, MalformedTomlIsReported) {
   EXPECT_THAT(Error("[[listener]\n"), HasSubstr("t.toml"));
 }

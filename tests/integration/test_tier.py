@@ -1,0 +1,200 @@
+"""Several proxies acting as one through a real redis-server (issue: shared state): stickiness
+across instances, least-connections over the sum of every proxy's connections, drains and
+weights reaching every proxy and outliving restarts, a killed proxy's counts expiring, and Redis
+going away and coming back without dropping a connection."""
+import signal
+
+from conftest import wait_for
+from mqtt_wire import connect_packet
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, free_port, is_open, pool,  # noqa: F401
+                            redis_server, start_proxy)
+
+
+def totals(*proxies):
+    """Connections per backend over the whole tier, from each proxy's own counts."""
+    out = {}
+    for p in proxies:
+        for name, n in p.active().items():
+            out[name] = out.get(name, 0) + n
+    return out
+
+
+def remote(proxy):
+    return {name: b["remote_active"] for name, b in proxy.backends().items()}
+
+
+def operator(proxy):
+    return {name: (b["draining"], b["weight"]) for name, b in proxy.backends().items()}
+
+
+def start_tier(start_proxy, redis, backends, n=2, redis_extra=None, **pool_settings):
+    """n proxies sharing `redis`, each with one pool "brokers" of `backends`."""
+    cfg = {"url": redis.url, **(redis_extra or {})}
+    return [start_proxy({"brokers": pool(*backends, **pool_settings)}, name=f"p{i}", redis=cfg)
+            for i in range(1, n + 1)]
+
+
+def test_sticky_across_proxies(brokers, start_proxy, conns, redis_server):
+    bs = brokers(3)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections", sticky=True)
+    for i in range(6):
+        client_id = f"roamer-{i}"
+        first_wire = conns.wire(a.port)
+        first, landed = a.landing(lambda: first_wire.connect(client_id))
+        assert first.reason() == 0
+        first_wire.close()
+        wait_for(lambda: sum(a.active().values()) == 0, what="the first connection gone")
+        # Through the other proxy, the same client goes back to the broker holding its session.
+        second_wire = conns.wire(b.port)
+        again, landed_again = b.landing(lambda: second_wire.connect(client_id))
+        assert again.reason() == 0
+        assert landed_again == landed, client_id
+        second_wire.close()
+        wait_for(lambda: sum(b.active().values()) == 0, what="the second connection gone")
+    assert redis_server.command("EXISTS", "sb:sticky:brokers:roamer-0") == "1"
+
+
+def test_two_proxies_agree_on_a_new_client(brokers, start_proxy, conns, redis_server):
+    # The same new client id through both proxies at (nearly) the same moment: one record wins
+    # and both follow it.
+    bs = brokers(3)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections", sticky=True)
+    for i in range(10):
+        client_id = f"twin-{i}"
+        wa, wb = conns.wire(a.port), conns.wire(b.port)
+        wa.send(connect_packet(client_id))
+        wb.send(connect_packet(client_id))
+        wait_for(lambda: redis_server.command("GET", f"sb:sticky:brokers:{client_id}") != "",
+                 what="the sticky record")
+        held = redis_server.command("GET", f"sb:sticky:brokers:{client_id}")
+        # Whichever connection the broker kept (takeover), both went to the recorded broker.
+        wait_for(lambda: totals(a, b).get(held, 0) >= 1, what="a connection on the recorded broker")
+        assert all(n == 0 for name, n in totals(a, b).items() if name != held), totals(a, b)
+        wa.close()
+        wb.close()
+        wait_for(lambda: sum(totals(a, b).values()) == 0, what="both connections gone")
+
+
+def test_least_connections_counts_every_proxy(brokers, start_proxy, conns, redis_server):
+    bs = brokers(3)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections")
+    for i in range(30):
+        proxy = a if i % 2 == 0 else b
+        other = b if proxy is a else a
+        _, _ = proxy.landing(lambda: conns.wire(proxy.port).connect(f"lc-{i}"))
+        # Before the next client, the other proxy has heard of this one (every 100 ms).
+        expected = sum(a.active().values()) + sum(b.active().values())
+        wait_for(lambda: sum(remote(other).values()) + sum(other.active().values()) == expected,
+                 what="the other proxy's view of this connection")
+    t = totals(a, b)
+    assert sum(t.values()) == 30
+    assert max(t.values()) - min(t.values()) <= 1, t
+
+
+def test_drain_and_weight_reach_every_proxy_and_outlive_a_restart(brokers, start_proxy, conns,
+                                                                   redis_server):
+    bs = brokers(3)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="weighted-round-robin")
+    assert a.post("/api/backends/b1/drain")[0] == 200
+    wait_for(lambda: operator(b)["b1"][0], timeout=1.0,
+             what="the drain on the other proxy within a second")
+    for i in range(6):
+        _, landed = b.landing(lambda: conns.wire(b.port).connect(f"d-{i}"))
+        assert landed != "b1"
+    assert b.post("/api/backends/b2/weight", b"5")[0] == 200
+    wait_for(lambda: operator(a)["b2"][1] == 5, timeout=1.0,
+             what="the weight on the other proxy within a second")
+    # A proxy started later, or restarted, reads the operator's changes back from Redis.
+    c = start_proxy({"brokers": pool(*bs, strategy="weighted-round-robin")}, name="p3",
+                    redis={"url": redis_server.url})
+    wait_for(lambda: operator(c) == {"b1": (True, 1), "b2": (False, 5), "b3": (False, 1)},
+             what="the operator changes on a new proxy")
+    assert a.post("/api/backends/b1/enable")[0] == 200
+    wait_for(lambda: not operator(c)["b1"][0], timeout=1.0,
+             what="the end of the drain everywhere")
+
+
+def test_a_killed_proxys_counts_expire(brokers, start_proxy, conns, redis_server):
+    bs = brokers(2)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections")
+    for i in range(4):
+        conns.wire(b.port).connect(f"k-{i}")
+    wait_for(lambda: sum(remote(a).values()) == 4, what="b's connections seen from a")
+    b.signal(signal.SIGKILL)
+    wait_for(lambda: sum(remote(a).values()) == 0, timeout=6,
+             what="the dead proxy's counts expired")
+    assert a.metric("sb_proxy_tier_proxies") == 1
+
+
+def test_redis_outage_drops_nothing_and_the_tier_converges(brokers, start_proxy, conns,
+                                                          redis_server):
+    bs = brokers(3)
+    a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections", sticky=True)
+    held = [conns.wire(a.port if i % 2 else b.port) for i in range(6)]
+    for i, w in enumerate(held):
+        assert w.connect(f"held-{i}").reason() == 0
+    wait_for(lambda: sum(remote(a).values()) == 3, what="counts shared before the outage")
+
+    redis_server.stop()
+    wait_for(lambda: a.metric("sb_proxy_degraded") == 1 and b.metric("sb_proxy_degraded") == 1,
+             what="both proxies degraded")
+    # Every held connection still works, and new clients still connect, sticky or not.
+    for w in held:
+        assert is_open(w)
+    for i in range(4):
+        assert conns.wire(a.port).connect(f"during-{i}").reason() == 0
+    assert "degraded" in a.log()
+
+    redis_server.start()  # an empty Redis: the outage lost everything it held
+    wait_for(lambda: a.metric("sb_proxy_degraded") == 0 and b.metric("sb_proxy_degraded") == 0,
+             timeout=10, what="both proxies re-synced")
+    # Counts are published again without a restart: each sees the other's live connections.
+    total = sum(totals(a, b).values())
+    wait_for(lambda: sum(remote(a).values()) + sum(a.active().values()) == total,
+             what="the counts re-published")
+    # A sticky record made during the outage was written back.
+    wait_for(lambda: redis_server.command("EXISTS", "sb:sticky:brokers:during-0") == "1",
+             what="records of the outage written back")
+    for w in held:
+        assert is_open(w)
+
+
+def test_health_policy_any_takes_a_backend_down_everywhere(brokers, start_proxy, conns,
+                                                           redis_server):
+    bs = brokers(2)
+    # Proxy a checks b2 at a port where nothing listens: a alone sees b2 down.
+    dead = free_port()
+    health = dict(FAST_HEALTH)
+    a = start_proxy({"brokers": pool(backend(bs[0]), {**backend(bs[1]),
+                                                        "check_address": f"127.0.0.1:{dead}"},
+                                     health=health)},
+                    name="p1", redis={"url": redis_server.url, "health_policy": "any"})
+    b = start_proxy({"brokers": pool(*bs, health=health)}, name="p2",
+                    redis={"url": redis_server.url, "health_policy": "any"})
+    a.wait_state("b2", "down")
+    wait_for(lambda: b.state("b2") == "down", what="b2 down for the tier on b")
+    assert b.metric('sb_proxy_backend_down_for_all{pool="brokers",backend="b2"}') == 1
+    for i in range(4):
+        _, landed = b.landing(lambda: conns.wire(b.port).connect(f"any-{i}"))
+        assert landed == "b1"
+
+
+def test_health_policy_majority_needs_more_than_half(brokers, start_proxy, conns, redis_server):
+    bs = brokers(2)
+    dead = free_port()
+    health = dict(FAST_HEALTH)
+    a = start_proxy({"brokers": pool(backend(bs[0]), {**backend(bs[1]),
+                                                        "check_address": f"127.0.0.1:{dead}"},
+                                     health=health)},
+                    name="p1", redis={"url": redis_server.url, "health_policy": "majority"})
+    b = start_proxy({"brokers": pool(*bs, health=health)}, name="p2",
+                    redis={"url": redis_server.url, "health_policy": "majority"})
+    a.wait_state("b2", "down")
+    wait_for(lambda: b.metric("sb_proxy_tier_proxies") == 2, what="both proxies live")
+    # One vote of two is not a majority: b keeps using b2 (checked over several view rounds).
+    landed = set()
+    for i in range(6):
+        _, backend_name = b.landing(lambda: conns.wire(b.port).connect(f"maj-{i}"))
+        landed.add(backend_name)
+    assert "b2" in landed
+    assert b.state("b2") == "up"
