@@ -1,7 +1,9 @@
 // The connect scenario: --clients loops, each connecting with its own client id, waiting for
-// CONNACK, disconnecting, and starting over at once: the reconnect storm after a failover, and
-// the cost of a connection through a proxy. Measures cycles per second and CONNECT to CONNACK
-// latency. A loop whose connection fails counts an error and retries after 10 ms.
+// CONNACK, disconnecting, and starting over: the reconnect storm after a failover, and the cost
+// of a connection through a proxy. Closed loop (--rate 0): each loop starts over at once. Open
+// loop (--rate R): the loops share R cycles per second, each starting its cycles on a schedule
+// (and at once when it falls behind). Measures cycles per second and CONNECT to CONNACK latency.
+// A loop whose connection fails counts an error and retries after 10 ms.
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
@@ -40,7 +42,15 @@ class ConnectRun {
     for (uint32_t i = 0; i < o_.clients; ++i) {
       uint32_t w = i % threads_.size();
       retry_.push_back(std::make_unique<asio::steady_timer>(threads_.context(w)));
-      asio::post(threads_.context(w), [this, i, w] { Cycle(i, w); });
+      // Open loop: spread the loops' first starts over one period.
+      next_start_.push_back(Clock::now() +
+                            std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(o_.rate > 0 ? i / o_.rate : 0)));
+      asio::steady_timer& first = *retry_.back();
+      first.expires_at(next_start_.back());
+      first.async_wait([this, i, w](const boost::system::error_code& ec) {
+        if (!ec) Cycle(i, w);
+      });
     }
     Progress progress(o_.quiet, [this] {
       uint64_t c = 0;
@@ -78,6 +88,7 @@ class ConnectRun {
     boost::json::object r;
     r["scenario"] = "connect";
     r["clients"] = o_.clients;
+    r["rate_target"] = o_.rate;
     r["seconds"] = seconds;
     r["cycles"] = cycles;
     r["cycles_per_s"] = static_cast<double>(cycles) / seconds;
@@ -101,6 +112,23 @@ class ConnectRun {
   }
 
  private:
+  // Starts the loop's next cycle: at once in a closed loop, else at its scheduled time.
+  void Next(uint32_t loop, uint32_t worker) {
+    if (o_.rate <= 0) {
+      asio::post(threads_.context(worker), [this, loop, worker] { Cycle(loop, worker); });
+      return;
+    }
+    auto period = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(o_.clients) / o_.rate));
+    Clock::time_point& at = next_start_[loop];
+    at = std::max(at + period, Clock::now() - period);  // behind: catch up, but not in a burst
+    asio::steady_timer& t = *retry_[loop];
+    t.expires_at(at);
+    t.async_wait([this, loop, worker](const boost::system::error_code& ec) {
+      if (!ec) Cycle(loop, worker);
+    });
+  }
+
   void Cycle(uint32_t loop, uint32_t worker) {
     if (stopping_) return;
     ClientOptions co{.client_id = fmt::format("{}-{}", o_.client_prefix, loop),
@@ -118,7 +146,7 @@ class ConnectRun {
             std::chrono::duration_cast<std::chrono::nanoseconds>(c.connect_latency()).count()));
       }
       c.Disconnect();
-      asio::post(threads_.context(worker), [this, loop, worker] { Cycle(loop, worker); });
+      Next(loop, worker);
     };
     ev.closed = [this, loop, worker, &st](Client&, const std::string& why) {
       if (measuring_) ++st.errors;
@@ -137,7 +165,8 @@ class ConnectRun {
   const Options& o_;
   net::IoThreads threads_;
   std::vector<WorkerStats> stats_;
-  std::vector<std::unique_ptr<asio::steady_timer>> retry_;
+  std::vector<std::unique_ptr<asio::steady_timer>> retry_;  // also the open loop's schedule
+  std::vector<Clock::time_point> next_start_;
   std::atomic<bool> measuring_{false};
   std::atomic<bool> stopping_{false};
 };
