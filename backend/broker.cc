@@ -134,6 +134,17 @@ std::string Broker::AssignClientId() {
                      next_client_serial_.fetch_add(1));
 }
 
+std::optional<ClientSlot> Broker::ReserveClient() {
+  // Compare and swap rather than check then add: handshakes on several threads may race for the
+  // last place.
+  auto max = static_cast<int64_t>(config_.limits.max_connections);
+  int64_t taken = client_connections_.load();
+  do {
+    if (taken >= max) return std::nullopt;
+  } while (!client_connections_.compare_exchange_weak(taken, taken + 1));
+  return ClientSlot(&client_connections_);
+}
+
 uint32_t Broker::CapSessionExpiry(uint32_t requested_s) const {
   uint32_t cap = config_.limits.max_session_expiry_s;
   return cap == 0 ? requested_s : std::min(requested_s, cap);

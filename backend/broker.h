@@ -13,6 +13,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "backend/config.h"
 #include "backend/message.h"
 #include "backend/retained_store.h"
+#include "backend/shard.h"
 #include "backend/socket_token.h"
 
 namespace net {
@@ -29,8 +31,6 @@ class IoThreads;
 }  // namespace net
 
 namespace backend {
-
-class Shard;
 
 class Broker {
  public:
@@ -60,8 +60,8 @@ class Broker {
   // A requested session expiry interval, capped by max_session_expiry_s.
   uint32_t CapSessionExpiry(uint32_t requested_s) const;
   SocketToken TrackSocket() { return SocketToken(&open_sockets_); }
-  void CountClient(int delta) { client_connections_.fetch_add(delta); }
-  int64_t client_connections() const { return client_connections_.load(); }
+  // Takes one of the max_connections places, if one is free. Thread-safe.
+  std::optional<ClientSlot> ReserveClient();
 
  private:
   std::string RenderMetrics() const;
@@ -77,7 +77,7 @@ class Broker {
   std::atomic<int64_t> retained_count_{0};
 
   std::atomic<int64_t> open_sockets_{0};
-  std::atomic<int64_t> client_connections_{0};
+  std::atomic<int64_t> client_connections_{0};  // places taken, see ReserveClient
   std::atomic<uint64_t> next_client_serial_{0};
   std::atomic<bool> accepting_{false};
   std::atomic<bool> shutting_down_{false};

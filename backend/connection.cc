@@ -22,6 +22,7 @@ Connection::Connection(Shard& shard, tcp::socket socket, ConnectionSeed seed)
     : shard_(shard),
       socket_(std::move(socket)),
       token_(std::move(seed.token)),
+      slot_(std::move(seed.slot)),
       keep_alive_timer_(shard.io()),
       connect_(std::move(seed.connect)),
       client_id_assigned_(seed.client_id_assigned),
@@ -33,13 +34,11 @@ Connection::Connection(Shard& shard, tcp::socket socket, ConnectionSeed seed)
   socket_.non_blocking(true, ec);
   shard_.Register(this);
   shard_.metrics().connections.Add(1);
-  shard_.broker().CountClient(1);
 }
 
 Connection::~Connection() {
   shard_.Unregister(this);
   shard_.metrics().connections.Add(-1);
-  shard_.broker().CountClient(-1);
 }
 
 // ---- Reading ----------------------------------------------------------------------------------
@@ -75,9 +74,8 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
   if (ec) return Close(std::nullopt, /*publish_will=*/true);  // EOF or reset: abnormal
   shard_.metrics().bytes_received.Add(static_cast<int64_t>(n));
-  last_packet_at_ = Clock::now();
 
-  size_t consumed = Process(data);
+  size_t consumed = Process(data, Clock::now());
   if (closed_) return;
   if (data.data() == rx_.data()) {
     rx_.erase(0, consumed);
@@ -98,7 +96,7 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   WaitReadable();
 }
 
-size_t Connection::Process(std::string_view data) {
+size_t Connection::Process(std::string_view data, Clock::time_point now) {
   size_t offset = 0;
   uint32_t max_packet = shard_.config().limits.max_packet_bytes;
   while (!closed_) {
@@ -110,6 +108,9 @@ size_t Connection::Process(std::string_view data) {
     }
     if (!frame->has_value()) break;
     offset += (*frame)->size;
+    // Keep alive counts whole packets, not bytes (§3.1.2.10): a client that trickles a packet it
+    // never finishes is as silent as one that sends nothing.
+    last_packet_at_ = now;
     absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, version_);
     if (!packet.ok()) {
       ProtocolError(mqtt::ReasonOf(packet.status()), std::string(packet.status().message()));
@@ -159,7 +160,9 @@ void Connection::HandleDisconnect(const mqtt::Disconnect& d) {
     }
     session_expiry_s_ = shard_.broker().CapSessionExpiry(*expiry);
   }
-  Close(std::nullopt, d.reason == mqtt::ReasonCode::kDisconnectWithWill);
+  // Only a normal disconnection (0x00) discards the will; 0x04 asks for it, and so does, in
+  // effect, any error reason: the connection did not end normally (§3.1.2.5, §3.14.4).
+  Close(std::nullopt, d.reason != mqtt::ReasonCode::kSuccess);
 }
 
 // ---- Writing ----------------------------------------------------------------------------------
@@ -205,15 +208,38 @@ void Connection::MaybeResumeReading() {
 }
 
 void Connection::Pump() {
-  if (closed_ || session_ == nullptr) return;
-  size_t limit = shard_.config().limits.max_write_buffer_bytes;
-  Clock::time_point now = Clock::now();
-  while (out_.size() < limit) {
-    std::optional<Outgoing> next = session_->PopNext(now);
-    if (!next) break;
-    SendOutgoing(*next, now);
+  // A drain stops at the write buffer's limit. If the flush then writes the whole buffer without
+  // blocking, no OnWritable will come to pump again, so drain again here: otherwise the rest of
+  // the queue would wait for the next unrelated event (a new message, an acknowledgement).
+  while (Drain()) {
+    Flush();
+    if (closed_ || writing_) return;
   }
   Flush();
+}
+
+bool Connection::Drain() {
+  if (closed_ || session_ == nullptr) return false;
+  size_t limit = shard_.config().limits.max_write_buffer_bytes;
+  Clock::time_point now = Clock::now();
+  SendHeldResends(now);
+  if (!held_resends_.empty()) return false;  // new messages wait behind the resends (§4.6)
+  uint64_t expired_before = session_->expired_dropped();
+  bool stopped_at_limit = true;
+  while (out_.size() < limit) {
+    std::optional<Outgoing> next = session_->PopNext(now);
+    if (!next) {
+      stopped_at_limit = false;
+      break;
+    }
+    SendOutgoing(*next, now);
+  }
+  // PopNext skips the messages whose expiry interval passed in the queue (§3.3.2.3.3); they are
+  // drops like any other, so they are counted.
+  if (uint64_t expired = session_->expired_dropped() - expired_before; expired > 0) {
+    shard_.metrics().Drop(DropReason::kExpired, static_cast<int64_t>(expired));
+  }
+  return stopped_at_limit;
 }
 
 // ---- Keep alive -------------------------------------------------------------------------------
@@ -246,11 +272,11 @@ void Connection::Disconnect(mqtt::ReasonCode reason, bool publish_will) {
   Close(reason, publish_will);
 }
 
-std::optional<mqtt::Will> Connection::HandOver() {
+Connection::HandedOver Connection::HandOver() {
   session_ = nullptr;  // the session stays, for the new connection
-  std::optional<mqtt::Will> will = std::move(will_);
+  HandedOver handed{.will = std::move(will_), .session_expiry_s = session_expiry_s_};
   Disconnect(mqtt::ReasonCode::kSessionTakenOver, /*publish_will=*/false);
-  return will;
+  return handed;
 }
 
 void Connection::Close(std::optional<mqtt::ReasonCode> disconnect_reason, bool publish_will) {

@@ -15,6 +15,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,12 +40,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Moves queued messages of the session into the socket while the window and the write buffer
   // allow, then writes.
   void Pump();
+  // The same without writing: moves queued messages into the write buffer only, for the shard's
+  // flush to write. Safe in the middle of routing, as it cannot close the connection. Returns true
+  // if it stopped because the write buffer reached its limit, with messages perhaps left queued.
+  bool Drain();
   // Server-initiated close: a DISCONNECT with `reason` in 5.0, then close. The will is published
   // only if `publish_will`.
   void Disconnect(mqtt::ReasonCode reason, bool publish_will);
-  // The session moves to a new connection of the same client id (takeover). Returns this
-  // connection's will, which the caller decides about, and closes with 0x8E.
-  std::optional<mqtt::Will> HandOver();
+  // The session moves to a new connection of the same client id (takeover). Closes with 0x8E and
+  // returns what the caller decides about: this connection's will and the session expiry it had.
+  struct HandedOver {
+    std::optional<mqtt::Will> will;
+    uint32_t session_expiry_s = 0;
+  };
+  HandedOver HandOver();
 
   bool dirty = false;  // queued for the shard's flush
 
@@ -52,8 +61,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reading.
   void WaitReadable();
   void OnReadable(const boost::system::error_code& ec);
-  // Decodes and handles every whole packet in `data`; returns the bytes consumed.
-  size_t Process(std::string_view data);
+  // Decodes and handles every whole packet in `data`, read at `now`; returns the bytes consumed.
+  size_t Process(std::string_view data, Clock::time_point now);
   void Dispatch(mqtt::Packet&& packet);
 
   // Handlers.
@@ -70,6 +79,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Writing.
   void Send(const mqtt::Packet& packet);
   void SendOutgoing(const Outgoing& outgoing, Clock::time_point now);
+  // Sends the held resends, in order, while the client's Receive Maximum allows.
+  void SendHeldResends(Clock::time_point now);
+  // Forgets the held resend of `packet_id`, whose flow an acknowledgement has just advanced.
+  void DropHeldResend(uint16_t packet_id);
   void Flush();
   void OnWritable(const boost::system::error_code& ec);
   // Resumes reading once the write buffer has drained below half its limit.
@@ -86,6 +99,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Shard& shard_;
   boost::asio::ip::tcp::socket socket_;
   SocketToken token_;
+  ClientSlot slot_;  // given back when the connection object goes
   boost::asio::steady_timer keep_alive_timer_;
   mqtt::Connect connect_;
   bool client_id_assigned_;
@@ -98,7 +112,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t will_delay_s_ = 0;
   uint32_t session_expiry_s_ = 0;
   std::chrono::milliseconds keep_alive_timeout_{0};  // 0: none
-  Clock::time_point last_packet_at_;
+  Clock::time_point last_packet_at_;                 // when the last whole packet arrived
+
+  // What the session had in flight when this connection began and the client's Receive Maximum
+  // has not let out yet (MQTT 5.0 §4.9: the send quota starts afresh with each connection).
+  // Resent, in their original order, as acknowledgements free the window; new messages wait
+  // behind them.
+  std::deque<Outgoing> held_resends_;
+  uint16_t send_window_ = 0;
 
   // What the client told us in CONNECT (5.0 §3.1.2.11).
   uint32_t client_max_packet_ = 0;  // 0: no limit

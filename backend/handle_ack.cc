@@ -6,15 +6,19 @@
 namespace backend {
 
 void Connection::HandlePuback(const mqtt::Puback& p) {
-  if (session_->OnPuback(p.packet_id) == Session::AckResult::kDone) pump_needed_ = true;
+  if (session_->OnPuback(p.packet_id) != Session::AckResult::kDone) return;
+  DropHeldResend(p.packet_id);
+  pump_needed_ = true;
 }
 
 void Connection::HandlePubrec(const mqtt::Pubrec& p) {
   switch (session_->OnPubrec(p.packet_id, p.reason)) {
     case Session::AckResult::kSendPubrel:
+      DropHeldResend(p.packet_id);
       Send(mqtt::Pubrel{.packet_id = p.packet_id});
       break;
     case Session::AckResult::kDone:
+      DropHeldResend(p.packet_id);
       pump_needed_ = true;
       break;
     case Session::AckResult::kUnknown:
@@ -26,7 +30,15 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
 }
 
 void Connection::HandlePubcomp(const mqtt::Pubcomp& p) {
-  if (session_->OnPubcomp(p.packet_id) == Session::AckResult::kDone) pump_needed_ = true;
+  if (session_->OnPubcomp(p.packet_id) != Session::AckResult::kDone) return;
+  DropHeldResend(p.packet_id);
+  pump_needed_ = true;
+}
+
+void Connection::DropHeldResend(uint16_t packet_id) {
+  // A client may acknowledge what it got on its previous connection before the resend reaches
+  // it; the flow has moved on, and the held resend would repeat a step of it.
+  std::erase_if(held_resends_, [packet_id](const Outgoing& o) { return o.packet_id == packet_id; });
 }
 
 }  // namespace backend

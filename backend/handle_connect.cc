@@ -3,6 +3,7 @@
 // The checks that need no session (protocol version, client identifier, authentication method,
 // max_connections) were made by the handshake before the connection came here.
 #include <algorithm>
+#include <iterator>
 
 #include "backend/broker.h"
 #include "backend/connection.h"
@@ -16,7 +17,7 @@ void Connection::Start() {
     // Packets the client sent right behind its CONNECT.
     std::string pending = std::move(rx_);
     rx_.clear();
-    size_t consumed = Process(pending);
+    size_t consumed = Process(pending, last_packet_at_);
     if (closed_) return;
     rx_ = pending.substr(consumed);
   }
@@ -61,7 +62,8 @@ void Connection::HandleConnect() {
 
   Shard::Attached attached = shard_.Attach(*this, connect_);
   session_ = attached.session;
-  session_->set_send_window(std::min(asked.receive_maximum.value_or(65535), limits.max_inflight));
+  send_window_ = std::min(asked.receive_maximum.value_or(65535), limits.max_inflight);
+  session_->set_send_window(send_window_);
 
   mqtt::Connack ack{.session_present = attached.present};
   if (v5) {
@@ -75,9 +77,12 @@ void Connection::HandleConnect() {
   }
   Send(ack);
   // What was in flight when the session's last connection ended, in its original order and with
-  // its original packet identifiers (§4.4).
-  for (const Outgoing& o : session_->Resends())
-    SendOutgoing(o, now);
+  // its original packet identifiers (§4.4), as much of it as the client's Receive Maximum lets
+  // out now; the rest follows as acknowledgements come (§4.9).
+  std::vector<Outgoing> resends = session_->Resends();
+  held_resends_.assign(std::make_move_iterator(resends.begin()),
+                       std::make_move_iterator(resends.end()));
+  SendHeldResends(now);
 }
 
 }  // namespace backend

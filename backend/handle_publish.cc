@@ -87,6 +87,20 @@ void Connection::HandlePubrel(const mqtt::Pubrel& p) {
       .reason = known || !v5 ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound});
 }
 
+void Connection::SendHeldResends(Clock::time_point now) {
+  while (!held_resends_.empty()) {
+    const Outgoing& o = held_resends_.front();
+    // Every held resend is in the session's in-flight count, so what is in flight beyond them was
+    // sent on this connection. A PUBREL does not take from the quota (§4.9), but waits its turn to
+    // keep the order.
+    auto sent =
+        static_cast<int64_t>(session_->inflight()) - static_cast<int64_t>(held_resends_.size());
+    if (o.kind == Outgoing::Kind::kPublish && sent >= send_window_) return;
+    SendOutgoing(o, now);
+    held_resends_.pop_front();
+  }
+}
+
 void Connection::SendOutgoing(const Outgoing& o, Clock::time_point now) {
   if (o.kind == Outgoing::Kind::kPubrel) {
     Send(mqtt::Pubrel{.packet_id = o.packet_id});
@@ -108,24 +122,34 @@ void Connection::SendOutgoing(const Outgoing& o, Clock::time_point now) {
       h.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(left, 1));
     }
   }
-  if (client_max_packet_ != 0 &&
-      mqtt::PublishPacketSize(h, m.payload.size(), version_) > client_max_packet_) {
-    // Too large for this client: drop it as if it had been delivered (§3.1.2.11.4).
-    shard_.metrics().Drop(DropReason::kTooLarge);
-    if (o.packet_id != 0) session_->Forget(o.packet_id);
-    return;
-  }
+  std::optional<uint16_t> new_alias;
   if (v5 && client_alias_max_ > 0) {
     auto it = aliases_out_.find(m.topic);
     if (it != aliases_out_.end()) {
       h.topic_alias = it->second;
       h.topic = {};  // the alias stands for the topic
     } else if (aliases_out_.size() < client_alias_max_) {
-      auto alias = static_cast<uint16_t>(aliases_out_.size() + 1);
-      aliases_out_.emplace(m.topic, alias);
-      h.topic_alias = alias;  // sent with the topic, to establish the mapping
+      new_alias = static_cast<uint16_t>(aliases_out_.size() + 1);
+      h.topic_alias = new_alias;  // sent with the topic, to establish the mapping
     }
   }
+  // The size is that of the packet as it goes out, alias included: establishing an alias costs
+  // three bytes, which must not take the packet over the client's maximum. Then it goes without.
+  auto too_large = [&] {
+    return client_max_packet_ != 0 &&
+           mqtt::PublishPacketSize(h, m.payload.size(), version_) > client_max_packet_;
+  };
+  if (new_alias && too_large()) {
+    new_alias.reset();
+    h.topic_alias.reset();
+  }
+  if (too_large()) {
+    // Too large for this client: drop it as if it had been delivered (§3.1.2.11.4).
+    shard_.metrics().Drop(DropReason::kTooLarge);
+    if (o.packet_id != 0) session_->Forget(o.packet_id);
+    return;
+  }
+  if (new_alias) aliases_out_.emplace(m.topic, *new_alias);
   mqtt::EncodePublishHeader(h, m.payload.size(), version_, out_.bytes());
   out_.AppendPayload(o.delivery.message);
   shard_.metrics().messages_sent[static_cast<size_t>(o.delivery.qos)].Add();

@@ -78,10 +78,15 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
     if (self->closed_ || self->session_ == nullptr) return;
     self->Send(ack);
     Clock::time_point now = Clock::now();
+    size_t max_queued = self->shard_.config().limits.max_queued_messages;
     for (const RetainedRequest& r : retained) {
       for (const MessagePtr& m : self->shard_.broker().MatchRetained(r.filter, now)) {
         Delivery d{.message = m, .qos = std::min(m->qos, r.qos), .retain = true};
         if (r.subscription_id != 0) d.subscription_ids.push_back(r.subscription_id);
+        // A filter may match more retained messages than the queue holds: move them on into the
+        // write buffer as the queue fills (as Shard::Deliver does for bursts), rather than drop
+        // them for a client that has not even had the chance to read.
+        if (self->session_->queued() >= max_queued) self->Drain();
         if (self->session_->Enqueue(std::move(d), true) != Session::EnqueueResult::kQueued) {
           self->shard_.metrics().Drop(DropReason::kQueueFull);
         }

@@ -21,10 +21,18 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using mqtt::ReasonCode;
 
-class Handshake : public std::enable_shared_from_this<Handshake> {
+class Handshake : public std::enable_shared_from_this<Handshake>, public PendingSocket {
  public:
   Handshake(Shard& shard, tcp::socket socket, SocketToken token)
-      : shard_(shard), socket_(std::move(socket)), token_(std::move(token)), timer_(shard.io()) {}
+      : shard_(shard), socket_(std::move(socket)), token_(std::move(token)), timer_(shard.io()) {
+    shard_.Register(this);
+  }
+  ~Handshake() { shard_.Unregister(this); }
+
+  // Shutdown: close now, without an answer.
+  void Abort() override {
+    if (!done_) Finish();
+  }
 
   void Start() {
     boost::system::error_code ec;
@@ -109,7 +117,11 @@ class Handshake : public std::enable_shared_from_this<Handshake> {
       connect.client_id = broker.AssignClientId();
       assigned = true;
     }
-    if (!v5 && connect.keep_alive_s > limits.max_keepalive_s) {
+    // Keep alive 0 means none at all, which is more than any maximum that is configured (the
+    // connection's 5.0 path treats it the same way).
+    bool capped = limits.max_keepalive_s < 65535;
+    if (!v5 &&
+        (connect.keep_alive_s > limits.max_keepalive_s || (connect.keep_alive_s == 0 && capped))) {
       // 3.1.1 cannot announce a server keep alive; refuse as mosquitto does, with "identifier
       // rejected", the closest of 3.1.1's six return codes.
       shard_.metrics().Reject(RejectReason::kKeepAliveRejected);
@@ -121,20 +133,22 @@ class Handshake : public std::enable_shared_from_this<Handshake> {
       return Refuse(ReasonCode::kBadAuthenticationMethod, connect.version,
                     "enhanced authentication is not supported");
     }
-    if (broker.client_connections() >= static_cast<int64_t>(limits.max_connections)) {
+    std::optional<ClientSlot> slot = broker.ReserveClient();
+    if (!slot) {
       shard_.metrics().Reject(RejectReason::kMaxConnections);
       return Refuse(v5 ? ReasonCode::kQuotaExceeded : ReasonCode::kServerUnavailable,
                     connect.version, "max_connections reached");
     }
-    HandOver(std::move(connect), std::move(rest), assigned);
+    HandOver(std::move(connect), std::move(rest), assigned, std::move(*slot));
   }
 
-  void HandOver(mqtt::Connect connect, std::string rest, bool assigned) {
+  void HandOver(mqtt::Connect connect, std::string rest, bool assigned, ClientSlot slot) {
     done_ = true;
     timer_.cancel();
     Shard& home = shard_.broker().HomeShard(connect.client_id);
     ConnectionSeed seed{.protocol = socket_.local_endpoint().protocol(),
                         .token = std::move(token_),
+                        .slot = std::move(slot),
                         .connect = std::move(connect),
                         .pending_bytes = std::move(rest),
                         .client_id_assigned = assigned};

@@ -8,7 +8,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
+#include <cstdint>
 #include <iostream>
+#include <string>
 
 #include "backend/broker.h"
 #include "backend/config.h"
@@ -20,6 +22,7 @@ namespace {
 
 constexpr int kConfigError = 2;
 constexpr int kStartError = 1;
+constexpr int64_t kMaxThreads = 256;  // as broker.threads in the file
 
 int Fail(int code, std::string_view message) {
   std::cerr << "switchboard-broker: " << message << "\n";
@@ -51,7 +54,7 @@ int main(int argc, char** argv) {
       "admin", po::value<std::string>(),
       "admin HTTP listener for /healthz and /metrics, HOST:PORT (default: none)")(
       "node", po::value<std::string>(), "this node's name, unique in a cluster")(
-      "threads", po::value<uint32_t>(), "I/O threads; 0 = one per core (default 0)")(
+      "threads", po::value<int64_t>(), "I/O threads, 0 to 256; 0 = one per core (default 0)")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn, error or off");
   po::variables_map vm;
   try {
@@ -78,8 +81,21 @@ int main(int argc, char** argv) {
     config.admin.emplace();
     if (!OverrideAddress(vm, "admin", *config.admin, error)) return Fail(kConfigError, error);
   }
-  if (vm.count("node")) config.node = vm["node"].as<std::string>();
-  if (vm.count("threads")) config.threads = vm["threads"].as<uint32_t>();
+  // Flags are held to the same ranges as the keys they override (see config.cc): parsed as an
+  // unsigned type, "--threads -1" would wrap to four billion threads.
+  if (vm.count("node")) {
+    config.node = vm["node"].as<std::string>();
+    if (config.node.empty()) return Fail(kConfigError, "--node: expected a non-empty name");
+  }
+  if (vm.count("threads")) {
+    int64_t threads = vm["threads"].as<int64_t>();
+    if (threads < 0 || threads > kMaxThreads) {
+      return Fail(kConfigError, "--threads: expected an integer from 0 to " +
+                                    std::to_string(kMaxThreads) + ", got " +
+                                    std::to_string(threads));
+    }
+    config.threads = static_cast<uint32_t>(threads);
+  }
   if (vm.count("log-level")) config.log_level = vm["log-level"].as<std::string>();
   if (absl::Status s = base::InitLogging("broker", config.log_level); !s.ok()) {
     return Fail(kConfigError, std::string(s.message()));

@@ -8,7 +8,9 @@
 
 #include "backend/broker.h"
 #include "backend/connection.h"
+#include "backend/graceful_close.h"
 #include "backend/handshake.h"
+#include "mqtt/encoder.h"
 #include "mqtt/topic.h"
 #include "net/listen.h"
 
@@ -89,6 +91,15 @@ void Shard::Adopt(ConnectionSeed seed) {
     spdlog::error("adopting a connection: {}", ec.message());
     return;
   }
+  if (stopping_) {
+    // Its handshake finished after this shard disconnected everyone: a connection started now
+    // would hold the shutdown up until its deadline.
+    OutBuffer refusal;
+    mqtt::Encode(mqtt::Connack{.reason = mqtt::ReasonCode::kServerUnavailable},
+                 seed.connect.version, refusal.bytes());
+    CloseGracefully(std::move(socket), std::move(refusal), std::move(seed.token));
+    return;
+  }
   std::make_shared<Connection>(*this, std::move(socket), std::move(seed))->Start();
 }
 
@@ -99,17 +110,21 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
   if (auto it = by_client_id_.find(connect.client_id); it != by_client_id_.end()) {
     slot = it->second;
   }
+  bool ended = connect.clean_start;
   if (slot != nullptr && slot->connection != nullptr) {
     // Takeover (§3.1.4): the old connection goes; its will is published unless the session is
-    // resumed before the will delay passes (§3.1.3.2.2) - which, here, is now.
+    // resumed before the will delay passes (§3.1.3.2.2) - which, here, is now. A session that
+    // lasts only as long as its connection (expiry 0; 3.1.1 clean session 1) ends with it, so
+    // there is nothing to resume, whatever the new CONNECT asks (§3.1.2.4, §3.1.2.11.2).
     Connection* old = slot->connection;
     slot->connection = nullptr;
-    std::optional<mqtt::Will> will = old->HandOver();
-    bool delayed = will && will->properties.will_delay_interval.value_or(0) > 0;
-    if (will && (connect.clean_start || !delayed)) PublishWill(slot->session, std::move(*will));
+    Connection::HandedOver handed = old->HandOver();
+    ended = ended || handed.session_expiry_s == 0;
+    bool delayed = handed.will && handed.will->properties.will_delay_interval.value_or(0) > 0;
+    if (handed.will && (ended || !delayed)) PublishWill(slot->session, std::move(*handed.will));
   }
   bool present = false;
-  if (slot != nullptr && connect.clean_start) {
+  if (slot != nullptr && ended) {
     EndSession(*slot);
     slot = nullptr;
   }
@@ -257,6 +272,15 @@ void Shard::Publish(const MessagePtr& message) {
 void Shard::Deliver(uint64_t session_id, Delivery delivery) {
   SessionSlot* slot = FindSlot(session_id);
   if (slot == nullptr) return;  // the session ended while the message was on its way
+  if (slot->connection != nullptr &&
+      slot->session.queued() >= config().limits.max_queued_messages) {
+    // A burst (many PUBLISH in one read, or one batch from another shard) fills the queue of a
+    // connected client before the flush that would drain it. Make room the way the flush would,
+    // into the write buffer, so a client that keeps up loses nothing to the burst; only a client
+    // that does not read (full write buffer, closed window) loses messages to its queue bound.
+    slot->connection->Drain();
+    MarkDirty(*slot->connection);
+  }
   switch (slot->session.Enqueue(std::move(delivery), slot->connection != nullptr)) {
     case Session::EnqueueResult::kQueued:
       if (slot->connection != nullptr) MarkDirty(*slot->connection);
@@ -278,7 +302,10 @@ void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) 
 void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done) {
   ApplyRouteChanges(changes);
   size_t others = broker_.shard_count() - 1;
-  if (others == 0 || changes.empty()) {
+  // With nothing to change, still take the round trip: `done` must come after the `done` of
+  // earlier changes from the same connection that are still travelling, so that SUBACKs and
+  // UNSUBACKs go out in the order of their requests.
+  if (others == 0) {
     done();
     return;
   }
@@ -345,11 +372,17 @@ void Shard::Flush() {
 }
 
 void Shard::DisconnectAll(mqtt::ReasonCode reason) {
+  stopping_ = true;
   std::vector<std::shared_ptr<Connection>> all;
   for (Connection* c : connections_)
     all.push_back(c->shared_from_this());
   for (const auto& c : all)
     c->Disconnect(reason, /*publish_will=*/false);
+  // Each handshake unregisters itself once its aborted operations have completed; iterate a copy
+  // all the same, so that no abort can change the set under the loop.
+  std::vector<PendingSocket*> pending(pending_sockets_.begin(), pending_sockets_.end());
+  for (PendingSocket* p : pending)
+    p->Abort();
 }
 
 }  // namespace backend

@@ -12,6 +12,7 @@
 //                                            └─► post batch ─► shard B: enqueue, write
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,11 +44,51 @@ struct RouteChange {
   Subscriber subscriber;
 };
 
+// A client socket the shard holds before it becomes a Connection (a handshake waiting for its
+// CONNECT). Registered with the shard while it lives, so that shutdown can close it at once rather
+// than wait for its connect timeout.
+class PendingSocket {
+ public:
+  // Closes the socket; the object goes away once its pending operations complete.
+  virtual void Abort() = 0;
+
+ protected:
+  ~PendingSocket() = default;
+};
+
+// One of the broker's max_connections places, taken by the handshake that admits a client and
+// given back when its connection ends. Taking it when the CONNECT is vetted, not when the
+// connection starts on its home shard, is what keeps a burst of simultaneous CONNECTs, vetted on
+// several shards at once, within the limit.
+class ClientSlot {
+ public:
+  ClientSlot() = default;
+  // `count` already includes this slot (see Broker::ReserveClient).
+  explicit ClientSlot(std::atomic<int64_t>* count) : count_(count) {}
+  ClientSlot(ClientSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  ClientSlot& operator=(ClientSlot&& other) noexcept {
+    if (this != &other) {
+      Release();
+      count_ = std::exchange(other.count_, nullptr);
+    }
+    return *this;
+  }
+  ~ClientSlot() { Release(); }
+
+ private:
+  void Release() {
+    if (count_ != nullptr) count_->fetch_sub(1);
+    count_ = nullptr;
+  }
+  std::atomic<int64_t>* count_ = nullptr;
+};
+
 // What a handshake hands to the shard that owns the client id.
 struct ConnectionSeed {
   int native_socket = -1;
   boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   SocketToken token;
+  ClientSlot slot;
   mqtt::Connect connect;
   std::string pending_bytes;  // read after the CONNECT, not processed yet
   bool client_id_assigned = false;
@@ -93,12 +135,16 @@ class Shard {
   // Asks for `connection` to be pumped and flushed once the current handler is done.
   void MarkDirty(Connection& connection);
 
-  // Closes every connection with `reason` (5.0 DISCONNECT). On this shard's thread.
+  // Closes every connection with `reason` (5.0 DISCONNECT) and every handshake in progress, and
+  // refuses the connections handed over later (CONNACK Server unavailable): at shutdown, nothing
+  // may stay open to wait for. On this shard's thread.
   void DisconnectAll(mqtt::ReasonCode reason);
 
-  // Connections register while open.
+  // Connections register while open, handshakes while they wait for their CONNECT.
   void Register(Connection* c) { connections_.insert(c); }
   void Unregister(Connection* c) { connections_.erase(c); }
+  void Register(PendingSocket* p) { pending_sockets_.insert(p); }
+  void Unregister(PendingSocket* p) { pending_sockets_.erase(p); }
 
  private:
   struct SessionSlot;
@@ -126,6 +172,8 @@ class Shard {
   StringMap<SessionSlot*> by_client_id_;
   uint64_t next_session_serial_ = 0;
   absl::flat_hash_set<Connection*> connections_;
+  absl::flat_hash_set<PendingSocket*> pending_sockets_;
+  bool stopping_ = false;  // DisconnectAll ran: adopt nothing more
 
   SubscriptionTrie routes_;
   std::vector<Subscriber> matches_;                                 // scratch for Publish

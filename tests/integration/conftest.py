@@ -1,20 +1,36 @@
-"""Fixtures that start the real binaries on free loopback ports and stop them afterwards.
+"""Fixtures that start the real binaries on free loopback ports and stop them afterwards, and the
+clients that talk to them.
 
 Every wait is on a condition with a deadline (wait_for), never a bare sleep. A process that exits
 unexpectedly, or any test that fails, gets the process's log printed with the failure.
+
+Clients made through the `clients` fixture (WireClient, PahoClient) are closed before the brokers
+stop, so a broker's graceful shutdown never waits for a test's forgotten socket.
+
+Environment: SB_BIN, the directory of the binaries (default build/bin; point it at a copy to test
+a build that others' rebuilds cannot replace mid-run); SB_THREADS, the brokers' I/O threads
+(default 2, so that routing crosses threads; 1 and 4 are worth a run too).
 """
 import os
 import pathlib
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
+import paho.mqtt.client as paho
 import pytest
+
+from mqtt_wire import WireClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("SB_BIN", ROOT / "build" / "bin"))
+
+
+# Parametrizes a test over both protocol versions by their CONNECT level.
+both_versions = pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
 
 
 def free_port():
@@ -24,7 +40,8 @@ def free_port():
 
 
 def wait_for(condition, timeout=5.0, interval=0.01, what="condition"):
-    """Polls `condition` until it returns a truthy value, which is returned; fails at the deadline."""
+    """Polls `condition` until it returns a truthy value, which is returned; fails at the
+    deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -56,7 +73,8 @@ class Process:
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return pathlib.Path(self.log_path).read_text(errors="replace")
 
     def alive(self):
@@ -85,7 +103,8 @@ class Process:
 class Broker(Process):
     """switchboard-broker on free ports, started with a TOML config built from `config`."""
 
-    def __init__(self, tmp_path, config="", name="broker", extra_args=(), threads=2):
+    def __init__(self, tmp_path, config="", name="broker", extra_args=(),
+                 threads=int(os.environ.get("SB_THREADS", 2))):
         self.port = free_port()
         self.admin_port = free_port()
         self.config_path = tmp_path / f"{name}.toml"
@@ -114,10 +133,21 @@ class Broker(Process):
     def metric(self, key):
         return self.metrics().get(key, 0.0)
 
+    def wait_metric(self, key, value, timeout=5.0):
+        """Waits until the metric `key` equals `value`."""
+        wait_for(lambda: self.metric(key) == value, timeout=timeout,
+                 what=f"{key} == {value} (is {self.metric(key)})")
+
+    def wait_connections(self, n, timeout=5.0):
+        """Waits until exactly `n` MQTT connections are attached: after a client's DISCONNECT or
+        close, this is when the broker has processed it."""
+        self.wait_metric("sb_broker_connections", n, timeout)
+
 
 @pytest.fixture
 def processes(request):
-    """Collects started processes; stops them at the end and prints their logs if the test failed."""
+    """Collects started processes; stops them at the end and prints their logs if the test
+    failed."""
     started = []
     yield started
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
@@ -147,3 +177,176 @@ def start_broker(tmp_path, processes):
 @pytest.fixture
 def broker(start_broker):
     return start_broker()
+
+
+# ---- Clients -------------------------------------------------------------------------------------
+
+class PahoClient:
+    """A paho-mqtt client (3.1.1 or 5.0) on its own network thread that records what it receives.
+
+    The constructor connects and waits for the CONNACK; `connack` is (flags, reason code,
+    properties) with the reason code an int and properties None in 3.1.1. It never reconnects by
+    itself."""
+
+    def __init__(self, port, client_id="", version=5, clean_start=True, keepalive=60,
+                 properties=None, will=None):
+        self.version = version
+        self.protocol = paho.MQTTv5 if version == 5 else paho.MQTTv311
+        kwargs = {} if version == 5 else {"clean_session": clean_start}
+        self.client = paho.Client(client_id=client_id, protocol=self.protocol,
+                                  reconnect_on_failure=False, **kwargs)
+        self.lock = threading.Lock()
+        self.messages = []     # paho MQTTMessage, in arrival order
+        self.subacks = {}      # mid -> list of reason codes (ints)
+        self.unsubacks = {}    # mid -> list of reason codes (ints; empty in 3.1.1)
+        self.disconnects = []  # reason codes (ints) of the connection's end
+        self.connack = None
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_unsubscribe = self._on_unsubscribe
+        self.client.on_disconnect = self._on_disconnect
+        if will:
+            self.client.will_set(**will)
+        if version == 5:
+            self.client.connect("127.0.0.1", port, keepalive, clean_start=clean_start,
+                                properties=properties)
+        else:
+            self.client.connect("127.0.0.1", port, keepalive)
+        self.client.loop_start()
+        wait_for(lambda: self.connack is not None or self.disconnects, what="CONNACK")
+        assert self.connack is not None, f"no CONNACK, disconnected with {self.disconnects}"
+
+    @staticmethod
+    def _code(rc):
+        return rc.value if hasattr(rc, "value") else int(rc)
+
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
+        self.connack = (flags, self._code(rc), properties)
+
+    def _on_message(self, client, userdata, message):
+        with self.lock:
+            self.messages.append(message)
+
+    def _on_subscribe(self, client, userdata, mid, granted, properties=None):
+        self.subacks[mid] = [self._code(g) for g in granted]
+
+    def _on_unsubscribe(self, client, userdata, mid, properties=None, reasons=None):
+        if reasons is None:
+            codes = []
+        elif isinstance(reasons, list):
+            codes = [self._code(r) for r in reasons]
+        else:
+            codes = [self._code(reasons)]
+        self.unsubacks[mid] = codes
+
+    def _on_disconnect(self, client, userdata, rc, properties=None):
+        self.disconnects.append(self._code(rc))
+
+    def subscribe(self, topic, qos=0, options=None, properties=None):
+        """Subscribes and waits for the SUBACK; returns its reason codes."""
+        if options is not None:
+            rc, mid = self.client.subscribe(topic, options=options, properties=properties)
+        else:
+            rc, mid = self.client.subscribe(topic, qos, properties=properties)
+        assert rc == paho.MQTT_ERR_SUCCESS, rc
+        return wait_for(lambda: self.subacks.get(mid), what=f"SUBACK for {topic}")
+
+    def unsubscribe(self, topic, properties=None):
+        """Unsubscribes and waits for the UNSUBACK; returns its reason codes (5.0)."""
+        rc, mid = self.client.unsubscribe(topic, properties=properties)
+        assert rc == paho.MQTT_ERR_SUCCESS, rc
+        wait_for(lambda: mid in self.unsubacks, what=f"UNSUBACK for {topic}")
+        return self.unsubacks[mid]
+
+    def publish(self, topic, payload, qos=0, retain=False, properties=None):
+        """Publishes and waits until the flow of its QoS is complete."""
+        info = self.client.publish(topic, payload, qos, retain, properties)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published(), f"publish to {topic} not acknowledged"
+        return info
+
+    def wait_messages(self, count, timeout=5.0):
+        """Waits until at least `count` messages arrived; returns a copy of all of them."""
+        wait_for(lambda: len(self.messages) >= count, timeout=timeout,
+                 what=f"{count} messages (have {len(self.messages)})")
+        with self.lock:
+            return list(self.messages)
+
+    def disconnect(self, properties=None):
+        """A normal DISCONNECT, waiting for the network thread to finish."""
+        if self.version == 5:
+            self.client.disconnect(properties=properties)
+        else:
+            self.client.disconnect()
+        self.client.loop_stop()
+
+    def close(self):
+        """Ends the client: a DISCONNECT if it is still connected, then the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Clients:
+    """Makes clients and closes those still open at the end of the test."""
+
+    def __init__(self):
+        self.open = []
+
+    def wire(self, port, version=5, timeout=5.0):
+        c = WireClient(port, version=version, timeout=timeout)
+        self.open.append(c)
+        return c
+
+    def paho(self, port, client_id="", version=5, **kwargs):
+        c = PahoClient(port, client_id, version, **kwargs)
+        self.open.append(c)
+        return c
+
+    def close_all(self):
+        for c in reversed(self.open):
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.open.clear()
+
+
+@pytest.fixture
+def clients(processes):
+    """clients.wire(port, version) -> WireClient, clients.paho(port, id, version, ...) ->
+    PahoClient; closed before the brokers of the test stop (this fixture depends on theirs)."""
+    c = Clients()
+    yield c
+    c.close_all()
+
+
+def mosquitto_sub(port, topic, version, qos, count, timeout=5, extra=()):
+    """Starts mosquitto_sub for `count` messages, printing "topic payload" lines (-v)."""
+    return subprocess.Popen(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-V", version,
+         "-q", str(qos), "-C", str(count), "-W", str(timeout), "-v", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def mosquitto_pub(port, topic, message, version, qos, extra=()):
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                    "-m", message, "-V", version, "-q", str(qos), *extra],
+                   check=True, timeout=5)
+
+
+def assert_serves(broker, version=5):
+    """The broker is alive and a fresh client can still subscribe, publish and receive."""
+    assert broker.alive(), f"broker died:\n{broker.log()[-3000:]}"
+    c = WireClient(broker.port, version=version)
+    try:
+        assert c.connect("health-check").reason() == 0
+        assert c.subscribe(1, ("health/check", 1)).suback_codes() == [1]
+        c.publish("health/check", b"still here", qos=1, packet_id=2)
+        got = []
+        while len(got) < 2:  # the PUBACK and our own message, in either order
+            got.append(c.recv())
+        assert sorted(p.type for p in got) == [3, 4], got
+        c.disconnect()
+    finally:
+        c.close()

@@ -12,6 +12,28 @@ import time
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH = range(8, 16)
 
+# Property identifiers (MQTT 5.0 §2.2.2.2).
+PAYLOAD_FORMAT_INDICATOR = 0x01
+MESSAGE_EXPIRY_INTERVAL = 0x02
+CONTENT_TYPE = 0x03
+RESPONSE_TOPIC = 0x08
+CORRELATION_DATA = 0x09
+SUBSCRIPTION_IDENTIFIER = 0x0B
+SESSION_EXPIRY_INTERVAL = 0x11
+ASSIGNED_CLIENT_IDENTIFIER = 0x12
+SERVER_KEEP_ALIVE = 0x13
+WILL_DELAY_INTERVAL = 0x18
+RECEIVE_MAXIMUM = 0x21
+TOPIC_ALIAS_MAXIMUM = 0x22
+TOPIC_ALIAS = 0x23
+USER_PROPERTY = 0x26
+MAXIMUM_PACKET_SIZE = 0x27
+
+
+def sub_options(qos, no_local=False, retain_as_published=False, retain_handling=0):
+    """The Subscription Options byte (MQTT 5.0 §3.8.3.1; 3.1.1 uses the QoS bits only)."""
+    return qos | (4 if no_local else 0) | (8 if retain_as_published else 0) | retain_handling << 4
+
 
 def varint(n):
     out = bytearray()
@@ -56,6 +78,15 @@ def p_pair(pid, k, v):
 def props(*encoded):
     body = b"".join(encoded)
     return varint(len(body)) + body
+
+
+def persistent(version, expiry_s=300, extra_props=()):
+    """CONNECT arguments for a session that outlives its connection: clean session 0 in 3.1.1;
+    clean start 0 and a Session Expiry Interval in 5.0."""
+    if version == 5:
+        return {"clean": False, "properties": props(p_u32(SESSION_EXPIRY_INTERVAL, expiry_s),
+                                                    *extra_props)}
+    return {"clean": False}
 
 
 def packet(ptype, flags, body):
@@ -123,8 +154,19 @@ class Packet:
             pos += used + length
         return topic, pid, prop_bytes, self.body[pos:]
 
+    def message(self):
+        """The PUBLISH as a Message record, with its properties parsed."""
+        topic, pid, prop_bytes, payload = self.publish()
+        return Message(topic, pid, parse_props(prop_bytes), payload, self.qos, self.dup,
+                       self.retain)
+
     def packet_id(self):
         return struct.unpack("!H", self.body[:2])[0]
+
+    @property
+    def session_present(self):
+        assert self.type == CONNACK
+        return bool(self.body[0] & 1)
 
     def reason(self):
         """The reason code of a 5.0 ack, CONNACK, DISCONNECT (0 when left out)."""
@@ -135,6 +177,7 @@ class Packet:
         return self.body[2] if len(self.body) > 2 else 0
 
     def suback_codes(self):
+        """The reason codes of a SUBACK, or of a 5.0 UNSUBACK."""
         pos = 2
         if self.version == 5:
             length, used = read_varint(self.body, pos)
@@ -208,6 +251,19 @@ def parse_props(data):
     return out
 
 
+class Message:
+    """A received PUBLISH: topic, packet_id (None for QoS 0), props {id: value}, payload (bytes),
+    qos, dup, retain."""
+
+    def __init__(self, topic, packet_id, props, payload, qos, dup, retain):
+        self.topic, self.packet_id, self.props, self.payload = topic, packet_id, props, payload
+        self.qos, self.dup, self.retain = qos, dup, retain
+
+    def __repr__(self):
+        return (f"Message({self.topic!r}, id={self.packet_id}, qos={self.qos}, dup={self.dup}, "
+                f"retain={self.retain}, payload={self.payload[:40]!r}, props={self.props})")
+
+
 class WireClient:
     def __init__(self, port, version=5, timeout=5.0):
         self.version = version
@@ -271,6 +327,21 @@ class WireClient:
         assert p.type == ptype, f"expected packet type {ptype}, got {p}"
         return p
 
+    def expect_message(self, timeout=None):
+        """The next packet, which must be a PUBLISH, as a Message."""
+        return self.expect(PUBLISH, timeout).message()
+
+    def expect_silence(self, window):
+        """Asserts that no packet arrives and the connection stays open for `window` seconds.
+
+        A deliberate wait: it proves that something does NOT happen, so keep `window` short."""
+        try:
+            p = self.recv(window)
+        except socket.timeout:
+            return
+        raise AssertionError(f"expected no packet within {window}s, got "
+                             f"{'a closed connection' if p is None else p}")
+
     def expect_closed(self, timeout=None):
         """Reads until the server closes; returns the packets received before (e.g. DISCONNECT)."""
         seen = []
@@ -300,6 +371,21 @@ class WireClient:
             body += string(f) + bytes([options])
         self.send(packet(SUBSCRIBE, 2, body))
         return self.expect(SUBACK)
+
+    def unsubscribe(self, packet_id, *filters, properties=None):
+        """Returns the UNSUBACK."""
+        body = struct.pack("!H", packet_id)
+        if self.version == 5:
+            body += properties if properties is not None else props()
+        for f in filters:
+            body += string(f)
+        self.send(packet(UNSUBSCRIBE, 2, body))
+        return self.expect(UNSUBACK)
+
+    def ping(self):
+        """Sends PINGREQ and waits for PINGRESP."""
+        self.send(packet(PINGREQ, 0, b""))
+        return self.expect(PINGRESP)
 
     def ack(self, ptype, packet_id, reason=None):
         body = struct.pack("!H", packet_id)

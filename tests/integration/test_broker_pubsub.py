@@ -1,23 +1,8 @@
 """Publish and subscribe through the real broker with mosquitto's command-line clients, in both
 protocol versions and at every QoS."""
-import subprocess
-
 import pytest
 
-from conftest import wait_for
-
-
-def mosquitto_sub(port, topic, version, qos, count, timeout=5, extra=()):
-    return subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-V", version,
-         "-q", str(qos), "-C", str(count), "-W", str(timeout), "-v", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def mosquitto_pub(port, topic, message, version, qos, extra=()):
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
-                    "-m", message, "-V", version, "-q", str(qos), *extra],
-                   check=True, timeout=5)
+from conftest import mosquitto_pub, mosquitto_sub, wait_for
 
 
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
