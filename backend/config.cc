@@ -31,6 +31,7 @@ absl::StatusOr<BrokerConfig> Read(base::ConfigFile& file) {
     c.threads = static_cast<uint32_t>(b->Integer("threads", c.threads, 0, 256));
     c.log_level =
         b->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
+    c.proxy_protocol = b->Bool("proxy_protocol", c.proxy_protocol);
   }
   if (std::optional<base::ConfigTable> l = root.Table("limits")) {
     BrokerLimits& m = c.limits;

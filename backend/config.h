@@ -33,6 +33,9 @@ struct BrokerConfig {
   std::optional<base::HostPort> admin;  // none: no admin HTTP
   uint32_t threads = 0;                 // 0: one per core
   std::string log_level = "info";
+  // Every connection starts with a PROXY protocol v2 header (the proxy's proxy_protocol = true);
+  // one without is refused.
+  bool proxy_protocol = false;
   BrokerLimits limits;
   std::vector<AccessRule> acl;
 };

@@ -29,7 +29,7 @@ Connection::Connection(Shard& shard, tcp::socket socket, ConnectionSeed seed)
       rx_(std::move(seed.pending_bytes)),
       version_(connect_.version) {
   boost::system::error_code ec;
-  tcp::endpoint peer = socket_.remote_endpoint(ec);
+  tcp::endpoint peer = seed.client ? *seed.client : socket_.remote_endpoint(ec);
   peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
   socket_.non_blocking(true, ec);
   shard_.Register(this);

@@ -13,6 +13,7 @@
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/error.h"
+#include "net/proxy_protocol.h"
 
 namespace backend {
 namespace {
@@ -24,7 +25,11 @@ using mqtt::ReasonCode;
 class Handshake : public std::enable_shared_from_this<Handshake>, public PendingSocket {
  public:
   Handshake(Shard& shard, tcp::socket socket, SocketToken token)
-      : shard_(shard), socket_(std::move(socket)), token_(std::move(token)), timer_(shard.io()) {
+      : shard_(shard),
+        socket_(std::move(socket)),
+        token_(std::move(token)),
+        timer_(shard.io()),
+        expect_proxy_header_(shard.config().proxy_protocol) {
     shard_.Register(this);
   }
   ~Handshake() { shard_.Unregister(this); }
@@ -66,6 +71,20 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
     if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
     if (ec) return Finish();
     shard_.metrics().bytes_received.Add(static_cast<int64_t>(n));
+
+    if (expect_proxy_header_) {
+      // Behind a proxy that says who the client is: the PROXY v2 header comes first, and a
+      // connection without one did not come through the proxy.
+      absl::StatusOr<std::optional<net::ProxyHeader>> header = net::ParseProxyV2(buffer_);
+      if (header.ok() && !header->has_value()) return WaitReadable();
+      if (!header.ok()) {
+        shard_.metrics().Reject(RejectReason::kProxyProtocol);
+        return Refuse(std::nullopt, mqtt::Version::k311, header.status().ToString());
+      }
+      if (!(*header)->local) client_ = (*header)->source;
+      buffer_.erase(0, (*header)->size);
+      expect_proxy_header_ = false;
+    }
 
     absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(buffer_, max_packet);
     if (frame.ok() && !frame->has_value()) return WaitReadable();
@@ -151,7 +170,8 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
                         .slot = std::move(slot),
                         .connect = std::move(connect),
                         .pending_bytes = std::move(rest),
-                        .client_id_assigned = assigned};
+                        .client_id_assigned = assigned,
+                        .client = client_};
     // The socket changes thread only as a descriptor: Asio objects belong to one io_context.
     seed.native_socket = socket_.release();
     asio::post(home.io(),
@@ -183,6 +203,8 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
   asio::steady_timer timer_;
   std::string buffer_;
   bool done_ = false;
+  bool expect_proxy_header_;
+  std::optional<tcp::endpoint> client_;  // the client behind the proxy, from the PROXY header
 };
 
 }  // namespace

@@ -43,6 +43,7 @@ enum class RejectReason : uint8_t {
   kClientIdRejected,
   kKeepAliveRejected,
   kBadAuthentication,
+  kProxyProtocol,  // proxy_protocol = true and no valid PROXY header
   kCount
 };
 

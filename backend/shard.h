@@ -92,6 +92,8 @@ struct ConnectionSeed {
   mqtt::Connect connect;
   std::string pending_bytes;  // read after the CONNECT, not processed yet
   bool client_id_assigned = false;
+  // The client's own address when a proxy sent a PROXY header; else the socket's peer.
+  std::optional<boost::asio::ip::tcp::endpoint> client;
 };
 
 class Shard {

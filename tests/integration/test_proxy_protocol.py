@@ -1,0 +1,28 @@
+"""The PROXY protocol v2 end to end: the proxy sends the header, the broker expects it."""
+from conftest import wait_for
+from mqtt_wire import CONNACK, connect_packet
+from proxy_fixtures import backend, conns, pool, start_proxy  # noqa: F401 (fixtures)
+
+
+def test_broker_behind_a_proxy_sending_proxy_headers(start_broker, start_proxy, conns):
+    b1 = start_broker("[broker]\nproxy_protocol = true\n", name="b1")
+    b1.name = "b1"
+    proxy = start_proxy({"brokers": pool(backend(b1, check=None), proxy_protocol=True)})
+    # Through the proxy: the header comes first and the session works.
+    w = conns.wire(proxy.port)
+    assert w.connect("behind-proxy").reason() == 0
+    w.subscribe(1, ("t", 1))
+    w.publish("t", "hello", qos=0)
+    topic, _, _, payload = w.expect(3).publish()
+    assert (topic, payload) == ("t", b"hello")
+    wait_for(lambda: b1.metric("sb_broker_connections") == 1, what="one session on the broker")
+
+
+def test_broker_refuses_a_connection_without_the_header(start_broker, conns):
+    b1 = start_broker("[broker]\nproxy_protocol = true\n", name="b1")
+    w = conns.wire(b1.port)
+    w.send(connect_packet("direct"))
+    assert all(p.type != CONNACK for p in w.expect_closed())
+    wait_for(lambda: b1.metric(
+        'sb_broker_connections_rejected_total{reason="proxy_protocol"}') == 1,
+        what="the refusal counted")
