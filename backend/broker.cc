@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <random>
 
+#include "backend/cluster.h"
 #include "backend/metrics.h"
 #include "backend/shard.h"
 #include "base/metrics_text.h"
@@ -57,6 +58,22 @@ absl::Status Broker::Start() {
         });
     if (absl::Status s = admin_->Listen(*config_.admin); !s.ok()) return s;
   }
+  if (!config_.cluster.redis_url.empty()) {
+    // Where the other nodes reach this one: advertised, or the listener (then not a wildcard).
+    asio::ip::tcp::endpoint advertise = *endpoint;
+    if (config_.cluster.advertise) {
+      absl::StatusOr<asio::ip::tcp::endpoint> a = net::Resolve(*config_.cluster.advertise);
+      if (!a.ok()) return a.status();
+      advertise = *a;
+    } else if (advertise.address().is_unspecified()) {
+      return absl::InvalidArgumentError(
+          "cluster: listening on a wildcard address, set [cluster] advertise (or --advertise) to "
+          "the address the other nodes reach this node at");
+    }
+    cluster_ = std::make_unique<Cluster>(*this, threads_->context(0), config_.cluster, config_.node,
+                                         advertise);
+    cluster_->Start();
+  }
   accepting_ = true;
   spdlog::info("node {} listening on {}:{} with {} threads{}", config_.node, config_.listen.host,
                port(), shards_.size(),
@@ -77,9 +94,12 @@ void Broker::Run() {
 void Broker::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   accepting_ = false;
+  // Leave the cluster first, so that the other nodes stop routing here.
+  if (cluster_) asio::post(threads_->context(0), [this] { cluster_->Stop(); });
   for (auto& shard : shards_) {
     asio::post(shard->io(), [s = shard.get()] {
       s->StopAccepting();
+      s->SetPeers({});
       s->DisconnectAll(mqtt::ReasonCode::kServerShuttingDown);
     });
   }
@@ -113,7 +133,20 @@ Shard& Broker::HomeShard(std::string_view client_id) {
   return *shards_[std::hash<std::string_view>{}(client_id) % shards_.size()];
 }
 
+void Broker::AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas) {
+  asio::post(threads_->context(0), [this, deltas = std::move(deltas)] {
+    for (const auto& [field, delta] : deltas)
+      cluster_->LocalRoute(field, delta);
+  });
+}
+
 void Broker::Retain(const MessagePtr& message) {
+  RetainLocal(message);
+  if (cluster_)
+    asio::post(threads_->context(0), [this, message] { cluster_->RetainedChanged(message); });
+}
+
+void Broker::RetainLocal(const MessagePtr& message) {
   std::lock_guard lock(retained_mutex_);
   retained_.Set(message);
   retained_count_.store(static_cast<int64_t>(retained_.size()));
@@ -154,8 +187,15 @@ std::string Broker::RenderMetrics() const {
   std::vector<const ShardMetrics*> blocks;
   for (const auto& s : shards_)
     blocks.push_back(&s->metrics());
-  return backend::RenderMetrics(
-      blocks, {.retained = retained_count_.load(), .accepting = accepting_.load()});
+  BrokerTotals totals{.retained = retained_count_.load(), .accepting = accepting_.load()};
+  if (cluster_) {  // the admin server runs on the cluster's (control) thread
+    totals.clustered = true;
+    totals.redis_up = cluster_->connected();
+    totals.nodes = static_cast<int64_t>(cluster_->peers()) + 1;
+    totals.local_routes = static_cast<int64_t>(cluster_->local_routes());
+    totals.remote_routes = static_cast<int64_t>(cluster_->remote_routes());
+  }
+  return backend::RenderMetrics(blocks, totals);
 }
 
 }  // namespace backend

@@ -53,7 +53,14 @@ class Broker {
   Shard& shard(size_t i) { return *shards_[i]; }
   Shard& HomeShard(std::string_view client_id);
   const AccessRules& access() const { return access_; }
+  // A retained publish on this node: stored, and in a cluster shared with the other nodes.
   void Retain(const MessagePtr& message);
+  // A retained message that another node shared: stored here only.
+  void RetainLocal(const MessagePtr& message);
+  // The cluster this node belongs to, or null for a single broker.
+  Cluster* cluster() { return cluster_.get(); }
+  // Route changes of local subscriptions (see Shard::ChangeRoutes), for the cluster.
+  void AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas);
   std::vector<MessagePtr> MatchRetained(std::string_view filter, Clock::time_point now) const;
   // A fresh client identifier for a client that sent an empty one.
   std::string AssignClientId();
@@ -71,6 +78,7 @@ class Broker {
   std::unique_ptr<net::IoThreads> threads_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<net::HttpServer> admin_;
+  std::unique_ptr<Cluster> cluster_;  // on shard 0's thread
 
   mutable std::mutex retained_mutex_;
   RetainedStore retained_;  // guarded by retained_mutex_

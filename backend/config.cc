@@ -3,6 +3,7 @@
 
 #include "base/config_file.h"
 #include "mqtt/topic.h"
+#include "state/redis_client.h"
 
 namespace backend {
 namespace {
@@ -52,6 +53,24 @@ absl::StatusOr<BrokerConfig> Read(base::ConfigFile& file) {
         l->Integer("max_session_expiry_s", m.max_session_expiry_s, 0, 4'294'967'295));
     m.max_write_buffer_bytes = static_cast<uint32_t>(
         l->Integer("max_write_buffer_bytes", m.max_write_buffer_bytes, 4096, 1 << 30));
+  }
+  if (std::optional<base::ConfigTable> cl = root.Table("cluster")) {
+    ClusterConfig& k = c.cluster;
+    k.redis_url = cl->String("redis", "");
+    if (!k.redis_url.empty()) {
+      absl::StatusOr<state::RedisOptions> url = state::ParseRedisUrl(k.redis_url);
+      if (!url.ok()) cl->Fail("redis", std::string(url.status().message()));
+    }
+    k.prefix = cl->String("prefix", k.prefix);
+    if (cl->Has("advertise")) k.advertise = Address(*cl, "advertise", base::HostPort{});
+    k.heartbeat_ms = static_cast<uint32_t>(cl->Integer("heartbeat_ms", k.heartbeat_ms, 50, 60'000));
+    k.node_timeout_ms =
+        static_cast<uint32_t>(cl->Integer("node_timeout_ms", k.node_timeout_ms, 200, 600'000));
+    if (k.node_timeout_ms < 2 * k.heartbeat_ms) {
+      cl->Fail("node_timeout_ms", "expected at least twice heartbeat_ms");
+    }
+    k.link_queue_bytes = static_cast<uint32_t>(
+        cl->Integer("link_queue_bytes", k.link_queue_bytes, 64 * 1024, 1 << 30));
   }
   for (const base::ConfigTable& a : root.Tables("acl")) {
     AccessRule rule;

@@ -27,6 +27,19 @@ struct BrokerLimits {
   uint32_t max_write_buffer_bytes = 1 << 20;
 };
 
+// Joining a cluster of nodes through Redis (docs/redis-keys.md). Without a redis url, the broker
+// is a complete single broker.
+struct ClusterConfig {
+  std::string redis_url;  // "redis://HOST[:PORT][/DB]"; empty: no cluster
+  std::string prefix = "sb:";
+  // Where the other nodes reach this one (its MQTT listener); default: the listen address,
+  // which must then not be a wildcard address.
+  std::optional<base::HostPort> advertise;
+  uint32_t heartbeat_ms = 500;
+  uint32_t node_timeout_ms = 2000;      // a node silent this long has left
+  uint32_t link_queue_bytes = 8 << 20;  // per link: beyond, publishers are not read until it drains
+};
+
 struct BrokerConfig {
   std::string node = "broker";
   base::HostPort listen{"127.0.0.1", 1883};
@@ -38,6 +51,7 @@ struct BrokerConfig {
   bool proxy_protocol = false;
   BrokerLimits limits;
   std::vector<AccessRule> acl;
+  ClusterConfig cluster;
 };
 
 // Reads a broker configuration file. Errors name the file, the key and what was expected.

@@ -44,7 +44,7 @@ Connection::~Connection() {
 // ---- Reading ----------------------------------------------------------------------------------
 
 void Connection::WaitReadable() {
-  if (reading_ || closed_ || read_paused_) return;
+  if (reading_ || closed_ || read_paused_ || link_paused_) return;
   reading_ = true;
   socket_.async_wait(tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -202,9 +202,23 @@ void Connection::OnWritable(const boost::system::error_code& ec) {
 }
 
 void Connection::MaybeResumeReading() {
-  if (!read_paused_ || out_.size() > shard_.config().limits.max_write_buffer_bytes / 2) return;
-  read_paused_ = false;
-  WaitReadable();
+  if (read_paused_ && out_.size() <= shard_.config().limits.max_write_buffer_bytes / 2) {
+    read_paused_ = false;
+  }
+  if (!read_paused_ && !link_paused_) WaitReadable();
+}
+
+void Connection::PauseFor(NodeLink& link) {
+  // A node this client's messages go to does not keep up: stop reading the client until the
+  // link drains, rather than queue without bound.
+  if (link_paused_) return;
+  link_paused_ = true;
+  link.WhenDrained([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->link_paused_ = false;
+      self->MaybeResumeReading();
+    }
+  });
 }
 
 void Connection::Pump() {

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/ack_wait.h"
+#include "backend/node_link.h"
 #include "backend/out_buffer.h"
 #include "backend/session.h"
 #include "backend/shard.h"
@@ -87,6 +89,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWritable(const boost::system::error_code& ec);
   // Resumes reading once the write buffer has drained below half its limit.
   void MaybeResumeReading();
+  // Stops reading until `link` drains (backpressure from the cluster).
+  void PauseFor(NodeLink& link);
+  // QoS acknowledgements go out in the order of their PUBLISH (§4.6), each when every node its
+  // message went to has taken it (handle_publish.cc).
+  std::shared_ptr<AckWait> HoldAck(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
+  void SendAck(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
+  void ReleaseAcks();
+  // A message another node forwarded over its link to this node (handle_publish.cc).
+  void HandleForward(mqtt::Publish&& publish);
 
   // Keep alive: one timer, re-armed lazily from the time of the last packet.
   void ArmKeepAlive(Clock::time_point deadline);
@@ -129,6 +140,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool reading_ = false;      // an async_wait for readability is pending
   bool read_paused_ = false;  // stopped reading because of a full write buffer
+  bool link_paused_ = false;  // stopped reading because a cluster link is congested
+  struct HeldAck {
+    uint64_t seq;
+    mqtt::QoS qos;
+    uint16_t packet_id;
+    mqtt::ReasonCode reason;
+    bool ready;
+  };
+  std::deque<HeldAck> held_acks_;
+  uint64_t next_ack_seq_ = 0;
+  // This connection is another node's link (client id "$node/..." with sb.link.node).
+  std::string link_peer_;
   bool writing_ = false;      // an async_wait for writability is pending
   bool pump_needed_ = false;  // a handler opened the send window
   bool closed_ = false;

@@ -58,6 +58,12 @@ void Connection::HandleConnect() {
     will_delay_s_ = will_->properties.will_delay_interval.value_or(0);
   }
   client_max_packet_ = asked.maximum_packet_size.value_or(0);
+  // Another node of the cluster, linking to this one to forward its messages (node_link.h).
+  if (shard_.broker().cluster() != nullptr && connect_.client_id.rfind("$node/", 0) == 0) {
+    for (const auto& [key, value] : asked.user_properties) {
+      if (key == "sb.link.node") link_peer_ = value;
+    }
+  }
   client_alias_max_ = asked.topic_alias_maximum.value_or(0);
 
   Shard::Attached attached = shard_.Attach(*this, connect_);

@@ -12,6 +12,7 @@
 
 #include "backend/broker.h"
 #include "backend/connection.h"
+#include "backend/forward.h"
 #include "mqtt/encoder.h"
 #include "mqtt/utf8.h"
 
@@ -20,6 +21,7 @@ namespace backend {
 using mqtt::ReasonCode;
 
 void Connection::HandlePublish(mqtt::Publish&& p) {
+  if (!link_peer_.empty()) return HandleForward(std::move(p));
   const BrokerLimits& limits = shard_.config().limits;
   ShardMetrics& metrics = shard_.metrics();
   metrics.messages_received[static_cast<size_t>(p.qos)].Add();
@@ -53,6 +55,7 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
   }
 
   ReasonCode reason = ReasonCode::kSuccess;
+  std::shared_ptr<AckWait> wait;
   if (!shard_.broker().access().MayPublish(p.topic)) {
     reason = ReasonCode::kNotAuthorized;
     metrics.Drop(DropReason::kNotAuthorized);
@@ -63,20 +66,72 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
     MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), p.qos, p.retain,
                                      std::move(p.properties), session_->id(), last_packet_at_);
     if (message->retain) shard_.broker().Retain(message);
-    shard_.Publish(message);
+    // In a cluster, the acknowledgement waits until every node the message goes to has taken it.
+    if (p.qos != mqtt::QoS::k0 && shard_.broker().cluster() != nullptr) {
+      wait = HoldAck(p.qos, p.packet_id, reason);
+    }
+    NodeLink* congested = shard_.Publish(message, wait);
+    if (congested != nullptr) PauseFor(*congested);
   }
+  if (p.qos == mqtt::QoS::k0) return;
+  if (wait != nullptr) {
+    wait->Seal();
+  } else if (!held_acks_.empty()) {
+    held_acks_.push_back({next_ack_seq_++, p.qos, p.packet_id, reason, true});  // keeps order
+    ReleaseAcks();
+  } else {
+    SendAck(p.qos, p.packet_id, reason);
+  }
+}
 
+void Connection::SendAck(mqtt::QoS qos, uint16_t packet_id, ReasonCode reason) {
   bool v5 = version_ == mqtt::Version::k5;
-  if (p.qos == mqtt::QoS::k1) {
-    Send(mqtt::Puback{.packet_id = p.packet_id, .reason = v5 ? reason : ReasonCode::kSuccess});
-  } else if (p.qos == mqtt::QoS::k2) {
+  if (qos == mqtt::QoS::k1) {
+    Send(mqtt::Puback{.packet_id = packet_id, .reason = v5 ? reason : ReasonCode::kSuccess});
+  } else if (qos == mqtt::QoS::k2) {
     if (mqtt::IsError(reason) && v5) {
-      session_->ReleaseInboundQos2(p.packet_id);  // an error PUBREC ends the exchange
-      Send(mqtt::Pubrec{.packet_id = p.packet_id, .reason = reason});
+      session_->ReleaseInboundQos2(packet_id);  // an error PUBREC ends the exchange
+      Send(mqtt::Pubrec{.packet_id = packet_id, .reason = reason});
     } else {
-      Send(mqtt::Pubrec{.packet_id = p.packet_id});
+      Send(mqtt::Pubrec{.packet_id = packet_id});
     }
   }
+}
+
+std::shared_ptr<AckWait> Connection::HoldAck(mqtt::QoS qos, uint16_t packet_id, ReasonCode reason) {
+  uint64_t seq = next_ack_seq_++;
+  held_acks_.push_back({seq, qos, packet_id, reason, false});
+  return std::make_shared<AckWait>([weak = weak_from_this(), seq] {
+    auto self = weak.lock();
+    if (!self) return;
+    for (HeldAck& a : self->held_acks_) {
+      if (a.seq == seq) a.ready = true;
+    }
+    self->ReleaseAcks();
+  });
+}
+
+void Connection::ReleaseAcks() {
+  bool sent = false;
+  while (!held_acks_.empty() && held_acks_.front().ready) {
+    const HeldAck& a = held_acks_.front();
+    if (!closed_ && session_ != nullptr) SendAck(a.qos, a.packet_id, a.reason);
+    held_acks_.pop_front();
+    sent = true;
+  }
+  if (sent) Flush();
+}
+
+void Connection::HandleForward(mqtt::Publish&& p) {
+  // From another node: its checks were made there; route to this node's sessions only.
+  std::optional<ReceivedForward> f = DecodeForward(p.properties);
+  if (!f) return ProtocolError(ReasonCode::kProtocolError, "a node link sent a non-forward");
+  MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), f->qos, f->retain,
+                                   std::move(p.properties), 0, last_packet_at_);
+  if (f->spec.store_retained) shard_.broker().RetainLocal(message);
+  shard_.PublishForwarded(message, f->spec);
+  // Taken: it is in the sessions' queues (those of other shards within this handler's posts).
+  if (p.qos == mqtt::QoS::k1) Send(mqtt::Puback{.packet_id = p.packet_id});
 }
 
 void Connection::HandlePubrel(const mqtt::Pubrel& p) {

@@ -1,7 +1,8 @@
 // switchboard-broker: an MQTT 3.1.1 and 5.0 broker node.
 //
 //   switchboard-broker --config conf/broker.toml [--listen HOST:PORT] [--admin HOST:PORT]
-//                      [--node NAME] [--threads N] [--log-level LEVEL]
+//                      [--node NAME] [--redis URL] [--advertise HOST:PORT] [--threads N]
+//                      [--log-level LEVEL]
 //
 // Flags override the file. A configuration error names the file (or flag), the key and what was
 // expected, and exits with status 2 before anything is bound.
@@ -15,6 +16,7 @@
 #include "backend/broker.h"
 #include "backend/config.h"
 #include "base/logging.h"
+#include "state/redis_client.h"
 
 namespace po = boost::program_options;
 
@@ -46,6 +48,7 @@ bool OverrideAddress(const po::variables_map& vm, const char* flag, base::HostPo
 
 int main(int argc, char** argv) {
   po::options_description flags("switchboard-broker: an MQTT 3.1.1 and 5.0 broker node\n\nOptions");
+  // clang-format off: one option per line reads best
   flags.add_options()("help,h", "print this help and exit")(
       "config,c", po::value<std::string>(),
       "TOML configuration file (see conf/broker.toml); without it, built-in defaults")(
@@ -54,8 +57,14 @@ int main(int argc, char** argv) {
       "admin", po::value<std::string>(),
       "admin HTTP listener for /healthz and /metrics, HOST:PORT (default: none)")(
       "node", po::value<std::string>(), "this node's name, unique in a cluster")(
+      "redis", po::value<std::string>(),
+      "join the cluster of the nodes sharing this Redis, redis://HOST[:PORT][/DB] "
+      "(default: none, a single broker)")(
+      "advertise", po::value<std::string>(),
+      "HOST:PORT where the other nodes reach this one (default: the listen address)")(
       "threads", po::value<int64_t>(), "I/O threads, 0 to 256; 0 = one per core (default 0)")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn, error or off");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, flags), vm);
@@ -95,6 +104,17 @@ int main(int argc, char** argv) {
                                     std::to_string(threads));
     }
     config.threads = static_cast<uint32_t>(threads);
+  }
+  if (vm.count("redis")) {
+    config.cluster.redis_url = vm["redis"].as<std::string>();
+    absl::StatusOr<state::RedisOptions> url = state::ParseRedisUrl(config.cluster.redis_url);
+    if (!url.ok()) return Fail(kConfigError, "--redis: " + std::string(url.status().message()));
+  }
+  if (vm.count("advertise")) {
+    config.cluster.advertise.emplace();
+    if (!OverrideAddress(vm, "advertise", *config.cluster.advertise, error)) {
+      return Fail(kConfigError, error);
+    }
   }
   if (vm.count("log-level")) config.log_level = vm["log-level"].as<std::string>();
   if (absl::Status s = base::InitLogging("broker", config.log_level); !s.ok()) {

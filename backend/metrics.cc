@@ -80,6 +80,28 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
     m.Sample("sb_broker_messages_dropped_total",
              sum([i](auto& s) -> auto& { return s.dropped[i]; }), {{"reason", DropName(i)}});
   }
+  if (totals.clustered) {
+    m.Family("sb_broker_cluster_redis_up", "gauge", "1 while the cluster's Redis answers.");
+    m.Sample("sb_broker_cluster_redis_up", totals.redis_up ? 1 : 0);
+    m.Family("sb_broker_cluster_nodes", "gauge", "Live nodes of the cluster, this one included.");
+    m.Sample("sb_broker_cluster_nodes", static_cast<double>(totals.nodes));
+    m.Family("sb_broker_cluster_links_up", "gauge",
+             "Links to other nodes connected (one per shard and node).");
+    m.Sample("sb_broker_cluster_links_up", sum([](auto& s) -> auto& { return s.links_up; }));
+    m.Family("sb_broker_cluster_routes", "gauge",
+             "Route table: filters this node announces, and the other nodes' routes it knows.");
+    m.Sample("sb_broker_cluster_routes", static_cast<double>(totals.local_routes),
+             {{"kind", "local"}});
+    m.Sample("sb_broker_cluster_routes", static_cast<double>(totals.remote_routes),
+             {{"kind", "remote"}});
+    m.Family("sb_broker_messages_forwarded_total", "counter", "Copies sent to other nodes.");
+    m.Sample("sb_broker_messages_forwarded_total",
+             sum([](auto& s) -> auto& { return s.messages_forwarded; }));
+    m.Family("sb_broker_messages_received_from_nodes_total", "counter",
+             "Messages other nodes forwarded to this one.");
+    m.Sample("sb_broker_messages_received_from_nodes_total",
+             sum([](auto& s) -> auto& { return s.messages_received_from_nodes; }));
+  }
   m.Family("sb_broker_disconnects_total", "counter",
            "Connections closed by the broker or by error, by MQTT reason code.");
   for (size_t i = 0; i < 256; ++i) {

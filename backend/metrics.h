@@ -56,7 +56,10 @@ struct ShardMetrics {
   std::array<Stat, 3> messages_sent;      // by QoS
   Stat bytes_received;
   Stat bytes_sent;
-  Stat messages_unrouted;  // published with no matching subscription
+  Stat messages_unrouted;             // published with no matching subscription
+  Stat messages_forwarded;            // copies sent to other nodes
+  Stat messages_received_from_nodes;  // forwards received from other nodes
+  Stat links_up;                      // gauge: links to other nodes connected
   std::array<Stat, static_cast<size_t>(DropReason::kCount)> dropped;
   std::array<Stat, static_cast<size_t>(RejectReason::kCount)> rejected;
   std::array<Stat, 256> disconnects;  // server-sent or forced closes, by reason code
@@ -69,6 +72,12 @@ struct ShardMetrics {
 struct BrokerTotals {
   int64_t retained = 0;
   bool accepting = true;
+  // The cluster, when the node is in one.
+  bool clustered = false;
+  bool redis_up = false;
+  int64_t nodes = 0;  // live, this one included
+  int64_t local_routes = 0;
+  int64_t remote_routes = 0;
 };
 std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
                           const BrokerTotals& totals);

@@ -222,14 +222,110 @@ Shard::SessionSlot* Shard::FindSlot(uint64_t session_id) {
 
 // ---- Routing ----------------------------------------------------------------------------------
 
-void Shard::Publish(const MessagePtr& message) {
+NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait) {
   if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
   matches_.clear();
-  routes_.Match(message->topic, [this](const Subscriber& s) { matches_.push_back(s); });
-  if (matches_.empty()) {
+  plans_.clear();
+  local_groups_.clear();
+  remote_groups_.clear();
+  routes_.Match(
+      message->topic, [this](const Subscriber& s) { matches_.push_back(s); },
+      [this](SubscriptionTrie::SharedGroup& g) { local_groups_.push_back(&g); });
+  if (remote_routes_.size() > 0) {
+    remote_routes_.Match(
+        message->topic, [this](uint32_t node) { plans_[node].normal = true; },
+        [this](SubscriptionTrie::SharedGroup& g) { remote_groups_.push_back(&g); });
+  }
+  // Each shared subscription delivers to one member, cluster-wide (§4.8.2).
+  for (SubscriptionTrie::SharedGroup* local : local_groups_) {
+    SubscriptionTrie::SharedGroup* remote = nullptr;
+    for (auto& r : remote_groups_) {
+      if (r != nullptr && r->group() == local->group() && r->filter() == local->filter()) {
+        remote = std::exchange(r, nullptr);
+        break;
+      }
+    }
+    ChooseShared(local, remote);
+  }
+  for (SubscriptionTrie::SharedGroup* remote : remote_groups_) {
+    if (remote != nullptr) ChooseShared(nullptr, remote);
+  }
+  // Every node keeps every retained message.
+  if (message->retain) {
+    for (const auto& [node, link] : links_)
+      plans_[node].store_retained = true;
+  }
+  NodeLink* congested = nullptr;
+  for (auto& [node, spec] : plans_) {
+    auto link = links_.find(node);
+    if (link == links_.end()) continue;  // a route of a node this shard has no link to yet
+    bool acked = wait != nullptr && message->qos != mqtt::QoS::k0;
+    if (acked) wait->Expect();
+    link->second->Forward(message, std::move(spec), acked ? wait : nullptr);
+    metrics_.messages_forwarded.Add();
+    if (link->second->congested()) congested = link->second.get();
+  }
+  if (matches_.empty() && plans_.empty()) {
     metrics_.messages_unrouted.Add();
+    return congested;
+  }
+  DeliverMatches(message);
+  return congested;
+}
+
+void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
+                         SubscriptionTrie::SharedGroup* remote) {
+  size_t local_members = local != nullptr ? local->members().size() : 0;
+  size_t total = local_members;
+  if (remote != nullptr) {
+    for (const Subscriber& node : remote->members())
+      total += node.subscription_id;
+  }
+  if (total == 0) return;
+  size_t turn;
+  if (local != nullptr) {
+    turn = local->Turn();
+  } else {
+    std::string key = std::string(remote->group()) + "\n" + std::string(remote->filter());
+    turn = remote_only_turns_[key]++;
+  }
+  size_t position = turn % total;
+  if (position < local_members) {
+    Subscriber chosen = local->members()[position];
+    chosen.shared = true;
+    matches_.push_back(chosen);
     return;
   }
+  position -= local_members;
+  for (const Subscriber& node : remote->members()) {
+    if (position < node.subscription_id) {
+      plans_[static_cast<uint32_t>(node.session_id)].shared.emplace_back(
+          std::string(remote->group()), std::string(remote->filter()));
+      return;
+    }
+    position -= node.subscription_id;
+  }
+}
+
+void Shard::PublishForwarded(const MessagePtr& message, const ForwardSpec& spec) {
+  if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+  matches_.clear();
+  if (spec.normal) {
+    routes_.Match(
+        message->topic, [this](const Subscriber& s) { matches_.push_back(s); },
+        [](SubscriptionTrie::SharedGroup&) {});  // the sending node chose for shared ones
+  }
+  for (const auto& [group, filter] : spec.shared) {
+    if (SubscriptionTrie::SharedGroup* g = routes_.FindGroup(filter, group)) {
+      if (!g->members().empty()) matches_.push_back(g->Pick());
+    }
+  }
+  metrics_.messages_received_from_nodes.Add();
+  if (matches_.empty()) return;
+  DeliverMatches(message);
+}
+
+void Shard::DeliverMatches(const MessagePtr& message) {
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
@@ -300,7 +396,9 @@ void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) 
 }
 
 void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done) {
-  ApplyRouteChanges(changes);
+  std::vector<std::pair<std::string, int>> deltas;
+  ApplyRouteChanges(changes, broker_.cluster() != nullptr ? &deltas : nullptr);
+  if (!deltas.empty()) broker_.AnnounceRoutes(std::move(deltas));
   size_t others = broker_.shard_count() - 1;
   // With nothing to change, still take the round trip: `done` must come after the `done` of
   // earlier changes from the same connection that are still travelling, so that SUBACKs and
@@ -326,14 +424,50 @@ void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()>
   }
 }
 
-void Shard::ApplyRouteChanges(const std::vector<RouteChange>& changes) {
+void Shard::ApplyRouteChanges(const std::vector<RouteChange>& changes,
+                              std::vector<std::pair<std::string, int>>* deltas) {
   for (const RouteChange& c : changes) {
-    if (c.add) {
-      routes_.Add(c.filter, c.group, c.subscriber);
-    } else {
-      routes_.Remove(c.filter, c.group, c.subscriber.session_id);
+    bool changed = c.add ? routes_.Add(c.filter, c.group, c.subscriber)
+                         : routes_.Remove(c.filter, c.group, c.subscriber.session_id);
+    if (changed && deltas != nullptr) {
+      std::string field = c.group.empty() ? c.filter : "$share/" + c.group + "/" + c.filter;
+      deltas->emplace_back(std::move(field), c.add ? 1 : -1);
     }
   }
+}
+
+void Shard::SetPeers(const std::vector<Peer>& peers) {
+  for (auto it = links_.begin(); it != links_.end();) {
+    auto p = std::find_if(peers.begin(), peers.end(),
+                          [&](const Peer& x) { return x.index == it->first; });
+    if (p != peers.end() && p->address == it->second->address()) {
+      ++it;
+      continue;
+    }
+    // Gone from the cluster (or back at another address): what waited on it is released.
+    it->second->Stop();
+    if (p == peers.end()) remote_routes_.ClearNode(it->first);
+    links_.erase(it++);
+  }
+  for (const Peer& p : peers) {
+    if (links_.contains(p.index)) continue;
+    auto link = std::make_shared<NodeLink>(*this, config().node, p.name, p.address,
+                                           config().cluster.link_queue_bytes);
+    link->Start();
+    links_.emplace(p.index, std::move(link));
+  }
+}
+
+void Shard::ApplyRemoteRoutes(const std::vector<RemoteRouteChange>& changes) {
+  for (const RemoteRouteChange& c : changes)
+    remote_routes_.Set(c.node, c.field, c.count);
+}
+
+size_t Shard::links_up() const {
+  size_t n = 0;
+  for (const auto& [index, link] : links_)
+    n += link->connected() ? 1 : 0;
+  return n;
 }
 
 // ---- Flushing ---------------------------------------------------------------------------------

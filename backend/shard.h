@@ -24,8 +24,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "backend/ack_wait.h"
+#include "backend/cluster.h"
+#include "backend/forward.h"
 #include "backend/message.h"
 #include "backend/metrics.h"
+#include "backend/node_link.h"
+#include "backend/remote_routes.h"
 #include "backend/session.h"
 #include "backend/socket_token.h"
 #include "backend/subscription_trie.h"
@@ -130,8 +135,19 @@ class Shard {
   void Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
               uint32_t expiry_s);
 
-  // Routes a message to every matching session of every shard.
-  void Publish(const MessagePtr& message);
+  // Routes a message published on this node: to every matching session of every shard, and,
+  // in a cluster, to every other node with matching routes, once per node. Each forward of a
+  // QoS 1 or 2 message is registered on `wait` (may be null). Returns a link that is congested
+  // after this message, if any: the publisher should stop being read until it drains.
+  NodeLink* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
+  // Routes a message another node forwarded: to this node's sessions only, as `spec` says.
+  void PublishForwarded(const MessagePtr& message, const ForwardSpec& spec);
+
+  // The cluster's view (from the control thread): the live peers, their routes.
+  void SetPeers(const std::vector<Peer>& peers);
+  void ApplyRemoteRoutes(const std::vector<RemoteRouteChange>& changes);
+  size_t links_up() const;
+  size_t remote_route_count() const { return remote_routes_.size(); }
   // Applies `changes` to every replica, then calls `done` on this shard's thread.
   void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done);
   // Asks for `connection` to be pumped and flushed once the current handler is done.
@@ -152,7 +168,15 @@ class Shard {
   struct SessionSlot;
 
   void Accept();
-  void ApplyRouteChanges(const std::vector<RouteChange>& changes);
+  // Applies `changes` to this shard's replica; with `deltas`, records which subscriptions
+  // appeared (+1) or went (-1), by route field, for the cluster.
+  void ApplyRouteChanges(const std::vector<RouteChange>& changes,
+                         std::vector<std::pair<std::string, int>>* deltas = nullptr);
+  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each).
+  void DeliverMatches(const MessagePtr& message);
+  // Chooses the member that gets a message of a shared subscription, among the local members
+  // (`local`) and the other nodes' (`remote`), round robin over all of them.
+  void ChooseShared(SubscriptionTrie::SharedGroup* local, SubscriptionTrie::SharedGroup* remote);
   void Deliver(uint64_t session_id, Delivery delivery);
   void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
   void ScheduleFlush();
@@ -180,6 +204,12 @@ class Shard {
   SubscriptionTrie routes_;
   std::vector<Subscriber> matches_;                                 // scratch for Publish
   std::vector<std::vector<std::pair<uint64_t, Delivery>>> outbox_;  // per destination shard
+  // The cluster.
+  RemoteRoutes remote_routes_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<NodeLink>> links_;            // by peer index
+  absl::flat_hash_map<uint32_t, ForwardSpec> plans_;                          // scratch for Publish
+  std::vector<SubscriptionTrie::SharedGroup*> local_groups_, remote_groups_;  // scratch
+  StringMap<size_t> remote_only_turns_;  // round robin of remote-only shared subscriptions
   std::vector<std::shared_ptr<Connection>> dirty_;
   bool flush_scheduled_ = false;
 };

@@ -45,7 +45,12 @@ bool SubscriptionTrie::Add(std::string_view filter, std::string_view group, cons
     auto [it, inserted] = node->subscribers.insert_or_assign(s.session_id, s);
     added = inserted;
   } else {
-    std::vector<Subscriber>& members = node->groups[group].members;
+    SharedGroup& g = node->groups[group];
+    if (g.group_.empty()) {
+      g.group_ = std::string(group);
+      g.filter_ = std::string(filter);
+    }
+    std::vector<Subscriber>& members = g.members_;
     auto it = std::lower_bound(members.begin(), members.end(), s.session_id,
                                [](const Subscriber& m, uint64_t id) { return m.session_id < id; });
     added = it == members.end() || it->session_id != s.session_id;
@@ -57,6 +62,31 @@ bool SubscriptionTrie::Add(std::string_view filter, std::string_view group, cons
   }
   if (added) ++size_;
   return added;
+}
+
+SubscriptionTrie::SharedGroup* SubscriptionTrie::FindGroup(std::string_view filter,
+                                                           std::string_view group) {
+  Node* node = root_.get();
+  bool found = true;
+  ForEachLevel(filter, [&](std::string_view level) {
+    if (!found) return;
+    std::unique_ptr<Node>* slot = nullptr;
+    if (level == "+") {
+      slot = &node->plus;
+    } else if (level == "#") {
+      slot = &node->hash;
+    } else if (auto it = node->children.find(level); it != node->children.end()) {
+      slot = &it->second;
+    }
+    if (slot == nullptr || !*slot) {
+      found = false;
+      return;
+    }
+    node = slot->get();
+  });
+  if (!found) return nullptr;
+  auto g = node->groups.find(group);
+  return g == node->groups.end() ? nullptr : &g->second;
 }
 
 bool SubscriptionTrie::Remove(std::string_view filter, std::string_view group,
@@ -93,7 +123,7 @@ bool SubscriptionTrie::Remove(std::string_view filter, std::string_view group,
   if (group.empty()) {
     removed = node->subscribers.erase(session_id) > 0;
   } else if (auto g = node->groups.find(group); g != node->groups.end()) {
-    auto& members = g->second.members;
+    auto& members = g->second.members_;
     auto it = std::find_if(members.begin(), members.end(),
                            [&](const Subscriber& m) { return m.session_id == session_id; });
     if (it != members.end()) {

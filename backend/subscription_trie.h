@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,20 +59,48 @@ class SubscriptionTrie {
   // Returns true when the subscription existed.
   bool Remove(std::string_view filter, std::string_view group, uint64_t session_id);
 
-  // Calls `visit(const Subscriber&)` for every non-shared subscription matching `topic`, and for
-  // one member of every matching shared group (with `shared` set). A session subscribed through
+  // A shared group matched by a topic, as Match hands it over.
+  class SharedGroup {
+   public:
+    std::string_view group() const { return group_; }
+    std::string_view filter() const { return filter_; }
+    std::span<const Subscriber> members() const { return members_; }
+    // The next member, round robin (with `shared` set).
+    Subscriber Pick() {
+      Subscriber chosen = members_[next_++ % members_.size()];
+      chosen.shared = true;
+      return chosen;
+    }
+    // Advances the round robin by one and returns the position it was at; for callers that
+    // spread a group's messages over more than these members (other nodes' too).
+    size_t Turn() { return next_++; }
+
+   private:
+    friend class SubscriptionTrie;
+    std::string group_;
+    std::string filter_;
+    std::vector<Subscriber> members_;  // sorted by session id, so that replicas agree
+    size_t next_ = 0;                  // round-robin cursor
+  };
+
+  // Calls `visit(const Subscriber&)` for every non-shared subscription matching `topic`, and
+  // `visit_group(SharedGroup&)` for every matching shared group. A session subscribed through
   // several matching filters is visited once per filter; the caller merges.
+  template <typename Visit, typename VisitGroup>
+  void Match(std::string_view topic, Visit&& visit, VisitGroup&& visit_group);
+  // The same, with one member picked round robin from each shared group (`shared` set).
   template <typename Visit>
-  void Match(std::string_view topic, Visit&& visit);
+  void Match(std::string_view topic, Visit&& visit) {
+    Match(topic, visit, [&visit](SharedGroup& g) { visit(g.Pick()); });
+  }
+
+  // The shared group `group` of exactly `filter` (not a match: the filter's own node), or null.
+  SharedGroup* FindGroup(std::string_view filter, std::string_view group);
 
   size_t size() const { return size_; }
 
  private:
   struct Node;
-  struct SharedGroup {
-    std::vector<Subscriber> members;  // sorted by session id, so that replicas agree
-    size_t next = 0;                  // round-robin cursor
-  };
   struct Node {
     StringMap<std::unique_ptr<Node>> children;
     std::unique_ptr<Node> plus;
@@ -83,34 +112,32 @@ class SubscriptionTrie {
     }
   };
 
-  template <typename Visit>
-  static void Emit(Node& node, Visit& visit);
-  template <typename Visit>
-  static void Walk(Node& node, std::string_view rest, bool done, bool first, Visit& visit);
+  template <typename Visit, typename VisitGroup>
+  static void Emit(Node& node, Visit& visit, VisitGroup& visit_group);
+  template <typename Visit, typename VisitGroup>
+  static void Walk(Node& node, std::string_view rest, bool done, bool first, Visit& visit,
+                   VisitGroup& visit_group);
 
   std::unique_ptr<Node> root_;
   size_t size_ = 0;
 };
 
-template <typename Visit>
-void SubscriptionTrie::Emit(Node& node, Visit& visit) {
+template <typename Visit, typename VisitGroup>
+void SubscriptionTrie::Emit(Node& node, Visit& visit, VisitGroup& visit_group) {
   for (const auto& [id, s] : node.subscribers)
     visit(s);
-  for (auto& [name, group] : node.groups) {
-    Subscriber chosen = group.members[group.next++ % group.members.size()];
-    chosen.shared = true;
-    visit(chosen);
-  }
+  for (auto& [name, group] : node.groups)
+    visit_group(group);
 }
 
 // `rest` holds the levels not consumed yet; `done` means there are none (the node matched the
 // whole topic). A '$' first level is skipped by wildcards (§4.7.2).
-template <typename Visit>
-void SubscriptionTrie::Walk(Node& node, std::string_view rest, bool done, bool first,
-                            Visit& visit) {
+template <typename Visit, typename VisitGroup>
+void SubscriptionTrie::Walk(Node& node, std::string_view rest, bool done, bool first, Visit& visit,
+                            VisitGroup& visit_group) {
   if (done) {
-    Emit(node, visit);
-    if (node.hash) Emit(*node.hash, visit);  // "a/#" matches "a"
+    Emit(node, visit, visit_group);
+    if (node.hash) Emit(*node.hash, visit, visit_group);  // "a/#" matches "a"
     return;
   }
   size_t slash = rest.find('/');
@@ -119,16 +146,16 @@ void SubscriptionTrie::Walk(Node& node, std::string_view rest, bool done, bool f
   std::string_view next = last ? std::string_view() : rest.substr(slash + 1);
   bool wildcards_apply = !(first && !level.empty() && level[0] == '$');
   if (wildcards_apply) {
-    if (node.hash) Emit(*node.hash, visit);
-    if (node.plus) Walk(*node.plus, next, last, false, visit);
+    if (node.hash) Emit(*node.hash, visit, visit_group);
+    if (node.plus) Walk(*node.plus, next, last, false, visit, visit_group);
   }
   auto it = node.children.find(level);
-  if (it != node.children.end()) Walk(*it->second, next, last, false, visit);
+  if (it != node.children.end()) Walk(*it->second, next, last, false, visit, visit_group);
 }
 
-template <typename Visit>
-void SubscriptionTrie::Match(std::string_view topic, Visit&& visit) {
-  Walk(*root_, topic, false, true, visit);
+template <typename Visit, typename VisitGroup>
+void SubscriptionTrie::Match(std::string_view topic, Visit&& visit, VisitGroup&& visit_group) {
+  Walk(*root_, topic, false, true, visit, visit_group);
 }
 
 }  // namespace backend

@@ -93,8 +93,8 @@ template <PacketType kType>
 void EncodeAck(const Ack<kType>& a, Version v, std::string& out) {
   ByteWriter w(out);
   uint8_t header = Header(kType, kType == PacketType::kPubrel ? 0x2 : 0);
-  bool bare = v != Version::k5 ||
-              (a.reason == ReasonCode::kSuccess && a.properties == Properties{});
+  bool bare =
+      v != Version::k5 || (a.reason == ReasonCode::kSuccess && a.properties == Properties{});
   if (bare) {  // 5.0 §3.4.2.1: a success without properties may be sent as in 3.1.1
     WriteFixedHeader(w, header, 2);
     w.U16(a.packet_id);
@@ -123,7 +123,8 @@ void EncodeSubscribe(const Subscribe& s, Version v, std::string& out) {
     props.emplace(s.properties);
     size += props->size();
   }
-  for (const auto& t : s.topics) size += 3 + t.filter.size();
+  for (const auto& t : s.topics)
+    size += 3 + t.filter.size();
   ByteWriter w(out);
   WriteFixedHeader(w, Header(PacketType::kSubscribe, 0x2), size);
   w.U16(s.packet_id);
@@ -163,12 +164,14 @@ void EncodeUnsubscribe(const Unsubscribe& u, Version v, std::string& out) {
     props.emplace(u.properties);
     size += props->size();
   }
-  for (const auto& f : u.filters) size += 2 + f.size();
+  for (const auto& f : u.filters)
+    size += 2 + f.size();
   ByteWriter w(out);
   WriteFixedHeader(w, Header(PacketType::kUnsubscribe, 0x2), size);
   w.U16(u.packet_id);
   if (props) props->Write(w);
-  for (const auto& f : u.filters) w.Binary(f);
+  for (const auto& f : u.filters)
+    w.Binary(f);
 }
 
 // DISCONNECT and AUTH: nothing in 3.1.1; in 5.0 the reason code and properties, both left out
@@ -209,6 +212,9 @@ PublishLayout Layout(const PublishHeader& h, size_t payload_size, Version v) {
     if (h.message_expiry_interval) {
       l.props_body += PropertySize(PropertyId::kMessageExpiryInterval, *h.message_expiry_interval);
     }
+    for (const auto& [key, value] : h.extra_user_properties) {
+      l.props_body += UserPropertySize(key, value);
+    }
     variable += VarIntSize(static_cast<uint32_t>(l.props_body)) + l.props_body;
   }
   l.remaining = variable + payload_size;
@@ -240,6 +246,8 @@ size_t EncodePublishHeader(const PublishHeader& h, size_t payload_size, Version 
     if (h.message_expiry_interval) {
       WriteProperty(w, PropertyId::kMessageExpiryInterval, *h.message_expiry_interval);
     }
+    for (const auto& [key, value] : h.extra_user_properties)
+      WriteUserProperty(w, key, value);
   }
   return l.total();
 }

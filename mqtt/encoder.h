@@ -41,6 +41,9 @@ struct PublishHeader {
   std::span<const uint32_t> subscription_identifiers;
   std::optional<uint16_t> topic_alias;
   std::optional<uint32_t> message_expiry_interval;
+  // User properties added after the publisher's (for example by a broker forwarding the message
+  // to another broker with instructions).
+  std::span<const std::pair<std::string, std::string>> extra_user_properties;
 };
 
 // Appends the fixed and variable header of a PUBLISH whose payload of `payload_size` bytes the

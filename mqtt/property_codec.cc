@@ -9,7 +9,9 @@ namespace {
 
 // A set of contexts as a bitmask: bit n is packet type n, bit 0 is a will.
 using ContextMask = uint16_t;
-constexpr ContextMask Bit(PacketType t) { return ContextMask{1} << static_cast<int>(t); }
+constexpr ContextMask Bit(PacketType t) {
+  return ContextMask{1} << static_cast<int>(t);
+}
 constexpr ContextMask kWillBit = 1;
 constexpr ContextMask kPublishAndWill = Bit(PacketType::kPublish) | kWillBit;
 constexpr ContextMask kReasonStringContexts =
@@ -24,8 +26,10 @@ ContextMask AllowedContexts(PropertyId id) {
     case PropertyId::kMessageExpiryInterval:
     case PropertyId::kContentType:
     case PropertyId::kResponseTopic:
-    case PropertyId::kCorrelationData: return kPublishAndWill;
-    case PropertyId::kSubscriptionIdentifier: return Bit(P::kPublish) | Bit(P::kSubscribe);
+    case PropertyId::kCorrelationData:
+      return kPublishAndWill;
+    case PropertyId::kSubscriptionIdentifier:
+      return Bit(P::kPublish) | Bit(P::kSubscribe);
     case PropertyId::kSessionExpiryInterval:
       return Bit(P::kConnect) | Bit(P::kConnack) | Bit(P::kDisconnect);
     case PropertyId::kAssignedClientIdentifier:
@@ -35,20 +39,28 @@ ContextMask AllowedContexts(PropertyId id) {
     case PropertyId::kRetainAvailable:
     case PropertyId::kWildcardSubscriptionAvailable:
     case PropertyId::kSubscriptionIdentifierAvailable:
-    case PropertyId::kSharedSubscriptionAvailable: return Bit(P::kConnack);
+    case PropertyId::kSharedSubscriptionAvailable:
+      return Bit(P::kConnack);
     case PropertyId::kAuthenticationMethod:
     case PropertyId::kAuthenticationData:
       return Bit(P::kConnect) | Bit(P::kConnack) | Bit(P::kAuth);
     case PropertyId::kRequestProblemInformation:
-    case PropertyId::kRequestResponseInformation: return Bit(P::kConnect);
-    case PropertyId::kWillDelayInterval: return kWillBit;
-    case PropertyId::kServerReference: return Bit(P::kConnack) | Bit(P::kDisconnect);
-    case PropertyId::kReasonString: return kReasonStringContexts;
+    case PropertyId::kRequestResponseInformation:
+      return Bit(P::kConnect);
+    case PropertyId::kWillDelayInterval:
+      return kWillBit;
+    case PropertyId::kServerReference:
+      return Bit(P::kConnack) | Bit(P::kDisconnect);
+    case PropertyId::kReasonString:
+      return kReasonStringContexts;
     case PropertyId::kReceiveMaximum:
     case PropertyId::kTopicAliasMaximum:
-    case PropertyId::kMaximumPacketSize: return Bit(P::kConnect) | Bit(P::kConnack);
-    case PropertyId::kTopicAlias: return Bit(P::kPublish);
-    case PropertyId::kUserProperty: return 0xFFFF;
+    case PropertyId::kMaximumPacketSize:
+      return Bit(P::kConnect) | Bit(P::kConnack);
+    case PropertyId::kTopicAlias:
+      return Bit(P::kPublish);
+    case PropertyId::kUserProperty:
+      return 0xFFFF;
   }
   return 0;  // unknown identifier
 }
@@ -72,10 +84,18 @@ void SetFlag(ByteReader& r, std::optional<uint8_t>& field, uint8_t value) {
 
 void ReadOne(ByteReader& r, PropertyId id, PropertyContext context, Properties& p) {
   switch (id) {
-    case PropertyId::kPayloadFormatIndicator: SetFlag(r, p.payload_format_indicator, r.U8()); return;
-    case PropertyId::kMessageExpiryInterval: SetOnce(r, p.message_expiry_interval, r.U32()); return;
-    case PropertyId::kContentType: SetOnce(r, p.content_type, std::string(r.Utf8())); return;
-    case PropertyId::kResponseTopic: SetOnce(r, p.response_topic, std::string(r.Utf8())); return;
+    case PropertyId::kPayloadFormatIndicator:
+      SetFlag(r, p.payload_format_indicator, r.U8());
+      return;
+    case PropertyId::kMessageExpiryInterval:
+      SetOnce(r, p.message_expiry_interval, r.U32());
+      return;
+    case PropertyId::kContentType:
+      SetOnce(r, p.content_type, std::string(r.Utf8()));
+      return;
+    case PropertyId::kResponseTopic:
+      SetOnce(r, p.response_topic, std::string(r.Utf8()));
+      return;
     case PropertyId::kCorrelationData:
       SetOnce(r, p.correlation_data, std::string(r.Binary()));
       return;
@@ -89,11 +109,15 @@ void ReadOne(ByteReader& r, PropertyId id, PropertyContext context, Properties& 
       p.subscription_identifiers.push_back(v);
       return;
     }
-    case PropertyId::kSessionExpiryInterval: SetOnce(r, p.session_expiry_interval, r.U32()); return;
+    case PropertyId::kSessionExpiryInterval:
+      SetOnce(r, p.session_expiry_interval, r.U32());
+      return;
     case PropertyId::kAssignedClientIdentifier:
       SetOnce(r, p.assigned_client_identifier, std::string(r.Utf8()));
       return;
-    case PropertyId::kServerKeepAlive: SetOnce(r, p.server_keep_alive, r.U16()); return;
+    case PropertyId::kServerKeepAlive:
+      SetOnce(r, p.server_keep_alive, r.U16());
+      return;
     case PropertyId::kAuthenticationMethod:
       SetOnce(r, p.authentication_method, std::string(r.Utf8()));
       return;
@@ -103,7 +127,9 @@ void ReadOne(ByteReader& r, PropertyId id, PropertyContext context, Properties& 
     case PropertyId::kRequestProblemInformation:
       SetFlag(r, p.request_problem_information, r.U8());
       return;
-    case PropertyId::kWillDelayInterval: SetOnce(r, p.will_delay_interval, r.U32()); return;
+    case PropertyId::kWillDelayInterval:
+      SetOnce(r, p.will_delay_interval, r.U32());
+      return;
     case PropertyId::kRequestResponseInformation:
       SetFlag(r, p.request_response_information, r.U8());
       return;
@@ -113,22 +139,30 @@ void ReadOne(ByteReader& r, PropertyId id, PropertyContext context, Properties& 
     case PropertyId::kServerReference:
       SetOnce(r, p.server_reference, std::string(r.Utf8()));
       return;
-    case PropertyId::kReasonString: SetOnce(r, p.reason_string, std::string(r.Utf8())); return;
+    case PropertyId::kReasonString:
+      SetOnce(r, p.reason_string, std::string(r.Utf8()));
+      return;
     case PropertyId::kReceiveMaximum: {
       uint16_t v = r.U16();
       if (r.ok() && v == 0) r.Fail(ReasonCode::kProtocolError, "receive maximum 0");
       SetOnce(r, p.receive_maximum, v);
       return;
     }
-    case PropertyId::kTopicAliasMaximum: SetOnce(r, p.topic_alias_maximum, r.U16()); return;
+    case PropertyId::kTopicAliasMaximum:
+      SetOnce(r, p.topic_alias_maximum, r.U16());
+      return;
     case PropertyId::kTopicAlias: {
       uint16_t v = r.U16();
       if (r.ok() && v == 0) r.Fail(ReasonCode::kTopicAliasInvalid, "topic alias 0");
       SetOnce(r, p.topic_alias, v);
       return;
     }
-    case PropertyId::kMaximumQos: SetFlag(r, p.maximum_qos, r.U8()); return;
-    case PropertyId::kRetainAvailable: SetFlag(r, p.retain_available, r.U8()); return;
+    case PropertyId::kMaximumQos:
+      SetFlag(r, p.maximum_qos, r.U8());
+      return;
+    case PropertyId::kRetainAvailable:
+      SetFlag(r, p.retain_available, r.U8());
+      return;
     case PropertyId::kUserProperty: {
       std::string_view key = r.Utf8();
       std::string_view value = r.Utf8();
@@ -165,7 +199,8 @@ void ForEach(const Properties& p, Visitor&& v) {
   opt(PropertyId::kContentType, p.content_type);
   opt(PropertyId::kResponseTopic, p.response_topic);
   opt(PropertyId::kCorrelationData, p.correlation_data);
-  for (uint32_t id : p.subscription_identifiers) v(PropertyId::kSubscriptionIdentifier, id);
+  for (uint32_t id : p.subscription_identifiers)
+    v(PropertyId::kSubscriptionIdentifier, id);
   opt(PropertyId::kSessionExpiryInterval, p.session_expiry_interval);
   opt(PropertyId::kAssignedClientIdentifier, p.assigned_client_identifier);
   opt(PropertyId::kServerKeepAlive, p.server_keep_alive);
@@ -182,7 +217,8 @@ void ForEach(const Properties& p, Visitor&& v) {
   opt(PropertyId::kTopicAlias, p.topic_alias);
   opt(PropertyId::kMaximumQos, p.maximum_qos);
   opt(PropertyId::kRetainAvailable, p.retain_available);
-  for (const auto& kv : p.user_properties) v(PropertyId::kUserProperty, kv);
+  for (const auto& kv : p.user_properties)
+    v(PropertyId::kUserProperty, kv);
   opt(PropertyId::kMaximumPacketSize, p.maximum_packet_size);
   opt(PropertyId::kWildcardSubscriptionAvailable, p.wildcard_subscription_available);
   opt(PropertyId::kSubscriptionIdentifierAvailable, p.subscription_identifier_available);
@@ -260,7 +296,9 @@ size_t PropertiesBodySize(const Properties& p) {
   return sizer.total;
 }
 
-void WritePropertiesBody(ByteWriter& w, const Properties& p) { ForEach(p, Writer{w}); }
+void WritePropertiesBody(ByteWriter& w, const Properties& p) {
+  ForEach(p, Writer{w});
+}
 
 size_t PropertySize(PropertyId id, uint32_t value) {
   Sizer sizer;
@@ -279,6 +317,16 @@ void WriteProperty(ByteWriter& w, PropertyId id, uint32_t value) {
   } else {
     writer(id, value);
   }
+}
+
+size_t UserPropertySize(std::string_view key, std::string_view value) {
+  return 5 + key.size() + value.size();
+}
+
+void WriteUserProperty(ByteWriter& w, std::string_view key, std::string_view value) {
+  w.U8(static_cast<uint8_t>(PropertyId::kUserProperty));
+  w.Binary(key);
+  w.Binary(value);
 }
 
 }  // namespace mqtt

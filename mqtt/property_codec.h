@@ -29,5 +29,7 @@ void WritePropertiesBody(ByteWriter& w, const Properties& p);
 // value (the per-recipient part of a PUBLISH).
 size_t PropertySize(PropertyId id, uint32_t value);
 void WriteProperty(ByteWriter& w, PropertyId id, uint32_t value);
+size_t UserPropertySize(std::string_view key, std::string_view value);
+void WriteUserProperty(ByteWriter& w, std::string_view key, std::string_view value);
 
 }  // namespace mqtt

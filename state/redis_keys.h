@@ -30,8 +30,18 @@ class RedisKeys {
   }
   // HASH "pool/backend" -> "draining=0|1 weight=N": operator changes, no TTL.
   std::string Operator() const { return prefix_ + "operator"; }
-  // Pub/sub channel: health transitions and operator changes, for prompt propagation.
-  std::string Events() const { return prefix_ + "events"; }
+  // ZSET broker node name -> last heartbeat (ms since the epoch).
+  std::string Nodes() const { return prefix_ + "nodes"; }
+  // HASH address -> "HOST:PORT" where the other nodes reach this node; TTL a few heartbeats.
+  std::string Node(std::string_view name) const { return fmt::format("{}node:{}", prefix_, name); }
+  // HASH filter (or "$share/GROUP/FILTER") -> subscriptions on that node (members, if shared).
+  std::string Routes(std::string_view node) const {
+    return fmt::format("{}routes:{}", prefix_, node);
+  }
+  // Pub/sub channel: "NODE\tFIELD\tCOUNT" for every route change (COUNT 0: withdrawn).
+  std::string RouteEvents() const { return prefix_ + "route-events"; }
+  // HASH topic -> the retained message of the topic, encoded as an MQTT 5 PUBLISH.
+  std::string Retained() const { return prefix_ + "retained"; }
 
   const std::string& prefix() const { return prefix_; }
 

@@ -1,0 +1,310 @@
+// Cluster: registry, routes and retained messages through Redis, on the control thread.
+#include "backend/cluster.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <charconv>
+
+#include "backend/broker.h"
+#include "backend/shard.h"
+#include "base/host_port.h"
+#include "mqtt/decoder.h"
+#include "mqtt/encoder.h"
+
+namespace backend {
+
+namespace asio = boost::asio;
+using state::RedisReply;
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint32_t ParseCount(const std::string& s) {
+  uint32_t n = 0;
+  std::from_chars(s.data(), s.data() + s.size(), n);
+  return n;
+}
+
+// A field's count as the routes hash keeps it: non-shared routes are present or not.
+bool IsShared(std::string_view field) {
+  return field.substr(0, 7) == "$share/";
+}
+
+}  // namespace
+
+Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
+                 std::string node, asio::ip::tcp::endpoint advertise)
+    : broker_(broker),
+      control_(control),
+      config_(config),
+      node_(std::move(node)),
+      advertise_(base::HostPort{advertise.address().to_string(), advertise.port()}.ToString()),
+      keys_(config.prefix),
+      heartbeat_(control) {
+  state::RedisOptions options = *state::ParseRedisUrl(config.redis_url);  // checked on load
+  commands_ = state::RedisClient::Create(control, options);
+  events_ = state::RedisClient::Create(control, options);
+  events_->Subscribe(keys_.RouteEvents(),
+                     [this](std::string_view, std::string_view message) { OnRouteEvent(message); });
+  commands_->OnConnect([this] {
+    // After a gap, publish everything this node has, and read everything the others have.
+    std::vector<std::string> del = {"DEL", keys_.Routes(node_)};
+    commands_->Command(std::move(del), [](absl::StatusOr<RedisReply>) {});
+    for (const auto& [field, count] : local_routes_) {
+      commands_->Command({"HSET", keys_.Routes(node_), field, std::to_string(count)},
+                         [](absl::StatusOr<RedisReply>) {});
+    }
+    Heartbeat();
+    LoadRetained();
+  });
+  events_->OnConnect([this] { Resync(); });
+}
+
+Cluster::~Cluster() = default;
+
+void Cluster::Start() {
+  spdlog::info("cluster: node {} joining through {} as {}", node_, config_.redis_url, advertise_);
+  commands_->Start();
+  events_->Start();
+  heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));
+  heartbeat_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Heartbeat();
+  });
+}
+
+void Cluster::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  heartbeat_.cancel();
+  // Leave at once rather than by timeout: the others stop routing here now.
+  auto ignore = [](absl::StatusOr<RedisReply>) {};
+  commands_->Command({"ZREM", keys_.Nodes(), node_}, ignore);
+  commands_->Command({"DEL", keys_.Routes(node_), keys_.Node(node_)}, ignore);
+  for (const auto& [field, count] : local_routes_) {
+    commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t0"}, ignore);
+  }
+  events_->Stop();
+  // The commands client stops when the process does; its last commands are on their way.
+}
+
+uint32_t Cluster::IndexOf(const std::string& name) {
+  auto [it, added] = indices_.emplace(name, static_cast<uint32_t>(indices_.size()));
+  return it->second;
+}
+
+size_t Cluster::remote_routes() const {
+  size_t n = 0;
+  for (const auto& [node, fields] : known_routes_)
+    n += fields.size();
+  return n;
+}
+
+void Cluster::Heartbeat() {
+  if (stopped_) return;
+  if (commands_->connected()) {
+    auto ignore = [](absl::StatusOr<RedisReply>) {};
+    std::string now = std::to_string(NowMs());
+    commands_->Command({"ZADD", keys_.Nodes(), now, node_}, ignore);
+    commands_->Command({"HSET", keys_.Node(node_), "address", advertise_}, ignore);
+    commands_->Command({"PEXPIRE", keys_.Node(node_), std::to_string(2 * config_.node_timeout_ms)},
+                       ignore);
+    std::string since = std::to_string(NowMs() - config_.node_timeout_ms);
+    commands_->Command(
+        {"ZRANGEBYSCORE", keys_.Nodes(), since, "+inf"}, [this](absl::StatusOr<RedisReply> r) {
+          if (!r.ok() || stopped_) return;
+          // Each live peer's address, then the peers as a whole.
+          auto live = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+          auto waiting = std::make_shared<size_t>(0);
+          for (const RedisReply& e : r->elements) {
+            if (e.str != node_) ++*waiting;
+          }
+          if (*waiting == 0) return OnLivePeers({});
+          for (const RedisReply& e : r->elements) {
+            if (e.str == node_) continue;
+            std::string name = e.str;
+            commands_->Command({"HGET", keys_.Node(name), "address"},
+                               [this, live, waiting, name](absl::StatusOr<RedisReply> a) {
+                                 if (a.ok() && !a->nil()) live->emplace_back(name, a->str);
+                                 if (--*waiting == 0) OnLivePeers(std::move(*live));
+                               });
+          }
+        });
+    if (++ticks_ % 10 == 0) Resync();
+  }
+  heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));
+  heartbeat_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Heartbeat();
+  });
+}
+
+void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live) {
+  std::map<std::string, Peer> next;
+  for (const auto& [name, address] : live) {
+    absl::StatusOr<base::HostPort> hp = base::ParseHostPort(address);
+    boost::system::error_code ec;
+    asio::ip::address ip = hp.ok() ? asio::ip::make_address(hp->host, ec) : asio::ip::address();
+    if (!hp.ok() || ec) {
+      spdlog::warn("cluster: node {} announces an address that does not parse: {}", name, address);
+      continue;
+    }
+    next.emplace(name, Peer{IndexOf(name), name, {ip, hp->port}});
+  }
+  bool changed = next.size() != peers_.size();
+  for (const auto& [name, p] : next) {
+    auto old = peers_.find(name);
+    if (old == peers_.end() || old->second.address != p.address) changed = true;
+  }
+  std::vector<RemoteRouteChange> gone;
+  for (const auto& [name, p] : peers_) {
+    if (next.contains(name)) continue;
+    spdlog::info("cluster: node {} left", name);
+    for (const auto& [field, count] : known_routes_[p.index])
+      gone.push_back({p.index, field, 0});
+    known_routes_.erase(p.index);
+  }
+  std::vector<std::string> joined;
+  for (const auto& [name, p] : next) {
+    if (!peers_.contains(name)) joined.push_back(name);
+  }
+  peers_ = std::move(next);
+  if (changed) PushPeers();
+  if (!gone.empty()) PushRoutes(std::move(gone));
+  for (const std::string& name : joined)
+    spdlog::info("cluster: node {} joined", name);
+  if (!joined.empty()) Resync();
+}
+
+void Cluster::Resync() {
+  // The whole routes hash of every live peer, turned into changes against what the shards know.
+  for (const auto& [name, p] : peers_) {
+    uint32_t index = p.index;
+    commands_->Command({"HGETALL", keys_.Routes(name)},
+                       [this, index](absl::StatusOr<RedisReply> r) {
+                         if (!r.ok() || stopped_) return;
+                         absl::flat_hash_map<std::string, uint32_t> now;
+                         for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+                           now[r->elements[i].str] = ParseCount(r->elements[i + 1].str);
+                         }
+                         auto& known = known_routes_[index];
+                         std::vector<RemoteRouteChange> changes;
+                         for (const auto& [field, count] : now) {
+                           auto k = known.find(field);
+                           if (k == known.end() || k->second != count)
+                             changes.push_back({index, field, count});
+                         }
+                         for (const auto& [field, count] : known) {
+                           if (!now.contains(field)) changes.push_back({index, field, 0});
+                         }
+                         known = std::move(now);
+                         if (!changes.empty()) PushRoutes(std::move(changes));
+                       });
+  }
+}
+
+void Cluster::OnRouteEvent(std::string_view message) {
+  // "NODE\tFIELD\tCOUNT"
+  size_t a = message.find('\t');
+  size_t b = message.rfind('\t');
+  if (a == std::string_view::npos || b == a) return;
+  std::string name(message.substr(0, a));
+  if (name == node_) return;
+  auto peer = peers_.find(name);
+  if (peer == peers_.end()) return;  // not live yet: the resync when it joins reads its routes
+  std::string field(message.substr(a + 1, b - a - 1));
+  uint32_t count = ParseCount(std::string(message.substr(b + 1)));
+  auto& known = known_routes_[peer->second.index];
+  if (count == 0) {
+    known.erase(field);
+  } else {
+    known[field] = count;
+  }
+  PushRoutes({{peer->second.index, std::move(field), count}});
+}
+
+void Cluster::PushRoutes(std::vector<RemoteRouteChange> changes) {
+  auto shared = std::make_shared<const std::vector<RemoteRouteChange>>(std::move(changes));
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    Shard& shard = broker_.shard(i);
+    asio::post(shard.io(), [&shard, shared] { shard.ApplyRemoteRoutes(*shared); });
+  }
+}
+
+void Cluster::PushPeers() {
+  std::vector<Peer> peers;
+  for (const auto& [name, p] : peers_)
+    peers.push_back(p);
+  auto shared = std::make_shared<const std::vector<Peer>>(std::move(peers));
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    Shard& shard = broker_.shard(i);
+    asio::post(shard.io(), [&shard, shared] { shard.SetPeers(*shared); });
+  }
+}
+
+void Cluster::LocalRoute(const std::string& field, int delta) {
+  uint32_t& count = local_routes_[field];
+  uint32_t before = count;
+  count = static_cast<uint32_t>(static_cast<int64_t>(count) + delta);
+  uint32_t after = count;
+  if (after == 0) local_routes_.erase(field);
+  // A non-shared route matters only when it appears or goes; a shared one by its member count,
+  // which spreads the group's messages over the nodes.
+  bool announce = IsShared(field) ? before != after : (before == 0) != (after == 0);
+  if (!announce || stopped_) return;
+  auto ignore = [](absl::StatusOr<RedisReply>) {};
+  std::string value = IsShared(field) ? std::to_string(after) : std::string(after > 0 ? "1" : "0");
+  if (after > 0) {
+    commands_->Command({"HSET", keys_.Routes(node_), field, value}, ignore);
+  } else {
+    commands_->Command({"HDEL", keys_.Routes(node_), field}, ignore);
+  }
+  commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t" + value}, ignore);
+}
+
+void Cluster::RetainedChanged(const MessagePtr& message) {
+  auto ignore = [](absl::StatusOr<RedisReply>) {};
+  if (message->payload.empty()) {
+    commands_->Command({"HDEL", keys_.Retained(), message->topic}, ignore);
+    return;
+  }
+  mqtt::Publish p{.topic = message->topic,
+                  .payload = message->payload,
+                  .qos = message->qos,
+                  .retain = true,
+                  .properties = message->properties};
+  if (message->expires_at) {
+    auto left = std::chrono::ceil<std::chrono::seconds>(*message->expires_at - Clock::now());
+    p.properties.message_expiry_interval =
+        static_cast<uint32_t>(std::max<int64_t>(left.count(), 1));
+  }
+  std::string encoded;
+  mqtt::Encode(p, mqtt::Version::k5, encoded);
+  commands_->Command({"HSET", keys_.Retained(), message->topic, std::move(encoded)}, ignore);
+}
+
+void Cluster::LoadRetained() {
+  commands_->Command({"HGETALL", keys_.Retained()}, [this](absl::StatusOr<RedisReply> r) {
+    if (!r.ok()) return;
+    size_t loaded = 0;
+    for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+      const std::string& bytes = r->elements[i + 1].str;
+      auto frame = mqtt::ParseFrame(bytes, mqtt::kMaxPacketBytes);
+      if (!frame.ok() || !frame->has_value()) continue;
+      auto packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
+      if (!packet.ok()) continue;
+      auto* p = std::get_if<mqtt::Publish>(&*packet);
+      if (p == nullptr) continue;
+      broker_.RetainLocal(MakeMessage(std::move(p->topic), std::move(p->payload), p->qos, true,
+                                      std::move(p->properties), 0, Clock::now()));
+      ++loaded;
+    }
+    if (loaded > 0) spdlog::info("cluster: {} retained messages loaded", loaded);
+  });
+}
+
+}  // namespace backend

@@ -1,0 +1,100 @@
+// This node's membership of the cluster, through Redis, on the control thread (shard 0's).
+//
+//   registry   every heartbeat_ms: ZADD nodes NOW SELF and the node's address with a TTL; the
+//              nodes heard from within node_timeout_ms are the live peers. A node that dies stops
+//              refreshing and leaves by itself; its routes go with it and links to it close.
+//   routes     the filters this node's clients subscribe to, counted across shards, in the hash
+//              routes:SELF (a shared subscription as "$share/GROUP/FILTER" with its member
+//              count); each change is also published on the route-events channel, which every
+//              node applies to its shards' RemoteRoutes at once. After any gap (a reconnect) and
+//              every few seconds, each node reads every live peer's whole hash again.
+//   retained   the retained message of every topic, in the hash retained (encoded as a PUBLISH),
+//              read by a node when it starts; between running nodes, retained messages travel as
+//              forwards flagged to be stored.
+//
+// Without Redis the node is a single broker and none of this runs.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "backend/config.h"
+#include "backend/message.h"
+#include "state/redis_client.h"
+#include "state/redis_keys.h"
+
+namespace backend {
+
+class Broker;
+
+// Another node of the cluster, as the shards see it.
+struct Peer {
+  uint32_t index;  // stable for the life of this process
+  std::string name;
+  boost::asio::ip::tcp::endpoint address;
+};
+
+// A change to another node's routes, for the shards' RemoteRoutes.
+struct RemoteRouteChange {
+  uint32_t node;
+  std::string field;
+  uint32_t count;  // 0: removed
+};
+
+class Cluster {
+ public:
+  Cluster(Broker& broker, boost::asio::io_context& control, const ClusterConfig& config,
+          std::string node, boost::asio::ip::tcp::endpoint advertise);
+  ~Cluster();
+
+  void Start();
+  void Stop();
+
+  // A local subscription route appeared (+1) or went (-1): `field` is the filter, or
+  // "$share/GROUP/FILTER". On the control thread.
+  void LocalRoute(const std::string& field, int delta);
+  // A retained message was set (or deleted, with an empty payload) on this node.
+  void RetainedChanged(const MessagePtr& message);
+
+  // For /metrics, on the control thread.
+  size_t peers() const { return peers_.size(); }
+  size_t local_routes() const { return local_routes_.size(); }
+  size_t remote_routes() const;
+  bool connected() const { return commands_->connected(); }
+
+ private:
+  void Heartbeat();
+  void OnLivePeers(std::vector<std::pair<std::string, std::string>> live);
+  void Resync();
+  void OnRouteEvent(std::string_view message);
+  void PushRoutes(std::vector<RemoteRouteChange> changes);
+  void PushPeers();
+  void LoadRetained();
+  uint32_t IndexOf(const std::string& name);
+
+  Broker& broker_;
+  boost::asio::io_context& control_;
+  ClusterConfig config_;
+  std::string node_;
+  std::string advertise_;
+  state::RedisKeys keys_;
+  std::shared_ptr<state::RedisClient> commands_;
+  std::shared_ptr<state::RedisClient> events_;
+  boost::asio::steady_timer heartbeat_;
+  int ticks_ = 0;
+  bool stopped_ = false;
+
+  absl::flat_hash_map<std::string, uint32_t> local_routes_;  // field -> count on this node
+  std::map<std::string, Peer> peers_;                        // live peers by name
+  absl::flat_hash_map<std::string, uint32_t> indices_;       // every name ever seen
+  // What this node has told its shards of each peer's routes, to turn a full read into changes.
+  absl::flat_hash_map<uint32_t, absl::flat_hash_map<std::string, uint32_t>> known_routes_;
+};
+
+}  // namespace backend

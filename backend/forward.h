@@ -1,0 +1,48 @@
+// What a message forwarded from one node to another asks of the receiving node, and how that
+// travels: as user properties of the forwarded PUBLISH on the node-to-node link, which the
+// receiving node takes out before the message goes anywhere.
+//
+//   sb.link.qos     the QoS the publisher used (the link carries QoS 1 at most)
+//   sb.link.flags   "n": deliver to the node's non-shared subscribers; "r": the publisher set
+//                   RETAIN (for Retain As Published); "s": store as the node's retained message
+//                   for the topic (or delete it, for an empty payload)
+//   sb.link.shared  "GROUP\nFILTER", repeated: deliver to one member of each of these shared
+//                   subscriptions (the sending node chose this node for them)
+//
+// Example: a QoS 1 retained publish on "a/b" matching non-shared subscriptions on node B and
+// the shared subscription $share/g/a/+ there, forwarded to B:
+//   sb.link.qos = "1", sb.link.flags = "nrs", sb.link.shared = "g\na/+"
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mqtt/packet.h"
+
+namespace backend {
+
+struct ForwardSpec {
+  bool normal = false;  // deliver to non-shared subscribers
+  bool store_retained = false;
+  std::vector<std::pair<std::string, std::string>> shared;  // (group, filter)
+
+  bool empty() const { return !normal && !store_retained && shared.empty(); }
+};
+
+// The user properties that carry `spec` and the publisher's QoS and RETAIN.
+std::vector<std::pair<std::string, std::string>> EncodeForward(const ForwardSpec& spec,
+                                                               mqtt::QoS qos, bool retain);
+
+struct ReceivedForward {
+  ForwardSpec spec;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+};
+
+// Takes the link's user properties out of `properties`; nullopt when they are not all there or
+// do not parse (the sender is not a node of this cluster).
+std::optional<ReceivedForward> DecodeForward(mqtt::Properties& properties);
+
+}  // namespace backend
