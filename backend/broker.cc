@@ -133,10 +133,10 @@ Shard& Broker::HomeShard(std::string_view client_id) {
   return *shards_[std::hash<std::string_view>{}(client_id) % shards_.size()];
 }
 
-void Broker::AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas) {
-  asio::post(threads_->context(0), [this, deltas = std::move(deltas)] {
-    for (const auto& [field, delta] : deltas)
-      cluster_->LocalRoute(field, delta);
+void Broker::AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas,
+                            std::function<void()> done) {
+  asio::post(threads_->context(0), [this, deltas = std::move(deltas), done = std::move(done)] {
+    cluster_->LocalRoutes(deltas, done);
   });
 }
 
@@ -194,6 +194,8 @@ std::string Broker::RenderMetrics() const {
     totals.nodes = static_cast<int64_t>(cluster_->peers()) + 1;
     totals.local_routes = static_cast<int64_t>(cluster_->local_routes());
     totals.remote_routes = static_cast<int64_t>(cluster_->remote_routes());
+    totals.sessions_handed_out = static_cast<int64_t>(cluster_->sessions_handed_out());
+    totals.sessions_taken_in = static_cast<int64_t>(cluster_->sessions_taken_in());
   }
   return backend::RenderMetrics(blocks, totals);
 }

@@ -59,8 +59,9 @@ class Broker {
   void RetainLocal(const MessagePtr& message);
   // The cluster this node belongs to, or null for a single broker.
   Cluster* cluster() { return cluster_.get(); }
-  // Route changes of local subscriptions (see Shard::ChangeRoutes), for the cluster.
-  void AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas);
+  // Route changes of local subscriptions (see Shard::ChangeRoutes), for the cluster; `done` runs
+  // on the control thread once Redis has them (or could not take them).
+  void AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas, std::function<void()> done);
   std::vector<MessagePtr> MatchRetained(std::string_view filter, Clock::time_point now) const;
   // A fresh client identifier for a client that sent an empty one.
   std::string AssignClientId();

@@ -1,6 +1,7 @@
 // Cluster: registry, routes and retained messages through Redis, on the control thread.
 #include "backend/cluster.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -8,9 +9,8 @@
 
 #include "backend/broker.h"
 #include "backend/shard.h"
+#include "base/absl_format.h"
 #include "base/host_port.h"
-#include "mqtt/decoder.h"
-#include "mqtt/encoder.h"
 
 namespace backend {
 
@@ -36,6 +36,26 @@ bool IsShared(std::string_view field) {
   return field.substr(0, 7) == "$share/";
 }
 
+// The first `parts - 1` tab-separated fields of `message`, then the rest as the last; empty if
+// there are fewer.
+std::vector<std::string> SplitFields(std::string_view message, size_t parts) {
+  std::vector<std::string> fields;
+  while (fields.size() + 1 < parts) {
+    size_t tab = message.find('\t');
+    if (tab == std::string_view::npos) return {};
+    fields.emplace_back(message.substr(0, tab));
+    message.remove_prefix(tab + 1);
+  }
+  fields.emplace_back(message);
+  return fields;
+}
+
+// Deletes KEYS[1] if it still holds ARGV[1]: an owner lets go of a client id only if no other
+// node has claimed it since.
+constexpr const char* kDeleteIfOwner =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
 }  // namespace
 
 Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
@@ -52,6 +72,8 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   events_ = state::RedisClient::Create(control, options);
   events_->Subscribe(keys_.RouteEvents(),
                      [this](std::string_view, std::string_view message) { OnRouteEvent(message); });
+  events_->Subscribe(keys_.NodeEvents(node_),
+                     [this](std::string_view, std::string_view message) { OnNodeEvent(message); });
   commands_->OnConnect([this] {
     // After a gap, publish everything this node has, and read everything the others have.
     std::vector<std::string> del = {"DEL", keys_.Routes(node_)};
@@ -90,6 +112,9 @@ void Cluster::Stop() {
     commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t0"}, ignore);
   }
   events_->Stop();
+  // Claims still waiting go ahead without a session: the node is going down anyway.
+  while (!claims_.empty())
+    FinishClaim(claims_.begin()->first, std::nullopt);
   // The commands client stops when the process does; its last commands are on their way.
 }
 
@@ -246,6 +271,16 @@ void Cluster::PushPeers() {
   }
 }
 
+void Cluster::LocalRoutes(const std::vector<std::pair<std::string, int>>& deltas,
+                          std::function<void()> done) {
+  for (const auto& [field, delta] : deltas)
+    LocalRoute(field, delta);
+  // Replies come in order: the PING's comes after those of every announcement above. Even with
+  // nothing to announce, the round trip keeps a connection's SUBACKs in the order of its
+  // SUBSCRIBEs. Without Redis the call fails at once.
+  commands_->Command({"PING"}, [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
+}
+
 void Cluster::LocalRoute(const std::string& field, int delta) {
   uint32_t& count = local_routes_[field];
   uint32_t before = count;
@@ -272,19 +307,8 @@ void Cluster::RetainedChanged(const MessagePtr& message) {
     commands_->Command({"HDEL", keys_.Retained(), message->topic}, ignore);
     return;
   }
-  mqtt::Publish p{.topic = message->topic,
-                  .payload = message->payload,
-                  .qos = message->qos,
-                  .retain = true,
-                  .properties = message->properties};
-  if (message->expires_at) {
-    auto left = std::chrono::ceil<std::chrono::seconds>(*message->expires_at - Clock::now());
-    p.properties.message_expiry_interval =
-        static_cast<uint32_t>(std::max<int64_t>(left.count(), 1));
-  }
-  std::string encoded;
-  mqtt::Encode(p, mqtt::Version::k5, encoded);
-  commands_->Command({"HSET", keys_.Retained(), message->topic, std::move(encoded)}, ignore);
+  commands_->Command(
+      {"HSET", keys_.Retained(), message->topic, EncodeMessage(*message, Clock::now())}, ignore);
 }
 
 void Cluster::LoadRetained() {
@@ -292,19 +316,109 @@ void Cluster::LoadRetained() {
     if (!r.ok()) return;
     size_t loaded = 0;
     for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-      const std::string& bytes = r->elements[i + 1].str;
-      auto frame = mqtt::ParseFrame(bytes, mqtt::kMaxPacketBytes);
-      if (!frame.ok() || !frame->has_value()) continue;
-      auto packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
-      if (!packet.ok()) continue;
-      auto* p = std::get_if<mqtt::Publish>(&*packet);
-      if (p == nullptr) continue;
-      broker_.RetainLocal(MakeMessage(std::move(p->topic), std::move(p->payload), p->qos, true,
-                                      std::move(p->properties), 0, Clock::now()));
+      absl::StatusOr<MessagePtr> m = DecodeMessage(r->elements[i + 1].str, Clock::now());
+      if (!m.ok()) {
+        spdlog::warn("cluster: retained message of {} unreadable: {}", r->elements[i].str,
+                     m.status().message());
+        continue;
+      }
+      broker_.RetainLocal(*m);
       ++loaded;
     }
     if (loaded > 0) spdlog::info("cluster: {} retained messages loaded", loaded);
   });
+}
+
+// ---- Client-id ownership ----------------------------------------------------------------------
+
+void Cluster::Claim(const std::string& client_id, bool clean_start, ClaimDone done) {
+  commands_->Command(
+      {"SET", keys_.Owner(client_id), node_, "GET"},
+      [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+        if (!r.ok()) {
+          // Redis down: the client is served here without what another node may hold for it.
+          spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
+          return done(std::nullopt);
+        }
+        const std::string& owner = r->str;
+        if (r->nil() || owner == node_ || !peers_.contains(owner)) {
+          // No owner, this node (a local takeover), or a node that died with the session.
+          return done(std::nullopt);
+        }
+        std::string request = fmt::format("{}/{}", node_, ++next_claim_);
+        auto deadline = std::make_unique<asio::steady_timer>(control_, kClaimTimeout);
+        deadline->async_wait([this, request, owner](const boost::system::error_code& ec) {
+          if (ec || !claims_.contains(request)) return;
+          spdlog::warn("cluster: node {} did not hand over a session in time", owner);
+          FinishClaim(request, std::nullopt);
+        });
+        claims_.emplace(request, PendingClaim{std::move(done), std::move(deadline)});
+        // "takeover\tFROM\tREQUEST\tCLEAN\tCLIENT ID": the id last, as it may hold a tab.
+        std::string message =
+            fmt::format("takeover\t{}\t{}\t{}\t{}", node_, request, clean_start ? 1 : 0, client_id);
+        commands_->Command({"PUBLISH", keys_.NodeEvents(owner), std::move(message)},
+                           [this, request](absl::StatusOr<RedisReply> r) {
+                             if (!r.ok()) FinishClaim(request, std::nullopt);
+                           });
+      });
+}
+
+void Cluster::Disown(const std::string& client_id) {
+  if (stopped_) return;
+  commands_->Command({"EVAL", kDeleteIfOwner, "1", keys_.Owner(client_id), node_},
+                     [](absl::StatusOr<RedisReply>) {});
+}
+
+void Cluster::OnNodeEvent(std::string_view message) {
+  if (message.starts_with("takeover\t")) {
+    std::vector<std::string> f = SplitFields(message, 5);
+    if (f.empty()) return;
+    std::string from = f[1], request = f[2];
+    bool clean_start = f[3] == "1";
+    // The session lives on its home shard; the answer comes back here.
+    Shard& home = broker_.HomeShard(f[4]);
+    asio::post(home.io(), [this, &home, client_id = std::move(f[4]), clean_start, from, request] {
+      home.ReleaseSession(client_id, clean_start,
+                          [this, from, request](std::optional<std::string> session) {
+                            asio::post(control_, [this, from, request, s = std::move(session)] {
+                              HandOver(from, request, std::move(s));
+                            });
+                          });
+    });
+  } else if (message.starts_with("handover\t")) {
+    std::vector<std::string> f = SplitFields(message, 3);
+    if (f.empty() || !claims_.contains(f[1])) return;  // too late: the claim went ahead without
+    std::string request = f[1];
+    if (f[2] != "1") return FinishClaim(request, std::nullopt);
+    commands_->Command({"GETDEL", keys_.Handover(request)},
+                       [this, request](absl::StatusOr<RedisReply> r) {
+                         if (!r.ok() || r->nil()) return FinishClaim(request, std::nullopt);
+                         ++taken_in_;
+                         FinishClaim(request, std::move(r->str));
+                       });
+  }
+}
+
+void Cluster::HandOver(const std::string& node, const std::string& request,
+                       std::optional<std::string> session) {
+  auto ignore = [](absl::StatusOr<RedisReply>) {};
+  if (session) {
+    ++handed_out_;
+    // Commands go out in order: the session is stored before the answer that points to it.
+    commands_->Command({"SET", keys_.Handover(request), std::move(*session), "PX", "30000"},
+                       ignore);
+  }
+  commands_->Command({"PUBLISH", keys_.NodeEvents(node),
+                      fmt::format("handover\t{}\t{}", request, session ? 1 : 0)},
+                     ignore);
+}
+
+void Cluster::FinishClaim(const std::string& request, std::optional<std::string> session) {
+  auto it = claims_.find(request);
+  if (it == claims_.end()) return;
+  ClaimDone done = std::move(it->second.done);
+  claims_.erase(it);
+  done(std::move(session));
 }
 
 }  // namespace backend

@@ -33,12 +33,12 @@ Connection::Connection(Shard& shard, tcp::socket socket, ConnectionSeed seed)
   peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
   socket_.non_blocking(true, ec);
   shard_.Register(this);
-  shard_.metrics().connections.Add(1);
+  if (!IsLinkClientId(connect_.client_id)) shard_.metrics().connections.Add(1);
 }
 
 Connection::~Connection() {
   shard_.Unregister(this);
-  shard_.metrics().connections.Add(-1);
+  if (!IsLinkClientId(connect_.client_id)) shard_.metrics().connections.Add(-1);
 }
 
 // ---- Reading ----------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(Shard& shard, boost::asio::ip::tcp::socket socket, ConnectionSeed seed);
   ~Connection();
 
-  // Attaches the session, answers the CONNACK and starts reading. On the shard's thread.
+  // Attaches the session, answers the CONNACK and starts reading (in a cluster, once the client
+  // id is this node's). On the shard's thread.
   void Start();
   // Moves queued messages of the session into the socket while the window and the write buffer
   // allow, then writes.
@@ -60,6 +61,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool dirty = false;  // queued for the shard's flush
 
  private:
+  // Start, once the client id is this node's.
+  void Begin();
+
   // Reading.
   void WaitReadable();
   void OnReadable(const boost::system::error_code& ec);

@@ -11,6 +11,18 @@
 namespace backend {
 
 void Connection::Start() {
+  // In a cluster the client id becomes this node's first, with the session another node may
+  // hand over (Shard::Claim). Another node's link claims nothing.
+  if (shard_.broker().cluster() != nullptr && !IsLinkClientId(connect_.client_id)) {
+    shard_.Claim(connect_, [self = shared_from_this()] {
+      if (!self->closed_) self->Begin();
+    });
+    return;
+  }
+  Begin();
+}
+
+void Connection::Begin() {
   HandleConnect();
   if (closed_) return;
   if (!rx_.empty()) {
@@ -59,7 +71,7 @@ void Connection::HandleConnect() {
   }
   client_max_packet_ = asked.maximum_packet_size.value_or(0);
   // Another node of the cluster, linking to this one to forward its messages (node_link.h).
-  if (shard_.broker().cluster() != nullptr && connect_.client_id.rfind("$node/", 0) == 0) {
+  if (shard_.broker().cluster() != nullptr && IsLinkClientId(connect_.client_id)) {
     for (const auto& [key, value] : asked.user_properties) {
       if (key == "sb.link.node") link_peer_ = value;
     }

@@ -58,14 +58,7 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
     SubscriptionRecord record{t.options, subscription_id.value_or(0)};
     auto [it, is_new] = session_->subscriptions().insert_or_assign(t.filter, record);
     if (is_new) shard_.metrics().subscriptions.Add(1);
-    RouteChange change{.add = true,
-                       .filter = std::string(filter),
-                       .group = shared ? std::string(shared->group) : std::string(),
-                       .subscriber = {.session_id = session_->id(),
-                                      .shard = shard_.index(),
-                                      .options = t.options,
-                                      .subscription_id = record.subscription_id}};
-    changes.push_back(std::move(change));
+    changes.push_back(shard_.RouteFor(t.filter, record, session_->id(), /*add=*/true));
     uint8_t rh = t.options.retain_handling;
     if (!shared && (rh == 0 || (rh == 1 && is_new))) {
       retained.push_back({std::string(filter), t.options.qos, record.subscription_id});
@@ -105,11 +98,7 @@ void Connection::HandleUnsubscribe(mqtt::Unsubscribe&& u) {
       continue;
     }
     shard_.metrics().subscriptions.Add(-1);
-    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(full);
-    changes.push_back({.add = false,
-                       .filter = std::string(shared ? shared->filter : std::string_view(full)),
-                       .group = shared ? std::string(shared->group) : std::string(),
-                       .subscriber = {.session_id = session_->id(), .shard = shard_.index()}});
+    changes.push_back(shard_.RouteFor(full, {}, session_->id(), /*add=*/false));
     ack.reasons.push_back(ReasonCode::kSuccess);
   }
   shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack)] {

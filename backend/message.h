@@ -12,7 +12,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "absl/status/statusor.h"
 #include "mqtt/packet.h"
 
 namespace backend {
@@ -41,5 +43,11 @@ using MessagePtr = std::shared_ptr<const Message>;
 MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bool retain,
                        mqtt::Properties properties, uint64_t publisher_session,
                        Clock::time_point now);
+
+// A message as bytes, to be kept outside this process (the cluster's retained hash, a session
+// handed to another node): an MQTT 5 PUBLISH with the expiry interval left at `now`.
+std::string EncodeMessage(const Message& message, Clock::time_point now);
+[[nodiscard]] absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes,
+                                                       Clock::time_point now);
 
 }  // namespace backend

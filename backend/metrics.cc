@@ -36,7 +36,8 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
   base::MetricsText m;
   m.Family("sb_broker_up", "gauge", "1 while the broker accepts connections.");
   m.Sample("sb_broker_up", totals.accepting ? 1 : 0);
-  m.Family("sb_broker_connections", "gauge", "Open MQTT connections.");
+  m.Family("sb_broker_connections", "gauge",
+           "Open MQTT client connections (other nodes' links not included).");
   m.Sample("sb_broker_connections", sum([](auto& s) -> auto& { return s.connections; }));
   m.Family("sb_broker_connections_accepted_total", "counter", "TCP connections accepted.");
   m.Sample("sb_broker_connections_accepted_total",
@@ -47,7 +48,8 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
     m.Sample("sb_broker_connections_rejected_total",
              sum([i](auto& s) -> auto& { return s.rejected[i]; }), {{"reason", RejectName(i)}});
   }
-  m.Family("sb_broker_sessions", "gauge", "Sessions, connected or not.");
+  m.Family("sb_broker_sessions", "gauge",
+           "Client sessions, connected or not (other nodes' links not included).");
   m.Sample("sb_broker_sessions", sum([](auto& s) -> auto& { return s.sessions; }));
   m.Family("sb_broker_subscriptions", "gauge", "Subscriptions of all sessions.");
   m.Sample("sb_broker_subscriptions", sum([](auto& s) -> auto& { return s.subscriptions; }));
@@ -94,6 +96,12 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
              {{"kind", "local"}});
     m.Sample("sb_broker_cluster_routes", static_cast<double>(totals.remote_routes),
              {{"kind", "remote"}});
+    m.Family("sb_broker_cluster_sessions_handed_over_total", "counter",
+             "Sessions handed to the node that took their client id over (out), or from (in).");
+    m.Sample("sb_broker_cluster_sessions_handed_over_total",
+             static_cast<double>(totals.sessions_handed_out), {{"direction", "out"}});
+    m.Sample("sb_broker_cluster_sessions_handed_over_total",
+             static_cast<double>(totals.sessions_taken_in), {{"direction", "in"}});
     m.Family("sb_broker_messages_forwarded_total", "counter", "Copies sent to other nodes.");
     m.Sample("sb_broker_messages_forwarded_total",
              sum([](auto& s) -> auto& { return s.messages_forwarded; }));

@@ -48,7 +48,7 @@ enum class RejectReason : uint8_t {
 };
 
 struct ShardMetrics {
-  Stat connections;                       // gauge: attached MQTT connections
+  Stat connections;                       // gauge: attached client connections
   Stat connections_accepted;              // TCP connections accepted
   Stat sessions;                          // gauge: sessions, with or without connection
   Stat subscriptions;                     // gauge: subscriptions of this shard's sessions
@@ -78,6 +78,8 @@ struct BrokerTotals {
   int64_t nodes = 0;  // live, this one included
   int64_t local_routes = 0;
   int64_t remote_routes = 0;
+  int64_t sessions_handed_out = 0;  // to other nodes that took their client ids over
+  int64_t sessions_taken_in = 0;    // from other nodes
 };
 std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
                           const BrokerTotals& totals);

@@ -43,11 +43,11 @@ void NodeLink::Connect() {
     if (ec) return self->Fail("connect: " + ec.message());
     boost::system::error_code ignored;
     self->socket_.set_option(tcp::no_delay(true), ignored);
-    mqtt::Connect c{
-        .version = mqtt::Version::k5,
-        .clean_start = true,
-        .keep_alive_s = 30,
-        .client_id = "$node/" + self->self_ + "/" + std::to_string(self->shard_.index())};
+    mqtt::Connect c{.version = mqtt::Version::k5,
+                    .clean_start = true,
+                    .keep_alive_s = 30,
+                    .client_id = std::string(kLinkClientIdPrefix) + self->self_ + "/" +
+                                 std::to_string(self->shard_.index())};
     c.properties.receive_maximum = 65535;
     c.properties.user_properties.emplace_back("sb.link.node", self->self_);
     mqtt::Encode(c, mqtt::Version::k5, self->out_.bytes());

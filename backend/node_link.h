@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +36,12 @@
 namespace backend {
 
 class Shard;
+
+// Links connect with client ids under this prefix.
+inline constexpr std::string_view kLinkClientIdPrefix = "$node/";
+inline bool IsLinkClientId(std::string_view client_id) {
+  return client_id.starts_with(kLinkClientIdPrefix);
+}
 
 class NodeLink : public std::enable_shared_from_this<NodeLink> {
  public:

@@ -117,4 +117,27 @@ bool Session::ReleaseInboundQos2(uint16_t packet_id) {
   return inbound_qos2_.erase(packet_id) > 0;
 }
 
+SessionSnapshot Session::Snapshot() const {
+  SessionSnapshot s;
+  s.subscriptions = subscriptions_;
+  s.inflight = Resends();
+  s.queued.assign(queue_.begin(), queue_.end());
+  s.inbound_qos2.assign(inbound_qos2_.begin(), inbound_qos2_.end());
+  return s;
+}
+
+void Session::Restore(SessionSnapshot snapshot) {
+  subscriptions_ = std::move(snapshot.subscriptions);
+  for (Outgoing& o : snapshot.inflight) {
+    FlightState state = o.kind == Outgoing::Kind::kPubrel ? FlightState::kAwaitPubcomp
+                        : o.delivery.qos == mqtt::QoS::k1 ? FlightState::kAwaitPuback
+                                                          : FlightState::kAwaitPubrec;
+    inflight_.emplace(o.packet_id, InFlight{std::move(o.delivery), state, next_seq_++});
+    last_packet_id_ = o.packet_id;
+  }
+  for (Delivery& d : snapshot.queued)
+    queue_.push_back(std::move(d));
+  inbound_qos2_.insert(snapshot.inbound_qos2.begin(), snapshot.inbound_qos2.end());
+}
+
 }  // namespace backend

@@ -52,6 +52,15 @@ struct SubscriptionRecord {
   uint32_t subscription_id = 0;  // 0: none
 };
 
+// Everything a session is, as data: what one node hands another when a client moves
+// (session_codec.h encodes it).
+struct SessionSnapshot {
+  std::map<std::string, SubscriptionRecord> subscriptions;
+  std::vector<Outgoing> inflight;  // oldest first, as Resends() gives them
+  std::vector<Delivery> queued;
+  std::vector<uint16_t> inbound_qos2;
+};
+
 class Session {
  public:
   enum class EnqueueResult { kQueued, kQueueFull, kOfflineQos0 };
@@ -83,6 +92,11 @@ class Session {
   void Forget(uint16_t packet_id) { inflight_.erase(packet_id); }
   // Everything in flight, oldest first, as it must be repeated on a new connection.
   std::vector<Outgoing> Resends() const;
+
+  SessionSnapshot Snapshot() const;
+  // Takes over a snapshot's state (this session must be new): the in-flight messages keep their
+  // packet identifiers and flow states, to be resent on the next connection.
+  void Restore(SessionSnapshot snapshot);
 
   // Inbound QoS 2. True if `packet_id` is new (deliver the message), false for a retransmission.
   bool BeginInboundQos2(uint16_t packet_id);

@@ -10,6 +10,8 @@
 #include "backend/connection.h"
 #include "backend/graceful_close.h"
 #include "backend/handshake.h"
+#include "backend/session_codec.h"
+#include "base/absl_format.h"
 #include "mqtt/encoder.h"
 #include "mqtt/topic.h"
 #include "net/listen.h"
@@ -110,40 +112,115 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
   if (auto it = by_client_id_.find(connect.client_id); it != by_client_id_.end()) {
     slot = it->second;
   }
-  bool ended = connect.clean_start;
-  if (slot != nullptr && slot->connection != nullptr) {
-    // Takeover (§3.1.4): the old connection goes; its will is published unless the session is
-    // resumed before the will delay passes (§3.1.3.2.2) - which, here, is now. A session that
-    // lasts only as long as its connection (expiry 0; 3.1.1 clean session 1) ends with it, so
-    // there is nothing to resume, whatever the new CONNECT asks (§3.1.2.4, §3.1.2.11.2).
-    Connection* old = slot->connection;
-    slot->connection = nullptr;
+  bool present = slot != nullptr && TakeOver(*slot, connect.clean_start);
+  if (slot != nullptr && !present) EndSession(*slot);
+  if (!present) slot = &NewSlot(connect.client_id);
+  slot->connection = &connection;
+  return {&slot->session, present};
+}
+
+Shard::SessionSlot& Shard::NewSlot(const std::string& client_id) {
+  uint64_t id = static_cast<uint64_t>(index_) << 48 | ++next_session_serial_;
+  auto owned =
+      std::make_unique<SessionSlot>(client_id, id, config().limits.max_queued_messages, io_);
+  SessionSlot& slot = *owned;
+  sessions_.emplace(id, std::move(owned));
+  by_client_id_[client_id] = &slot;
+  if (!IsLinkClientId(client_id)) metrics_.sessions.Add(1);
+  return slot;
+}
+
+bool Shard::TakeOver(SessionSlot& slot, bool clean_start) {
+  bool ended = clean_start;
+  if (slot.connection != nullptr) {
+    // The old connection goes; its will is published unless the session is resumed before the
+    // will delay passes (§3.1.3.2.2) - which, here, is now. A session that lasts only as long as
+    // its connection (expiry 0; 3.1.1 clean session 1) ends with it, so there is nothing to
+    // resume, whatever the new CONNECT asks (§3.1.2.4, §3.1.2.11.2).
+    Connection* old = slot.connection;
+    slot.connection = nullptr;
     Connection::HandedOver handed = old->HandOver();
     ended = ended || handed.session_expiry_s == 0;
     bool delayed = handed.will && handed.will->properties.will_delay_interval.value_or(0) > 0;
-    if (handed.will && (ended || !delayed)) PublishWill(slot->session, std::move(*handed.will));
+    if (handed.will && (ended || !delayed)) PublishWill(slot.session, std::move(*handed.will));
   }
-  bool present = false;
-  if (slot != nullptr && ended) {
-    EndSession(*slot);
-    slot = nullptr;
+  if (ended) return false;
+  slot.will.reset();  // resumed before its will delay passed
+  slot.will_at = slot.expires_at = Clock::time_point::max();
+  slot.timer.cancel();
+  return true;
+}
+
+// ---- Ownership across the cluster -------------------------------------------------------------
+
+void Shard::Claim(const mqtt::Connect& connect, std::function<void()> then) {
+  Cluster* cluster = broker_.cluster();
+  std::string client_id = connect.client_id;
+  ++claiming_[client_id];
+  auto resume = [this, client_id, then = std::move(then)](std::optional<std::string> session) {
+    auto finish = [this, client_id, then] {
+      then();
+      EndClaim(client_id);
+    };
+    if (session) return ImportSession(client_id, *session, std::move(finish));
+    finish();
+  };
+  asio::post(cluster->control(), [this, cluster, client_id, clean = connect.clean_start,
+                                  resume = std::move(resume)]() mutable {
+    cluster->Claim(client_id, clean, [this, resume](std::optional<std::string> session) mutable {
+      asio::post(io_, [resume, s = std::move(session)]() mutable { resume(std::move(s)); });
+    });
+  });
+}
+
+void Shard::EndClaim(const std::string& client_id) {
+  auto it = claiming_.find(client_id);
+  if (--it->second > 0) return;
+  claiming_.erase(it);
+  auto waiting = waiting_releases_.extract(client_id);
+  if (waiting.empty()) return;
+  for (auto& release : waiting.mapped())
+    release();
+}
+
+void Shard::ReleaseSession(const std::string& client_id, bool clean_start,
+                           std::function<void(std::optional<std::string>)> done) {
+  if (claiming_.contains(client_id)) {
+    waiting_releases_[client_id].push_back(
+        [this, client_id, clean_start, done] { ReleaseSession(client_id, clean_start, done); });
+    return;
   }
-  if (slot != nullptr) {
-    present = true;
-    slot->will.reset();  // resumed before its will delay passed
-    slot->will_at = slot->expires_at = Clock::time_point::max();
-    slot->timer.cancel();
-  } else {
-    uint64_t id = static_cast<uint64_t>(index_) << 48 | ++next_session_serial_;
-    auto owned = std::make_unique<SessionSlot>(connect.client_id, id,
-                                               config().limits.max_queued_messages, io_);
-    slot = owned.get();
-    sessions_.emplace(id, std::move(owned));
-    by_client_id_[connect.client_id] = slot;
-    metrics_.sessions.Add(1);
+  auto it = by_client_id_.find(client_id);
+  if (it == by_client_id_.end()) return done(std::nullopt);
+  SessionSlot& slot = *it->second;
+  std::optional<std::string> handed;
+  if (TakeOver(slot, clean_start)) handed = EncodeSnapshot(slot.session.Snapshot(), Clock::now());
+  EndSession(slot);
+  done(std::move(handed));
+}
+
+void Shard::ImportSession(const std::string& client_id, std::string_view encoded,
+                          std::function<void()> then) {
+  absl::StatusOr<SessionSnapshot> snapshot = DecodeSnapshot(encoded, Clock::now());
+  if (!snapshot.ok()) {
+    spdlog::error("{}: the session handed over is unusable: {}", client_id,
+                  snapshot.status().message());
+    return then();
   }
-  slot->connection = &connection;
-  return {&slot->session, present};
+  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
+    // Left over from before another node owned the id: the session handed over is newer.
+    TakeOver(*it->second, /*clean_start=*/true);
+    EndSession(*it->second);
+  }
+  SessionSlot& slot = NewSlot(client_id);
+  slot.session.Restore(std::move(*snapshot));
+  std::vector<RouteChange> additions;
+  for (const auto& [full, record] : slot.session.subscriptions()) {
+    additions.push_back(RouteFor(full, record, slot.session.id(), /*add=*/true));
+  }
+  metrics_.subscriptions.Add(static_cast<int64_t>(additions.size()));
+  // Routed everywhere before the client hears session present, as a SUBACK would be.
+  ChangeRoutes(std::move(additions), std::move(then));
 }
 
 void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
@@ -190,17 +267,29 @@ void Shard::EndSession(SessionSlot& slot) {
   if (slot.will) PublishWill(slot.session, std::move(*slot.will));
   std::vector<RouteChange> removals;
   for (const auto& [full, record] : slot.session.subscriptions()) {
-    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(full);
-    removals.push_back({.add = false,
-                        .filter = std::string(shared ? shared->filter : std::string_view(full)),
-                        .group = shared ? std::string(shared->group) : std::string(),
-                        .subscriber = {.session_id = slot.session.id(), .shard = index_}});
+    removals.push_back(RouteFor(full, record, slot.session.id(), /*add=*/false));
   }
   metrics_.subscriptions.Add(-static_cast<int64_t>(removals.size()));
   if (!removals.empty()) ChangeRoutes(std::move(removals), [] {});
-  metrics_.sessions.Add(-1);
+  if (!IsLinkClientId(slot.session.client_id())) metrics_.sessions.Add(-1);
+  if (Cluster* cluster = broker_.cluster()) {
+    asio::post(cluster->control(),
+               [cluster, client_id = slot.session.client_id()] { cluster->Disown(client_id); });
+  }
   by_client_id_.erase(slot.session.client_id());
   sessions_.erase(slot.session.id());  // destroys the slot
+}
+
+RouteChange Shard::RouteFor(const std::string& full, const SubscriptionRecord& record,
+                            uint64_t session_id, bool add) const {
+  std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(full);
+  return {.add = add,
+          .filter = std::string(shared ? shared->filter : std::string_view(full)),
+          .group = shared ? std::string(shared->group) : std::string(),
+          .subscriber = {.session_id = session_id,
+                         .shard = index_,
+                         .options = record.options,
+                         .subscription_id = record.subscription_id}};
 }
 
 void Shard::PublishWill(Session& session, mqtt::Will will) {
@@ -396,30 +485,34 @@ void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) 
 }
 
 void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done) {
+  Cluster* cluster = broker_.cluster();
   std::vector<std::pair<std::string, int>> deltas;
-  ApplyRouteChanges(changes, broker_.cluster() != nullptr ? &deltas : nullptr);
-  if (!deltas.empty()) broker_.AnnounceRoutes(std::move(deltas));
-  size_t others = broker_.shard_count() - 1;
-  // With nothing to change, still take the round trip: `done` must come after the `done` of
-  // earlier changes from the same connection that are still travelling, so that SUBACKs and
-  // UNSUBACKs go out in the order of their requests.
-  if (others == 0) {
+  ApplyRouteChanges(changes, cluster != nullptr ? &deltas : nullptr);
+  // `done` waits for every other shard's replica and, in a cluster, for Redis to have the
+  // changes. With nothing to change, it still takes the round trips: it must come after the
+  // `done` of earlier changes from the same connection that are still travelling, so that
+  // SUBACKs and UNSUBACKs go out in the order of their requests.
+  size_t waits = broker_.shard_count() - 1 + (cluster != nullptr ? 1 : 0);
+  if (waits == 0) {
     done();
     return;
   }
-  // Each other shard applies the changes on its thread and reports back on this one; the count
-  // of replies is touched on this thread only.
-  auto shared_changes = std::make_shared<const std::vector<RouteChange>>(std::move(changes));
-  auto remaining = std::make_shared<size_t>(others);
+  // Each wait reports back on this thread; the count of replies is touched here only.
+  auto remaining = std::make_shared<size_t>(waits);
   auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  auto report = [this, remaining, shared_done] {
+    asio::post(io_, [remaining, shared_done] {
+      if (--*remaining == 0) (*shared_done)();
+    });
+  };
+  if (cluster != nullptr) broker_.AnnounceRoutes(std::move(deltas), report);
+  auto shared_changes = std::make_shared<const std::vector<RouteChange>>(std::move(changes));
   for (size_t i = 0; i < broker_.shard_count(); ++i) {
     if (i == index_) continue;
     Shard& other = broker_.shard(i);
-    asio::post(other.io(), [this, &other, shared_changes, remaining, shared_done] {
+    asio::post(other.io(), [&other, shared_changes, report] {
       other.ApplyRouteChanges(*shared_changes);
-      asio::post(io_, [remaining, shared_done] {
-        if (--*remaining == 0) (*shared_done)();
-      });
+      report();
     });
   }
 }

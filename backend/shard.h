@@ -130,6 +130,15 @@ class Shard {
     bool present;
   };
   Attached Attach(Connection& connection, const mqtt::Connect& connect);
+  // In a cluster: makes this node the owner of the connection's client id first (Cluster::Claim),
+  // importing the session another node hands over, then calls `then`. A request from another
+  // node to release the id waits until `then` has run, so that claims made one after another
+  // hand the session on in the same order.
+  void Claim(const mqtt::Connect& connect, std::function<void()> then);
+  // Another node claimed `client_id`: closes its connection here (0x8E) and ends the session
+  // here. `done` gets the session, encoded, if it goes on there (not a clean start).
+  void ReleaseSession(const std::string& client_id, bool clean_start,
+                      std::function<void(std::optional<std::string>)> done);
   // The connection of `session` is gone. Publishes `will` after `will_delay_s` (or at once), and
   // ends the session after `expiry_s` (0: now, 0xFFFFFFFF: never) unless it is resumed first.
   void Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
@@ -148,6 +157,9 @@ class Shard {
   void ApplyRemoteRoutes(const std::vector<RemoteRouteChange>& changes);
   size_t links_up() const;
   size_t remote_route_count() const { return remote_routes_.size(); }
+  // The routing table change for one of a session's subscriptions ("$share/G/F" or a filter).
+  RouteChange RouteFor(const std::string& full, const SubscriptionRecord& record,
+                       uint64_t session_id, bool add) const;
   // Applies `changes` to every replica, then calls `done` on this shard's thread.
   void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done);
   // Asks for `connection` to be pumped and flushed once the current handler is done.
@@ -181,6 +193,15 @@ class Shard {
   void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
   void ScheduleFlush();
   void Flush();
+  SessionSlot& NewSlot(const std::string& client_id);
+  // Closes the connection of `slot`, if any, for a new connection of its client id (§3.1.4) and
+  // publishes the will as takeover does. True if the session goes on; false if it must end
+  // (a clean start, or a session that lasted only as long as its connection).
+  bool TakeOver(SessionSlot& slot, bool clean_start);
+  // Installs a session another node handed over, its subscriptions routed, then calls `then`.
+  void ImportSession(const std::string& client_id, std::string_view encoded,
+                     std::function<void()> then);
+  void EndClaim(const std::string& client_id);
   void EndSession(SessionSlot& slot);
   void PublishWill(Session& session, mqtt::Will will);
   void ArmSessionTimer(SessionSlot& slot);
@@ -199,6 +220,9 @@ class Shard {
   uint64_t next_session_serial_ = 0;
   absl::flat_hash_set<Connection*> connections_;
   absl::flat_hash_set<PendingSocket*> pending_sockets_;
+  // Client ids with claims in progress, and the releases that wait for them.
+  StringMap<int> claiming_;
+  StringMap<std::vector<std::function<void()>>> waiting_releases_;
   bool stopping_ = false;  // DisconnectAll ran: adopt nothing more
 
   SubscriptionTrie routes_;

@@ -42,6 +42,18 @@ class RedisKeys {
   std::string RouteEvents() const { return prefix_ + "route-events"; }
   // HASH topic -> the retained message of the topic, encoded as an MQTT 5 PUBLISH.
   std::string Retained() const { return prefix_ + "retained"; }
+  // STRING node name: the node that owns the client id's session; deleted when the session ends.
+  std::string Owner(std::string_view client_id) const {
+    return fmt::format("{}owner:{}", prefix_, client_id);
+  }
+  // Pub/sub channel of one node: requests to hand a session over, and the answers to its own.
+  std::string NodeEvents(std::string_view node) const {
+    return fmt::format("{}node-events:{}", prefix_, node);
+  }
+  // STRING a session handed from one node to another (session_codec.h); TTL 30 s, read once.
+  std::string Handover(std::string_view request) const {
+    return fmt::format("{}handover:{}", prefix_, request);
+  }
 
   const std::string& prefix() const { return prefix_; }
 

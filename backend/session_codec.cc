@@ -1,0 +1,109 @@
+// Session snapshot encoding on the codec's ByteWriter and ByteReader.
+#include "backend/session_codec.h"
+
+#include "mqtt/wire.h"
+
+namespace backend {
+namespace {
+
+constexpr uint8_t kVersion = 1;
+
+void WriteDelivery(mqtt::ByteWriter& w, const Delivery& d, Clock::time_point now) {
+  w.U8(static_cast<uint8_t>(d.qos));
+  w.U8(d.retain ? 1 : 0);
+  w.U32(static_cast<uint32_t>(d.subscription_ids.size()));
+  for (uint32_t id : d.subscription_ids)
+    w.U32(id);
+  std::string bytes = EncodeMessage(*d.message, now);
+  w.U32(static_cast<uint32_t>(bytes.size()));
+  w.Raw(bytes);
+}
+
+bool ReadDelivery(mqtt::ByteReader& r, Delivery& d, Clock::time_point now) {
+  d.qos = static_cast<mqtt::QoS>(r.U8() & 3);
+  d.retain = r.U8() != 0;
+  uint32_t ids = r.U32();
+  for (uint32_t i = 0; i < ids && r.ok(); ++i)
+    d.subscription_ids.push_back(r.U32());
+  std::string_view bytes = r.Bytes(r.U32());
+  if (!r.ok()) return false;
+  absl::StatusOr<MessagePtr> message = DecodeMessage(bytes, now);
+  if (!message.ok()) return false;
+  d.message = std::move(*message);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeSnapshot(const SessionSnapshot& s, Clock::time_point now) {
+  std::string out;
+  mqtt::ByteWriter w(out);
+  w.U8(kVersion);
+  w.U32(static_cast<uint32_t>(s.subscriptions.size()));
+  for (const auto& [filter, record] : s.subscriptions) {
+    w.Binary(filter);
+    const mqtt::SubscriptionOptions& o = record.options;
+    w.U8(static_cast<uint8_t>(static_cast<uint8_t>(o.qos) | (o.no_local ? 0x04 : 0) |
+                              (o.retain_as_published ? 0x08 : 0) | (o.retain_handling << 4)));
+    w.U32(record.subscription_id);
+  }
+  w.U32(static_cast<uint32_t>(s.inflight.size()));
+  for (const Outgoing& o : s.inflight) {
+    bool pubrel = o.kind == Outgoing::Kind::kPubrel;
+    w.U8(pubrel ? 1 : 0);
+    w.U16(o.packet_id);
+    if (!pubrel) WriteDelivery(w, o.delivery, now);
+  }
+  w.U32(static_cast<uint32_t>(s.queued.size()));
+  for (const Delivery& d : s.queued)
+    WriteDelivery(w, d, now);
+  w.U32(static_cast<uint32_t>(s.inbound_qos2.size()));
+  for (uint16_t id : s.inbound_qos2)
+    w.U16(id);
+  return out;
+}
+
+absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::time_point now) {
+  mqtt::ByteReader r(bytes);
+  auto bad = [] { return absl::DataLossError("session snapshot: malformed"); };
+  if (r.U8() != kVersion) return absl::DataLossError("session snapshot: unknown version");
+  SessionSnapshot s;
+  uint32_t subscriptions = r.U32();
+  for (uint32_t i = 0; i < subscriptions && r.ok(); ++i) {
+    std::string filter(r.Binary());
+    uint8_t o = r.U8();
+    SubscriptionRecord record;
+    record.options = {.qos = static_cast<mqtt::QoS>(o & 3),
+                      .no_local = (o & 0x04) != 0,
+                      .retain_as_published = (o & 0x08) != 0,
+                      .retain_handling = static_cast<uint8_t>((o >> 4) & 3)};
+    record.subscription_id = r.U32();
+    s.subscriptions.emplace(std::move(filter), record);
+  }
+  uint32_t inflight = r.U32();
+  for (uint32_t i = 0; i < inflight && r.ok(); ++i) {
+    Outgoing o;
+    bool pubrel = r.U8() == 1;
+    o.packet_id = r.U16();
+    if (pubrel) {
+      o.kind = Outgoing::Kind::kPubrel;
+    } else {
+      o.dup = true;
+      if (!ReadDelivery(r, o.delivery, now)) return bad();
+    }
+    s.inflight.push_back(std::move(o));
+  }
+  uint32_t queued = r.U32();
+  for (uint32_t i = 0; i < queued && r.ok(); ++i) {
+    Delivery d;
+    if (!ReadDelivery(r, d, now)) return bad();
+    s.queued.push_back(std::move(d));
+  }
+  uint32_t qos2 = r.U32();
+  for (uint32_t i = 0; i < qos2 && r.ok(); ++i)
+    s.inbound_qos2.push_back(r.U16());
+  if (!r.ok() || !r.empty()) return bad();
+  return s;
+}
+
+}  // namespace backend

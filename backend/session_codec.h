@@ -1,0 +1,25 @@
+// A session snapshot as bytes, for handing a session from one node to another (Redis carries
+// the bytes). Messages are encoded as MQTT 5 PUBLISH packets, with their remaining expiry
+// interval, so the project's codec does the work:
+//
+//   u8 version (1)
+//   u32 subscriptions, each: string filter, u8 options, u32 subscription id
+//   u32 in flight, each: u8 kind (0 publish, 1 pubrel), u16 packet id, delivery (publish only)
+//   u32 queued, each: delivery
+//   u32 inbound QoS 2 ids, each: u16
+//   delivery: u8 qos, u8 retain, u32 subscription ids (each u32), u32 length + PUBLISH bytes
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "backend/session.h"
+
+namespace backend {
+
+std::string EncodeSnapshot(const SessionSnapshot& snapshot, Clock::time_point now);
+[[nodiscard]] absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes,
+                                                             Clock::time_point now);
+
+}  // namespace backend

@@ -1,0 +1,136 @@
+// Tests of backend/session_codec.cc and of Session::Snapshot/Restore: a session handed from one
+// node to another arrives whole (subscriptions, in-flight flows with their packet identifiers,
+// the queue, inbound QoS 2 state), with message expiry counted down, and bad bytes are refused.
+#include "backend/session_codec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+namespace backend {
+namespace {
+
+using ::testing::ElementsAre;
+using Kind = Outgoing::Kind;
+
+const Clock::time_point kNow = Clock::time_point() + std::chrono::hours(1);
+
+Delivery Deliver(std::string topic, mqtt::QoS qos, std::optional<Clock::time_point> expires = {}) {
+  auto m = std::make_shared<Message>();
+  m->topic = std::move(topic);
+  m->payload = std::string("pay\0load", 8);
+  m->qos = qos;
+  m->properties.user_properties.emplace_back("k", "v");
+  m->properties.content_type = "text/plain";
+  m->expires_at = expires;
+  return Delivery{.message = std::move(m), .qos = qos, .retain = true, .subscription_ids = {7, 9}};
+}
+
+// A session with something in every part: two subscriptions, a QoS 1 and a QoS 2 message in
+// flight (the QoS 2 one past PUBREC), two queued, one inbound QoS 2 identifier.
+Session Busy() {
+  Session s("client", 1, 100);
+  s.subscriptions()["a/#"] = {.options = {.qos = mqtt::QoS::k2, .retain_as_published = true},
+                              .subscription_id = 7};
+  s.subscriptions()["$share/g/b"] = {.options = {.qos = mqtt::QoS::k1, .retain_handling = 2}};
+  s.set_send_window(2);
+  s.Enqueue(Deliver("a/1", mqtt::QoS::k1), true);
+  s.Enqueue(Deliver("a/2", mqtt::QoS::k2), true);
+  s.Enqueue(Deliver("a/3", mqtt::QoS::k1, kNow + std::chrono::seconds(30)), true);
+  s.Enqueue(Deliver("a/4", mqtt::QoS::k2), true);
+  EXPECT_TRUE(s.PopNext(kNow));
+  std::optional<Outgoing> second = s.PopNext(kNow);
+  EXPECT_EQ(s.OnPubrec(second->packet_id, mqtt::ReasonCode::kSuccess),
+            Session::AckResult::kSendPubrel);
+  EXPECT_TRUE(s.BeginInboundQos2(42));
+  return s;
+}
+
+TEST(SessionCodec, RoundTripKeepsEveryPart) {
+  Session original = Busy();
+  std::string bytes = EncodeSnapshot(original.Snapshot(), kNow);
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(bytes, kNow + std::chrono::seconds(10));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+
+  Session restored("client", 2, 100);
+  restored.Restore(std::move(*decoded));
+  EXPECT_EQ(restored.subscriptions().size(), 2u);
+  const SubscriptionRecord& a = restored.subscriptions().at("a/#");
+  EXPECT_EQ(a.options.qos, mqtt::QoS::k2);
+  EXPECT_TRUE(a.options.retain_as_published);
+  EXPECT_EQ(a.subscription_id, 7u);
+  EXPECT_EQ(restored.subscriptions().at("$share/g/b").options.retain_handling, 2);
+
+  // The flows resume where they were: the QoS 1 PUBLISH again (DUP), then the PUBREL.
+  std::vector<Outgoing> resends = restored.Resends();
+  ASSERT_EQ(resends.size(), 2u);
+  std::vector<Outgoing> before = original.Resends();
+  EXPECT_EQ(resends[0].kind, Kind::kPublish);
+  EXPECT_EQ(resends[0].packet_id, before[0].packet_id);
+  EXPECT_TRUE(resends[0].dup);
+  const Message& m = *resends[0].delivery.message;
+  EXPECT_EQ(m.topic, "a/1");
+  EXPECT_EQ(m.payload, std::string("pay\0load", 8));
+  EXPECT_EQ(m.properties.content_type, "text/plain");
+  EXPECT_THAT(resends[0].delivery.subscription_ids, ElementsAre(7, 9));
+  EXPECT_TRUE(resends[0].delivery.retain);
+  EXPECT_EQ(resends[1].kind, Kind::kPubrel);
+  EXPECT_EQ(resends[1].packet_id, before[1].packet_id);
+  EXPECT_EQ(restored.OnPubcomp(before[1].packet_id), Session::AckResult::kDone);
+  EXPECT_EQ(restored.OnPuback(before[0].packet_id), Session::AckResult::kDone);
+
+  // The queue, in order; the expiring message's clock kept running on the way (30 s from kNow,
+  // decoded 10 s later: 20 s left, so it has not expired at kNow + 25 s but has at + 31 s).
+  EXPECT_EQ(restored.queued(), 2u);
+  std::optional<Outgoing> next = restored.PopNext(kNow + std::chrono::seconds(25));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->delivery.message->topic, "a/3");
+  EXPECT_NE(next->packet_id, before[0].packet_id);  // new identifiers avoid those in flight
+  EXPECT_NE(next->packet_id, before[1].packet_id);
+
+  // The inbound QoS 2 identifier still waits for its PUBREL: a retransmission is no new message.
+  EXPECT_FALSE(restored.BeginInboundQos2(42));
+  EXPECT_TRUE(restored.ReleaseInboundQos2(42));
+}
+
+TEST(SessionCodec, ExpiredWhileHandedOver) {
+  Session s("client", 1, 100);
+  s.set_send_window(0);
+  s.Enqueue(Deliver("t", mqtt::QoS::k1, kNow + std::chrono::seconds(5)), false);
+  absl::StatusOr<SessionSnapshot> decoded =
+      DecodeSnapshot(EncodeSnapshot(s.Snapshot(), kNow), kNow + std::chrono::seconds(1));
+  ASSERT_TRUE(decoded.ok());
+  Session restored("client", 2, 100);
+  restored.Restore(std::move(*decoded));
+  EXPECT_FALSE(restored.PopNext(kNow + std::chrono::seconds(7)));
+  EXPECT_EQ(restored.expired_dropped(), 1u);
+}
+
+TEST(SessionCodec, EmptySession) {
+  Session s("client", 1, 100);
+  absl::StatusOr<SessionSnapshot> decoded =
+      DecodeSnapshot(EncodeSnapshot(s.Snapshot(), kNow), kNow);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(decoded->subscriptions.empty());
+  EXPECT_TRUE(decoded->inflight.empty());
+  EXPECT_TRUE(decoded->queued.empty());
+}
+
+TEST(SessionCodec, RefusesBadBytes) {
+  std::string good = EncodeSnapshot(Busy().Snapshot(), kNow);
+  EXPECT_FALSE(DecodeSnapshot("", kNow).ok());
+  EXPECT_FALSE(DecodeSnapshot(std::string(1, '\x09'), kNow).ok());  // unknown version
+  // Every truncation, and trailing bytes, are refused rather than half-read.
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeSnapshot(good.substr(0, n), kNow).ok()) << n;
+  }
+  EXPECT_FALSE(DecodeSnapshot(good + "x", kNow).ok());
+  // A count far beyond the bytes there are does not allocate or loop for long.
+  std::string huge = good.substr(0, 1) + std::string("\xff\xff\xff\xff", 4);
+  EXPECT_FALSE(DecodeSnapshot(huge, kNow).ok());
+}
+
+}  // namespace
+}  // namespace backend

@@ -1,0 +1,339 @@
+"""Broker nodes as one cluster (issue: the broker cluster): publish on one node and subscribe on
+another at every QoS and through wildcards, retained messages wherever they were set, a client id
+taken over from another node with its session, shared subscriptions spread over the nodes with
+each message delivered once, and a node that dies or leaves."""
+import collections
+import signal
+
+import pytest
+
+from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
+                              redis_server, wait_remote_routes)
+from conftest import both_versions, wait_for
+from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, connect_packet, p_u32,
+                       persistent, props, sub_options)
+
+SESSION_EXPIRY_INTERVAL = 0x11
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_publish_reaches_subscribers_on_other_nodes(cluster, clients, qos):
+    a, b, c = cluster(3)
+    on_b = clients.paho(b.port, "sub-b")
+    on_b.subscribe("sensors/+/temp", qos)
+    on_c = clients.paho(c.port, "sub-c")
+    on_c.subscribe("sensors/#", qos)
+    wait_remote_routes(a, 2)
+
+    publisher = clients.paho(a.port, "pub-a")
+    for i in range(40):
+        publisher.publish(f"sensors/{i % 4}/temp", f"t{i}", qos)
+    publisher.publish("sensors/1/humidity", "h", qos)
+
+    expected = [f"t{i}" for i in range(40)]
+    # In the order of publishing: one publisher's messages travel one link in order.
+    got_b = on_b.wait_messages(40)
+    assert [m.payload.decode() for m in got_b] == expected
+    assert {m.qos for m in got_b} == {qos}
+    got_c = on_c.wait_messages(41)
+    assert [m.payload.decode() for m in got_c] == expected + ["h"]
+    assert a.metric("sb_broker_messages_forwarded_total") >= 81
+    assert b.metric("sb_broker_messages_received_from_nodes_total") >= 40
+
+
+def test_each_node_gets_one_copy_and_fans_out_itself(cluster, clients):
+    a, b = cluster(2)
+    subscribers = [clients.paho(b.port, f"fan-{i}") for i in range(5)]
+    for s in subscribers:
+        s.subscribe("news/#", 1)
+    wait_remote_routes(a, 1)  # five subscriptions, one route
+    publisher = clients.paho(a.port, "pub")
+    for i in range(10):
+        publisher.publish("news/today", f"n{i}", 1)
+    for s in subscribers:
+        assert [m.payload.decode() for m in s.wait_messages(10)] == [f"n{i}" for i in range(10)]
+    assert a.metric("sb_broker_messages_forwarded_total") == 10
+
+
+def test_unsubscribe_withdraws_the_route_with_the_last_subscriber(cluster, clients):
+    a, b = cluster(2)
+    first = clients.paho(b.port, "first")
+    second = clients.paho(b.port, "second")
+    first.subscribe("alerts/#", 1)
+    second.subscribe("alerts/#", 1)
+    wait_remote_routes(a, 1)
+    first.unsubscribe("alerts/#")
+    # Still one subscriber on b: the route stays (counted, not withdrawn per subscriber).
+    publisher = clients.paho(a.port, "pub")
+    publisher.publish("alerts/fire", "1", 1)
+    assert second.wait_messages(1)[0].payload == b"1"
+    assert a.metric(REMOTE_ROUTES) == 1
+    second.unsubscribe("alerts/#")
+    wait_remote_routes(a, 0)
+    assert b.metric(LOCAL_ROUTES) == 0
+    forwarded = a.metric("sb_broker_messages_forwarded_total")
+    publisher.publish("alerts/fire", "2", 1)
+    assert a.metric("sb_broker_messages_forwarded_total") == forwarded
+
+
+def test_a_subscriber_with_its_suback_gets_the_next_publish_anywhere(cluster, clients):
+    # SUBACK waits for Redis to have published the route; the other nodes apply it as they read
+    # the event, which is in practice before a publisher elsewhere can act on the SUBACK.
+    a, b = cluster(2)
+    publisher = clients.paho(a.port, "pub")
+    for i in range(20):
+        sub = clients.paho(b.port, f"late-{i}")
+        sub.subscribe(f"fresh/{i}", 1)
+        wait_for(lambda: a.metric(REMOTE_ROUTES) == i + 1, timeout=2,
+                 what=f"route {i} on {a.name}")
+        publisher.publish(f"fresh/{i}", "x", 1)
+        assert sub.wait_messages(1)[0].topic == f"fresh/{i}"
+
+
+def test_retained_messages_reach_every_node(cluster, clients):
+    a, b, c = cluster(3)
+    publisher = clients.paho(a.port, "pub")
+    publisher.publish("status/door", "open", 1, retain=True)
+    publisher.publish("status/light", "on", 1, retain=True)
+    for node in (b, c):
+        node.wait_metric("sb_broker_retained_messages", 2)
+    reader = clients.paho(c.port, "reader")
+    reader.subscribe("status/#", 1)
+    got = reader.wait_messages(2)
+    assert sorted((m.topic, m.payload, m.retain) for m in got) == [
+        ("status/door", b"open", True), ("status/light", b"on", True)]
+
+    # A node that joins later loads them from Redis.
+    (d,) = cluster(1, names=["n4"])
+    d.wait_metric("sb_broker_retained_messages", 2)
+    late = clients.paho(d.port, "late")
+    late.subscribe("status/door", 0)
+    assert late.wait_messages(1)[0].payload == b"open"
+
+    # Deleted on one node (empty payload), gone everywhere.
+    clients.paho(b.port, "deleter").publish("status/door", "", 1, retain=True)
+    for node in (a, c, d):
+        node.wait_metric("sb_broker_retained_messages", 1)
+    assert cluster.redis.command("HKEYS", "sb:retained") == "status/light"
+
+
+@both_versions
+def test_takeover_from_another_node_keeps_the_session_and_its_queue(cluster, clients, version):
+    a, b, c = cluster(3)
+    first = clients.wire(a.port, version)
+    assert first.connect("roamer", **persistent(version)).reason() == 0
+    assert first.subscribe(1, ("jobs/#", sub_options(1))).suback_codes() == [1]
+    first.disconnect()
+    a.wait_connections(0)
+    wait_remote_routes(b, 1)
+
+    # Queued on a while the client is away; each PUBACK means a has the message.
+    publisher = clients.paho(b.port, "pub")
+    for i in range(5):
+        publisher.publish(f"jobs/{i}", f"job{i}", 1)
+
+    second = clients.wire(c.port, version)
+    ack = second.connect("roamer", **persistent(version))
+    assert ack.reason() == 0 and ack.session_present
+    got = [second.expect_message() for _ in range(5)]
+    assert [m.payload for m in got] == [f"job{i}".encode() for i in range(5)]
+    for m in got:
+        second.ack(PUBACK, m.packet_id)
+
+    # The subscription moved with the session: it is c's route now, and a holds nothing.
+    a.wait_metric("sb_broker_sessions", 0)
+    wait_for(lambda: a.metric(LOCAL_ROUTES) == 0 and c.metric(LOCAL_ROUTES) == 1,
+             what="the route moved from a to c")
+    assert a.metric(HANDED_OUT) == 1 and c.metric(TAKEN_IN) == 1
+    assert cluster.redis.command("GET", "sb:owner:roamer") == c.name
+    publisher.publish("jobs/after", "later", 1)
+    assert second.expect_message().payload == b"later"
+
+
+def test_takeover_of_a_connected_client_across_nodes(cluster, clients):
+    a, b, c = cluster(3)
+    watcher = clients.paho(b.port, "watcher")
+    watcher.subscribe("wills/#", 1)
+    wait_remote_routes(a, 1)
+
+    old = clients.wire(a.port, 5)
+    expiry = props(p_u32(SESSION_EXPIRY_INTERVAL, 300))
+    ack = old.connect("mover", clean=False, properties=expiry,
+                      will={"topic": "wills/mover", "payload": "gone", "qos": 1})
+    assert ack.reason() == 0
+    old.subscribe(1, ("work/#", sub_options(2)))
+    wait_remote_routes(c, 2)
+    publisher = clients.paho(c.port, "pub")
+    publisher.publish("work/1", "w1", 1)
+    publisher.publish("work/2", "w2", 2)
+    # Both in flight and unacknowledged on the old connection.
+    in_flight = [old.expect_message(), old.expect_message()]
+    old.ack(PUBREC, in_flight[1].packet_id)
+    assert old.expect(PUBREL).packet_id() == in_flight[1].packet_id
+
+    new = clients.wire(b.port, 5)
+    ack = new.connect("mover", clean=False, properties=expiry)
+    assert ack.reason() == 0 and ack.session_present
+    closing = old.expect_closed()
+    assert [(p.type, p.reason()) for p in closing] == [(DISCONNECT, 0x8E)]
+    # Its will, as for any takeover without a will delay (MQTT 5.0 §3.1.3.2.2).
+    assert watcher.wait_messages(1)[0].payload == b"gone"
+
+    # What was in flight is repeated with its identifiers: the QoS 1 PUBLISH (DUP), then the
+    # PUBREL of the QoS 2 flow that was past PUBREC.
+    resent = new.expect_message()
+    assert (resent.packet_id, resent.payload, resent.dup) == (in_flight[0].packet_id, b"w1", True)
+    assert new.expect(PUBREL).packet_id() == in_flight[1].packet_id
+    new.ack(PUBACK, resent.packet_id)
+    new.ack(PUBCOMP, in_flight[1].packet_id)
+    publisher.publish("work/3", "w3", 1)
+    assert new.expect_message().payload == b"w3"
+
+
+def test_clean_start_on_another_node_ends_the_old_session(cluster, clients):
+    a, b = cluster(2)
+    old = clients.wire(a.port, 5)
+    assert old.connect("cleaner", **persistent(5)).reason() == 0
+    old.subscribe(1, ("x/#", sub_options(1)))
+    wait_remote_routes(b, 1)
+    new = clients.wire(b.port, 5)
+    ack = new.connect("cleaner", clean=True)
+    assert ack.reason() == 0 and not ack.session_present
+    assert [(p.type, p.reason()) for p in old.expect_closed()] == [(DISCONNECT, 0x8E)]
+    a.wait_metric("sb_broker_sessions", 0)
+    wait_remote_routes(b, 0)
+    assert a.metric(HANDED_OUT) == 0
+
+
+def test_a_client_roaming_over_every_node_keeps_its_session(cluster, clients):
+    nodes = cluster(3)
+    publisher = clients.paho(nodes[0].port, "pub")
+    wire = clients.wire(nodes[0].port, 5)
+    assert wire.connect("nomad", **persistent(5)).reason() == 0
+    wire.subscribe(1, ("nomad/inbox", sub_options(1)))
+    wait_remote_routes(nodes[1], 1)
+    for hop in range(1, 7):
+        node = nodes[hop % 3]
+        publisher.publish("nomad/inbox", f"hop{hop}", 1)
+        live = wire.expect_message()
+        assert live.payload == f"hop{hop}".encode()
+        wire.ack(PUBACK, live.packet_id)
+        wire.ping()  # the PUBACK is processed: nothing is left in flight
+        wire.close()
+        publisher.publish("nomad/inbox", f"away{hop}", 1)
+        wire = clients.wire(node.port, 5)
+        ack = wire.connect("nomad", **persistent(5))
+        assert ack.reason() == 0 and ack.session_present, f"hop {hop} to {node.name}"
+        queued = wire.expect_message()
+        assert queued.payload == f"away{hop}".encode()
+        wire.ack(PUBACK, queued.packet_id)
+    # The last hop was back to the publisher's node: its session and the nomad's are all there is.
+    assert [n.metric("sb_broker_sessions") for n in nodes] == [2, 0, 0]
+
+
+def test_simultaneous_connects_on_two_nodes_leave_one_owner(cluster, clients):
+    a, b, c = cluster(3)
+    seed = clients.wire(a.port, 5)
+    assert seed.connect("contested", **persistent(5)).reason() == 0
+    seed.subscribe(1, ("contested/#", sub_options(1)))
+    wires = [clients.wire(n.port, 5) for n in (b, c)]
+    for w in wires:  # both CONNECTs in flight at once
+        w.send(connect_packet("contested", version=5, **persistent(5)))
+    acks = [w.expect(CONNACK) for w in wires]
+    assert all(ack.reason() == 0 for ack in acks)
+    # Both were accepted one after the other: the first is taken over by the second.
+    survivors = []
+    for w in wires:
+        try:
+            if w.ping():
+                survivors.append(w)
+        except (AssertionError, OSError):
+            pass
+    assert len(survivors) == 1
+    owner = cluster.redis.command("GET", "sb:owner:contested")
+    holder = b if survivors[0] is wires[0] else c
+    assert owner == holder.name
+    wait_for(lambda: [n.metric("sb_broker_sessions") for n in (a, b, c)].count(1) == 1,
+             what="one session in the whole cluster")
+    assert holder.metric("sb_broker_sessions") == 1
+
+
+def test_shared_subscription_delivers_each_message_once_across_nodes(cluster, clients):
+    a, b, c = cluster(3)
+    members = [clients.paho(a.port, "m-a1"), clients.paho(a.port, "m-a2"),
+               clients.paho(b.port, "m-b"), clients.paho(c.port, "m-c")]
+    for m in members:
+        m.subscribe("$share/workers/tasks/#", 1)
+    for node in (a, b, c):
+        wait_remote_routes(node, 2)
+    publishers = [clients.paho(a.port, "p-a"), clients.paho(b.port, "p-b")]
+    sent = []
+    for i in range(150):
+        for j, p in enumerate(publishers):
+            payload = f"{j}-{i}"
+            p.publish(f"tasks/{j}", payload, 1)
+            sent.append(payload)
+    wait_for(lambda: sum(len(m.messages) for m in members) >= len(sent), timeout=10,
+             what="every task delivered")
+    received = collections.Counter(msg.payload.decode() for m in members for msg in m.messages)
+    assert set(received) == set(sent)
+    assert max(received.values()) == 1, [k for k, v in received.items() if v > 1][:5]
+    # Spread over all members, cluster-wide: each gets a fair part (a quarter, give or take).
+    counts = [len(m.messages) for m in members]
+    assert min(counts) >= len(sent) // 8, counts
+
+
+def test_a_node_that_leaves_takes_its_routes_with_it(cluster, clients):
+    a, b, c = cluster(3)
+    clients.paho(c.port, "on-c").subscribe("leaving/#", 1)
+    clients.paho(b.port, "on-b").subscribe("staying/#", 1)
+    wait_remote_routes(a, 2)
+    c.stop()  # graceful: it leaves at once
+    wait_remote_routes(a, 1, timeout=3)
+    wait_for(lambda: a.metric("sb_broker_cluster_nodes") == 2, what="c gone from a's view")
+    assert cluster.redis.command("EXISTS", f"sb:routes:{c.name}") == "0"
+
+
+def test_a_killed_node_leaves_by_timeout_and_the_others_carry_on(cluster, clients):
+    a, b, c = cluster(3)
+    listener = clients.paho(b.port, "listener")
+    listener.subscribe("feed/#", 1)
+    victim = clients.paho(c.port, "victim-sub")
+    victim.subscribe("feed/#", 1)
+    wait_remote_routes(a, 2)
+    publisher = clients.paho(a.port, "feeder")
+    for i in range(20):
+        publisher.publish("feed/x", f"before{i}", 1)
+    c.signal(signal.SIGKILL)
+    c.proc.wait()
+    # While c is dead but not yet timed out, publishes that c's routes match cannot be taken
+    # by c; they still reach b, and the publisher is acknowledged once c is declared gone.
+    for i in range(20):
+        publisher.publish("feed/x", f"after{i}", 1)
+    wait_for(lambda: a.metric("sb_broker_cluster_nodes") == 2, timeout=5,
+             what="the killed node gone from a's view")
+    wait_remote_routes(a, 1)
+    got = [m.payload.decode() for m in listener.wait_messages(40, timeout=10)]
+    assert got == [f"before{i}" for i in range(20)] + [f"after{i}" for i in range(20)]
+
+
+def test_metrics_show_the_cluster(cluster, clients):
+    a, b = cluster(2)
+    m = a.metrics()
+    assert m["sb_broker_cluster_redis_up"] == 1
+    assert m["sb_broker_cluster_nodes"] == 2
+    for key in (REMOTE_ROUTES, LOCAL_ROUTES, HANDED_OUT, TAKEN_IN,
+                "sb_broker_messages_forwarded_total",
+                "sb_broker_messages_received_from_nodes_total"):
+        assert key in m, key
+
+
+def test_without_redis_a_node_serves_its_own_clients(cluster, clients):
+    a, b = cluster(2)
+    cluster.redis.stop()
+    wait_for(lambda: a.metric("sb_broker_cluster_redis_up") == 0, what="a notices Redis gone")
+    # New connections and subscriptions go on without Redis, on the node itself.
+    sub = clients.paho(a.port, "alone-sub")
+    sub.subscribe("alone/#", 1)
+    clients.paho(a.port, "alone-pub").publish("alone/1", "still", 1)
+    assert sub.wait_messages(1)[0].payload == b"still"
