@@ -11,6 +11,7 @@ Environment: SB_BIN, the directory of the binaries (default build/bin; point it 
 a build that others' rebuilds cannot replace mid-run); SB_THREADS, the brokers' I/O threads
 (default 2, so that routing crosses threads; 1 and 4 are worth a run too).
 """
+import json
 import os
 import pathlib
 import signal
@@ -333,6 +334,16 @@ def mosquitto_pub(port, topic, message, version, qos, extra=()):
     subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
                     "-m", message, "-V", version, "-q", str(qos), *extra],
                    check=True, timeout=5)
+
+
+def run_bench(tmp_path, port, *args, expect_status=0, timeout=60):
+    """Runs switchboard-bench against 127.0.0.1:`port`; returns (its JSON result, the process)."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [BIN / "switchboard-bench", *args, "--target", f"127.0.0.1:{port}", "--json", out, "-q"],
+        capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == expect_status, proc.stdout + proc.stderr
+    return json.loads(out.read_text()), proc
 
 
 def assert_serves(broker, version=5):

@@ -1,18 +1,6 @@
 """switchboard-bench against the real broker: exact counts, parseable JSON, and a fault it must
 report as loss rather than as a lower rate."""
-import json
-import subprocess
-
-from conftest import BIN
-
-
-def run_bench(tmp_path, port, *args, expect_status=0):
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [BIN / "switchboard-bench", *args, "--target", f"127.0.0.1:{port}", "--json", out, "-q"],
-        capture_output=True, text=True, timeout=60)
-    assert proc.returncode == expect_status, proc.stdout + proc.stderr
-    return json.loads(out.read_text()), proc
+from conftest import run_bench
 
 
 def test_qos1_pairs_counts_are_exact(tmp_path, broker):
