@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/write.hpp>
+#include <span>
 
 #include "backend/shard.h"
 #include "mqtt/decoder.h"
@@ -43,6 +43,7 @@ void NodeLink::Connect() {
     if (ec) return self->Fail("connect: " + ec.message());
     boost::system::error_code ignored;
     self->socket_.set_option(tcp::no_delay(true), ignored);
+    self->socket_.non_blocking(true, ignored);
     mqtt::Connect c{.version = mqtt::Version::k5,
                     .clean_start = true,
                     .keep_alive_s = 30,
@@ -121,7 +122,7 @@ void NodeLink::Forward(const MessagePtr& message, ForwardSpec spec, std::shared_
   queued_bytes_ += Cost(e);
   queue_.push_back(std::move(e));
   ++forwarded_;
-  Pump();
+  shard_.MarkDirty(*this);
 }
 
 void NodeLink::WhenDrained(std::function<void()> f) {
@@ -173,18 +174,25 @@ void NodeLink::CheckDrained() {
 }
 
 void NodeLink::Write() {
-  if (writing_ || out_.empty() || !socket_.is_open()) return;
-  writing_ = true;
-  size_t n = out_.Gather(gather_.data());
-  socket_.async_write_some(
-      std::span(gather_.data(), n),
-      [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
-        self->writing_ = false;
-        if (self->state_ == State::kStopped) return;
-        if (ec) return self->Fail("write: " + ec.message());
-        self->out_.Consume(written);
-        self->Write();
-      });
+  if (writing_ || !socket_.is_open()) return;
+  while (!out_.empty()) {
+    size_t n = out_.Gather(gather_.data());
+    boost::system::error_code ec;
+    size_t written = socket_.write_some(std::span(gather_.data(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      writing_ = true;
+      socket_.async_wait(tcp::socket::wait_write,
+                         [self = shared_from_this()](const boost::system::error_code& ec) {
+                           self->writing_ = false;
+                           if (self->state_ == State::kStopped) return;
+                           if (ec) return self->Fail("write: " + ec.message());
+                           self->Write();
+                         });
+      return;
+    }
+    if (ec) return Fail("write: " + ec.message());
+    out_.Consume(written);
+  }
 }
 
 void NodeLink::Read() {

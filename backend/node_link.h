@@ -52,9 +52,13 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   // The peer left the cluster: releases everything waiting on it and closes for good.
   void Stop();
 
-  // Sends `message` to the peer with `spec`. `wait`, for QoS 1 and 2, is released when the
-  // peer has taken it.
+  // Queues `message` for the peer with `spec`; it is written at the shard's next flush, with
+  // everything else the current handler forwarded. `wait`, for QoS 1 and 2, is released when
+  // the peer has taken it.
   void Forward(const MessagePtr& message, ForwardSpec spec, std::shared_ptr<AckWait> wait);
+  // Encodes what the window lets out and writes it (the shard's flush).
+  void Pump();
+  bool dirty = false;  // queued for the shard's flush
 
   bool connected() const { return state_ == State::kConnected; }
   bool congested() const { return queued_bytes_ > queue_bytes_; }
@@ -78,7 +82,7 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   void Fail(std::string_view why);
   void Read();
   void OnPacket(const mqtt::Packet& packet);
-  void Pump();
+  // Writes at once while the socket takes it; waits for writability only when it is full.
   void Write();
   void ArmPing();
   void CheckDrained();

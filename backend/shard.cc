@@ -572,6 +572,13 @@ void Shard::MarkDirty(Connection& connection) {
   ScheduleFlush();
 }
 
+void Shard::MarkDirty(NodeLink& link) {
+  if (link.dirty) return;
+  link.dirty = true;
+  dirty_links_.push_back(link.shared_from_this());
+  ScheduleFlush();
+}
+
 void Shard::ScheduleFlush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
@@ -589,6 +596,11 @@ void Shard::Flush() {
       target.ReceiveDeliveries(std::move(batch));
     });
     outbox_[i].clear();
+  }
+  // Links first: a QoS 1 publisher's acknowledgement waits for them.
+  for (const std::shared_ptr<NodeLink>& link : std::exchange(dirty_links_, {})) {
+    link->dirty = false;
+    link->Pump();
   }
   std::vector<std::shared_ptr<Connection>> dirty = std::move(dirty_);
   dirty_.clear();

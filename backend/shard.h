@@ -164,6 +164,8 @@ class Shard {
   void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done);
   // Asks for `connection` to be pumped and flushed once the current handler is done.
   void MarkDirty(Connection& connection);
+  // The same for a link to another node.
+  void MarkDirty(NodeLink& link);
 
   // Closes every connection with `reason` (5.0 DISCONNECT) and every handshake in progress, and
   // refuses the connections handed over later (CONNACK Server unavailable): at shutdown, nothing
@@ -235,6 +237,7 @@ class Shard {
   std::vector<SubscriptionTrie::SharedGroup*> local_groups_, remote_groups_;  // scratch
   StringMap<size_t> remote_only_turns_;  // round robin of remote-only shared subscriptions
   std::vector<std::shared_ptr<Connection>> dirty_;
+  std::vector<std::shared_ptr<NodeLink>> dirty_links_;
   bool flush_scheduled_ = false;
 };
 
