@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <sstream>
 
+#include "base/absl_format.h"
 #include "base/host_port.h"
 #include "net/listen.h"
 
@@ -15,7 +16,7 @@ namespace po = boost::program_options;
 
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   Options o;
-  std::vector<std::string> targets;
+  std::vector<std::string> targets, publisher_targets;
   std::string qos, mqtt_version = "5";
   po::options_description d(
       "switchboard-bench: MQTT load generator\n\n"
@@ -32,6 +33,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
                                                "the scenario (also positional)")(
       "target", po::value<std::vector<std::string>>(&targets),
       "HOST:PORT to connect to; repeat to spread clients round robin (default 127.0.0.1:1883)")(
+      "publisher-target", po::value<std::vector<std::string>>(&publisher_targets),
+      "HOST:PORT for the publishers only (pub/sub scenarios; repeatable; default: --target)")(
       "clients", po::value<uint32_t>(&o.clients)->default_value(o.clients),
       "pairs, clients, publishers, subscribers, connect loops or idle connections, by scenario")(
       "subscribers", po::value<uint32_t>(&o.subscribers)->default_value(0),
@@ -120,13 +123,23 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError("--clients, --window, --threads and --duration must be > 0");
   }
   if (targets.empty()) targets.push_back("127.0.0.1:1883");
-  for (const std::string& t : targets) {
-    absl::StatusOr<base::HostPort> hp = base::ParseHostPort(t);
-    if (!hp.ok())
-      return absl::InvalidArgumentError("--target: " + std::string(hp.status().message()));
-    absl::StatusOr<boost::asio::ip::tcp::endpoint> endpoint = net::Resolve(*hp);
-    if (!endpoint.ok()) return endpoint.status();
-    o.targets.push_back(*endpoint);
+  auto resolve = [](const std::vector<std::string>& in, std::string_view flag,
+                    std::vector<boost::asio::ip::tcp::endpoint>& out) -> absl::Status {
+    for (const std::string& t : in) {
+      absl::StatusOr<base::HostPort> hp = base::ParseHostPort(t);
+      if (!hp.ok()) {
+        return absl::InvalidArgumentError(fmt::format("{}: {}", flag, hp.status().message()));
+      }
+      absl::StatusOr<boost::asio::ip::tcp::endpoint> endpoint = net::Resolve(*hp);
+      if (!endpoint.ok()) return endpoint.status();
+      out.push_back(*endpoint);
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = resolve(targets, "--target", o.targets); !s.ok()) return s;
+  if (absl::Status s = resolve(publisher_targets, "--publisher-target", o.publisher_targets);
+      !s.ok()) {
+    return s;
   }
   return o;
 }

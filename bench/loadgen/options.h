@@ -18,6 +18,9 @@ struct Options {
   Scenario scenario = Scenario::kPairs;
   std::string scenario_name = "pairs";
   std::vector<boost::asio::ip::tcp::endpoint> targets;  // clients spread round robin
+  // Publishers of the pub/sub scenarios spread over these instead, if any: subscribers on one
+  // node and publishers on another measure a cluster's cross-node path.
+  std::vector<boost::asio::ip::tcp::endpoint> publisher_targets;
   uint32_t clients = 16;     // pairs: pairs; fan-in/shared: publishers; fan-out: subscribers;
                              // connect: concurrent connect loops; idle: connections
   uint32_t subscribers = 0;  // shared: members of the group (0: as many as publishers)

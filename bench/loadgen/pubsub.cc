@@ -8,7 +8,8 @@
 // Closed loop (--rate 0): each publisher keeps --window messages in flight end to end and sends
 // the next one when one is received (by all its subscribers, for fan-out); a message not received
 // within one second frees its slot and counts as lost, so QoS 0 loss cannot stall the loop.
-// Open loop (--rate R): publishers send R messages per second between them, on a 1 ms tick.
+// Open loop (--rate R): publishers send R messages per second between them, on a 1 ms tick, at
+// spread phases. Both wait at the end, up to --drain, for the measured messages in flight.
 //
 // Threads: every client lives on one worker thread. A subscriber's thread records latency; it
 // sends each receipt (publisher, sequence) to the publisher's thread, which keeps the window and
@@ -327,14 +328,19 @@ void PubSubRun::ArmTick(uint32_t worker) {
 }
 
 bool PubSubRun::Drained() {
-  // Each worker checks its own publishers, on its own thread.
+  // Each worker checks its own publishers, on its own thread: the closed loop's windows are
+  // empty; in the open loop, every measured message has all its receipts.
   bool drained = true;
   for (size_t w = 0; w < threads_.size(); ++w) {
     std::promise<bool> answer;
     asio::post(threads_.context(w), [&, w] {
       bool empty = true;
+      if (o_.rate > 0) {
+        const WorkerStats& st = stats_[w];
+        empty = st.received_measured >= st.sent_measured * receipts_per_message_;
+      }
       for (auto& p : publishers_) {
-        if (p->worker == w && !p->pending.empty()) empty = false;
+        if (o_.rate == 0 && p->worker == w && !p->pending.empty()) empty = false;
       }
       answer.set_value(empty);
     });
@@ -345,6 +351,11 @@ bool PubSubRun::Drained() {
 
 absl::StatusOr<boost::json::object> PubSubRun::Run() {
   BuildTopology();
+  // Open loop: publishers start at evenly spread phases of their period, so that the rate is
+  // smooth rather than a burst from every publisher on the same tick.
+  for (auto& p : publishers_) {
+    p->tokens = static_cast<double>(p->id) / static_cast<double>(publishers_.size());
+  }
   threads_.Start();
   for (size_t i = 0; i < threads_.size(); ++i) {
     ticks_.push_back(std::make_unique<asio::steady_timer>(threads_.context(i)));
@@ -380,6 +391,8 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   }
 
   Connector pubs(o_.connect_concurrency);
+  const auto& pub_targets = o_.publisher_targets.empty() ? o_.targets : o_.publisher_targets;
+  if (!o_.publisher_targets.empty()) target = 0;
   for (auto& pp : publishers_) {
     Publisher* pub = pp.get();
     if (loopback_) {
@@ -396,7 +409,7 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     ev.published = [this, pub](Client&) { TryPublish(*pub); };  // the broker's window opened
     ev.closed = pubs.Failed(&stats_[pub->worker].error);
     pub->client = std::make_shared<Client>(threads_.context(pub->worker),
-                                           o_.targets[target++ % o_.targets.size()], co, ev);
+                                           pub_targets[target++ % pub_targets.size()], co, ev);
     pubs.Add(threads_.context(pub->worker), pub->client);
   }
   if (absl::Status s = pubs.Wait(std::chrono::seconds(60), "publishers"); !s.ok()) {
@@ -438,10 +451,10 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   for (pid_t pid : o_.watch_pids)
     watched_after.push_back(SampleProcess(pid));
   publishing_ = false;
-  // Drain: wait until every message in flight has arrived (closed loop), up to --drain seconds.
+  // Drain: wait until every message in flight has arrived, up to --drain seconds.
   auto drain_deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(o_.drain_s));
-  while (o_.rate == 0 && !Drained() && Clock::now() < drain_deadline) {
+  while (!Drained() && Clock::now() < drain_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (size_t w = 0; w < threads_.size(); ++w) {

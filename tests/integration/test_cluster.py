@@ -9,7 +9,7 @@ import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_server, wait_remote_routes)
-from conftest import both_versions, wait_for
+from conftest import both_versions, run_bench, wait_for
 from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, connect_packet, p_u32,
                        persistent, props, sub_options)
 
@@ -88,6 +88,20 @@ def test_a_subscriber_with_its_suback_gets_the_next_publish_anywhere(cluster, cl
                  what=f"route {i} on {a.name}")
         publisher.publish(f"fresh/{i}", "x", 1)
         assert sub.wait_messages(1)[0].topic == f"fresh/{i}"
+
+
+def test_load_across_nodes_loses_nothing(cluster, tmp_path):
+    # switchboard-bench with its subscribers on one node and its publishers on the other: every
+    # QoS 1 message crosses a link, none is lost, duplicated or reordered.
+    a, b = cluster(2)
+    result, _ = run_bench(tmp_path, b.port, "pairs", "--clients", "8", "--qos", "1",
+                          "--publisher-target", f"127.0.0.1:{a.port}", "--duration", "1",
+                          "--warmup", "0.3")
+    assert result["sent"] > 1000
+    assert result["received"] == result["expected"] == result["sent"]
+    assert (result["lost"], result["duplicates"], result["reordered"]) == (0, 0, 0)
+    assert a.metric("sb_broker_messages_forwarded_total") >= result["sent"]
+    assert b.metric("sb_broker_messages_forwarded_total") == 0
 
 
 def test_retained_messages_reach_every_node(cluster, clients):
