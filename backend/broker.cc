@@ -194,8 +194,9 @@ std::string Broker::RenderMetrics() const {
     totals.nodes = static_cast<int64_t>(cluster_->peers()) + 1;
     totals.local_routes = static_cast<int64_t>(cluster_->local_routes());
     totals.remote_routes = static_cast<int64_t>(cluster_->remote_routes());
-    totals.sessions_handed_out = static_cast<int64_t>(cluster_->sessions_handed_out());
-    totals.sessions_taken_in = static_cast<int64_t>(cluster_->sessions_taken_in());
+    totals.sessions_handed_out = static_cast<int64_t>(cluster_->sessions().handed_out());
+    totals.sessions_taken_in = static_cast<int64_t>(cluster_->sessions().taken_in());
+    totals.sessions_restored = static_cast<int64_t>(cluster_->sessions().restored());
   }
   return backend::RenderMetrics(blocks, totals);
 }

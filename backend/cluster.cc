@@ -1,7 +1,6 @@
 // Cluster: registry, routes and retained messages through Redis, on the control thread.
 #include "backend/cluster.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -36,26 +35,6 @@ bool IsShared(std::string_view field) {
   return field.substr(0, 7) == "$share/";
 }
 
-// The first `parts - 1` tab-separated fields of `message`, then the rest as the last; empty if
-// there are fewer.
-std::vector<std::string> SplitFields(std::string_view message, size_t parts) {
-  std::vector<std::string> fields;
-  while (fields.size() + 1 < parts) {
-    size_t tab = message.find('\t');
-    if (tab == std::string_view::npos) return {};
-    fields.emplace_back(message.substr(0, tab));
-    message.remove_prefix(tab + 1);
-  }
-  fields.emplace_back(message);
-  return fields;
-}
-
-// Deletes KEYS[1] if it still holds ARGV[1]: an owner lets go of a client id only if no other
-// node has claimed it since.
-constexpr const char* kDeleteIfOwner =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-    "return 0";
-
 }  // namespace
 
 Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
@@ -72,8 +51,12 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   events_ = state::RedisClient::Create(control, options);
   events_->Subscribe(keys_.RouteEvents(),
                      [this](std::string_view, std::string_view message) { OnRouteEvent(message); });
-  events_->Subscribe(keys_.NodeEvents(node_),
-                     [this](std::string_view, std::string_view message) { OnNodeEvent(message); });
+  sessions_ = std::make_unique<ClusterSessions>(
+      broker_, control_, commands_, keys_, node_,
+      [this](const std::string& name) { return peers_.contains(name); });
+  events_->Subscribe(keys_.NodeEvents(node_), [this](std::string_view, std::string_view message) {
+    sessions_->OnEvent(message);
+  });
   commands_->OnConnect([this] {
     // After a gap, publish everything this node has, and read everything the others have.
     std::vector<std::string> del = {"DEL", keys_.Routes(node_)};
@@ -81,6 +64,11 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     for (const auto& [field, count] : local_routes_) {
       commands_->Command({"HSET", keys_.Routes(node_), field, std::to_string(count)},
                          [](absl::StatusOr<RedisReply>) {});
+    }
+    if (std::exchange(connected_before_, true)) {
+      redis_since_ = std::chrono::steady_clock::now();  // a reconnection
+    } else {
+      sessions_->Recover();
     }
     Heartbeat();
     LoadRetained();
@@ -112,9 +100,7 @@ void Cluster::Stop() {
     commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t0"}, ignore);
   }
   events_->Stop();
-  // Claims still waiting go ahead without a session: the node is going down anyway.
-  while (!claims_.empty())
-    FinishClaim(claims_.begin()->first, std::nullopt);
+  sessions_->Stop();  // claims still waiting go ahead without a session
   // The commands client stops when the process does; its last commands are on their way.
 }
 
@@ -189,6 +175,10 @@ void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live)
   for (const auto& [name, p] : peers_) {
     if (next.contains(name)) continue;
     spdlog::info("cluster: node {} left", name);
+    if (std::chrono::steady_clock::now() - redis_since_ >=
+        2 * std::chrono::milliseconds(config_.node_timeout_ms)) {
+      sessions_->NodeLeft(name);
+    }
     for (const auto& [field, count] : known_routes_[p.index])
       gone.push_back({p.index, field, 0});
     known_routes_.erase(p.index);
@@ -327,98 +317,6 @@ void Cluster::LoadRetained() {
     }
     if (loaded > 0) spdlog::info("cluster: {} retained messages loaded", loaded);
   });
-}
-
-// ---- Client-id ownership ----------------------------------------------------------------------
-
-void Cluster::Claim(const std::string& client_id, bool clean_start, ClaimDone done) {
-  commands_->Command(
-      {"SET", keys_.Owner(client_id), node_, "GET"},
-      [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
-        if (!r.ok()) {
-          // Redis down: the client is served here without what another node may hold for it.
-          spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
-          return done(std::nullopt);
-        }
-        const std::string& owner = r->str;
-        if (r->nil() || owner == node_ || !peers_.contains(owner)) {
-          // No owner, this node (a local takeover), or a node that died with the session.
-          return done(std::nullopt);
-        }
-        std::string request = fmt::format("{}/{}", node_, ++next_claim_);
-        auto deadline = std::make_unique<asio::steady_timer>(control_, kClaimTimeout);
-        deadline->async_wait([this, request, owner](const boost::system::error_code& ec) {
-          if (ec || !claims_.contains(request)) return;
-          spdlog::warn("cluster: node {} did not hand over a session in time", owner);
-          FinishClaim(request, std::nullopt);
-        });
-        claims_.emplace(request, PendingClaim{std::move(done), std::move(deadline)});
-        // "takeover\tFROM\tREQUEST\tCLEAN\tCLIENT ID": the id last, as it may hold a tab.
-        std::string message =
-            fmt::format("takeover\t{}\t{}\t{}\t{}", node_, request, clean_start ? 1 : 0, client_id);
-        commands_->Command({"PUBLISH", keys_.NodeEvents(owner), std::move(message)},
-                           [this, request](absl::StatusOr<RedisReply> r) {
-                             if (!r.ok()) FinishClaim(request, std::nullopt);
-                           });
-      });
-}
-
-void Cluster::Disown(const std::string& client_id) {
-  if (stopped_) return;
-  commands_->Command({"EVAL", kDeleteIfOwner, "1", keys_.Owner(client_id), node_},
-                     [](absl::StatusOr<RedisReply>) {});
-}
-
-void Cluster::OnNodeEvent(std::string_view message) {
-  if (message.starts_with("takeover\t")) {
-    std::vector<std::string> f = SplitFields(message, 5);
-    if (f.empty()) return;
-    std::string from = f[1], request = f[2];
-    bool clean_start = f[3] == "1";
-    // The session lives on its home shard; the answer comes back here.
-    Shard& home = broker_.HomeShard(f[4]);
-    asio::post(home.io(), [this, &home, client_id = std::move(f[4]), clean_start, from, request] {
-      home.ReleaseSession(client_id, clean_start,
-                          [this, from, request](std::optional<std::string> session) {
-                            asio::post(control_, [this, from, request, s = std::move(session)] {
-                              HandOver(from, request, std::move(s));
-                            });
-                          });
-    });
-  } else if (message.starts_with("handover\t")) {
-    std::vector<std::string> f = SplitFields(message, 3);
-    if (f.empty() || !claims_.contains(f[1])) return;  // too late: the claim went ahead without
-    std::string request = f[1];
-    if (f[2] != "1") return FinishClaim(request, std::nullopt);
-    commands_->Command({"GETDEL", keys_.Handover(request)},
-                       [this, request](absl::StatusOr<RedisReply> r) {
-                         if (!r.ok() || r->nil()) return FinishClaim(request, std::nullopt);
-                         ++taken_in_;
-                         FinishClaim(request, std::move(r->str));
-                       });
-  }
-}
-
-void Cluster::HandOver(const std::string& node, const std::string& request,
-                       std::optional<std::string> session) {
-  auto ignore = [](absl::StatusOr<RedisReply>) {};
-  if (session) {
-    ++handed_out_;
-    // Commands go out in order: the session is stored before the answer that points to it.
-    commands_->Command({"SET", keys_.Handover(request), std::move(*session), "PX", "30000"},
-                       ignore);
-  }
-  commands_->Command({"PUBLISH", keys_.NodeEvents(node),
-                      fmt::format("handover\t{}\t{}", request, session ? 1 : 0)},
-                     ignore);
-}
-
-void Cluster::FinishClaim(const std::string& request, std::optional<std::string> session) {
-  auto it = claims_.find(request);
-  if (it == claims_.end()) return;
-  ClaimDone done = std::move(it->second.done);
-  claims_.erase(it);
-  done(std::move(session));
 }
 
 }  // namespace backend

@@ -8,11 +8,8 @@
 //              count); each change is also published on the route-events channel, which every
 //              node applies to its shards' RemoteRoutes at once. After any gap (a reconnect) and
 //              every few seconds, each node reads every live peer's whole hash again.
-//   owners     one owner node per client id (owner:ID). A node that accepts a CONNECT swaps itself
-//              in (SET ... GET) and, if another live node owned the id, asks it on its
-//              node-events channel to let go: that node closes its connection (5.0: 0x8E, will
-//              as for any takeover) and hands the session over through a handover:REQUEST key.
-//              The new node resumes it and answers with session present.
+//   sessions   one owner node per client id, sessions handed over between nodes, persistent
+//              sessions recorded in Redis (cluster_sessions.h).
 //   retained   the retained message of every topic, in the hash retained (encoded as a PUBLISH),
 //              read by a node when it starts; between running nodes, retained messages travel as
 //              forwards flagged to be stored.
@@ -31,6 +28,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "backend/cluster_sessions.h"
 #include "backend/config.h"
 #include "backend/message.h"
 #include "state/redis_client.h"
@@ -74,21 +72,11 @@ class Cluster {
   // A retained message was set (or deleted, with an empty payload) on this node.
   void RetainedChanged(const MessagePtr& message);
 
-  // Makes this node the owner of `client_id`. If another live node owned it, that node closes
-  // its connection and hands the session over: `done` gets it (session_codec.h), or nothing if
-  // there is none to resume (clean start, no session there, the owner is dead or does not answer
-  // within kClaimTimeout, Redis is down). On the control thread; `done` runs there too.
-  using ClaimDone = std::function<void(std::optional<std::string> session)>;
-  void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
-  // The session of `client_id` ended on this node: the id has no owner now, unless another node
-  // claimed it since.
-  void Disown(const std::string& client_id);
-  static constexpr std::chrono::milliseconds kClaimTimeout{2000};
+  // Client-id ownership, handovers and persistent session records.
+  ClusterSessions& sessions() { return *sessions_; }
 
   // For /metrics, on the control thread.
   size_t peers() const { return peers_.size(); }
-  uint64_t sessions_handed_out() const { return handed_out_; }
-  uint64_t sessions_taken_in() const { return taken_in_; }
   size_t local_routes() const { return local_routes_.size(); }
   size_t remote_routes() const;
   bool connected() const { return commands_->connected(); }
@@ -101,12 +89,7 @@ class Cluster {
   void PushRoutes(std::vector<RemoteRouteChange> changes);
   void PushPeers();
   void LoadRetained();
-  void OnNodeEvent(std::string_view message);
   void LocalRoute(const std::string& field, int delta);
-  // Answers `node`'s claim `request` with the session this node let go of, if any.
-  void HandOver(const std::string& node, const std::string& request,
-                std::optional<std::string> session);
-  void FinishClaim(const std::string& request, std::optional<std::string> session);
   uint32_t IndexOf(const std::string& name);
 
   Broker& broker_;
@@ -126,15 +109,11 @@ class Cluster {
   absl::flat_hash_map<std::string, uint32_t> indices_;       // every name ever seen
   // What this node has told its shards of each peer's routes, to turn a full read into changes.
   absl::flat_hash_map<uint32_t, absl::flat_hash_map<std::string, uint32_t>> known_routes_;
-
-  struct PendingClaim {
-    ClaimDone done;
-    std::unique_ptr<boost::asio::steady_timer> deadline;
-  };
-  absl::flat_hash_map<std::string, PendingClaim> claims_;  // by request id
-  uint64_t next_claim_ = 0;
-  uint64_t handed_out_ = 0;
-  uint64_t taken_in_ = 0;
+  std::unique_ptr<ClusterSessions> sessions_;
+  bool connected_before_ = false;
+  // When Redis last came back after a gap: the others' heartbeats may look stale until they
+  // write again, so for a while nobody is taken for dead enough to have their sessions adopted.
+  std::chrono::steady_clock::time_point redis_since_;
 };
 
 }  // namespace backend

@@ -78,7 +78,7 @@ void Connection::HandleConnect() {
   }
   client_alias_max_ = asked.topic_alias_maximum.value_or(0);
 
-  Shard::Attached attached = shard_.Attach(*this, connect_);
+  Shard::Attached attached = shard_.Attach(*this, connect_, session_expiry_s_);
   session_ = attached.session;
   send_window_ = std::min(asked.receive_maximum.value_or(65535), limits.max_inflight);
   session_->set_send_window(send_window_);

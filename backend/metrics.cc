@@ -102,6 +102,10 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
              static_cast<double>(totals.sessions_handed_out), {{"direction", "out"}});
     m.Sample("sb_broker_cluster_sessions_handed_over_total",
              static_cast<double>(totals.sessions_taken_in), {{"direction", "in"}});
+    m.Family("sb_broker_cluster_sessions_restored_total", "counter",
+             "Sessions restored from the Redis records of nodes that left (claimed or adopted).");
+    m.Sample("sb_broker_cluster_sessions_restored_total",
+             static_cast<double>(totals.sessions_restored));
     m.Family("sb_broker_messages_forwarded_total", "counter", "Copies sent to other nodes.");
     m.Sample("sb_broker_messages_forwarded_total",
              sum([](auto& s) -> auto& { return s.messages_forwarded; }));

@@ -80,6 +80,7 @@ struct BrokerTotals {
   int64_t remote_routes = 0;
   int64_t sessions_handed_out = 0;  // to other nodes that took their client ids over
   int64_t sessions_taken_in = 0;    // from other nodes
+  int64_t sessions_restored = 0;    // from the records of nodes that left
 };
 std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
                           const BrokerTotals& totals);

@@ -52,13 +52,14 @@ struct SubscriptionRecord {
   uint32_t subscription_id = 0;  // 0: none
 };
 
-// Everything a session is, as data: what one node hands another when a client moves
-// (session_codec.h encodes it).
+// Everything a session is, as data: what one node hands another when a client moves, and what
+// a node keeps in Redis of a persistent session (session_codec.h encodes it).
 struct SessionSnapshot {
   std::map<std::string, SubscriptionRecord> subscriptions;
   std::vector<Outgoing> inflight;  // oldest first, as Resends() gives them
   std::vector<Delivery> queued;
   std::vector<uint16_t> inbound_qos2;
+  uint32_t expiry_s = 0;  // the session expiry interval it had (0xFFFFFFFF: never)
 };
 
 class Session {

@@ -6,7 +6,7 @@
 namespace backend {
 namespace {
 
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
 
 void WriteDelivery(mqtt::ByteWriter& w, const Delivery& d, Clock::time_point now) {
   w.U8(static_cast<uint8_t>(d.qos));
@@ -39,6 +39,7 @@ std::string EncodeSnapshot(const SessionSnapshot& s, Clock::time_point now) {
   std::string out;
   mqtt::ByteWriter w(out);
   w.U8(kVersion);
+  w.U32(s.expiry_s);
   w.U32(static_cast<uint32_t>(s.subscriptions.size()));
   for (const auto& [filter, record] : s.subscriptions) {
     w.Binary(filter);
@@ -68,6 +69,7 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   auto bad = [] { return absl::DataLossError("session snapshot: malformed"); };
   if (r.U8() != kVersion) return absl::DataLossError("session snapshot: unknown version");
   SessionSnapshot s;
+  s.expiry_s = r.U32();
   uint32_t subscriptions = r.U32();
   for (uint32_t i = 0; i < subscriptions && r.ok(); ++i) {
     std::string filter(r.Binary());
@@ -104,6 +106,22 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
     s.inbound_qos2.push_back(r.U16());
   if (!r.ok() || !r.empty()) return bad();
   return s;
+}
+
+std::string EncodeDelivery(const Delivery& delivery, Clock::time_point now) {
+  std::string out;
+  mqtt::ByteWriter w(out);
+  WriteDelivery(w, delivery, now);
+  return out;
+}
+
+absl::StatusOr<Delivery> DecodeDelivery(std::string_view bytes, Clock::time_point now) {
+  mqtt::ByteReader r(bytes);
+  Delivery d;
+  if (!ReadDelivery(r, d, now) || !r.empty()) {
+    return absl::DataLossError("queued delivery: malformed");
+  }
+  return d;
 }
 
 }  // namespace backend

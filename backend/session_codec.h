@@ -2,7 +2,8 @@
 // the bytes). Messages are encoded as MQTT 5 PUBLISH packets, with their remaining expiry
 // interval, so the project's codec does the work:
 //
-//   u8 version (1)
+//   u8 version (2)
+//   u32 session expiry interval
 //   u32 subscriptions, each: string filter, u8 options, u32 subscription id
 //   u32 in flight, each: u8 kind (0 publish, 1 pubrel), u16 packet id, delivery (publish only)
 //   u32 queued, each: delivery
@@ -21,5 +22,10 @@ namespace backend {
 std::string EncodeSnapshot(const SessionSnapshot& snapshot, Clock::time_point now);
 [[nodiscard]] absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes,
                                                              Clock::time_point now);
+
+// One queued delivery alone, as a persistent session's queue in Redis holds them.
+std::string EncodeDelivery(const Delivery& delivery, Clock::time_point now);
+[[nodiscard]] absl::StatusOr<Delivery> DecodeDelivery(std::string_view bytes,
+                                                      Clock::time_point now);
 
 }  // namespace backend

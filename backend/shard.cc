@@ -28,6 +28,8 @@ struct Shard::SessionSlot {
       : session(std::move(client_id), id, max_queued), timer(io) {}
   Session session;
   Connection* connection = nullptr;
+  uint32_t expiry_s = 0;           // the session expiry interval of its last connection
+  bool recorded = false;           // this node has a record of it in Redis
   std::optional<mqtt::Will> will;  // waiting for its delay
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
@@ -107,16 +109,54 @@ void Shard::Adopt(ConnectionSeed seed) {
 
 // ---- Sessions ---------------------------------------------------------------------------------
 
-Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& connect) {
+Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& connect,
+                              uint32_t expiry_s) {
   SessionSlot* slot = nullptr;
   if (auto it = by_client_id_.find(connect.client_id); it != by_client_id_.end()) {
     slot = it->second;
   }
   bool present = slot != nullptr && TakeOver(*slot, connect.clean_start);
-  if (slot != nullptr && !present) EndSession(*slot);
+  if (slot != nullptr && !present) EndSession(*slot, /*id_stays=*/true);
   if (!present) slot = &NewSlot(connect.client_id);
   slot->connection = &connection;
+  slot->expiry_s = expiry_s;
+  // Connected again: the record goes back to subscriptions only (what was queued is in memory
+  // now, on its way to the client).
+  if (Recordable(*slot) && (slot->recorded || !slot->session.subscriptions().empty())) {
+    Record(*slot, /*offline=*/false);
+  }
   return {&slot->session, present};
+}
+
+void Shard::SubscriptionsChanged(Session& session) {
+  SessionSlot* slot = FindSlot(session.id());
+  if (slot != nullptr && Recordable(*slot)) Record(*slot, /*offline=*/false);
+}
+
+bool Shard::Recordable(const SessionSlot& slot) const {
+  return broker_.cluster() != nullptr && slot.expiry_s > 0 &&
+         !IsLinkClientId(slot.session.client_id());
+}
+
+void Shard::Record(SessionSlot& slot, bool offline) {
+  SessionSnapshot s;
+  if (offline) {
+    s = slot.session.Snapshot();
+  } else {
+    s.subscriptions = slot.session.subscriptions();
+  }
+  s.expiry_s = slot.expiry_s;
+  std::optional<std::chrono::milliseconds> ttl;
+  if (offline && slot.expiry_s != 0xFFFFFFFF) ttl = std::chrono::seconds(slot.expiry_s);
+  slot.recorded = true;
+  ToCluster([client_id = slot.session.client_id(), bytes = EncodeSnapshot(s, Clock::now()),
+             ttl](ClusterSessions& sessions) { sessions.Record(client_id, bytes, ttl); });
+}
+
+void Shard::ToCluster(std::function<void(ClusterSessions&)> f) {
+  Cluster* cluster = broker_.cluster();
+  if (cluster == nullptr) return;
+  asio::post(cluster->control(), [cluster, f = std::move(f)] { f(cluster->sessions()); });
 }
 
 Shard::SessionSlot& Shard::NewSlot(const std::string& client_id) {
@@ -154,22 +194,23 @@ bool Shard::TakeOver(SessionSlot& slot, bool clean_start) {
 // ---- Ownership across the cluster -------------------------------------------------------------
 
 void Shard::Claim(const mqtt::Connect& connect, std::function<void()> then) {
-  Cluster* cluster = broker_.cluster();
   std::string client_id = connect.client_id;
   ++claiming_[client_id];
-  auto resume = [this, client_id, then = std::move(then)](std::optional<std::string> session) {
+  auto resume = [this, client_id,
+                 then = std::move(then)](std::optional<SessionSnapshot> session) mutable {
     auto finish = [this, client_id, then] {
       then();
       EndClaim(client_id);
     };
-    if (session) return ImportSession(client_id, *session, std::move(finish));
+    if (session) return ImportSession(client_id, std::move(*session), std::move(finish));
     finish();
   };
-  asio::post(cluster->control(), [this, cluster, client_id, clean = connect.clean_start,
-                                  resume = std::move(resume)]() mutable {
-    cluster->Claim(client_id, clean, [this, resume](std::optional<std::string> session) mutable {
-      asio::post(io_, [resume, s = std::move(session)]() mutable { resume(std::move(s)); });
-    });
+  ToCluster([this, client_id, clean = connect.clean_start,
+             resume = std::move(resume)](ClusterSessions& sessions) mutable {
+    sessions.Claim(
+        client_id, clean, [this, resume](std::optional<SessionSnapshot> session) mutable {
+          asio::post(io_, [resume, s = std::move(session)]() mutable { resume(std::move(s)); });
+        });
   });
 }
 
@@ -194,26 +235,25 @@ void Shard::ReleaseSession(const std::string& client_id, bool clean_start,
   if (it == by_client_id_.end()) return done(std::nullopt);
   SessionSlot& slot = *it->second;
   std::optional<std::string> handed;
-  if (TakeOver(slot, clean_start)) handed = EncodeSnapshot(slot.session.Snapshot(), Clock::now());
+  if (TakeOver(slot, clean_start)) {
+    SessionSnapshot s = slot.session.Snapshot();
+    s.expiry_s = slot.expiry_s;
+    handed = EncodeSnapshot(s, Clock::now());
+  }
   EndSession(slot);
   done(std::move(handed));
 }
 
-void Shard::ImportSession(const std::string& client_id, std::string_view encoded,
+void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot,
                           std::function<void()> then) {
-  absl::StatusOr<SessionSnapshot> snapshot = DecodeSnapshot(encoded, Clock::now());
-  if (!snapshot.ok()) {
-    spdlog::error("{}: the session handed over is unusable: {}", client_id,
-                  snapshot.status().message());
-    return then();
-  }
   if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
     // Left over from before another node owned the id: the session handed over is newer.
     TakeOver(*it->second, /*clean_start=*/true);
-    EndSession(*it->second);
+    EndSession(*it->second, /*id_stays=*/true);
   }
   SessionSlot& slot = NewSlot(client_id);
-  slot.session.Restore(std::move(*snapshot));
+  slot.expiry_s = snapshot.expiry_s;
+  slot.session.Restore(std::move(snapshot));
   std::vector<RouteChange> additions;
   for (const auto& [full, record] : slot.session.subscriptions()) {
     additions.push_back(RouteFor(full, record, slot.session.id(), /*add=*/true));
@@ -227,6 +267,7 @@ void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t wi
                    uint32_t expiry_s) {
   SessionSlot* slot = FindSlot(session.id());
   slot->connection = nullptr;
+  slot->expiry_s = expiry_s;
   Clock::time_point now = Clock::now();
   if (expiry_s != 0xFFFFFFFF) slot->expires_at = now + std::chrono::seconds(expiry_s);
   if (will) {
@@ -239,6 +280,10 @@ void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t wi
     }
   }
   if (expiry_s == 0) return EndSession(*slot);
+  if (Recordable(*slot) && (slot->recorded || !session.subscriptions().empty() ||
+                            session.queued() > 0 || session.inflight() > 0)) {
+    Record(*slot, /*offline=*/true);
+  }
   ArmSessionTimer(*slot);
 }
 
@@ -263,7 +308,23 @@ void Shard::ArmSessionTimer(SessionSlot& slot) {
   });
 }
 
-void Shard::EndSession(SessionSlot& slot) {
+void Shard::AdoptSession(const std::string& client_id, SessionSnapshot snapshot) {
+  // A client that connected here meanwhile has the newer session.
+  if (by_client_id_.contains(client_id)) return;
+  ImportSession(client_id, std::move(snapshot), [this, client_id] {
+    auto it = by_client_id_.find(client_id);
+    if (it == by_client_id_.end() || it->second->connection != nullptr) return;
+    SessionSlot& slot = *it->second;
+    // Its expiry starts again here: the interval it had, from now.
+    if (slot.expiry_s != 0xFFFFFFFF) {
+      slot.expires_at = Clock::now() + std::chrono::seconds(slot.expiry_s);
+    }
+    ArmSessionTimer(slot);
+    Record(slot, /*offline=*/true);
+  });
+}
+
+void Shard::EndSession(SessionSlot& slot, bool id_stays) {
   if (slot.will) PublishWill(slot.session, std::move(*slot.will));
   std::vector<RouteChange> removals;
   for (const auto& [full, record] : slot.session.subscriptions()) {
@@ -272,10 +333,10 @@ void Shard::EndSession(SessionSlot& slot) {
   metrics_.subscriptions.Add(-static_cast<int64_t>(removals.size()));
   if (!removals.empty()) ChangeRoutes(std::move(removals), [] {});
   if (!IsLinkClientId(slot.session.client_id())) metrics_.sessions.Add(-1);
-  if (Cluster* cluster = broker_.cluster()) {
-    asio::post(cluster->control(),
-               [cluster, client_id = slot.session.client_id()] { cluster->Disown(client_id); });
-  }
+  ToCluster([client_id = slot.session.client_id(), recorded = slot.recorded,
+             id_stays](ClusterSessions& sessions) {
+    sessions.Ended(client_id, recorded, /*disown=*/!id_stays);
+  });
   by_client_id_.erase(slot.session.client_id());
   sessions_.erase(slot.session.id());  // destroys the slot
 }
@@ -466,9 +527,17 @@ void Shard::Deliver(uint64_t session_id, Delivery delivery) {
     slot->connection->Drain();
     MarkDirty(*slot->connection);
   }
+  std::optional<std::string> recorded;  // the delivery, for an offline session's record
+  if (slot->connection == nullptr && slot->recorded) {
+    recorded = EncodeDelivery(delivery, Clock::now());
+  }
   switch (slot->session.Enqueue(std::move(delivery), slot->connection != nullptr)) {
     case Session::EnqueueResult::kQueued:
-      if (slot->connection != nullptr) MarkDirty(*slot->connection);
+      if (slot->connection != nullptr) {
+        MarkDirty(*slot->connection);
+      } else if (recorded) {
+        RecordQueued(*slot, std::move(*recorded));
+      }
       break;
     case Session::EnqueueResult::kQueueFull:
       metrics_.Drop(DropReason::kQueueFull);
@@ -477,6 +546,15 @@ void Shard::Deliver(uint64_t session_id, Delivery delivery) {
       metrics_.Drop(DropReason::kOfflineQos0);
       break;
   }
+}
+
+void Shard::RecordQueued(SessionSlot& slot, std::string delivery) {
+  std::optional<std::chrono::milliseconds> ttl;
+  if (slot.expires_at != Clock::time_point::max()) {
+    ttl = std::chrono::ceil<std::chrono::milliseconds>(slot.expires_at - Clock::now());
+  }
+  ToCluster([client_id = slot.session.client_id(), delivery = std::move(delivery),
+             ttl](ClusterSessions& sessions) { sessions.RecordQueued(client_id, delivery, ttl); });
 }
 
 void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) {

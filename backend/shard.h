@@ -129,7 +129,10 @@ class Shard {
     Session* session;
     bool present;
   };
-  Attached Attach(Connection& connection, const mqtt::Connect& connect);
+  // `expiry_s` is the session expiry interval the connection negotiated.
+  Attached Attach(Connection& connection, const mqtt::Connect& connect, uint32_t expiry_s);
+  // The subscriptions of `session` changed (its connection's SUBSCRIBE or UNSUBSCRIBE).
+  void SubscriptionsChanged(Session& session);
   // In a cluster: makes this node the owner of the connection's client id first (Cluster::Claim),
   // importing the session another node hands over, then calls `then`. A request from another
   // node to release the id waits until `then` has run, so that claims made one after another
@@ -139,6 +142,9 @@ class Shard {
   // here. `done` gets the session, encoded, if it goes on there (not a clean start).
   void ReleaseSession(const std::string& client_id, bool clean_start,
                       std::function<void(std::optional<std::string>)> done);
+  // A session of a node that left, adopted by this one: offline here until its client comes
+  // back or it expires.
+  void AdoptSession(const std::string& client_id, SessionSnapshot snapshot);
   // The connection of `session` is gone. Publishes `will` after `will_delay_s` (or at once), and
   // ends the session after `expiry_s` (0: now, 0xFFFFFFFF: never) unless it is resumed first.
   void Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
@@ -201,10 +207,20 @@ class Shard {
   // (a clean start, or a session that lasted only as long as its connection).
   bool TakeOver(SessionSlot& slot, bool clean_start);
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.
-  void ImportSession(const std::string& client_id, std::string_view encoded,
+  void ImportSession(const std::string& client_id, SessionSnapshot snapshot,
                      std::function<void()> then);
+  // Persistent sessions in a cluster are recorded in Redis (cluster_sessions.h).
+  bool Recordable(const SessionSlot& slot) const;
+  // Writes the record of `slot`: its subscriptions, or with `offline` everything it holds.
+  void Record(SessionSlot& slot, bool offline);
+  // Appends a delivery to the record of an offline session.
+  void RecordQueued(SessionSlot& slot, std::string delivery);
+  // Runs `f` on the control thread with the cluster's sessions, if in a cluster.
+  void ToCluster(std::function<void(ClusterSessions&)> f);
   void EndClaim(const std::string& client_id);
-  void EndSession(SessionSlot& slot);
+  // Ends a session: its will, its routes, its record. With `id_stays`, a new session of the same
+  // client id starts here at once, so this node stays the id's owner.
+  void EndSession(SessionSlot& slot, bool id_stays = false);
   void PublishWill(Session& session, mqtt::Will will);
   void ArmSessionTimer(SessionSlot& slot);
   SessionSlot* FindSlot(uint64_t session_id);

@@ -55,6 +55,24 @@ class RedisKeys {
     return fmt::format("{}handover:{}", prefix_, request);
   }
 
+  // STRING a persistent session as its node keeps it (session_codec.h): its subscriptions while
+  // connected; everything, with the session's expiry as TTL, once offline.
+  std::string DurableSession(std::string_view node, std::string_view client_id) const {
+    return fmt::format("{}session:{}:{}", prefix_, node, client_id);
+  }
+  // LIST the deliveries queued for an offline persistent session since its record was written.
+  std::string DurableQueue(std::string_view node, std::string_view client_id) const {
+    return fmt::format("{}session-queue:{}:{}", prefix_, node, client_id);
+  }
+  // SET the client ids of the persistent sessions a node keeps records of.
+  std::string NodeSessions(std::string_view node) const {
+    return fmt::format("{}sessions:{}", prefix_, node);
+  }
+  // STRING the node that adopts a dead node's sessions; TTL 60 s.
+  std::string Adoption(std::string_view node) const {
+    return fmt::format("{}adopt:{}", prefix_, node);
+  }
+
   const std::string& prefix() const { return prefix_; }
 
  private:

@@ -81,8 +81,8 @@ TEST(SessionCodec, RoundTripKeepsEveryPart) {
   EXPECT_EQ(restored.OnPubcomp(before[1].packet_id), Session::AckResult::kDone);
   EXPECT_EQ(restored.OnPuback(before[0].packet_id), Session::AckResult::kDone);
 
-  // The queue, in order; the expiring message's clock kept running on the way (30 s from kNow,
-  // decoded 10 s later: 20 s left, so it has not expired at kNow + 25 s but has at + 31 s).
+  // The queue, in order; the expiring message has the interval it had left when encoded (30 s),
+  // from its decoding at kNow + 10 s.
   EXPECT_EQ(restored.queued(), 2u);
   std::optional<Outgoing> next = restored.PopNext(kNow + std::chrono::seconds(25));
   ASSERT_TRUE(next);
@@ -106,6 +106,32 @@ TEST(SessionCodec, ExpiredWhileHandedOver) {
   restored.Restore(std::move(*decoded));
   EXPECT_FALSE(restored.PopNext(kNow + std::chrono::seconds(7)));
   EXPECT_EQ(restored.expired_dropped(), 1u);
+}
+
+TEST(SessionCodec, KeepsTheExpiryInterval) {
+  SessionSnapshot s;
+  s.expiry_s = 0xFFFFFFFF;
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(EncodeSnapshot(s, kNow), kNow);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->expiry_s, 0xFFFFFFFFu);
+}
+
+TEST(SessionCodec, OneDeliveryAlone) {
+  Delivery d = Deliver("q/1", mqtt::QoS::k2, kNow + std::chrono::seconds(60));
+  absl::StatusOr<Delivery> back =
+      DecodeDelivery(EncodeDelivery(d, kNow), kNow + std::chrono::seconds(20));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->qos, mqtt::QoS::k2);
+  EXPECT_TRUE(back->retain);
+  EXPECT_THAT(back->subscription_ids, ElementsAre(7, 9));
+  EXPECT_EQ(back->message->topic, "q/1");
+  EXPECT_EQ(back->message->payload, std::string("pay\0load", 8));
+  // 60 s left when encoded: 60 s from the decoding (nodes' steady clocks are not comparable, so
+  // the time in transit is not counted).
+  EXPECT_EQ(*back->message->expires_at, kNow + std::chrono::seconds(80));
+  std::string bytes = EncodeDelivery(d, kNow);
+  EXPECT_FALSE(DecodeDelivery(bytes.substr(0, bytes.size() - 1), kNow).ok());
+  EXPECT_FALSE(DecodeDelivery(bytes + "x", kNow).ok());
 }
 
 TEST(SessionCodec, EmptySession) {

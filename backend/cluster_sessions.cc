@@ -1,0 +1,293 @@
+// ClusterSessions: claims, handovers, records and adoption through Redis.
+#include "backend/cluster_sessions.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <vector>
+
+#include "backend/broker.h"
+#include "backend/session_codec.h"
+#include "backend/shard.h"
+#include "base/absl_format.h"
+
+namespace backend {
+
+namespace asio = boost::asio;
+using state::RedisReply;
+
+namespace {
+
+// The first `parts - 1` tab-separated fields of `message`, then the rest as the last; empty if
+// there are fewer.
+std::vector<std::string> SplitFields(std::string_view message, size_t parts) {
+  std::vector<std::string> fields;
+  while (fields.size() + 1 < parts) {
+    size_t tab = message.find('\t');
+    if (tab == std::string_view::npos) return {};
+    fields.emplace_back(message.substr(0, tab));
+    message.remove_prefix(tab + 1);
+  }
+  fields.emplace_back(message);
+  return fields;
+}
+
+// Deletes KEYS[1] if it still holds ARGV[1]: an owner lets go of a client id only if no other
+// node has claimed it since.
+constexpr const char* kDeleteIfOwner =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+// Sets KEYS[1] to ARGV[2] if it still holds ARGV[1]: a survivor takes a dead node's client id
+// only if nobody claimed it since.
+constexpr const char* kMoveIfOwner =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) "
+    "return 1 end return 0";
+
+void Ignore(absl::StatusOr<RedisReply>) {}
+
+std::vector<std::string> WithTtl(std::vector<std::string> command,
+                                 std::optional<std::chrono::milliseconds> ttl) {
+  if (ttl) {
+    command.push_back("PX");
+    command.push_back(std::to_string(std::max<int64_t>(ttl->count(), 1)));
+  }
+  return command;
+}
+
+}  // namespace
+
+ClusterSessions::ClusterSessions(Broker& broker, asio::io_context& control,
+                                 std::shared_ptr<state::RedisClient> commands,
+                                 const state::RedisKeys& keys, std::string node,
+                                 std::function<bool(const std::string&)> is_live)
+    : broker_(broker),
+      control_(control),
+      commands_(std::move(commands)),
+      keys_(keys),
+      node_(std::move(node)),
+      is_live_(std::move(is_live)) {}
+
+void ClusterSessions::Stop() {
+  while (!claims_.empty())
+    FinishClaim(claims_.begin()->first, std::nullopt);
+}
+
+// ---- Claims -----------------------------------------------------------------------------------
+
+void ClusterSessions::Claim(const std::string& client_id, bool clean_start, ClaimDone done) {
+  commands_->Command(
+      {"SET", keys_.Owner(client_id), node_, "GET"},
+      [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+        if (!r.ok()) {
+          // Redis down: the client is served here without what another node may hold for it.
+          spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
+          return done(std::nullopt);
+        }
+        if (r->nil() || r->str == node_) return done(std::nullopt);  // new, or a local takeover
+        if (is_live_(r->str)) return AskOwner(client_id, r->str, clean_start, std::move(done));
+        // The owner left (crashed, most likely): what it recorded is all there is.
+        TakeRecord(r->str, client_id, clean_start, std::move(done));
+      });
+}
+
+void ClusterSessions::AskOwner(const std::string& client_id, const std::string& owner,
+                               bool clean_start, ClaimDone done) {
+  std::string request = fmt::format("{}/{}", node_, ++next_claim_);
+  auto deadline = std::make_unique<asio::steady_timer>(control_, kClaimTimeout);
+  deadline->async_wait([this, request](const boost::system::error_code& ec) {
+    if (!ec) GiveUpOnOwner(request);
+  });
+  claims_.emplace(
+      request, PendingClaim{client_id, owner, clean_start, std::move(done), std::move(deadline)});
+  // "takeover\tFROM\tREQUEST\tCLEAN\tCLIENT ID": the id last, as it may hold a tab.
+  std::string message =
+      fmt::format("takeover\t{}\t{}\t{}\t{}", node_, request, clean_start ? 1 : 0, client_id);
+  // Nobody listening (the owner crashed and its Redis connection went with it): no need to wait.
+  commands_->Command({"PUBLISH", keys_.NodeEvents(owner), std::move(message)},
+                     [this, request](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok() || r->integer == 0) GiveUpOnOwner(request);
+                     });
+}
+
+void ClusterSessions::GiveUpOnOwner(const std::string& request) {
+  auto it = claims_.find(request);
+  if (it == claims_.end()) return;
+  PendingClaim claim = std::move(it->second);
+  claims_.erase(it);
+  spdlog::warn("cluster: node {} does not answer for the session of {}; taking its record",
+               claim.owner, claim.client_id);
+  TakeRecord(claim.owner, claim.client_id, claim.clean_start, std::move(claim.done));
+}
+
+void ClusterSessions::FinishClaim(const std::string& request,
+                                  std::optional<SessionSnapshot> session) {
+  auto it = claims_.find(request);
+  if (it == claims_.end()) return;
+  ClaimDone done = std::move(it->second.done);
+  claims_.erase(it);
+  done(std::move(session));
+}
+
+void ClusterSessions::OnEvent(std::string_view message) {
+  if (message.starts_with("takeover\t")) {
+    std::vector<std::string> f = SplitFields(message, 5);
+    if (f.empty()) return;
+    std::string from = f[1], request = f[2];
+    bool clean_start = f[3] == "1";
+    // The session lives on its home shard; the answer comes back here.
+    Shard& home = broker_.HomeShard(f[4]);
+    asio::post(home.io(), [this, &home, client_id = std::move(f[4]), clean_start, from, request] {
+      home.ReleaseSession(client_id, clean_start,
+                          [this, from, request](std::optional<std::string> session) {
+                            asio::post(control_, [this, from, request, s = std::move(session)] {
+                              HandOver(from, request, std::move(s));
+                            });
+                          });
+    });
+  } else if (message.starts_with("handover\t")) {
+    std::vector<std::string> f = SplitFields(message, 3);
+    if (f.empty() || !claims_.contains(f[1])) return;  // too late: the claim went ahead without
+    std::string request = f[1];
+    if (f[2] != "1") return FinishClaim(request, std::nullopt);
+    commands_->Command(
+        {"GETDEL", keys_.Handover(request)}, [this, request](absl::StatusOr<RedisReply> r) {
+          if (!r.ok() || r->nil()) return FinishClaim(request, std::nullopt);
+          absl::StatusOr<SessionSnapshot> s = DecodeSnapshot(r->str, Clock::now());
+          if (!s.ok()) {
+            spdlog::error("cluster: a session handed over is unusable: {}", s.status().message());
+            return FinishClaim(request, std::nullopt);
+          }
+          ++taken_in_;
+          FinishClaim(request, std::move(*s));
+        });
+  }
+}
+
+void ClusterSessions::HandOver(const std::string& node, const std::string& request,
+                               std::optional<std::string> session) {
+  if (session) {
+    ++handed_out_;
+    // Commands go out in order: the session is stored before the answer that points to it.
+    commands_->Command({"SET", keys_.Handover(request), std::move(*session), "PX", "30000"},
+                       Ignore);
+  }
+  commands_->Command({"PUBLISH", keys_.NodeEvents(node),
+                      fmt::format("handover\t{}\t{}", request, session ? 1 : 0)},
+                     Ignore);
+}
+
+// ---- Records ----------------------------------------------------------------------------------
+
+void ClusterSessions::Record(const std::string& client_id, std::string snapshot,
+                             std::optional<std::chrono::milliseconds> ttl) {
+  commands_->Command(
+      WithTtl({"SET", keys_.DurableSession(node_, client_id), std::move(snapshot)}, ttl), Ignore);
+  commands_->Command({"DEL", keys_.DurableQueue(node_, client_id)}, Ignore);
+  commands_->Command({"SADD", keys_.NodeSessions(node_), client_id}, Ignore);
+}
+
+void ClusterSessions::RecordQueued(const std::string& client_id, std::string delivery,
+                                   std::optional<std::chrono::milliseconds> ttl) {
+  std::string key = keys_.DurableQueue(node_, client_id);
+  commands_->Command({"RPUSH", key, std::move(delivery)}, Ignore);
+  if (ttl) {
+    commands_->Command({"PEXPIRE", key, std::to_string(std::max<int64_t>(ttl->count(), 1))},
+                       Ignore);
+  }
+}
+
+void ClusterSessions::Ended(const std::string& client_id, bool recorded, bool disown) {
+  if (disown) {
+    commands_->Command({"EVAL", kDeleteIfOwner, "1", keys_.Owner(client_id), node_}, Ignore);
+  }
+  if (!recorded) return;
+  commands_->Command(
+      {"DEL", keys_.DurableSession(node_, client_id), keys_.DurableQueue(node_, client_id)},
+      Ignore);
+  commands_->Command({"SREM", keys_.NodeSessions(node_), client_id}, Ignore);
+}
+
+void ClusterSessions::TakeRecord(const std::string& node, const std::string& client_id,
+                                 bool clean_start, ClaimDone done) {
+  struct Read {
+    std::optional<std::string> record;
+    std::vector<std::string> queued;
+  };
+  auto read = std::make_shared<Read>();
+  if (!clean_start) {
+    commands_->Command({"GET", keys_.DurableSession(node, client_id)},
+                       [read](absl::StatusOr<RedisReply> r) {
+                         if (r.ok() && !r->nil()) read->record = std::move(r->str);
+                       });
+    commands_->Command({"LRANGE", keys_.DurableQueue(node, client_id), "0", "-1"},
+                       [read](absl::StatusOr<RedisReply> r) {
+                         if (!r.ok()) return;
+                         for (RedisReply& e : r->elements)
+                           read->queued.push_back(std::move(e.str));
+                       });
+  }
+  commands_->Command(
+      {"DEL", keys_.DurableSession(node, client_id), keys_.DurableQueue(node, client_id)}, Ignore);
+  // Replies come in order: when this one is in, so are the reads above.
+  commands_->Command(
+      {"SREM", keys_.NodeSessions(node), client_id},
+      [this, read, node, client_id, done = std::move(done)](absl::StatusOr<RedisReply>) {
+        if (!read->record) return done(std::nullopt);
+        Clock::time_point now = Clock::now();
+        absl::StatusOr<SessionSnapshot> s = DecodeSnapshot(*read->record, now);
+        if (!s.ok()) {
+          spdlog::error("cluster: the record of {} on {} is unusable: {}", client_id, node,
+                        s.status().message());
+          return done(std::nullopt);
+        }
+        for (const std::string& bytes : read->queued) {
+          absl::StatusOr<Delivery> d = DecodeDelivery(bytes, now);
+          if (d.ok()) s->queued.push_back(std::move(*d));
+        }
+        ++restored_;
+        spdlog::info("cluster: session of {} restored from the record of {}", client_id, node);
+        done(std::move(*s));
+      });
+}
+
+// ---- Adoption ---------------------------------------------------------------------------------
+
+void ClusterSessions::NodeLeft(const std::string& node) {
+  commands_->Command({"SET", keys_.Adoption(node), node_, "NX", "PX", "60000"},
+                     [this, node](absl::StatusOr<RedisReply> r) {
+                       if (r.ok() && !r->nil()) AdoptAll(node);  // this node won
+                     });
+}
+
+void ClusterSessions::Recover() {
+  AdoptAll(node_);
+}
+
+void ClusterSessions::AdoptAll(const std::string& node) {
+  commands_->Command({"SMEMBERS", keys_.NodeSessions(node)},
+                     [this, node](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok()) return;
+                       for (const RedisReply& e : r->elements)
+                         Adopt(node, e.str);
+                     });
+}
+
+void ClusterSessions::Adopt(const std::string& node, const std::string& client_id) {
+  commands_->Command({"EVAL", kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
+                     [this, node, client_id](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok() || r->integer != 1)
+                         return;  // claimed by a client since: its node took it
+                       TakeRecord(node, client_id, /*clean_start=*/false,
+                                  [this, client_id](std::optional<SessionSnapshot> s) {
+                                    if (!s) return;
+                                    Shard& home = broker_.HomeShard(client_id);
+                                    asio::post(home.io(),
+                                               [&home, client_id, s = std::move(*s)]() mutable {
+                                                 home.AdoptSession(client_id, std::move(s));
+                                               });
+                                  });
+                     });
+}
+
+}  // namespace backend

@@ -1,0 +1,115 @@
+// Sessions across the cluster, on the control thread: one owner node per client id, a session
+// handed from node to node when its client moves, and persistent sessions kept in Redis so that
+// they outlive the crash of their node.
+//
+//   ownership  owner:ID names the node that holds the session. A CONNECT claims the id first
+//              (SET ... GET). If the previous owner is alive, it is asked on its node-events
+//              channel to let go: it closes the old connection (5.0: 0x8E) and answers with the
+//              session, through handover:REQUEST. If it is dead, or silent for kClaimTimeout,
+//              the claimer reads the session from the dead owner's record instead.
+//   records    a node keeps a record of each persistent session it holds (session expiry > 0):
+//              session:NODE:ID, the subscriptions while the client is connected and everything
+//              (in flight, queued) once it is not, with the session's expiry as TTL; deliveries
+//              that arrive while it is offline are appended to session-queue:NODE:ID; the ids are
+//              listed in sessions:NODE. What a connected client has in flight or queued at the
+//              moment its node crashes is in that node's memory only, and is lost.
+//   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
+//              list whose owner is still the dead node: each becomes an offline session there,
+//              its subscriptions routed again, until its client comes back or it expires. A node
+//              that restarts before anyone adopts its sessions takes them back the same way.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "backend/session.h"
+#include "state/redis_client.h"
+#include "state/redis_keys.h"
+
+namespace backend {
+
+class Broker;
+
+class ClusterSessions {
+ public:
+  ClusterSessions(Broker& broker, boost::asio::io_context& control,
+                  std::shared_ptr<state::RedisClient> commands, const state::RedisKeys& keys,
+                  std::string node, std::function<bool(const std::string&)> is_live);
+
+  // Makes this node the owner of `client_id`; `done` gets the session to resume, if another
+  // node held one (none for a clean start, or when Redis is down).
+  using ClaimDone = std::function<void(std::optional<SessionSnapshot> session)>;
+  void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
+  // The session of `client_id` ended on this node: its record (if `recorded`) goes and, with
+  // `disown`, so does the id's ownership, unless another node claimed it since.
+  void Ended(const std::string& client_id, bool recorded, bool disown);
+  // Writes this node's record of a persistent session; with `ttl`, the session is offline and
+  // expires then. The offline queue starts empty again.
+  void Record(const std::string& client_id, std::string snapshot,
+              std::optional<std::chrono::milliseconds> ttl);
+  // Appends a delivery (session_codec.h) to an offline session's queue.
+  void RecordQueued(const std::string& client_id, std::string delivery,
+                    std::optional<std::chrono::milliseconds> ttl);
+
+  // A message on this node's node-events channel.
+  void OnEvent(std::string_view message);
+  // `node` left the cluster: adopt its sessions, unless another survivor does.
+  void NodeLeft(const std::string& node);
+  // At start: the sessions this node recorded in a previous run and nobody adopted since.
+  void Recover();
+  // Claims still waiting go ahead without a session.
+  void Stop();
+
+  static constexpr std::chrono::milliseconds kClaimTimeout{2000};
+
+  // For /metrics.
+  uint64_t handed_out() const { return handed_out_; }
+  uint64_t taken_in() const { return taken_in_; }
+  uint64_t restored() const { return restored_; }
+
+ private:
+  struct PendingClaim {
+    std::string client_id;
+    std::string owner;
+    bool clean_start;
+    ClaimDone done;
+    std::unique_ptr<boost::asio::steady_timer> deadline;
+  };
+
+  void AskOwner(const std::string& client_id, const std::string& owner, bool clean_start,
+                ClaimDone done);
+  // Answers `node`'s claim `request` with the session this node let go of, if any.
+  void HandOver(const std::string& node, const std::string& request,
+                std::optional<std::string> session);
+  void FinishClaim(const std::string& request, std::optional<SessionSnapshot> session);
+  // The owner did not answer: takes the session from its record.
+  void GiveUpOnOwner(const std::string& request);
+  // Reads (unless `clean_start`) and deletes `node`'s record of `client_id`.
+  void TakeRecord(const std::string& node, const std::string& client_id, bool clean_start,
+                  ClaimDone done);
+  void AdoptAll(const std::string& node);
+  void Adopt(const std::string& node, const std::string& client_id);
+
+  Broker& broker_;
+  boost::asio::io_context& control_;
+  std::shared_ptr<state::RedisClient> commands_;
+  const state::RedisKeys& keys_;
+  std::string node_;
+  std::function<bool(const std::string&)> is_live_;
+
+  absl::flat_hash_map<std::string, PendingClaim> claims_;  // by request id
+  uint64_t next_claim_ = 0;
+  uint64_t handed_out_ = 0;
+  uint64_t taken_in_ = 0;
+  uint64_t restored_ = 0;
+};
+
+}  // namespace backend

@@ -1,0 +1,175 @@
+"""Persistent sessions that outlive the crash of their node (issue: the broker cluster; DESIGN.md:
+durable sessions): a node records each persistent session in Redis; when it dies, a survivor
+adopts its sessions, or a client that comes back first takes its session from the record."""
+import signal
+
+from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_server,  # noqa: F401
+                              wait_remote_routes)
+from conftest import wait_for
+from mqtt_wire import PUBACK, persistent, sub_options
+from proxy_fixtures import FAST_HEALTH, conns, pool, restart_broker, start_proxy  # noqa: F401
+
+RESTORED = "sb_broker_cluster_sessions_restored_total"
+
+
+def crash(node):
+    node.signal(signal.SIGKILL)
+    node.proc.wait()
+
+
+def routed_anywhere(node, count):
+    """True when `node` routes `count` filters, its own or the other nodes'."""
+    return node.metric(LOCAL_ROUTES) + node.metric(REMOTE_ROUTES) == count
+
+
+def receive(wire, n):
+    """The next `n` PUBLISH payloads, each acknowledged."""
+    payloads = []
+    for _ in range(n):
+        m = wire.expect_message()
+        wire.ack(PUBACK, m.packet_id)
+        payloads.append(m.payload.decode())
+    return payloads
+
+
+def test_an_offline_session_outlives_its_node(cluster, clients):
+    a, b, c = cluster(3)
+    sleeper = clients.wire(a.port, 5)
+    assert sleeper.connect("sleeper", **persistent(5)).reason() == 0
+    sleeper.subscribe(1, ("inbox/sleeper", sub_options(1)))
+    sleeper.disconnect()
+    a.wait_connections(0)
+    wait_remote_routes(b, 1)
+    publisher = clients.paho(b.port, "pub")
+    for i in range(3):
+        publisher.publish("inbox/sleeper", f"before{i}", 1)
+    # Each PUBACK means a queued the message; its record has it once Redis does.
+    queue = f"sb:session-queue:{a.name}:sleeper"
+    wait_for(lambda: cluster.redis.command("LLEN", queue) == "3", what="the queue recorded")
+
+    crash(a)
+    # One survivor adopts the session: the subscription is routed again, from there.
+    wait_for(lambda: b.metric(RESTORED) + c.metric(RESTORED) == 1, timeout=10,
+             what="the session adopted")
+    wait_for(lambda: routed_anywhere(b, 1), what="b routing to the adopted session")
+    for i in range(2):
+        publisher.publish("inbox/sleeper", f"after{i}", 1)
+
+    back = clients.wire(c.port, 5)
+    ack = back.connect("sleeper", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    assert receive(back, 5) == ["before0", "before1", "before2", "after0", "after1"]
+    assert cluster.redis.command("GET", "sb:owner:sleeper") == c.name
+    assert cluster.redis.command("EXISTS", f"sb:session:{a.name}:sleeper") == "0"
+
+
+def test_a_client_back_before_the_node_is_declared_dead_takes_its_record(cluster, clients):
+    a, b, c = cluster(3)
+    first = clients.wire(a.port, 5)
+    assert first.connect("quick", **persistent(5)).reason() == 0
+    first.subscribe(1, ("jobs/quick", sub_options(1)))
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:quick") == "1",
+             what="the session recorded")
+    crash(a)
+    first.close()
+    # At once, while b still counts a as alive: b asks a, gets no answer, reads a's record.
+    second = clients.wire(b.port, 5, timeout=10)
+    ack = second.connect("quick", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    assert b.metric(RESTORED) == 1
+    wait_for(lambda: routed_anywhere(c, 1), what="c routing to b's session")
+    clients.paho(c.port, "pub").publish("jobs/quick", "resumed", 1)
+    assert receive(second, 1) == ["resumed"]  # subscribed without subscribing again
+
+
+def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, processes):
+    (a,) = cluster(1)
+    w = clients.wire(a.port, 5)
+    assert w.connect("loyal", **persistent(5)).reason() == 0
+    w.subscribe(1, ("news/#", sub_options(1)))
+    publisher = clients.paho(a.port, "pub")
+    w.disconnect()
+    a.wait_connections(1)  # the publisher's
+    publisher.publish("news/1", "kept", 1)
+    wait_for(lambda: cluster.redis.command("LLEN", f"sb:session-queue:{a.name}:loyal") == "1",
+             what="the queue recorded")
+    publisher.close()
+    crash(a)
+    again = restart_broker(a, tmp_path, processes)
+    again.wait_metric("sb_broker_sessions", 1)
+    w = clients.wire(again.port, 5)
+    ack = w.connect("loyal", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    assert receive(w, 1) == ["kept"]
+
+
+def test_a_clean_start_after_a_crash_discards_the_record(cluster, clients):
+    a, b = cluster(2)
+    w = clients.wire(a.port, 5)
+    assert w.connect("fresh", **persistent(5)).reason() == 0
+    w.subscribe(1, ("x/#", sub_options(1)))
+    record = f"sb:session:{a.name}:fresh"
+    wait_for(lambda: cluster.redis.command("EXISTS", record) == "1", what="the session recorded")
+    crash(a)
+    w.close()
+    again = clients.wire(b.port, 5, timeout=10)
+    ack = again.connect("fresh", clean=True)
+    assert ack.reason() == 0 and not ack.session_present
+    assert cluster.redis.command("EXISTS", record) == "0"
+    assert b.metric(LOCAL_ROUTES) == 0
+
+
+def test_an_adopted_session_still_expires(cluster, clients):
+    a, b = cluster(2)
+    w = clients.wire(a.port, 5)
+    assert w.connect("brief", **persistent(5, expiry_s=2)).reason() == 0
+    w.subscribe(1, ("brief/#", sub_options(1)))
+    w.disconnect()
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:brief") == "1",
+             what="the session recorded")
+    crash(a)
+    wait_for(lambda: b.metric(RESTORED) == 1, timeout=10, what="the session adopted")
+    assert b.metric("sb_broker_sessions") == 1
+    # Two seconds from its adoption, it ends there, record and all.
+    b.wait_metric("sb_broker_sessions", 0, timeout=6)
+    assert b.metric(LOCAL_ROUTES) == 0
+    assert cluster.redis.command("EXISTS", f"sb:session:{b.name}:brief") == "0"
+    assert cluster.redis.command("SCARD", f"sb:sessions:{b.name}") == "0"
+
+
+def test_clients_of_a_killed_node_resume_their_sessions_through_the_proxy(cluster, start_proxy,
+                                                                           clients, conns):
+    a, b, c = cluster(3)
+    proxy = start_proxy({"brokers": pool(a, b, c, strategy="least-connections",
+                                         health=FAST_HEALTH)})
+    subscribers = {}
+    for i in range(6):
+        w = conns.wire(proxy.port, 5)
+        assert w.connect(f"durable-{i}", **persistent(5)).reason() == 0
+        w.subscribe(1, (f"to/durable-{i}", sub_options(1)))
+        subscribers[f"durable-{i}"] = w
+    assert [n.metric("sb_broker_connections") for n in (a, b, c)] == [2, 2, 2]
+    victims = [cid for cid in subscribers
+               if cluster.redis.command("GET", f"sb:owner:{cid}") == c.name]
+    assert len(victims) == 2
+    for cid in victims:
+        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{c.name}:{cid}") == "1",
+                 what=f"{cid} recorded")
+
+    crash(c)
+    proxy.wait_state(c.name, "down", pool_name="brokers")
+    publisher = clients.paho(a.port, "pub")
+    for cid in victims:
+        subscribers[cid].close()
+        # Through the proxy again, to a or b: the session is there, subscription included.
+        w = conns.wire(proxy.port, 5, timeout=10)
+        ack = w.connect(cid, **persistent(5))
+        assert ack.reason() == 0 and ack.session_present, cid
+        wait_for(lambda: routed_anywhere(a, 6), what="a routing to every subscriber")
+        publisher.publish(f"to/{cid}", f"hello {cid}", 1)
+        assert receive(w, 1) == [f"hello {cid}"]
+    # The subscribers that were elsewhere never noticed.
+    for cid, w in subscribers.items():
+        if cid not in victims:
+            publisher.publish(f"to/{cid}", "still here", 1)
+            assert receive(w, 1) == ["still here"]
