@@ -82,13 +82,9 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   } else {
     rx_.assign(data.substr(consumed));
   }
-  if (pump_needed_) {
-    pump_needed_ = false;
-    Pump();
-  } else {
-    Flush();
-  }
-  if (closed_) return;
+  // Written at the shard's flush, after the deliveries this read caused: a subscriber gets its
+  // message before the publisher gets the acknowledgement, and one write carries all of it.
+  shard_.MarkDirty(*this);
   if (out_.size() > shard_.config().limits.max_write_buffer_bytes) {
     read_paused_ = true;  // the client does not read what we send: stop reading it
     return;
@@ -230,6 +226,8 @@ void Connection::Pump() {
     if (closed_ || writing_) return;
   }
   Flush();
+  // Everything went out without blocking: no OnWritable will come to resume a paused read.
+  if (read_paused_ && !writing_ && !closed_) MaybeResumeReading();
 }
 
 bool Connection::Drain() {

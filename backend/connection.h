@@ -156,8 +156,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t next_ack_seq_ = 0;
   // This connection is another node's link (client id "$node/..." with sb.link.node).
   std::string link_peer_;
-  bool writing_ = false;      // an async_wait for writability is pending
-  bool pump_needed_ = false;  // a handler opened the send window
+  bool writing_ = false;  // an async_wait for writability is pending
   bool closed_ = false;
   std::string peer_;  // for logs
 };

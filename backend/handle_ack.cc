@@ -1,6 +1,6 @@
 // PUBACK, PUBREC and PUBCOMP from the client: the outbound QoS 1 and 2 flows (MQTT 5.0 §4.3).
-// An acknowledgement frees a slot of the send window, so the session queue is pumped once the
-// packets of this read are all handled.
+// An acknowledgement frees a slot of the send window; the session queue is pumped at the shard's
+// flush, once the packets of this read are all handled.
 #include "backend/connection.h"
 
 namespace backend {
@@ -8,7 +8,6 @@ namespace backend {
 void Connection::HandlePuback(const mqtt::Puback& p) {
   if (session_->OnPuback(p.packet_id) != Session::AckResult::kDone) return;
   DropHeldResend(p.packet_id);
-  pump_needed_ = true;
 }
 
 void Connection::HandlePubrec(const mqtt::Pubrec& p) {
@@ -19,7 +18,6 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
       break;
     case Session::AckResult::kDone:
       DropHeldResend(p.packet_id);
-      pump_needed_ = true;
       break;
     case Session::AckResult::kUnknown:
       // §4.3.3: answer an unknown identifier so the client can finish its side.
@@ -32,7 +30,6 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
 void Connection::HandlePubcomp(const mqtt::Pubcomp& p) {
   if (session_->OnPubcomp(p.packet_id) != Session::AckResult::kDone) return;
   DropHeldResend(p.packet_id);
-  pump_needed_ = true;
 }
 
 void Connection::DropHeldResend(uint16_t packet_id) {
