@@ -128,6 +128,7 @@ class PubSubRun {
   std::vector<std::unique_ptr<Publisher>> publishers_;
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
   std::vector<std::unique_ptr<asio::steady_timer>> ticks_;
+  std::vector<Clock::time_point> last_tick_;  // per worker, written by its thread only
   uint32_t receipts_per_message_ = 1;
   bool per_subscriber_tracking_ = false;
   bool loopback_ = false;  // publisher i and subscriber i share one client
@@ -291,13 +292,19 @@ void PubSubRun::PublishOne(Publisher& p) {
 void PubSubRun::Tick(uint32_t worker) {
   Clock::time_point now = Clock::now();
   bool publishing = publishing_.load(std::memory_order_relaxed);
-  double per_publisher_per_tick = o_.rate / static_cast<double>(publishers_.size()) / 1000.0;
+  // Tokens for the time that actually passed since the last tick (a timer fires late, never
+  // early), with up to 10 ms of catching up, so that the rate holds whatever the timer slack.
+  Clock::time_point& last = last_tick_[worker];
+  Seconds elapsed = last == Clock::time_point() ? std::chrono::milliseconds(1) : now - last;
+  last = now;
+  double per_publisher_per_s = o_.rate / static_cast<double>(publishers_.size());
+  double earned = per_publisher_per_s * std::min(elapsed.count(), 0.010);
   for (auto& pub : publishers_) {
     Publisher& p = *pub;
     if (p.worker != worker || !p.client || !p.client->connected()) continue;
     if (o_.rate > 0) {
       if (!publishing) continue;
-      p.tokens = std::min(p.tokens + per_publisher_per_tick, per_publisher_per_tick + 1.0);
+      p.tokens = std::min(p.tokens + earned, per_publisher_per_s * 0.010 + 1.0);
       while (p.tokens >= 1.0) {
         p.tokens -= 1.0;
         PublishOne(p);
@@ -360,6 +367,7 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   for (size_t i = 0; i < threads_.size(); ++i) {
     ticks_.push_back(std::make_unique<asio::steady_timer>(threads_.context(i)));
   }
+  last_tick_.assign(threads_.size(), Clock::time_point());
 
   // Subscribers first, each subscribed before any publisher connects.
   Connector subs(o_.connect_concurrency);
