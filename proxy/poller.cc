@@ -57,8 +57,9 @@ void Poller::Poll() {
   int n = epoll_wait(epoll_fd_, events, kBatch, 0);
   for (int i = 0; i < n; ++i)
     static_cast<Handler*>(events[i].data.ptr)->OnEvents(events[i].events);
-  if (n == kBatch) {
-    // More may be ready: take them after what else the thread has to do.
+  if (n > 0) {
+    // Under load more will be ready soon: poll again after what else the thread has to do,
+    // rather than re-arm the wait (an epoll_ctl) for each batch. An empty poll re-arms it.
     asio::post(descriptor_.get_executor(), [this] { Poll(); });
   } else {
     Wait();
