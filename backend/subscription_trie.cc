@@ -64,20 +64,21 @@ bool SubscriptionTrie::Add(std::string_view filter, std::string_view group, cons
   return added;
 }
 
+std::unique_ptr<SubscriptionTrie::Node>* SubscriptionTrie::ChildSlot(Node& node,
+                                                                     std::string_view level) {
+  if (level == "+") return &node.plus;
+  if (level == "#") return &node.hash;
+  auto it = node.children.find(level);
+  return it == node.children.end() ? nullptr : &it->second;
+}
+
 SubscriptionTrie::SharedGroup* SubscriptionTrie::FindGroup(std::string_view filter,
                                                            std::string_view group) {
   Node* node = root_.get();
   bool found = true;
   ForEachLevel(filter, [&](std::string_view level) {
     if (!found) return;
-    std::unique_ptr<Node>* slot = nullptr;
-    if (level == "+") {
-      slot = &node->plus;
-    } else if (level == "#") {
-      slot = &node->hash;
-    } else if (auto it = node->children.find(level); it != node->children.end()) {
-      slot = &it->second;
-    }
+    std::unique_ptr<Node>* slot = ChildSlot(*node, level);
     if (slot == nullptr || !*slot) {
       found = false;
       return;
@@ -102,14 +103,7 @@ bool SubscriptionTrie::Remove(std::string_view filter, std::string_view group,
   bool found = true;
   ForEachLevel(filter, [&](std::string_view level) {
     if (!found) return;
-    std::unique_ptr<Node>* slot = nullptr;
-    if (level == "+") {
-      slot = &node->plus;
-    } else if (level == "#") {
-      slot = &node->hash;
-    } else if (auto it = node->children.find(level); it != node->children.end()) {
-      slot = &it->second;
-    }
+    std::unique_ptr<Node>* slot = ChildSlot(*node, level);
     if (slot == nullptr || !*slot) {
       found = false;
       return;

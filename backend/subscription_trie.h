@@ -112,6 +112,8 @@ class SubscriptionTrie {
     }
   };
 
+  // The existing child of `node` for one filter level ("+", "#" or a name), or null.
+  static std::unique_ptr<Node>* ChildSlot(Node& node, std::string_view level);
   template <typename Visit, typename VisitGroup>
   static void Emit(Node& node, Visit& visit, VisitGroup& visit_group);
   template <typename Visit, typename VisitGroup>
