@@ -94,14 +94,7 @@ class ConnectRun {
     r["cycles_per_s"] = static_cast<double>(cycles) / seconds;
     r["errors"] = errors;
     if (!last_error.empty()) r["last_error"] = last_error;
-    boost::json::object lat;
-    lat["count"] = latency.count();
-    lat["p50_us"] = static_cast<double>(latency.Percentile(50)) / 1e3;
-    lat["p90_us"] = static_cast<double>(latency.Percentile(90)) / 1e3;
-    lat["p99_us"] = static_cast<double>(latency.Percentile(99)) / 1e3;
-    lat["p999_us"] = static_cast<double>(latency.Percentile(99.9)) / 1e3;
-    lat["max_us"] = static_cast<double>(latency.max()) / 1e3;
-    r["latency"] = std::move(lat);
+    r["latency"] = LatencyJson(latency);
     r["loadgen"] = LoadgenCpu(self_before, self_after, seconds, threads_.size());
     r["watched"] = WatchedProcesses(o_.watch_pids, watched_before, watched_after, 0);
     if (cycles == 0) {

@@ -516,16 +516,7 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   r["sent_per_s"] = static_cast<double>(sent) / seconds;
   r["received_per_s"] = static_cast<double>(received) / seconds;
   r["mb_per_s"] = static_cast<double>(received) * o_.payload_bytes / seconds / 1e6;
-  boost::json::object lat;
-  lat["count"] = latency.count();
-  lat["min_us"] = static_cast<double>(latency.min()) / 1e3;
-  lat["mean_us"] = latency.mean() / 1e3;
-  lat["p50_us"] = static_cast<double>(latency.Percentile(50)) / 1e3;
-  lat["p90_us"] = static_cast<double>(latency.Percentile(90)) / 1e3;
-  lat["p99_us"] = static_cast<double>(latency.Percentile(99)) / 1e3;
-  lat["p999_us"] = static_cast<double>(latency.Percentile(99.9)) / 1e3;
-  lat["max_us"] = static_cast<double>(latency.max()) / 1e3;
-  r["latency"] = std::move(lat);
+  r["latency"] = LatencyJson(latency);
   r["loadgen"] = LoadgenCpu(self_before, self_after, seconds, threads_.size());
   r["watched"] = WatchedProcesses(o_.watch_pids, watched_before, watched_after, received);
   if (!errors.empty()) r["last_client_error"] = errors;

@@ -5,10 +5,25 @@
 
 #include <boost/json/serialize.hpp>
 #include <fstream>
+#include <utility>
 
 namespace loadgen {
 
 namespace json = boost::json;
+
+json::object LatencyJson(const Histogram& latency) {
+  auto us = [](double ns) { return ns / 1e3; };
+  json::object lat;
+  lat["count"] = latency.count();
+  lat["min_us"] = us(static_cast<double>(latency.min()));
+  lat["mean_us"] = us(latency.mean());
+  for (auto [key, percent] : {std::pair{"p50_us", 50.0}, std::pair{"p90_us", 90.0},
+                              std::pair{"p99_us", 99.0}, std::pair{"p999_us", 99.9}}) {
+    lat[key] = us(static_cast<double>(latency.Percentile(percent)));
+  }
+  lat["max_us"] = us(static_cast<double>(latency.max()));
+  return lat;
+}
 
 json::object LoadgenCpu(const ProcessSample& before, const ProcessSample& after, double seconds,
                         size_t threads) {

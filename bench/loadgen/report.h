@@ -11,9 +11,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/loadgen/histogram.h"
 #include "bench/loadgen/process_stats.h"
 
 namespace loadgen {
+
+// A latency histogram's figures in microseconds: count, min, mean, p50, p90, p99, p99.9, max.
+boost::json::object LatencyJson(const Histogram& latency);
 
 // The generator's own CPU use over the measurement; "saturated" when it used at least 90 % of its
 // threads, in which case the figures measure the generator as much as the target.
