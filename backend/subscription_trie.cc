@@ -72,8 +72,8 @@ std::unique_ptr<SubscriptionTrie::Node>* SubscriptionTrie::ChildSlot(Node& node,
   return it == node.children.end() ? nullptr : &it->second;
 }
 
-SubscriptionTrie::SharedGroup* SubscriptionTrie::FindGroup(std::string_view filter,
-                                                           std::string_view group) {
+SubscriptionTrie::Node* SubscriptionTrie::Descend(std::string_view filter,
+                                                  std::vector<Step>* path) const {
   Node* node = root_.get();
   bool found = true;
   ForEachLevel(filter, [&](std::string_view level) {
@@ -83,35 +83,25 @@ SubscriptionTrie::SharedGroup* SubscriptionTrie::FindGroup(std::string_view filt
       found = false;
       return;
     }
+    if (path != nullptr) path->push_back({node, slot, level});
     node = slot->get();
   });
-  if (!found) return nullptr;
+  return found ? node : nullptr;
+}
+
+SubscriptionTrie::SharedGroup* SubscriptionTrie::FindGroup(std::string_view filter,
+                                                           std::string_view group) {
+  Node* node = Descend(filter, nullptr);
+  if (node == nullptr) return nullptr;
   auto g = node->groups.find(group);
   return g == node->groups.end() ? nullptr : &g->second;
 }
 
 bool SubscriptionTrie::Remove(std::string_view filter, std::string_view group,
                               uint64_t session_id) {
-  // The path from the root: each step's parent, its slot for the child, and the child's level.
-  struct Step {
-    Node* parent;
-    std::unique_ptr<Node>* slot;
-    std::string_view level;
-  };
   std::vector<Step> path;
-  Node* node = root_.get();
-  bool found = true;
-  ForEachLevel(filter, [&](std::string_view level) {
-    if (!found) return;
-    std::unique_ptr<Node>* slot = ChildSlot(*node, level);
-    if (slot == nullptr || !*slot) {
-      found = false;
-      return;
-    }
-    path.push_back({node, slot, level});
-    node = slot->get();
-  });
-  if (!found) return false;
+  Node* node = Descend(filter, &path);
+  if (node == nullptr) return false;
 
   bool removed = false;
   if (group.empty()) {

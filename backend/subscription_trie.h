@@ -112,6 +112,14 @@ class SubscriptionTrie {
     }
   };
 
+  // One step of a path from the root: the parent, its slot for the child, the child's level.
+  struct Step {
+    Node* parent;
+    std::unique_ptr<Node>* slot;
+    std::string_view level;
+  };
+  // The node of `filter` if it exists, else null; with `path`, the steps that lead to it.
+  Node* Descend(std::string_view filter, std::vector<Step>* path) const;
   // The existing child of `node` for one filter level ("+", "#" or a name), or null.
   static std::unique_ptr<Node>* ChildSlot(Node& node, std::string_view level);
   template <typename Visit, typename VisitGroup>
