@@ -64,6 +64,18 @@ def http_get(url, timeout=2.0):
         return None, str(e)
 
 
+def fetch_metrics(url):
+    """The samples of a Prometheus /metrics page as {'name{labels}': value}."""
+    status, body = http_get(url)
+    assert status == 200, body
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
 class Process:
     """A child process with its output in a log file."""
 
@@ -121,15 +133,7 @@ class Broker(Process):
         return http_get(f"http://127.0.0.1:{self.admin_port}/healthz")[0] == 200
 
     def metrics(self):
-        """The /metrics samples as {'name{labels}': value}."""
-        status, body = http_get(f"http://127.0.0.1:{self.admin_port}/metrics")
-        assert status == 200, body
-        samples = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                key, value = line.rsplit(" ", 1)
-                samples[key] = float(value)
-        return samples
+        return fetch_metrics(f"http://127.0.0.1:{self.admin_port}/metrics")
 
     def metric(self, key):
         return self.metrics().get(key, 0.0)
@@ -294,15 +298,15 @@ class Clients:
     def __init__(self):
         self.open = []
 
-    def wire(self, port, version=5, timeout=5.0):
-        c = WireClient(port, version=version, timeout=timeout)
+    def track(self, c):
         self.open.append(c)
         return c
 
+    def wire(self, port, version=5, timeout=5.0):
+        return self.track(WireClient(port, version=version, timeout=timeout))
+
     def paho(self, port, client_id="", version=5, **kwargs):
-        c = PahoClient(port, client_id, version, **kwargs)
-        self.open.append(c)
-        return c
+        return self.track(PahoClient(port, client_id, version, **kwargs))
 
     def close_all(self):
         for c in reversed(self.open):

@@ -30,7 +30,7 @@ import paho.mqtt.client as paho
 import pytest
 
 import conftest
-from conftest import BIN, Broker, Process, http_get, wait_for
+from conftest import BIN, Broker, Process, fetch_metrics, http_get, wait_for
 from mqtt_wire import WireClient
 
 
@@ -235,15 +235,7 @@ class Proxy(Process):
             return status, text
 
     def metrics(self):
-        """The /metrics samples as {'name{labels}': value}."""
-        status, body = http_get(self.url("/metrics"))
-        assert status == 200, body
-        samples = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                key, value = line.rsplit(" ", 1)
-                samples[key] = float(value)
-        return samples
+        return fetch_metrics(self.url("/metrics"))
 
     def metric(self, key):
         return self.metrics().get(key, 0.0)
@@ -459,35 +451,19 @@ class ReconnectingClient:
         self.client.loop_stop()
 
 
-class Conns:
+class Conns(conftest.Clients):
     """Clients and sockets opened by a test, closed at its end (before the processes stop)."""
-
-    def __init__(self):
-        self.open = []
-
-    def track(self, c):
-        self.open.append(c)
-        return c
 
     def wire(self, port, version=5, timeout=5.0, source_ip=None):
         if source_ip:
             return self.track(SourceWireClient(port, source_ip, version, timeout))
-        return self.track(WireClient(port, version=version, timeout=timeout))
+        return super().wire(port, version, timeout)
 
     def socket(self, port, timeout=5.0):
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        return self.track(s)
+        return self.track(socket.create_connection(("127.0.0.1", port), timeout=timeout))
 
     def reconnecting(self, port, client_id):
         return self.track(ReconnectingClient(port, client_id))
-
-    def close_all(self):
-        for c in reversed(self.open):
-            try:
-                c.close()
-            except OSError:
-                pass
-        self.open.clear()
 
 
 @pytest.fixture

@@ -159,19 +159,23 @@ def test_redis_outage_drops_nothing_and_the_tier_converges(brokers, start_proxy,
         assert is_open(w)
 
 
-def test_health_policy_any_takes_a_backend_down_everywhere(brokers, start_proxy, conns,
-                                                           redis_server):
+def two_proxies_one_sees_b2_down(brokers, start_proxy, redis_server, policy):
+    """Proxies a and b under `policy` in front of b1 and b2; a checks b2 at a port where nothing
+    listens, so a alone sees b2 down. Returns (a, b) once a does."""
     bs = brokers(2)
-    # Proxy a checks b2 at a port where nothing listens: a alone sees b2 down.
     dead = free_port()
-    health = dict(FAST_HEALTH)
+    redis = {"url": redis_server.url, "health_policy": policy}
     a = start_proxy({"brokers": pool(backend(bs[0]), {**backend(bs[1]),
                                                         "check_address": f"127.0.0.1:{dead}"},
-                                     health=health)},
-                    name="p1", redis={"url": redis_server.url, "health_policy": "any"})
-    b = start_proxy({"brokers": pool(*bs, health=health)}, name="p2",
-                    redis={"url": redis_server.url, "health_policy": "any"})
+                                     health=dict(FAST_HEALTH))}, name="p1", redis=redis)
+    b = start_proxy({"brokers": pool(*bs, health=dict(FAST_HEALTH))}, name="p2", redis=redis)
     a.wait_state("b2", "down")
+    return a, b
+
+
+def test_health_policy_any_takes_a_backend_down_everywhere(brokers, start_proxy, conns,
+                                                           redis_server):
+    _, b = two_proxies_one_sees_b2_down(brokers, start_proxy, redis_server, "any")
     wait_for(lambda: b.state("b2") == "down", what="b2 down for the tier on b")
     assert b.metric('sb_proxy_backend_down_for_all{pool="brokers",backend="b2"}') == 1
     for i in range(4):
@@ -180,16 +184,7 @@ def test_health_policy_any_takes_a_backend_down_everywhere(brokers, start_proxy,
 
 
 def test_health_policy_majority_needs_more_than_half(brokers, start_proxy, conns, redis_server):
-    bs = brokers(2)
-    dead = free_port()
-    health = dict(FAST_HEALTH)
-    a = start_proxy({"brokers": pool(backend(bs[0]), {**backend(bs[1]),
-                                                        "check_address": f"127.0.0.1:{dead}"},
-                                     health=health)},
-                    name="p1", redis={"url": redis_server.url, "health_policy": "majority"})
-    b = start_proxy({"brokers": pool(*bs, health=health)}, name="p2",
-                    redis={"url": redis_server.url, "health_policy": "majority"})
-    a.wait_state("b2", "down")
+    _, b = two_proxies_one_sees_b2_down(brokers, start_proxy, redis_server, "majority")
     wait_for(lambda: b.metric("sb_proxy_tier_proxies") == 2, what="both proxies live")
     # One vote of two is not a majority: b keeps using b2 (checked over several view rounds).
     landed = set()
