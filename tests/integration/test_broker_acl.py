@@ -61,19 +61,24 @@ def test_denied_publish_is_dropped_and_others_pass(acl_broker, clients, version)
                          ("writeonly/#", 1)).suback_codes() == [1, 1, 1, denied_code(version)]
     pub = clients.wire(acl_broker.port, version)
     pub.connect("pub")
-    expected_reason = 0x87 if version == 5 else 0x00  # 3.1.1 has no way to say it
+    # 5.0 refuses with Not authorized in the ack; 3.1.1 has no way to say it (its acks carry no
+    # reason), so there only the drop counter below tells.
     pid = 0
     for topic, allowed in [("secret/x", False), ("secret/public/x", True), ("readonly/x", False),
                            ("public/x", True)]:
         pid += 1
         pub.publish(topic, topic.encode(), qos=1, packet_id=pid)
         ack = pub.expect(PUBACK)
-        assert (ack.packet_id(), ack.reason()) == (pid, 0 if allowed else expected_reason), topic
+        assert ack.packet_id() == pid, topic
+        if version == 5:
+            assert ack.reason() == (0 if allowed else 0x87), topic
     pid += 1
     pub.publish("secret/q2", b"x", qos=2, packet_id=pid)
     rec = pub.expect(PUBREC)
-    assert rec.reason() == expected_reason
-    if version == 4:  # the QoS 2 flow goes on in 3.1.1
+    assert rec.packet_id() == pid
+    if version == 5:
+        assert rec.reason() == 0x87
+    else:  # the QoS 2 flow goes on in 3.1.1
         pub.ack(PUBREL, pid)
         pub.expect(PUBCOMP)
     pub.publish("secret/q0", b"x")
@@ -82,8 +87,8 @@ def test_denied_publish_is_dropped_and_others_pass(acl_broker, clients, version)
     assert [m.topic for m in got] == ["secret/public/x", "public/x"]
     for m in got:
         sub.ack(PUBACK, m.packet_id)
+    acl_broker.wait_metric('sb_broker_messages_dropped_total{reason="not_authorized"}', 4)
     sub.expect_silence(0.2)  # nothing denied got through
-    assert acl_broker.metric('sb_broker_messages_dropped_total{reason="not_authorized"}') == 4
 
 
 def test_denied_will_is_not_published(acl_broker, clients):

@@ -5,7 +5,7 @@ going away and coming back without dropping a connection."""
 import signal
 
 from conftest import wait_for
-from mqtt_wire import connect_packet
+from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, free_port, is_open, pool,  # noqa: F401
                             redis_server, start_proxy)
 
@@ -64,11 +64,14 @@ def test_two_proxies_agree_on_a_new_client(brokers, start_proxy, conns, redis_se
         wa, wb = conns.wire(a.port), conns.wire(b.port)
         wa.send(connect_packet(client_id))
         wb.send(connect_packet(client_id))
+        # Each connection is placed before its CONNACK comes back (the later one then takes over).
+        wa.expect(CONNACK)
+        wb.expect(CONNACK)
         wait_for(lambda: redis_server.command("GET", f"sb:sticky:brokers:{client_id}") != "",
                  what="the sticky record")
         held = redis_server.command("GET", f"sb:sticky:brokers:{client_id}")
-        # Whichever connection the broker kept (takeover), both went to the recorded broker.
-        wait_for(lambda: totals(a, b).get(held, 0) >= 1, what="a connection on the recorded broker")
+        # Whichever connection the broker kept, both went to the recorded broker.
+        assert totals(a, b).get(held, 0) >= 1, (held, totals(a, b))
         assert all(n == 0 for name, n in totals(a, b).items() if name != held), totals(a, b)
         wa.close()
         wb.close()
