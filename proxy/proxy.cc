@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -89,7 +90,7 @@ absl::Status Proxy::Start() {
   return absl::OkStatus();
 }
 
-absl::Status Proxy::Apply(ProxyConfig next) {
+absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   // 1. Pools: resolve every backend; keep the state of backends that keep name and addresses.
   // Nothing live changes before step 3: weights changed in the file wait in `new_weights`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
@@ -169,12 +170,13 @@ absl::Status Proxy::Apply(ProxyConfig next) {
     bool moved = std::any_of(opened.begin(), opened.end(), [&](auto& o) { return o.name == name; });
     if (moved || !states.contains(name)) closing.push_back(name);
   }
+  auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
   for (size_t w = 0; w < workers_.size(); ++w) {
     Worker* worker = workers_[w].get();
     std::vector<std::pair<std::shared_ptr<const ListenerState>, tcp::acceptor>> accept;
     for (Opened& o : opened)
       accept.emplace_back(states[o.name], std::move(o.acceptors[w]));
-    asio::post(worker->io(), [worker, pools, states, closing,
+    asio::post(worker->io(), [worker, pools, states, closing, remaining, applied,
                               accept = std::make_shared<decltype(accept)>(std::move(accept))] {
       worker->SetPools(pools);
       for (const std::string& name : closing)
@@ -183,6 +185,7 @@ absl::Status Proxy::Apply(ProxyConfig next) {
         worker->Accept(state, std::move(acceptor));
       for (const auto& [name, state] : states)
         worker->UpdateListener(state);
+      if (remaining->fetch_sub(1) == 1 && applied) applied();
     });
   }
   for (const std::string& name : closing) {
@@ -219,7 +222,8 @@ absl::Status Proxy::Reload() {
   next->admin = config_.admin;
   next->instance = config_.instance;
   next->redis = config_.redis;
-  return Apply(std::move(*next));
+  // Logged once every worker has the new configuration: from then on it is in force.
+  return Apply(std::move(*next), [path = config_path_] { spdlog::info("reloaded {}", path); });
 }
 
 void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {
@@ -245,10 +249,7 @@ void Proxy::Run() {
       [&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
-          absl::Status s = Reload();
-          if (s.ok()) {
-            spdlog::info("reloaded {}", config_path_);
-          } else {
+          if (absl::Status s = Reload(); !s.ok()) {
             spdlog::error("reload refused, the running configuration stays: {}", s.message());
           }
           signals.async_wait(on_signal);
@@ -287,11 +288,6 @@ void Proxy::Shutdown() {
 
 uint16_t Proxy::admin_port() const {
   return admin_ ? admin_->port() : 0;
-}
-
-uint16_t Proxy::listener_port(const std::string& name) const {
-  auto it = ports_.find(name);
-  return it == ports_.end() ? 0 : it->second;
 }
 
 }  // namespace proxy

@@ -11,6 +11,7 @@
 // connections; listeners that keep their address keep their sockets.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,7 +54,6 @@ class Proxy {
   const TierSync& tier() const { return *tier_sync_; }
   bool shared_state_configured() const { return !config_.redis.url.empty(); }
   uint16_t admin_port() const;
-  uint16_t listener_port(const std::string& name) const;
 
   // For the admin API, on the control thread.
   const std::map<std::string, std::shared_ptr<const Pool>>& pools() const { return pools_; }
@@ -64,7 +64,8 @@ class Proxy {
   bool accepting() const { return accepting_; }
 
  private:
-  absl::Status Apply(ProxyConfig next);
+  // Applies a configuration; `applied` runs (on some worker's thread) once every worker has it.
+  absl::Status Apply(ProxyConfig next, std::function<void()> applied = {});
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
 
   std::string config_path_;
