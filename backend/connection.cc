@@ -82,9 +82,9 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   } else {
     rx_.assign(data.substr(consumed));
   }
-  // Written at the shard's flush, after the deliveries this read caused: a subscriber gets its
-  // message before the publisher gets the acknowledgement, and one write carries all of it.
-  shard_.MarkDirty(*this);
+  // Replies go out at the shard's flush, in one write with everything else this pass produced
+  // for the client, and after the deliveries the read caused on this shard.
+  if (!out_.empty()) shard_.MarkDirty(*this);
   if (out_.size() > shard_.config().limits.max_write_buffer_bytes) {
     read_paused_ = true;  // the client does not read what we send: stop reading it
     return;
@@ -169,7 +169,7 @@ void Connection::Send(const mqtt::Packet& packet) {
 }
 
 void Connection::Flush() {
-  if (writing_) return;  // OnWritable continues
+  if (closed_ || writing_) return;  // OnWritable continues
   std::array<asio::const_buffer, OutBuffer::kMaxGather> buffers;
   while (!out_.empty()) {
     size_t n = out_.Gather(buffers.data());

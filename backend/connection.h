@@ -3,9 +3,10 @@
 //
 // The connection lives on its session's shard and is kept alive by its pending operations
 // (shared_from_this). It never blocks: reads wait for readability and then read what is there into
-// the shard's scratch buffer; writes are tried at once and wait for writability only when the
-// socket is full. When more than max_write_buffer_bytes wait to be written, the connection stops
-// draining the session queue and stops reading the client, until the client catches up.
+// the shard's scratch buffer; what is owed to the client is written at the shard's flush, once
+// per event-loop pass, and waits for writability only when the socket is full. When more than
+// max_write_buffer_bytes wait to be written, the connection stops draining the session queue and
+// stops reading the client, until the client catches up.
 //
 // The packet handlers are grouped by protocol action, one file each as in mosquitto:
 // handle_connect.cc (CONNECT, CONNACK, resuming), handle_publish.cc (inbound PUBLISH and PUBREL,
@@ -41,7 +42,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // id is this node's). On the shard's thread.
   void Start();
   // Moves queued messages of the session into the socket while the window and the write buffer
-  // allow, then writes.
+  // allow, then writes; resumes a paused read if everything went out. Called at the shard's
+  // flush (through Shard::MarkDirty) and when the socket is writable again.
   void Pump();
   // The same without writing: moves queued messages into the write buffer only, for the shard's
   // flush to write. Safe in the middle of routing, as it cannot close the connection. Returns true

@@ -8,6 +8,7 @@ namespace backend {
 void Connection::HandlePuback(const mqtt::Puback& p) {
   if (session_->OnPuback(p.packet_id) != Session::AckResult::kDone) return;
   DropHeldResend(p.packet_id);
+  shard_.MarkDirty(*this);  // a slot of the send window is free
 }
 
 void Connection::HandlePubrec(const mqtt::Pubrec& p) {
@@ -18,6 +19,7 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
       break;
     case Session::AckResult::kDone:
       DropHeldResend(p.packet_id);
+      shard_.MarkDirty(*this);
       break;
     case Session::AckResult::kUnknown:
       // §4.3.3: answer an unknown identifier so the client can finish its side.
@@ -30,6 +32,7 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
 void Connection::HandlePubcomp(const mqtt::Pubcomp& p) {
   if (session_->OnPubcomp(p.packet_id) != Session::AckResult::kDone) return;
   DropHeldResend(p.packet_id);
+  shard_.MarkDirty(*this);  // a slot of the send window is free
 }
 
 void Connection::DropHeldResend(uint16_t packet_id) {

@@ -119,7 +119,7 @@ void Connection::ReleaseAcks() {
     held_acks_.pop_front();
     sent = true;
   }
-  if (sent) Flush();
+  if (sent) shard_.MarkDirty(*this);
 }
 
 void Connection::HandleForward(mqtt::Publish&& p) {

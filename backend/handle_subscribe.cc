@@ -86,7 +86,7 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
         }
       }
     }
-    self->Pump();
+    self->shard_.MarkDirty(*self);
   });
 }
 
@@ -106,7 +106,7 @@ void Connection::HandleUnsubscribe(mqtt::Unsubscribe&& u) {
   shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack)] {
     if (self->closed_) return;
     self->Send(ack);
-    self->Flush();
+    self->shard_.MarkDirty(*self);
   });
 }
 

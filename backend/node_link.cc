@@ -121,7 +121,6 @@ void NodeLink::Forward(const MessagePtr& message, ForwardSpec spec, std::shared_
   Entry e{message, std::move(spec), std::move(wait), next_seq_++};
   queued_bytes_ += Cost(e);
   queue_.push_back(std::move(e));
-  ++forwarded_;
   shard_.MarkDirty(*this);
 }
 
@@ -232,7 +231,7 @@ void NodeLink::OnPacket(const mqtt::Packet& packet) {
     queued_bytes_ -= Cost(it->second);
     if (it->second.wait) it->second.wait->Taken();
     inflight_.erase(it);
-    return Pump();
+    return shard_.MarkDirty(*this);  // the window has room: forward more at the shard's flush
   }
   if (std::holds_alternative<mqtt::Disconnect>(packet)) return Fail("DISCONNECT from the peer");
 }

@@ -64,9 +64,7 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   bool congested() const { return queued_bytes_ > queue_bytes_; }
   // Runs `f` once when the link is no longer congested (at half the bound).
   void WhenDrained(std::function<void()> f);
-  const std::string& peer() const { return peer_; }
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
-  uint64_t forwarded() const { return forwarded_; }
 
  private:
   enum class State { kConnecting, kConnected, kBackoff, kStopped };
@@ -109,7 +107,6 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   bool writing_ = false;
   std::string rx_;
   std::array<char, 16 * 1024> read_buffer_;
-  uint64_t forwarded_ = 0;
 };
 
 }  // namespace backend

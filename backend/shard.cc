@@ -432,14 +432,9 @@ void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
       total += node.subscription_id;
   }
   if (total == 0) return;
-  size_t turn;
-  if (local != nullptr) {
-    turn = local->Turn();
-  } else {
-    std::string key = std::string(remote->group()) + "\n" + std::string(remote->filter());
-    turn = remote_only_turns_[key]++;
-  }
-  size_t position = turn % total;
+  // The local group keeps the round robin; without local members, the remote one does (both
+  // are this shard's own replicas).
+  size_t position = (local != nullptr ? local : remote)->Turn() % total;
   if (position < local_members) {
     Subscriber chosen = local->members()[position];
     chosen.shared = true;
@@ -634,13 +629,6 @@ void Shard::ApplyRemoteRoutes(const std::vector<RemoteRouteChange>& changes) {
     remote_routes_.Set(c.node, c.field, c.count);
 }
 
-size_t Shard::links_up() const {
-  size_t n = 0;
-  for (const auto& [index, link] : links_)
-    n += link->connected() ? 1 : 0;
-  return n;
-}
-
 // ---- Flushing ---------------------------------------------------------------------------------
 
 void Shard::MarkDirty(Connection& connection) {
@@ -680,12 +668,13 @@ void Shard::Flush() {
     link->dirty = false;
     link->Pump();
   }
-  std::vector<std::shared_ptr<Connection>> dirty = std::move(dirty_);
-  dirty_.clear();
-  for (const std::shared_ptr<Connection>& c : dirty) {
+  // Swapped, not moved, so that both vectors keep their capacity from one flush to the next.
+  flushing_.swap(dirty_);
+  for (const std::shared_ptr<Connection>& c : flushing_) {
     c->dirty = false;
     c->Pump();
   }
+  flushing_.clear();
 }
 
 void Shard::DisconnectAll(mqtt::ReasonCode reason) {

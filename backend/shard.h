@@ -161,8 +161,6 @@ class Shard {
   // The cluster's view (from the control thread): the live peers, their routes.
   void SetPeers(const std::vector<Peer>& peers);
   void ApplyRemoteRoutes(const std::vector<RemoteRouteChange>& changes);
-  size_t links_up() const;
-  size_t remote_route_count() const { return remote_routes_.size(); }
   // The routing table change for one of a session's subscriptions ("$share/G/F" or a filter).
   RouteChange RouteFor(const std::string& full, const SubscriptionRecord& record,
                        uint64_t session_id, bool add) const;
@@ -251,8 +249,8 @@ class Shard {
   absl::flat_hash_map<uint32_t, std::shared_ptr<NodeLink>> links_;            // by peer index
   absl::flat_hash_map<uint32_t, ForwardSpec> plans_;                          // scratch for Publish
   std::vector<SubscriptionTrie::SharedGroup*> local_groups_, remote_groups_;  // scratch
-  StringMap<size_t> remote_only_turns_;  // round robin of remote-only shared subscriptions
   std::vector<std::shared_ptr<Connection>> dirty_;
+  std::vector<std::shared_ptr<Connection>> flushing_;  // dirty_ while Flush() writes them
   std::vector<std::shared_ptr<NodeLink>> dirty_links_;
   bool flush_scheduled_ = false;
 };
