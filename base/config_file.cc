@@ -177,28 +177,6 @@ std::string ConfigTable::OneOf(std::string_view key, std::string fallback,
   return fallback;
 }
 
-std::vector<std::string> ConfigTable::Strings(std::string_view key) const {
-  auto* v = static_cast<const toml::value*>(Find(key));
-  std::vector<std::string> out;
-  if (v == nullptr) return out;
-  bool ok = v->is_array();
-  if (ok) {
-    for (const toml::value& item : v->as_array()) {
-      if (!item.is_string()) {
-        ok = false;
-        break;
-      }
-      out.push_back(item.as_string().str);
-    }
-  }
-  if (!ok) {
-    file_->state_->Record(v, Join(path(), key),
-                          "expected an array of strings, got " + Describe(*v));
-    out.clear();
-  }
-  return out;
-}
-
 std::optional<ConfigTable> ConfigTable::Table(std::string_view key) const {
   auto* v = static_cast<const toml::value*>(Find(key));
   if (v == nullptr) return std::nullopt;

@@ -39,8 +39,6 @@ class ConfigTable {
   // A string that must be one of `choices`.
   std::string OneOf(std::string_view key, std::string fallback,
                     std::initializer_list<std::string_view> choices) const;
-  // An array of strings.
-  std::vector<std::string> Strings(std::string_view key) const;
 
   // A sub-table ([name]); nullopt when absent.
   std::optional<ConfigTable> Table(std::string_view key) const;

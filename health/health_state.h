@@ -60,7 +60,6 @@ class HealthState {
   Clock::time_point ejected_until() const { return ejected_until_; }
   // The wait before the next active check, before jitter.
   Millis NextInterval() const;
-  uint32_t ejections() const { return ejections_; }
 
  private:
   Policy policy_;

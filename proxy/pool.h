@@ -35,7 +35,6 @@ class Pool {
   const std::shared_ptr<state::StickyStore>& shared_sticky() const { return sticky_; }
   uint64_t generation() const { return generation_->load(std::memory_order_acquire); }
   void Touch() const { generation_->fetch_add(1, std::memory_order_acq_rel); }
-  const std::shared_ptr<std::atomic<uint64_t>>& generation_counter() const { return generation_; }
 
  private:
   PoolConfig config_;

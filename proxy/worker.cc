@@ -109,7 +109,6 @@ void Worker::StopAllAccepting() {
 void Worker::Register(std::shared_ptr<Tunnel> t) {
   Tunnel* raw = t.get();
   tunnels_[&raw->backend()].emplace(raw, std::move(t));
-  ++tunnel_count_;
 }
 
 void Worker::Unregister(Tunnel* t) {
@@ -120,7 +119,6 @@ void Worker::Unregister(Tunnel* t) {
   if (retired_.empty()) asio::post(io_, [this] { retired_.clear(); });
   retired_.push_back(std::move(entry->second));
   it->second.erase(entry);
-  --tunnel_count_;
   if (it->second.empty()) tunnels_.erase(it);
 }
 

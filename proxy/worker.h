@@ -33,7 +33,6 @@ class Worker {
 
   size_t index() const { return index_; }
   boost::asio::io_context& io() { return io_; }
-  Proxy& proxy() { return proxy_; }
   // 64 KiB shared by this thread's tunnels, valid within one handler.
   std::span<char> read_buffer() { return read_buffer_; }
 
@@ -58,7 +57,6 @@ class Worker {
   void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
   // Closes every tunnel now (shutdown).
   void CloseAll();
-  size_t tunnels() const { return tunnel_count_; }
 
   // From any coroutine or tunnel of this thread: a failed connect or an immediate reset.
   void ReportConnectFailure(const std::shared_ptr<BackendState>& backend);
@@ -77,7 +75,6 @@ class Worker {
   Poller poller_;
   absl::flat_hash_map<const BackendState*, absl::flat_hash_map<Tunnel*, std::shared_ptr<Tunnel>>>
       tunnels_;
-  size_t tunnel_count_ = 0;
   std::vector<std::shared_ptr<Tunnel>> retired_;
 };
 

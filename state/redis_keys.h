@@ -73,8 +73,6 @@ class RedisKeys {
     return fmt::format("{}adopt:{}", prefix_, node);
   }
 
-  const std::string& prefix() const { return prefix_; }
-
  private:
   std::string prefix_;
 };
