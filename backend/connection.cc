@@ -58,29 +58,25 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   if (wait_ec) return Close(std::nullopt, /*publish_will=*/true);
   std::string& scratch = shard_.read_scratch();
   boost::system::error_code ec;
-  size_t n;
-  std::string_view data;
-  if (rx_.empty()) {
-    n = socket_.read_some(asio::buffer(scratch), ec);
-    data = std::string_view(scratch.data(), n);
-  } else {
-    // An incomplete packet is waiting: read behind it so the packet ends up contiguous.
-    size_t old = rx_.size();
-    rx_.resize(old + scratch.size());
-    n = socket_.read_some(asio::buffer(rx_.data() + old, scratch.size()), ec);
-    rx_.resize(old + n);
-    data = rx_;
-  }
+  size_t n = socket_.read_some(asio::buffer(scratch), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
   if (ec) return Close(std::nullopt, /*publish_will=*/true);  // EOF or reset: abnormal
   shard_.metrics().bytes_received.Add(static_cast<int64_t>(n));
+  std::string_view data(scratch.data(), n);
+  if (!rx_.empty()) {
+    // An incomplete packet is waiting: put what came behind it, so that it ends up contiguous.
+    rx_.append(data);
+    data = rx_;
+  }
 
   size_t consumed = Process(data, Clock::now());
   if (closed_) return;
-  if (data.data() == rx_.data()) {
-    rx_.erase(0, consumed);
+  if (data.data() != rx_.data()) {
+    rx_.assign(data.substr(consumed));  // the start of a packet the next read completes
+  } else if (consumed == rx_.size()) {
+    std::string().swap(rx_);  // complete again: give the buffer back, idle holds none
   } else {
-    rx_.assign(data.substr(consumed));
+    rx_.erase(0, consumed);
   }
   // Replies go out at the shard's flush, in one write with everything else this pass produced
   // for the client, and after the deliveries the read caused on this shard.
