@@ -93,8 +93,7 @@ template <PacketType kType>
 void EncodeAck(const Ack<kType>& a, Version v, std::string& out) {
   ByteWriter w(out);
   uint8_t header = Header(kType, kType == PacketType::kPubrel ? 0x2 : 0);
-  bool bare =
-      v != Version::k5 || (a.reason == ReasonCode::kSuccess && a.properties == Properties{});
+  bool bare = v != Version::k5 || (a.reason == ReasonCode::kSuccess && a.properties.empty());
   if (bare) {  // 5.0 §3.4.2.1: a success without properties may be sent as in 3.1.1
     WriteFixedHeader(w, header, 2);
     w.U16(a.packet_id);
@@ -179,7 +178,7 @@ void EncodeUnsubscribe(const Unsubscribe& u, Version v, std::string& out) {
 void EncodeReasonAndProperties(PacketType type, ReasonCode reason, const Properties& properties,
                                Version v, std::string& out) {
   ByteWriter w(out);
-  if (v != Version::k5 || (reason == ReasonCode::kSuccess && properties == Properties{})) {
+  if (v != Version::k5 || (reason == ReasonCode::kSuccess && properties.empty())) {
     WriteFixedHeader(w, Header(type), 0);
     return;
   }

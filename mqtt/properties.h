@@ -76,6 +76,11 @@ struct Properties {
   std::optional<uint8_t> shared_subscription_available;
 
   bool operator==(const Properties&) const = default;
+  // None is set. Cheaper than comparing with a Properties{} made for the purpose.
+  bool empty() const {
+    static const Properties kNone;
+    return *this == kNone;
+  }
 };
 
 // The largest Subscription Identifier, the largest Variable Byte Integer (§1.5.5).

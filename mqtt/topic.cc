@@ -1,6 +1,7 @@
 // Topic rules, walked one level at a time with no allocation.
 #include "mqtt/topic.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace mqtt {
@@ -38,12 +39,15 @@ bool IsDollar(std::string_view level) {
 bool IsWildcard(std::string_view level) {
   return level == "+" || level == "#";
 }
+// find_first_of("+#") looks each character up in the set with a call of its own.
+bool HasWildcardChar(std::string_view s) {
+  return std::ranges::any_of(s, [](char c) { return c == '+' || c == '#'; });
+}
 
 }  // namespace
 
 bool IsValidTopicName(std::string_view topic) {
-  return !topic.empty() && topic.size() <= UINT16_MAX &&
-         topic.find_first_of("+#") == std::string_view::npos;
+  return !topic.empty() && topic.size() <= UINT16_MAX && !HasWildcardChar(topic);
 }
 
 bool IsValidTopicFilter(std::string_view filter) {
@@ -52,7 +56,7 @@ bool IsValidTopicFilter(std::string_view filter) {
   while (!levels.done()) {
     std::string_view level = levels.Next();
     if (level == "#") return levels.done();
-    if (level != "+" && level.find_first_of("+#") != std::string_view::npos) return false;
+    if (level != "+" && HasWildcardChar(level)) return false;
   }
   return true;
 }

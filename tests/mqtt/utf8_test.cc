@@ -92,5 +92,28 @@ TEST(Utf8Test, StrayContinuationBytesAreRejected) {
   EXPECT_FALSE(IsValidUtf8("\xC3\xA9\xA9"));  // one continuation too many
 }
 
+// ASCII is checked eight bytes at a time: a zero byte, a non-ASCII byte or a bad sequence at every
+// position of a long string, and at the edges of each eight-byte word, is still found.
+TEST(Utf8Test, EveryPositionOfALongStringIsChecked) {
+  const std::string ascii(40, 'a');
+  EXPECT_TRUE(IsValidUtf8(ascii));
+  for (size_t i = 0; i < ascii.size(); ++i) {
+    std::string s = ascii;
+    s[i] = '\0';
+    EXPECT_FALSE(IsValidUtf8(s)) << "U+0000 at " << i;
+    s[i] = '\x80';
+    EXPECT_FALSE(IsValidUtf8(s)) << "stray continuation at " << i;
+    s[i] = '\x7F';
+    EXPECT_TRUE(IsValidUtf8(s)) << "DEL at " << i;
+    if (i + 2 <= ascii.size()) {
+      s = ascii;
+      s.replace(i, 2, "\xC3\xA9");
+      EXPECT_TRUE(IsValidUtf8(s)) << "U+00E9 at " << i;
+      s[i + 1] = 'a';
+      EXPECT_FALSE(IsValidUtf8(s)) << "truncated sequence at " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mqtt
