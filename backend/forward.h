@@ -2,8 +2,8 @@
 // travels: as user properties of the forwarded PUBLISH on the node-to-node link, which the
 // receiving node takes out before the message goes anywhere.
 //
-//   sb.link.qos     the QoS the publisher used (the link carries QoS 1 at most)
-//   sb.link.flags   "n": deliver to the node's non-shared subscribers; "r": the publisher set
+//   sb.link         the QoS the publisher used (the link carries QoS 1 at most), then flags:
+//                   "n": deliver to the node's non-shared subscribers; "r": the publisher set
 //                   RETAIN (for Retain As Published); "s": store as the node's retained message
 //                   for the topic (or delete it, for an empty payload)
 //   sb.link.shared  "GROUP\nFILTER", repeated: deliver to one member of each of these shared
@@ -11,7 +11,9 @@
 //
 // Example: a QoS 1 retained publish on "a/b" matching non-shared subscriptions on node B and
 // the shared subscription $share/g/a/+ there, forwarded to B:
-//   sb.link.qos = "1", sb.link.flags = "nrs", sb.link.shared = "g\na/+"
+//   sb.link = "1nrs", sb.link.shared = "g\na/+"
+// The common case, a message for the node's non-shared subscribers, is one short property: every
+// forwarded message carries it, and it is encoded, decoded and validated on each.
 #pragma once
 
 #include <optional>
@@ -19,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "mqtt/packet.h"
 
 namespace backend {
@@ -31,9 +34,10 @@ struct ForwardSpec {
   bool empty() const { return !normal && !store_retained && shared.empty(); }
 };
 
-// The user properties that carry `spec` and the publisher's QoS and RETAIN.
-std::vector<std::pair<std::string, std::string>> EncodeForward(const ForwardSpec& spec,
-                                                               mqtt::QoS qos, bool retain);
+// The user properties that carry `spec` and the publisher's QoS and RETAIN; without shared
+// subscriptions, no allocation.
+using ForwardProperties = absl::InlinedVector<std::pair<std::string, std::string>, 1>;
+ForwardProperties EncodeForward(const ForwardSpec& spec, mqtt::QoS qos, bool retain);
 
 struct ReceivedForward {
   ForwardSpec spec;

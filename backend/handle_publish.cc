@@ -168,7 +168,7 @@ void Connection::SendOutgoing(const Outgoing& o, Clock::time_point now) {
                         .retain = o.delivery.retain,
                         .dup = o.dup,
                         .packet_id = o.packet_id,
-                        .properties = &m.properties};
+                        .properties = m.properties.get()};
   if (v5) {
     h.subscription_identifiers = o.delivery.subscription_ids;
     if (m.expires_at) {

@@ -23,7 +23,9 @@ MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bo
   properties.topic_alias.reset();
   properties.subscription_identifiers.clear();
   properties.will_delay_interval.reset();  // a will's own, not the message's
-  m->properties = std::move(properties);
+  if (!properties.empty()) {
+    m->properties = std::make_unique<const mqtt::Properties>(std::move(properties));
+  }
   m->publisher_session = publisher_session;
   return m;
 }
@@ -34,7 +36,7 @@ std::string EncodeMessage(const Message& m, Clock::time_point now) {
                   .qos = m.qos,
                   .retain = m.retain,
                   .packet_id = 1,  // required at QoS 1 and 2; meaningless here
-                  .properties = m.properties};
+                  .properties = m.properties ? *m.properties : mqtt::Properties{}};
   if (m.expires_at) {
     auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - now).count();
     p.properties.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(left, 1));

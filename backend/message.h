@@ -27,8 +27,10 @@ struct Message {
   mqtt::QoS qos = mqtt::QoS::k0;
   bool retain = false;
   // Passed through to subscribers: the publisher's properties without Topic Alias, Subscription
-  // Identifiers and Message Expiry Interval, which are per hop (MQTT 5.0 §3.3.2.3).
-  mqtt::Properties properties;
+  // Identifiers and Message Expiry Interval, which are per hop (MQTT 5.0 §3.3.2.3). Null when
+  // none is left, as for most messages: a Properties is some 500 bytes, and a message is built
+  // for every PUBLISH.
+  std::unique_ptr<const mqtt::Properties> properties;
   // From the Message Expiry Interval; a message past it is not delivered (§3.3.2.3.3).
   std::optional<Clock::time_point> expires_at;
   // The session that published it, for No Local (§3.8.3.1); 0 for none.

@@ -147,7 +147,7 @@ void NodeLink::Pump() {
     mqtt::PublishHeader h{.topic = m.topic,
                           .qos = acked ? mqtt::QoS::k1 : mqtt::QoS::k0,
                           .packet_id = packet_id,
-                          .properties = &m.properties,
+                          .properties = m.properties.get(),
                           .extra_user_properties = extra};
     if (m.expires_at) {
       auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - now).count();

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "mqtt/packet.h"
 
 namespace backend {
@@ -33,10 +35,14 @@ struct Subscriber {
   bool shared = false;           // set by Match for members of shared groups
 };
 
-// Heterogeneous lookup of std::string keys by std::string_view.
+// Heterogeneous lookup of std::string keys by std::string_view. Hashed as an absl::string_view:
+// Debian's Abseil has a string_view of its own, and absl::Hash<std::string_view> falls back to
+// std::hash, a slower hash of the bytes, then mixes its result once more.
 struct StringViewHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>{}(s); }
+  size_t operator()(std::string_view s) const {
+    return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
+  }
 };
 struct StringViewEq {
   using is_transparent = void;

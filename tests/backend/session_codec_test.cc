@@ -22,8 +22,10 @@ Delivery Deliver(std::string topic, mqtt::QoS qos, std::optional<Clock::time_poi
   m->topic = std::move(topic);
   m->payload = std::string("pay\0load", 8);
   m->qos = qos;
-  m->properties.user_properties.emplace_back("k", "v");
-  m->properties.content_type = "text/plain";
+  mqtt::Properties properties;
+  properties.user_properties.emplace_back("k", "v");
+  properties.content_type = "text/plain";
+  m->properties = std::make_unique<const mqtt::Properties>(std::move(properties));
   m->expires_at = expires;
   return Delivery{.message = std::move(m), .qos = qos, .retain = true, .subscription_ids = {7, 9}};
 }
@@ -73,7 +75,8 @@ TEST(SessionCodec, RoundTripKeepsEveryPart) {
   const Message& m = *resends[0].delivery.message;
   EXPECT_EQ(m.topic, "a/1");
   EXPECT_EQ(m.payload, std::string("pay\0load", 8));
-  EXPECT_EQ(m.properties.content_type, "text/plain");
+  ASSERT_NE(m.properties, nullptr);
+  EXPECT_EQ(m.properties->content_type, "text/plain");
   EXPECT_THAT(resends[0].delivery.subscription_ids, ElementsAre(7, 9));
   EXPECT_TRUE(resends[0].delivery.retain);
   EXPECT_EQ(resends[1].kind, Kind::kPubrel);
