@@ -46,6 +46,8 @@ class RawSocket : public Poller::Handler {
   // The peer closed its side (EPOLLRDHUP): the end of stream is still to be read, even after a
   // short read, since it came with the last data and no further edge will announce it.
   bool peer_closed = false;
+  // EPOLLERR came: the socket has a pending error (for a connect under way: it failed).
+  bool failed = false;
 
   void set_sink(Sink* sink) { sink_ = sink; }
 

@@ -95,14 +95,14 @@ bool Tunnel::Pump(Direction& d) {
       Close();
       return false;
     }
-    if (n == 0) {
-      d.eof = true;
-      EndOfStream(d);
-      return !closed_;
-    }
+    if (n == 0) return EndOfStream(d);
     auto got = static_cast<size_t>(n);
-    // A short read: drained for now, unless the end of stream is still to be read.
-    if (got < buffer.size() && !d.from->peer_closed) d.from->readable = false;
+    // A short read: drained for now. When the peer has closed (its FIN is queued behind all its
+    // data), drained means the end of stream, which is taken as read without a recv returning 0
+    // (unless an error came too: that one is for the read to report).
+    bool drained = got < buffer.size();
+    bool ended = drained && d.from->peer_closed && !d.from->failed;
+    if (drained && !d.from->peer_closed) d.from->readable = false;
     d.bytes += got;
     d.counter->fetch_add(got, std::memory_order_relaxed);
     last_activity_ = Clock::now();
@@ -117,6 +117,7 @@ bool Tunnel::Pump(Direction& d) {
       d.to->writable = false;
       return true;
     }
+    if (ended) return EndOfStream(d);
   }
   // Still readable after a full turn: continue after the thread's other work. Edge-triggered,
   // no new event would come for what is already there.
@@ -130,14 +131,19 @@ bool Tunnel::Pump(Direction& d) {
   return true;
 }
 
-void Tunnel::EndOfStream(Direction& d) {
+bool Tunnel::EndOfStream(Direction& d) {
   // A direction reads only when it has nothing pending, so its end of stream comes after its
   // last bytes went out.
+  d.eof = true;
   if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
   Direction& other = &d == &up_ ? down_ : up_;
   // MQTT has no half-close: when the broker ends, the session is over.
-  if (other.eof || (!half_close_ && &d == &down_)) return Close();
+  if (other.eof || (!half_close_ && &d == &down_)) {
+    Close();
+    return false;
+  }
   ::shutdown(d.to->fd(), SHUT_WR);
+  return true;
 }
 
 bool Tunnel::RefusedAtOnce() const {

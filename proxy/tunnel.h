@@ -6,7 +6,7 @@
 // into a buffer of the direction's own, and the direction stops reading until it is written:
 // backpressure, bounded by one read. Edge-triggered readiness is kept as two flags per socket;
 // a read shorter than asked means the socket is drained (TCP hands over all it has), so a drained
-// socket costs no extra read to find out.
+// socket costs no extra read to find out, nor does the end of stream of a peer that closed.
 //
 // No splice(2): bench/micro/relay_bench.cc measures it slower than read and write for reads up to
 // 16 KiB and a few percent faster only at 64 KiB, while it would cost a pipe (two descriptors
@@ -75,7 +75,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   // Moves what `d` can move now; false when the tunnel closed.
   bool Pump(Direction& d);
   bool Flush(Direction& d);
-  void EndOfStream(Direction& d);
+  // `d` reached its end of stream: half-closes towards its destination, or closes the tunnel
+  // (then false).
+  bool EndOfStream(Direction& d);
   bool RefusedAtOnce() const;
   void ArmTimer();
   void OnTimer(const boost::system::error_code& ec);
