@@ -105,6 +105,7 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     c.instance = p->String("instance", "");
     if (p->Has("admin")) c.admin = Address(*p, "admin", true);
     c.threads = U32(*p, "threads", c.threads, 0, 256);
+    c.yield_before_sleep = p->Bool("yield_before_sleep", c.yield_before_sleep);
     c.log_level =
         p->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
   }

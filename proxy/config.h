@@ -79,6 +79,7 @@ struct ProxyConfig {
   std::string instance;  // this proxy's id in shared state; default: host name and process id
   std::optional<base::HostPort> admin;
   uint32_t threads = 0;
+  bool yield_before_sleep = false;  // see proxy/poller.h
   std::string log_level = "info";
   std::vector<ListenerConfig> listeners;
   std::map<std::string, PoolConfig> pools;

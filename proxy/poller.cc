@@ -1,6 +1,7 @@
 // Poller: an epoll set nested in Asio's.
 #include "proxy/poller.h"
 
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -17,7 +18,10 @@ namespace {
 constexpr int kBatch = 256;
 }
 
-Poller::Poller(asio::io_context& io) : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), descriptor_(io) {
+Poller::Poller(asio::io_context& io, bool yield_before_sleep)
+    : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
+      yield_before_sleep_(yield_before_sleep),
+      descriptor_(io) {
   if (epoll_fd_ < 0) {
     spdlog::critical("epoll_create1: {}", std::strerror(errno));
     std::abort();  // no poller, no proxy: nothing sensible to fall back to
@@ -55,6 +59,10 @@ void Poller::Wait() {
 void Poller::Poll() {
   epoll_event events[kBatch];
   int n = epoll_wait(epoll_fd_, events, kBatch, 0);
+  if (n == 0 && yield_before_sleep_) {
+    sched_yield();
+    n = epoll_wait(epoll_fd_, events, kBatch, 0);
+  }
   for (int i = 0; i < n; ++i)
     static_cast<Handler*>(events[i].data.ptr)->OnEvents(events[i].events);
   if (n > 0) {

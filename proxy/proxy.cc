@@ -31,7 +31,8 @@ Proxy::Proxy(std::string config_path, ProxyConfig config)
       config_(std::move(config)),
       threads_(std::make_unique<net::IoThreads>(config_.threads)) {
   for (size_t i = 0; i < threads_->size(); ++i) {
-    workers_.push_back(std::make_unique<Worker>(*this, i, threads_->context(i)));
+    workers_.push_back(
+        std::make_unique<Worker>(*this, i, threads_->context(i), config_.yield_before_sleep));
   }
   // Shared state: Redis when configured (one connection per worker for the sticky table, one
   // for the control thread's tier state), else this process's memory.
@@ -214,11 +215,15 @@ absl::Status Proxy::Reload() {
   absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
   if (!next.ok()) return next.status();
   if (next->threads != config_.threads || next->admin != config_.admin ||
+      next->yield_before_sleep != config_.yield_before_sleep ||
       next->redis.url != config_.redis.url || next->redis.prefix != config_.redis.prefix) {
-    spdlog::warn("reload: [proxy] threads and admin, and [redis], apply at the next restart");
+    spdlog::warn(
+        "reload: [proxy] threads, admin and yield_before_sleep, and [redis], apply at the next "
+        "restart");
   }
   // What is fixed at startup stays.
   next->threads = config_.threads;
+  next->yield_before_sleep = config_.yield_before_sleep;
   next->admin = config_.admin;
   next->instance = config_.instance;
   next->redis = config_.redis;

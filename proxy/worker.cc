@@ -33,8 +33,12 @@ struct Worker::Acceptor {
   asio::steady_timer retry;
 };
 
-Worker::Worker(Proxy& proxy, size_t index, asio::io_context& io)
-    : proxy_(proxy), index_(index), io_(io), read_buffer_(64 * 1024), poller_(io) {}
+Worker::Worker(Proxy& proxy, size_t index, asio::io_context& io, bool yield_before_sleep)
+    : proxy_(proxy),
+      index_(index),
+      io_(io),
+      read_buffer_(64 * 1024),
+      poller_(io, yield_before_sleep) {}
 
 Worker::~Worker() = default;
 

@@ -28,7 +28,7 @@ class Tunnel;
 
 class Worker {
  public:
-  Worker(Proxy& proxy, size_t index, boost::asio::io_context& io);
+  Worker(Proxy& proxy, size_t index, boost::asio::io_context& io, bool yield_before_sleep);
   ~Worker();
 
   size_t index() const { return index_; }

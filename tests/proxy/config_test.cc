@@ -50,6 +50,7 @@ TEST(ProxyConfigTest, MinimalHasDefaults) {
   EXPECT_EQ(p.backends[0].address, (base::HostPort{"127.0.0.1", 1884}));
   EXPECT_EQ(p.backends[0].weight, 1u);
   EXPECT_FALSE(c->admin.has_value());
+  EXPECT_FALSE(c->yield_before_sleep);
 }
 
 TEST(ProxyConfigTest, EveryKeyIsRead) {
@@ -58,6 +59,7 @@ TEST(ProxyConfigTest, EveryKeyIsRead) {
 instance = "p7"
 admin = "127.0.0.1:9000"
 threads = 3
+yield_before_sleep = true
 log_level = "debug"
 
 [[listener]]
@@ -105,6 +107,7 @@ eject_max_ms = 40
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->instance, "p7");
   EXPECT_EQ(c->threads, 3u);
+  EXPECT_TRUE(c->yield_before_sleep);
   const ListenerConfig& l = c->listeners[0];
   EXPECT_EQ(l.protocol, Protocol::kTcp);
   EXPECT_EQ(l.idle_timeout_s, 9u);
