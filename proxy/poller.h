@@ -15,8 +15,9 @@
 // going to sleep would have cost a sleep and a wake-up for each small one. Measured in the proxy
 // benchmark (docs/benchmarks.md): about a quarter fewer system calls per message and a tenth
 // more throughput at saturation; but a yielded thread is runnable, so the events that arrive
-// meanwhile do not wake it: they wait for the others' time slices, which shows in the p99 at
-// every load. Hence off by default. With no other thread runnable the yield returns at once.
+// meanwhile do not wake it: they wait for the others' time slices, which shows in the p99 both
+// at saturation and at a fixed rate below it. Hence off by default. With no other thread runnable
+// the yield returns at once.
 //
 // Handlers must stay valid until the batch in which they were removed has been dispatched: the
 // worker releases closed tunnels from a handler posted after the batch.
