@@ -8,7 +8,7 @@ std::optional<size_t> LeastConnections::Pick(const PoolView& pool, std::string_v
   size_t n = pool.backends.size();
   std::optional<size_t> best;
   for (size_t k = 0; k < n; ++k) {
-    size_t i = (next_ + k) % n;
+    size_t i = (pool.turn + k) % n;
     if (!Choosable(pool, exclude, i)) continue;
     if (!best) {
       best = i;
@@ -17,10 +17,9 @@ std::optional<size_t> LeastConnections::Pick(const PoolView& pool, std::string_v
     const BackendView& a = pool.backends[i];
     const BackendView& b = pool.backends[*best];
     // (a.active + 1) / a.weight < (b.active + 1) / b.weight; a tie keeps the earlier in the
-    // rotation, which starts after the previous pick.
+    // rotation, which starts at the pool's turn.
     if ((a.active + 1) * b.weight < (b.active + 1) * a.weight) best = i;
   }
-  if (best) next_ = *best + 1;
   return best;
 }
 

@@ -1,7 +1,8 @@
 // Weighted least-connections: the backend with the fewest active connections per unit of weight,
 // counting the new one: the smallest (active + 1) / weight, as HAProxy's leastconn and Envoy's
 // least-request do. Ties, common when a pool is idle, are broken round robin so that a burst of
-// new connections does not land on the first backend of the list.
+// new connections does not land on the first backend of the list: the search starts at the
+// pool's turn (PoolView::turn), shared by the proxy's threads.
 #pragma once
 
 #include "balancer/strategy.h"
@@ -12,9 +13,6 @@ class LeastConnections : public Strategy {
  public:
   std::optional<size_t> Pick(const PoolView& pool, std::string_view key,
                              std::span<const bool> exclude) override;
-
- private:
-  size_t next_ = 0;  // where the search for a tie starts
 };
 
 }  // namespace balancer

@@ -10,7 +10,11 @@
 // cache what it derives from them (a Maglev table) and rebuild only then. `exclude` marks backends
 // tried already for this connection (a retry after a failed connect), without a new generation.
 //
-// Instances are not thread-safe; the proxy keeps one per I/O thread and pool.
+// Instances are not thread-safe; the proxy keeps one per I/O thread and pool. What must be shared
+// between them arrives in the view: `active` counts every thread's connections, and `turn` numbers
+// the picks of the pool across threads, so that rotating strategies rotate once for the proxy
+// rather than once per thread (three connections to three backends go to three backends, whichever
+// threads accept them).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +35,9 @@ struct BackendView {
 struct PoolView {
   std::span<const BackendView> backends;
   uint64_t generation = 0;  // changes whenever names, weights or eligibility change
+  // This pick's number in the pool's rotation, shared by all threads. A retry (exclude not
+  // empty) takes none and sees the next one.
+  uint64_t turn = 0;
 };
 
 class Strategy {

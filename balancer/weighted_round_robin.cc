@@ -1,25 +1,68 @@
 // Smooth weighted round-robin.
 #include "balancer/weighted_round_robin.h"
 
+#include <numeric>
+
 namespace balancer {
+
+namespace {
+
+int64_t EligibleWeight(const BackendView& b) {
+  return b.eligible ? b.weight : 0;
+}
+
+// One step of a smooth rotation over the backends `in` admits: the one it chooses, if any.
+template <typename In>
+std::optional<size_t> Step(std::vector<int64_t>& current, const std::vector<int64_t>& weight,
+                           In in) {
+  int64_t total = 0;
+  std::optional<size_t> best;
+  for (size_t i = 0; i < weight.size(); ++i) {
+    if (weight[i] == 0 || !in(i)) continue;
+    current[i] += weight[i];
+    total += weight[i];
+    if (!best || current[i] > current[*best]) best = i;
+  }
+  if (best) current[*best] -= total;
+  return best;
+}
+
+}  // namespace
+
+void WeightedRoundRobin::Reset(const PoolView& pool) {
+  int64_t divisor = 0;
+  for (const BackendView& b : pool.backends)
+    divisor = std::gcd(divisor, EligibleWeight(b));
+  given_.clear();
+  weight_.clear();
+  total_ = 0;
+  for (const BackendView& b : pool.backends) {
+    given_.push_back(EligibleWeight(b));
+    weight_.push_back(divisor ? given_.back() / divisor : 0);
+    total_ += weight_.back();
+  }
+  current_.assign(pool.backends.size(), 0);
+  retry_current_.assign(pool.backends.size(), 0);
+  // The state at zero stands before every turn that is a multiple of the period.
+  next_turn_ = total_ ? pool.turn - pool.turn % total_ : pool.turn;
+  generation_ = pool.generation;
+}
 
 std::optional<size_t> WeightedRoundRobin::Pick(const PoolView& pool, std::string_view,
                                                std::span<const bool> exclude) {
-  if (pool.generation != generation_ || current_.size() != pool.backends.size()) {
-    current_.assign(pool.backends.size(), 0);  // a changed pool starts a fresh cycle
-    generation_ = pool.generation;
+  bool changed = pool.generation != generation_ || given_.size() != pool.backends.size();
+  // Slow start changes weights without a new generation.
+  for (size_t i = 0; !changed && i < pool.backends.size(); ++i)
+    changed = given_[i] != EligibleWeight(pool.backends[i]);
+  if (changed) Reset(pool);
+  if (!exclude.empty()) return Step(retry_current_, weight_, [&](size_t i) { return !exclude[i]; });
+  auto all = [](size_t) { return true; };
+  if (pool.turn >= next_turn_ && total_ > 0) {
+    for (uint64_t k = (pool.turn - next_turn_) % static_cast<uint64_t>(total_); k > 0; --k)
+      Step(current_, weight_, all);
   }
-  int64_t total = 0;
-  std::optional<size_t> best;
-  for (size_t i = 0; i < pool.backends.size(); ++i) {
-    if (!Choosable(pool, exclude, i)) continue;
-    int64_t w = pool.backends[i].weight;
-    current_[i] += w;
-    total += w;
-    if (!best || current_[i] > current_[*best]) best = i;
-  }
-  if (best) current_[*best] -= total;
-  return best;
+  next_turn_ = pool.turn + 1;
+  return Step(current_, weight_, all);
 }
 
 }  // namespace balancer

@@ -1,9 +1,21 @@
 // Smooth weighted round-robin, nginx's algorithm (ngx_http_upstream_round_robin.c, 2012).
 //
-// Each pick adds every eligible backend's weight to its current value, chooses the largest
+// Each step adds every eligible backend's weight to its current value, chooses the largest
 // current value and subtracts the total weight from it. Backends are chosen in proportion to
 // their weights and interleaved as evenly as possible: weights {a: 5, b: 1, c: 1} give
 // a a b a c a a, not a a a a a b c.
+//
+// One rotation per pool, whichever thread picks: a first pick is the step of the pool's turn
+// (PoolView::turn, shared by the proxy's threads), not of this instance's own count. From zero
+// the steps repeat with a period of the total weight, so each instance keeps its state at the
+// last turn it saw and catches up by (turn - last) modulo that period: about one step per other
+// thread, the whole period only after a change of weights or eligibility. Weights are reduced by
+// their greatest common divisor first (the sequence is the same, the period shorter).
+//
+// A retry (some backends excluded, tried already) takes no turn: it steps a second rotation of
+// this instance's own over the backends not tried, so that the connections a failing backend
+// would have had are spread over the others by their weights, and the pool's rotation goes on
+// as if the failing backend had had its turn.
 #pragma once
 
 #include <vector>
@@ -18,7 +30,15 @@ class WeightedRoundRobin : public Strategy {
                              std::span<const bool> exclude) override;
 
  private:
-  std::vector<int64_t> current_;  // by backend index
+  // Starts both rotations anew when the pool's eligible weights differ from those cached.
+  void Reset(const PoolView& pool);
+
+  std::vector<int64_t> given_;          // by backend index: the weight, 0 when not eligible
+  std::vector<int64_t> weight_;         // given_ divided by their greatest common divisor
+  std::vector<int64_t> current_;        // the pool's rotation
+  std::vector<int64_t> retry_current_;  // the retries' rotation
+  int64_t total_ = 0;                   // the period: the sum of weight_
+  uint64_t next_turn_ = 0;              // the turn current_ stands before
   uint64_t generation_ = UINT64_MAX;
 };
 

@@ -64,7 +64,9 @@ std::shared_ptr<BackendState> PoolPicker::Pick(
   }
   std::span<const bool> exclude;
   if (!tried.empty()) exclude = std::span<const bool>(exclude_.get(), backends.size());
-  std::optional<size_t> pick = strategy_->Pick({views_, pool_->generation()}, key, exclude);
+  // A retry takes no turn: the pool's rotation moves once per connection, not per attempt.
+  uint64_t turn = tried.empty() ? pool_->NextTurn() : pool_->turn();
+  std::optional<size_t> pick = strategy_->Pick({views_, pool_->generation(), turn}, key, exclude);
   return pick ? backends[*pick] : nullptr;
 }
 

@@ -35,12 +35,16 @@ class Pool {
   const std::shared_ptr<state::StickyStore>& shared_sticky() const { return sticky_; }
   uint64_t generation() const { return generation_->load(std::memory_order_acquire); }
   void Touch() const { generation_->fetch_add(1, std::memory_order_acq_rel); }
+  // The next pick's turn in the pool's rotation (balancer::PoolView::turn), for every thread.
+  uint64_t NextTurn() const { return turns_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t turn() const { return turns_.load(std::memory_order_relaxed); }
 
  private:
   PoolConfig config_;
   std::vector<std::shared_ptr<BackendState>> backends_;
   std::shared_ptr<std::atomic<uint64_t>> generation_;
   std::shared_ptr<state::StickyStore> sticky_;
+  mutable std::atomic<uint64_t> turns_{0};
 };
 
 // One thread's way to choose from a pool: its own strategy instance and scratch space.

@@ -30,6 +30,7 @@ void PickBench(benchmark::State& state, balancer::StrategyKind kind) {
     keys.push_back("client-" + std::to_string(i));
   size_t k = 0;
   for (auto _ : state) {
+    view.turn = k;  // one thread taking every turn; with more, a pick catches up one per thread
     benchmark::DoNotOptimize(strategy->Pick(view, keys[k++ & 1023], {}));
   }
 }

@@ -1,5 +1,5 @@
 // A pool of backend views for strategy tests: names "b0".."bN", weights and eligibility editable,
-// and the generation bumped by every edit, as the proxy does.
+// the generation bumped by every edit and the turn by every view, as the proxy does.
 #pragma once
 
 #include <map>
@@ -19,7 +19,8 @@ class TestPool {
     for (size_t i = 0; i < weights.size(); ++i)
       views_[i] = {names_[i], weights[i], true, 0};
   }
-  PoolView view() const { return {views_, generation_}; }
+  // The view for one pick: each takes the pool's next turn.
+  PoolView view() { return {views_, generation_, turn_++}; }
   BackendView& operator[](size_t i) {
     ++generation_;
     return views_[i];
@@ -40,6 +41,7 @@ class TestPool {
   std::vector<std::string> names_;
   std::vector<BackendView> views_;
   uint64_t generation_ = 1;
+  uint64_t turn_ = 0;
 };
 
 }  // namespace balancer

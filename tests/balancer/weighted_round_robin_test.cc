@@ -36,6 +36,49 @@ TEST(WeightedRoundRobinTest, SpreadFollowsWeights) {
   EXPECT_EQ(counts[2], 100);
 }
 
+TEST(WeightedRoundRobinTest, ThreadsShareOneRotation) {
+  // Two instances (two I/O threads) taking the pool's turns in any interleaving pick together
+  // what one instance picks alone.
+  TestPool pool({5, 1, 1});
+  WeightedRoundRobin one;
+  WeightedRoundRobin two;
+  std::string out;
+  for (int i = 0; i < 21; ++i) {
+    WeightedRoundRobin& s = (i % 3 == 0 || i % 5 == 0) ? two : one;
+    out += static_cast<char>('a' + *s.Pick(pool.view(), "", {}));
+  }
+  EXPECT_EQ(out, "aabacaaaabacaaaabacaa");
+}
+
+TEST(WeightedRoundRobinTest, CatchesUpAfterALongAbsence) {
+  // An instance that last picked thousands of turns ago joins the rotation where it stands.
+  TestPool pool({2, 1});
+  WeightedRoundRobin busy;
+  WeightedRoundRobin idle;
+  EXPECT_EQ(*idle.Pick(pool.view(), "", {}), 0u);  // turn 0: a
+  for (int i = 1; i < 3001; ++i)
+    busy.Pick(pool.view(), "", {});
+  // The period is "aba"; turn 3001 is the second of one: b.
+  EXPECT_EQ(*idle.Pick(pool.view(), "", {}), 1u);
+  EXPECT_EQ(*busy.Pick(pool.view(), "", {}), 0u);  // turns 3002, 3003, 3004: a a b
+  EXPECT_EQ(*busy.Pick(pool.view(), "", {}), 0u);
+  EXPECT_EQ(*busy.Pick(pool.view(), "", {}), 1u);
+}
+
+TEST(WeightedRoundRobinTest, WeightsChangedWithoutNewGenerationTakeEffect) {
+  // Slow start raises a weight without a new generation; the spread follows the new weights.
+  TestPool pool({1, 1});
+  WeightedRoundRobin s;
+  EXPECT_EQ(pool.Spread(s, 10), (std::map<size_t, int>{{0, 5}, {1, 5}}));
+  PoolView v = pool.view();
+  std::vector<BackendView> raised(v.backends.begin(), v.backends.end());
+  raised[1].weight = 3;
+  std::map<size_t, int> counts;
+  for (uint64_t turn = v.turn; turn < v.turn + 400; ++turn)
+    ++counts[*s.Pick({raised, v.generation, turn}, "", {})];
+  EXPECT_EQ(counts, (std::map<size_t, int>{{0, 100}, {1, 300}}));
+}
+
 TEST(WeightedRoundRobinTest, SkipsIneligibleAndExcluded) {
   TestPool pool({1, 1, 1});
   pool[1].eligible = false;
@@ -44,6 +87,21 @@ TEST(WeightedRoundRobinTest, SkipsIneligibleAndExcluded) {
   bool exclude[] = {true, false, false};
   for (int i = 0; i < 3; ++i)
     EXPECT_EQ(s.Pick(pool.view(), "", exclude), 2u);
+}
+
+TEST(WeightedRoundRobinTest, RetriesRotateOverTheRestWithoutTakingTurns) {
+  TestPool pool({1, 1, 1});
+  WeightedRoundRobin s;
+  PoolView first = pool.view();
+  EXPECT_EQ(s.Pick(first, "", {}), 0u);
+  // a failed, three times over: its retries go to b and c in turn, on the same turn.
+  bool tried_a[] = {true, false, false};
+  std::string retries;
+  for (int i = 0; i < 4; ++i)
+    retries += static_cast<char>('a' + *s.Pick(first, "", tried_a));
+  EXPECT_EQ(retries, "bcbc");
+  // The pool's rotation goes on after a: b c a b.
+  EXPECT_EQ(Sequence(s, pool, 4), "bcab");
 }
 
 TEST(WeightedRoundRobinTest, EmptyAndAllDownGiveNothing) {

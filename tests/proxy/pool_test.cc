@@ -1,10 +1,11 @@
 // Tests of proxy/pool.h: what the picker hands the strategy (usable backends, effective weights
-// with slow start, exclusions) and that it follows generation changes.
+// with slow start, exclusions, the pool's shared turns) and that it follows generation changes.
 #include "proxy/pool.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 namespace proxy {
 namespace {
@@ -40,6 +41,21 @@ TEST(PoolPickerTest, FollowsWeights) {
   auto counts = Spread(picker, 400);
   EXPECT_EQ(counts["b0"], 300);
   EXPECT_EQ(counts["b1"], 100);
+}
+
+TEST(PoolPickerTest, ThreadsRotateOnceBetweenThem) {
+  // Each I/O thread has a picker of its own; the pool's turns make them one rotation: however
+  // the picks alternate, every three go to three different backends.
+  auto pool = MakePool(balancer::StrategyKind::kWeightedRoundRobin, {1, 1, 1});
+  PoolPicker first(pool);
+  PoolPicker second(pool);
+  for (int round = 0; round < 4; ++round) {
+    std::set<std::string> names;
+    names.insert(first.Pick("", {})->name());
+    names.insert((round % 2 ? first : second).Pick("", {})->name());
+    names.insert(second.Pick("", {})->name());
+    EXPECT_EQ(names.size(), 3u) << "round " << round;
+  }
 }
 
 TEST(PoolPickerTest, SkipsUnavailableDrainingAndZeroWeight) {
