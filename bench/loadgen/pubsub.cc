@@ -444,15 +444,20 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     }
     return std::pair{sent, received};
   });
+  // The measured window is fixed before the warm-up: a publisher stamping a message just as the
+  // window opens or closes compares against the same bounds as the receipt later does (bounds
+  // stored only at those moments could be missed by one and seen by the other, and count a
+  // message as received but not sent, or sent but never received).
+  int64_t from_ns = NowNs() + static_cast<int64_t>(o_.warmup_s * 1e9);
+  measure_until_ns_ = from_ns + static_cast<int64_t>(o_.duration_s * 1e9);
+  measure_from_ns_ = from_ns;
   progress.Phase("warmup", Seconds(o_.warmup_s));
   ProcessSample self_before = SampleSelf();
   std::vector<std::optional<ProcessSample>> watched_before;
   for (pid_t pid : o_.watch_pids)
     watched_before.push_back(SampleProcess(pid));
   Clock::time_point start = Clock::now();
-  measure_from_ns_ = NowNs();
   progress.Phase("measure", Seconds(o_.duration_s));
-  measure_until_ns_ = NowNs();
   Clock::time_point end = Clock::now();
   ProcessSample self_after = SampleSelf();
   std::vector<std::optional<ProcessSample>> watched_after;
@@ -493,7 +498,8 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     timed_out += s.timed_out;
     if (!s.error.empty()) errors = s.error;
   }
-  double seconds = Seconds(end - start).count();
+  double seconds = o_.duration_s;                   // the window the counts cover
+  double sampled_s = Seconds(end - start).count();  // the CPU samples' interval
   uint64_t expected = sent * receipts_per_message_;
   boost::json::object r;
   r["scenario"] = o_.scenario_name;
@@ -517,7 +523,7 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   r["received_per_s"] = static_cast<double>(received) / seconds;
   r["mb_per_s"] = static_cast<double>(received) * o_.payload_bytes / seconds / 1e6;
   r["latency"] = LatencyJson(latency);
-  r["loadgen"] = LoadgenCpu(self_before, self_after, seconds, threads_.size());
+  r["loadgen"] = LoadgenCpu(self_before, self_after, sampled_s, threads_.size());
   r["watched"] = WatchedProcesses(o_.watch_pids, watched_before, watched_after, received);
   if (!errors.empty()) r["last_client_error"] = errors;
   return r;
