@@ -2,7 +2,8 @@
 // counting the new one: the smallest (active + 1) / weight, as HAProxy's leastconn and Envoy's
 // least-request do. Ties, common when a pool is idle, are broken round robin so that a burst of
 // new connections does not land on the first backend of the list: the search starts at the
-// pool's turn (PoolView::turn), shared by the proxy's threads.
+// backend whose turn it is among those that may be chosen (PoolView::turn, shared by the proxy's
+// threads).
 #pragma once
 
 #include "balancer/strategy.h"

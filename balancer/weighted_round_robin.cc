@@ -45,13 +45,13 @@ void WeightedRoundRobin::Reset(const PoolView& pool) {
   retry_current_.assign(pool.backends.size(), 0);
   // The state at zero stands before every turn that is a multiple of the period.
   next_turn_ = total_ ? pool.turn - pool.turn % total_ : pool.turn;
-  generation_ = pool.generation;
 }
 
 std::optional<size_t> WeightedRoundRobin::Pick(const PoolView& pool, std::string_view,
                                                std::span<const bool> exclude) {
-  bool changed = pool.generation != generation_ || given_.size() != pool.backends.size();
-  // Slow start changes weights without a new generation.
+  // Not the generation: it also changes when the weights do not (which leaves every turn's
+  // choice as it was), and each thread reads slow start's weights from its own clock.
+  bool changed = given_.size() != pool.backends.size();
   for (size_t i = 0; !changed && i < pool.backends.size(); ++i)
     changed = given_[i] != EligibleWeight(pool.backends[i]);
   if (changed) Reset(pool);

@@ -7,10 +7,12 @@
 //
 // One rotation per pool, whichever thread picks: a first pick is the step of the pool's turn
 // (PoolView::turn, shared by the proxy's threads), not of this instance's own count. From zero
-// the steps repeat with a period of the total weight, so each instance keeps its state at the
-// last turn it saw and catches up by (turn - last) modulo that period: about one step per other
-// thread, the whole period only after a change of weights or eligibility. Weights are reduced by
-// their greatest common divisor first (the sequence is the same, the period shorter).
+// the steps repeat with a period of the total weight, so what a turn chooses depends only on the
+// weights and the turn, and each instance keeps its state at the last turn it saw and catches up
+// by (turn - last) modulo that period: one step per turn taken by another thread since, at most
+// one period (a thread that picks rarely, or the first pick after the weights changed). Weights
+// are reduced by their greatest common divisor first (the sequence is the same, the period
+// shorter; usually the sum of the configured weights).
 //
 // A retry (some backends excluded, tried already) takes no turn: it steps a second rotation of
 // this instance's own over the backends not tried, so that the connections a failing backend
@@ -30,7 +32,8 @@ class WeightedRoundRobin : public Strategy {
                              std::span<const bool> exclude) override;
 
  private:
-  // Starts both rotations anew when the pool's eligible weights differ from those cached.
+  // Starts both rotations anew for the pool's eligible weights (when they differ from those
+  // cached: a reload, a health verdict, draining, an operator's weight, a tenth of slow start).
   void Reset(const PoolView& pool);
 
   std::vector<int64_t> given_;          // by backend index: the weight, 0 when not eligible
@@ -39,7 +42,6 @@ class WeightedRoundRobin : public Strategy {
   std::vector<int64_t> retry_current_;  // the retries' rotation
   int64_t total_ = 0;                   // the period: the sum of weight_
   uint64_t next_turn_ = 0;              // the turn current_ stands before
-  uint64_t generation_ = UINT64_MAX;
 };
 
 }  // namespace balancer

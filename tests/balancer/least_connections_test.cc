@@ -51,6 +51,16 @@ TEST(LeastConnectionsTest, TiesAreBrokenRoundRobin) {
   EXPECT_EQ(s.Pick(pool.view(), "", {}), 0u);
 }
 
+TEST(LeastConnectionsTest, TiesSkipADownBackendWithoutFavouringItsNeighbour) {
+  TestPool pool({1, 1, 1});
+  pool[0].eligible = false;
+  LeastConnections s;
+  std::string picks;
+  for (int i = 0; i < 6; ++i)
+    picks += static_cast<char>('a' + *s.Pick(pool.view(), "", {}));
+  EXPECT_EQ(picks, "bcbcbc");
+}
+
 TEST(LeastConnectionsTest, SkipsIneligibleAndExcluded) {
   TestPool pool({1, 1, 1});
   pool[0].eligible = false;
