@@ -426,7 +426,14 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     return s;
   }
 
-  // Warm up, measure, drain.
+  // Warm up, measure, drain. The measured window is fixed before anyone publishes (the posts
+  // below order these stores before the publishers' reads): a publisher stamping a message just
+  // as the window opens or closes compares against the same bounds as the receipt later does
+  // (bounds stored only at those moments could be missed by one and seen by the other, and count
+  // a message as received but not sent, or sent but never received).
+  int64_t from_ns = NowNs() + static_cast<int64_t>(o_.warmup_s * 1e9);
+  measure_until_ns_ = from_ns + static_cast<int64_t>(o_.duration_s * 1e9);
+  measure_from_ns_ = from_ns;
   publishing_ = true;
   for (size_t w = 0; w < threads_.size(); ++w) {
     asio::post(threads_.context(w), [this, w] {
@@ -444,13 +451,6 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
     }
     return std::pair{sent, received};
   });
-  // The measured window is fixed before the warm-up: a publisher stamping a message just as the
-  // window opens or closes compares against the same bounds as the receipt later does (bounds
-  // stored only at those moments could be missed by one and seen by the other, and count a
-  // message as received but not sent, or sent but never received).
-  int64_t from_ns = NowNs() + static_cast<int64_t>(o_.warmup_s * 1e9);
-  measure_until_ns_ = from_ns + static_cast<int64_t>(o_.duration_s * 1e9);
-  measure_from_ns_ = from_ns;
   progress.Phase("warmup", Seconds(o_.warmup_s));
   ProcessSample self_before = SampleSelf();
   std::vector<std::optional<ProcessSample>> watched_before;
