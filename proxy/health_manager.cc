@@ -49,7 +49,9 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
                                 std::function<void(std::optional<health::Event>)> apply) {
   std::mt19937_64 rng(std::random_device{}());
   while (!m->stopped) {
-    const health::Policy& policy = m->pool->config().health.policy;
+    // A copy: a reload that keeps the checks replaces m->pool (and frees the old one's config)
+    // while this pass waits.
+    const health::Policy policy = m->pool->config().health.policy;
     auto base = m->backend->health.NextInterval();
     int64_t spread = base.count() * policy.jitter_percent / 100;
     std::uniform_int_distribution<int64_t> jitter(-spread, spread);
