@@ -119,6 +119,7 @@ struct RedisClient::Impl {
   std::vector<std::function<void()>> on_connect, on_disconnect;
 
   void Connect();
+  void ForgetSocket();
   void ScheduleReconnect();
   void Lost(std::string_view why);
   void ArmRead();
@@ -152,19 +153,15 @@ void DelWrite(void* d) {
 void Cleanup(void* d) {
   RedisClient::Impl* impl = Of(d);
   impl->want_read = impl->want_write = false;
-  if (impl->socket) {
-    boost::system::error_code ignored;
-    impl->socket->cancel(ignored);
-    impl->socket->release();  // hiredis closes the descriptor itself
-  }
+  impl->ForgetSocket();
 }
 
 void OnConnected(const redisAsyncContext* c, int status) {
   auto* impl = static_cast<RedisClient::Impl*>(c->data);
   if (status != REDIS_OK) {
-    // hiredis frees the context after this callback.
+    // hiredis frees the context, and closes the socket, after this callback.
     impl->context = nullptr;
-    impl->socket.reset();
+    impl->ForgetSocket();
     impl->Lost(c->errstr != nullptr ? c->errstr : "connect failed");
     return;
   }
@@ -183,7 +180,7 @@ void OnConnected(const redisAsyncContext* c, int status) {
 void OnDisconnected(const redisAsyncContext* c, int status) {
   auto* impl = static_cast<RedisClient::Impl*>(c->data);
   impl->context = nullptr;  // hiredis frees it after this callback
-  impl->socket.reset();
+  impl->ForgetSocket();
   impl->Lost(status == REDIS_OK ? "disconnected" : (c->errstr ? c->errstr : "connection lost"));
 }
 
@@ -227,6 +224,16 @@ void RedisClient::Impl::Connect() {
   ArmWatchdog();
   // A non-blocking connect completes when the socket is writable.
   AddWrite(this);
+}
+
+// Drops the descriptor without closing it: hiredis closes it itself (a close here too would
+// close whatever socket another thread had been given the number for in between).
+void RedisClient::Impl::ForgetSocket() {
+  if (!socket) return;
+  boost::system::error_code ignored;
+  socket->cancel(ignored);
+  socket->release();
+  socket.reset();
 }
 
 void RedisClient::Impl::ArmRead() {
@@ -299,7 +306,6 @@ void RedisClient::Impl::ArmWatchdog() {
       context = nullptr;
       c->onDisconnect = nullptr;
       redisAsyncFree(c);  // answers the other pending calls with a null reply
-      socket.reset();
       Lost(stuck ? "a call timed out" : "connect timed out");
       return;
     }
@@ -368,7 +374,6 @@ void RedisClient::Stop() {
     impl_->context = nullptr;
     c->onDisconnect = nullptr;  // no reconnect, no callbacks into a client going away
     redisAsyncFree(c);          // pending callbacks get a null reply
-    impl_->socket.reset();
   }
   impl_->connected = false;
   while (!impl_->pending.empty()) {
