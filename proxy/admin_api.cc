@@ -220,6 +220,8 @@ std::string_view RejectReasonName(RejectReason r) {
       return "malformed_first_packet";
     case RejectReason::kNoBackend:
       return "no_backend";
+    case RejectReason::kLocalResources:
+      return "local_resources";
     case RejectReason::kCount:
       break;
   }

@@ -9,6 +9,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <cstring>
 
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
@@ -82,10 +83,14 @@ asio::awaitable<void> Refuse(const std::shared_ptr<RawSocket>& client, mqtt::Rea
   Deadline deadline(co_await asio::this_coro::executor, std::chrono::seconds(1), client);
   if (!co_await SendAll(*client, out, deadline)) co_return;
   ::shutdown(client->fd(), SHUT_WR);
-  char discard[512];
-  while (!deadline.expired()) {
+  // Bounded: the deadline ends only a wait, and a client that keeps sending never lets this loop
+  // wait; without a bound it would hold the worker's thread for as long as it sends.
+  char discard[4096];
+  for (size_t budget = 64 * 1024; !deadline.expired();) {
     ssize_t n = ::recv(client->fd(), discard, sizeof discard, 0);
     if (n == 0 || (n < 0 && !WouldBlock() && errno != EINTR)) co_return;
+    if (n > 0 && static_cast<size_t>(n) >= budget) co_return;
+    if (n > 0) budget -= static_cast<size_t>(n);
     if (n < 0 && WouldBlock()) {
       client->readable = false;
       if (co_await client->Readable()) co_return;
@@ -152,29 +157,44 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocke
   }
 }
 
-// Opens a connection to `backend` within `timeout`; null when it fails. The socket joins the
-// poller only once connect() is under way: before, an unconnected socket reports hang-up.
-asio::awaitable<std::shared_ptr<RawSocket>> ConnectBackend(Worker& worker,
-                                                           const BackendState& backend,
-                                                           milliseconds timeout) {
+// A connection to a backend, or why there is none: the backend failed (refused, reset, timed
+// out), or this proxy could not even try (out of descriptors, buffers or local ports), which
+// says nothing about the backend and must not count against it.
+struct BackendConnection {
+  std::shared_ptr<RawSocket> socket;
+  int local_error = 0;  // errno of a local failure
+};
+
+BackendConnection Failed(int error) {
+  bool local = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM ||
+               error == EADDRNOTAVAIL;
+  return BackendConnection{.local_error = local ? error : 0};
+}
+
+// Opens a connection to `backend` within `timeout`. The socket joins the poller only once
+// connect() is under way: before, an unconnected socket reports hang-up.
+asio::awaitable<BackendConnection> ConnectBackend(Worker& worker, const BackendState& backend,
+                                                  milliseconds timeout) {
   const tcp::endpoint& to = backend.endpoint;
   int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) co_return nullptr;
+  if (fd < 0) co_return Failed(errno);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   int r = ::connect(fd, to.data(), static_cast<socklen_t>(to.size()));
   if (r != 0 && errno != EINPROGRESS) {
+    int error = errno;
     ::close(fd);
-    co_return nullptr;
+    co_return Failed(error);
   }
   auto socket = std::make_shared<RawSocket>(worker.poller(), fd);
-  if (r == 0) co_return socket;
+  if (r == 0) co_return BackendConnection{.socket = std::move(socket)};
   socket->writable = false;
   Deadline deadline(co_await asio::this_coro::executor, timeout, socket);
-  if (co_await socket->Writable() || deadline.expired()) co_return nullptr;
+  if (co_await socket->Writable() || deadline.expired()) co_return BackendConnection{};
   // A refused or failed connect is announced with EPOLLERR; no getsockopt(SO_ERROR) needed to
   // tell, one system call less per connection.
-  co_return socket->failed ? nullptr : socket;
+  if (socket->failed) co_return BackendConnection{};
+  co_return BackendConnection{.socket = std::move(socket)};
 }
 
 // The idle timeout of a tunnel: above 1.5 times the MQTT keep alive, so that the broker, which
@@ -210,7 +230,9 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     if (!first) co_return;
   }
   // The pool as it is now; held, since a reload may replace the worker's pickers while this
-  // coroutine waits. A reload during the setup therefore applies from the next connection on.
+  // coroutine waits. Its settings apply to this connection whatever a reload changes meanwhile;
+  // a retry picks from the pool as it is then (a backend keeps its state across reloads, so
+  // those tried stay excluded).
   const std::string& pool_name = listener->config.pool;
   PoolPicker* picker = worker.picker(pool_name);
   if (picker == nullptr) co_return;  // a reload removed the pool in between
@@ -239,10 +261,11 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
   std::vector<std::shared_ptr<BackendState>> tried;
   std::shared_ptr<RawSocket> backend;
+  bool local_failure = false;
   for (uint32_t attempt = 0; attempt <= config.retries; ++attempt) {
     if (chosen == nullptr) {
       picker = worker.picker(pool_name);
-      if (picker != nullptr && picker->shared_pool() == pool_ref) chosen = picker->Pick(key, tried);
+      if (picker != nullptr) chosen = picker->Pick(key, tried);
     }
     if (chosen == nullptr) break;
     if (sticky && !bound) {
@@ -253,14 +276,23 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       std::shared_ptr<BackendState> b = pool.Find(*bound);
       if (b != nullptr && b != chosen && b->usable()) chosen = b;
     }
-    backend = co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
+    BackendConnection c =
+        co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
+    if (c.local_error != 0) {
+      spdlog::warn("pool {}: cannot open a connection to {}: {}", config.name, chosen->name(),
+                   std::strerror(c.local_error));
+      local_failure = true;
+      chosen = nullptr;
+      break;
+    }
+    backend = std::move(c.socket);
     if (backend != nullptr) break;
     spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
     worker.ReportConnectFailure(chosen);
     tried.push_back(std::move(chosen));
   }
   if (chosen == nullptr) {
-    counters.Reject(RejectReason::kNoBackend);
+    counters.Reject(local_failure ? RejectReason::kLocalResources : RejectReason::kNoBackend);
     if (first)
       co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
     co_return;

@@ -13,7 +13,15 @@
 namespace proxy {
 
 // Why a client connection was refused or closed before reaching a backend.
-enum class RejectReason : uint8_t { kConnectTimeout, kMalformed, kNoBackend, kCount };
+// kLocalResources: the proxy could not open a connection to a backend (out of descriptors,
+// buffers or local ports); the backend is not blamed for it.
+enum class RejectReason : uint8_t {
+  kConnectTimeout,
+  kMalformed,
+  kNoBackend,
+  kLocalResources,
+  kCount
+};
 std::string_view RejectReasonName(RejectReason r);
 
 struct ListenerCounters {

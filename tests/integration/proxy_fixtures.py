@@ -496,6 +496,33 @@ def is_closed(sock_or_wire, timeout=0.05):
         return True
 
 
+def tcp_sockets():
+    """(local port, remote port, state) of every IPv4 TCP socket on this machine, from
+    /proc/net/tcp; the state is the kernel's code: "01" established, "02" SYN sent, "0A" listening."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return [(int(r[1].split(":")[1], 16), int(r[2].split(":")[1], 16), r[3]) for r in rows]
+
+
+@pytest.fixture
+def hung_port():
+    """The port of a listener whose accept queue is full: it drops new SYNs, so connecting to it
+    hangs until the connecting side gives up."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):  # a backlog of 0 still takes one or two: fill whatever it takes
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(full.getsockname())
+        fillers.append(f)
+    yield full.getsockname()[1]
+    for f in fillers:
+        f.close()
+    full.close()
+
+
 # ---- A plain TCP service -------------------------------------------------------------------------
 
 class EchoServer:

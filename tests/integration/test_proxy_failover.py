@@ -1,6 +1,8 @@
 """Failover: a broker killed or frozen under its clients, a backend nobody listens on, and a pool
 with nothing usable left. Health checks run at test speed (proxy_fixtures.FAST_HEALTH); every
 deadline below is derived from the configured detection time, fall x fast_interval + timeout."""
+import os
+import resource
 import signal
 import socket
 import time
@@ -9,8 +11,9 @@ import pytest
 
 from conftest import wait_for
 from mqtt_wire import CONNACK
-from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms, is_closed,  # noqa
-                            is_open, pool, restart_broker, start_proxy)
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms,  # noqa: F401
+                            hung_port, is_closed, is_open, pool, restart_broker, start_proxy,
+                            tcp_sockets)
 
 
 def test_kill_9_clients_fail_over_and_the_broker_comes_back(brokers, start_proxy, conns, tmp_path,
@@ -163,32 +166,52 @@ def test_slow_start_ramps_a_recovered_broker(brokers, start_proxy, conns):
     assert landed.count("b2") >= 1, "a ramping backend still gets its share"
 
 
-def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conns):
-    # A listener whose accept queue is full drops new SYNs: connecting to it hangs, and only the
-    # pool's connect_timeout_ms ends the attempt.
+def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conns, hung_port):
+    # Connecting to "hung" hangs: only the pool's connect_timeout_ms ends the attempt.
     (b1,) = brokers(1)
-    full = socket.socket()
-    full.bind(("127.0.0.1", 0))
-    full.listen(0)
-    fillers = []
-    with full:
-        for _ in range(3):  # a backlog of 0 still takes one or two: fill whatever it takes
-            f = socket.socket()
-            f.setblocking(False)
-            f.connect_ex(full.getsockname())
-            fillers.append(f)
-        proxy = start_proxy({"p": pool(backend(full.getsockname()[1], name="hung"), b1,
-                                       strategy="weighted-round-robin", connect_timeout_ms=200,
-                                       retries=1, passive={"failures": 100})}, threads=1)
-        times = []
-        for i in range(4):
-            c = conns.wire(proxy.port, version=4)
-            start = time.monotonic()
-            assert c.connect(f"patient-{i}").reason() == 0
-            times.append(time.monotonic() - start)
-        for f in fillers:
-            f.close()
+    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
+                                   strategy="weighted-round-robin", connect_timeout_ms=200,
+                                   retries=1, passive={"failures": 100})}, threads=1)
+    times = []
+    for i in range(4):
+        c = conns.wire(proxy.port, version=4)
+        start = time.monotonic()
+        assert c.connect(f"patient-{i}").reason() == 0
+        times.append(time.monotonic() - start)
     # Round-robin sends every other client to "hung" first: those waited the timeout, then b1.
     assert sorted(times)[2] >= 0.19 and max(times) < 1.0, times
     assert proxy.active() == {"hung": 0, "b1": 4}
     assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 2
+
+
+def test_proxy_out_of_descriptors_refuses_without_blaming_the_backends(brokers, start_proxy,
+                                                                       conns):
+    # The proxy itself cannot open a socket (EMFILE): the client is refused, counted as the
+    # proxy's shortage, and the brokers, which did nothing wrong, stay up. Passive detection
+    # would eject a backend at its first failure here.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(backend(b1, check=None), backend(b2, check=None), retries=1,
+                                   passive={"failures": 1, "eject_base_ms": 30000})},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
+                          "connect_timeout_ms": 30000}], threads=1)
+    pid = proxy.proc.pid
+    # Once the admin connection of the start-up check is gone, the proxy holds no descriptor that
+    # comes and goes: a limit one above the lowest free number leaves it exactly one, which the
+    # next accepted client takes.
+    wait_for(lambda: not any(local == proxy.admin_port and state in ("01", "08")  # open, closing
+                             for local, _, state in tcp_sockets()),
+             what="the admin connection closed")
+    in_use = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
+    lowest_free = min(set(range(len(in_use) + 1)) - in_use)
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free + 1, hard))
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("short-of-descriptors").reason() == 3  # server unavailable
+    assert c.expect_closed() == []
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    assert proxy.rejected("local_resources") == 1
+    assert proxy.rejected("no_backend") == 0
+    for name in ("b1", "b2"):
+        assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", name, "p") == 0
+        assert proxy.state(name) == "up"
+    assert conns.wire(proxy.port, version=4).connect("after-the-shortage").reason() == 0

@@ -1,6 +1,8 @@
 """An MQTT listener's gate: the first packet must be a CONNECT arriving within connect_timeout_ms
 (MQTT 3.1.1 and 5.0 §3.1: anything else closes the connection), each refusal counted by reason;
 and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone."""
+import socket
+import threading
 import time
 
 import pytest
@@ -54,6 +56,32 @@ def test_unsupported_protocol_level_gets_connack_0x01(gate, conns, version):
     assert c.expect_closed() == []
     wait_for(lambda: gate.rejected("malformed_first_packet") == 1, what="the refusal counted")
     assert gate.active() == {"b1": 0}
+
+
+def test_refused_client_that_keeps_sending_does_not_hold_the_worker(brokers, start_proxy, conns):
+    # After its refusing CONNACK the proxy reads what the client still sends, for up to a second,
+    # so that a reset does not destroy the answer. A client that never stops sending must not keep
+    # the worker's only thread reading (the second only ends a wait): it is cut off after 64 KiB,
+    # long before that second is up.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)}, threads=1)
+    flooder = conns.wire(proxy.port, version=4)
+    flooder.send(packet(1, 0, string("MQTT") + bytes([7, 0x02, 0, 10]) + string("c")))
+    closed = threading.Event()
+
+    def flood():
+        try:
+            while True:
+                flooder.sock.sendall(bytes(65536))
+        except socket.timeout:
+            return  # neither read nor closed: the assertion below fails
+        except OSError:
+            closed.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert closed.wait(0.8), "the proxy kept reading a refused client"
+    assert conns.wire(proxy.port, version=4).connect("next").reason() == 0
+    wait_for(lambda: proxy.rejected("malformed_first_packet") == 1, what="the refusal counted")
 
 
 @pytest.mark.parametrize("first_bytes", [b"", connect_packet("slow", version=4)[:7]],

@@ -4,8 +4,9 @@ applied, is refused and the running configuration stays."""
 import socket
 
 from conftest import wait_for
-from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, is_open, pool,  # noqa: F401
-                            start_proxy)
+from mqtt_wire import CONNACK, connect_packet
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, hung_port,  # noqa: F401
+                            is_open, pool, start_proxy, tcp_sockets)
 
 
 def place(proxy, conns, n, prefix):
@@ -143,3 +144,22 @@ def test_reload_applies_new_health_checks_to_kept_backends(brokers, start_proxy,
     assert "backend b2 available after the reload" not in proxy.log()
     assert proxy.state("b2") == "down" and proxy.state("b1") == "up"
     assert list(place(proxy, conns, 3, "after-reload")) == ["b1"]
+
+
+def test_reload_during_a_connect_attempt_retries_on_the_reloaded_pool(brokers, start_proxy,
+                                                                     conns, hung_port):
+    # The first pick is "hung" (round robin starts at the first backend); while the proxy waits
+    # for it, a reload (of the same file: every reload builds new pools) happens. The retry must
+    # still find b1, as it would have without the reload.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
+                                   strategy="weighted-round-robin", connect_timeout_ms=1500,
+                                   retries=1, passive={"failures": 100})}, threads=1)
+    c = conns.wire(proxy.port, version=4)
+    c.send(connect_packet("through-a-reload", version=4))
+    wait_for(lambda: any(remote == hung_port and state == "02" for _, remote, state in tcp_sockets()),
+             what="the proxy to be connecting to hung")
+    proxy.reload()
+    assert c.expect(CONNACK).reason() == 0
+    assert proxy.active() == {"hung": 0, "b1": 1}
+    assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 1
