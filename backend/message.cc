@@ -16,7 +16,9 @@ MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bo
   m->payload = std::move(payload);
   m->qos = qos;
   m->retain = retain;
-  if (properties.message_expiry_interval) {
+  // 0 is read as no expiry, as mosquitto does: some client libraries send it for "unset", and
+  // taken literally the message would be acknowledged and then dropped before any delivery.
+  if (properties.message_expiry_interval.value_or(0) > 0) {
     m->expires_at = now + std::chrono::seconds(*properties.message_expiry_interval);
   }
   properties.message_expiry_interval.reset();

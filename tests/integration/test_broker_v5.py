@@ -243,6 +243,20 @@ def test_message_expiry_on_live_delivery(broker, clients):
     assert m.props.get(MESSAGE_EXPIRY_INTERVAL) in (29, 30)
 
 
+def test_message_expiry_of_zero_is_no_expiry(broker, clients):
+    # Read as mosquitto reads it: delivered live, retained, kept for an offline session.
+    sub = connected(clients, broker, "zero")
+    sub.subscribe(1, ("mz/t", 1))
+    pub = connected(clients, broker, "pub")
+    pub.publish("mz/t", b"x", qos=1, packet_id=1, retain=True,
+                properties=props(p_u32(MESSAGE_EXPIRY_INTERVAL, 0)))
+    assert pub.expect(PUBACK).reason() == 0
+    assert sub.expect_message().payload == b"x"
+    late = connected(clients, broker, "late")
+    late.subscribe(1, ("mz/t", 0))
+    assert late.expect_message().retain
+
+
 def test_no_local(broker, clients):
     me = connected(clients, broker, "me")
     me.subscribe(1, ("nl/t", sub_options(0, no_local=True)))
