@@ -49,7 +49,9 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
       Send(mqtt::Pubrec{.packet_id = p.packet_id});  // a retransmission: delivered already
       return;
     }
-    if (session_->inbound_qos2_pending() > limits.max_inflight) {  // §3.3.4
+    // §3.3.4, against the Receive Maximum announced in CONNACK. 3.1.1 has none to announce, and
+    // its clients (and mosquitto) expect no limit but the 65,535 packet identifiers.
+    if (version_ == mqtt::Version::k5 && session_->inbound_qos2_pending() > limits.max_inflight) {
       return ProtocolError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
     }
   }

@@ -189,6 +189,18 @@ def test_inbound_qos2_beyond_receive_maximum(start_broker, clients):
     assert [p.reason() for p in c.expect_closed()] == [0x93]
 
 
+def test_inbound_qos2_in_311_has_no_receive_maximum(start_broker, clients):
+    # 3.1.1 announces no Receive Maximum, so a client may have as many QoS 2 PUBLISH unreleased as
+    # it has packet identifiers; mosquitto takes them all.
+    broker = start_broker("[limits]\nmax_inflight = 2\n")
+    c = clients.wire(broker.port, version=4)
+    assert c.connect("eager-311").reason() == 0
+    for pid in range(1, 6):
+        c.publish("in/t", b"x", qos=2, packet_id=pid)
+    assert [c.expect(PUBREC).packet_id() for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert c.ping()
+
+
 @both_versions
 def test_queue_overflow_is_dropped_and_counted(start_broker, clients, version):
     broker = start_broker("[limits]\nmax_queued_messages = 5\n")
