@@ -56,11 +56,19 @@ void Connection::WaitReadable() {
 void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   if (closed_) return;
   if (wait_ec) return Close(std::nullopt, /*publish_will=*/true);
+  ReadOnce();
+  WaitReadable();  // unless closed or paused meanwhile
+}
+
+bool Connection::ReadOnce() {
   std::string& scratch = shard_.read_scratch();
   boost::system::error_code ec;
   size_t n = socket_.read_some(asio::buffer(scratch), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
-  if (ec) return Close(std::nullopt, /*publish_will=*/true);  // EOF or reset: abnormal
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+  if (ec) {
+    Close(std::nullopt, /*publish_will=*/true);  // EOF or reset: abnormal
+    return false;
+  }
   shard_.metrics().bytes_received.Add(static_cast<int64_t>(n));
   std::string_view data(scratch.data(), n);
   if (!rx_.empty()) {
@@ -70,7 +78,7 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   }
 
   size_t consumed = Process(data, Clock::now());
-  if (closed_) return;
+  if (closed_) return false;
   if (data.data() != rx_.data()) {
     rx_.assign(data.substr(consumed));  // the start of a packet the next read completes
   } else if (consumed == rx_.size()) {
@@ -83,9 +91,15 @@ void Connection::OnReadable(const boost::system::error_code& wait_ec) {
   if (!out_.empty()) shard_.MarkDirty(*this);
   if (out_.size() > shard_.config().limits.max_write_buffer_bytes) {
     read_paused_ = true;  // the client does not read what we send: stop reading it
-    return;
   }
-  WaitReadable();
+  return true;
+}
+
+void Connection::ReadWhilePaused() {
+  // Bounded: what a client sent while we did not read it is at most its socket's buffer.
+  for (int reads = 0; reads < 16; ++reads) {
+    if (!ReadOnce()) return;
+  }
 }
 
 size_t Connection::Process(std::string_view data, Clock::time_point now) {
@@ -180,7 +194,7 @@ void Connection::Flush() {
                          });
       return;
     }
-    if (ec) return Close(std::nullopt, /*publish_will=*/true);
+    if (ec) return CloseAfterWriteError();
     out_.Consume(written);
     shard_.metrics().bytes_sent.Add(static_cast<int64_t>(written));
   }
@@ -188,9 +202,16 @@ void Connection::Flush() {
 
 void Connection::OnWritable(const boost::system::error_code& ec) {
   if (closed_) return;
-  if (ec) return Close(std::nullopt, /*publish_will=*/true);
+  if (ec) return CloseAfterWriteError();
   Pump();
   MaybeResumeReading();
+}
+
+void Connection::CloseAfterWriteError() {
+  // A client we stopped reading may have said goodbye in what we did not read: a DISCONNECT
+  // there discards its will (§3.14.4), as it would had we read it in time.
+  if (read_paused_ || link_paused_) ReadWhilePaused();
+  Close(std::nullopt, /*publish_will=*/true);
 }
 
 void Connection::MaybeResumeReading() {
@@ -261,6 +282,13 @@ void Connection::ArmKeepAlive(Clock::time_point deadline) {
 void Connection::OnKeepAlive(const boost::system::error_code& ec) {
   if (ec || closed_) return;
   Clock::time_point deadline = last_packet_at_ + keep_alive_timeout_;
+  if (Clock::now() >= deadline && (read_paused_ || link_paused_)) {
+    // We stopped reading this client, it did not stop writing: what it sent meanwhile (a
+    // PINGREQ) counts before it is judged silent.
+    ReadWhilePaused();
+    if (closed_) return;
+    deadline = last_packet_at_ + keep_alive_timeout_;
+  }
   if (Clock::now() < deadline) return ArmKeepAlive(deadline);
   // Nothing for 1.5 times the keep alive (MQTT 5.0 §3.1.2.10).
   spdlog::info("{} ({}): keep alive timeout", connect_.client_id, peer_);

@@ -69,6 +69,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reading.
   void WaitReadable();
   void OnReadable(const boost::system::error_code& ec);
+  // One read and the packets it completes; false when there was nothing to read or the
+  // connection closed. Pauses reading when the write buffer is over its limit.
+  bool ReadOnce();
+  // While reading is paused: reads what the client has sent meanwhile, when it matters (the
+  // keep alive is due, or the connection is closing).
+  void ReadWhilePaused();
   // Decodes and handles every whole packet in `data`, read at `now`; returns the bytes consumed.
   size_t Process(std::string_view data, Clock::time_point now);
   void Dispatch(mqtt::Packet&& packet);
@@ -93,6 +99,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DropHeldResend(uint16_t packet_id);
   void Flush();
   void OnWritable(const boost::system::error_code& ec);
+  void CloseAfterWriteError();
   // Resumes reading once the write buffer has drained below half its limit.
   void MaybeResumeReading();
   // Stops reading until `link` drains (backpressure from the cluster).

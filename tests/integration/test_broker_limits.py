@@ -4,9 +4,9 @@ connect_timeout_ms, max_connections, max_packet_bytes, max_inflight, max_queued_
 import socket
 import time
 
-from conftest import assert_serves, both_versions
-from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBLISH, PUBREC, SERVER_KEEP_ALIVE,
-                       connect_packet, packet, persistent, props, string)
+from conftest import assert_serves, both_versions, wait_for
+from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PUBREC,
+                       SERVER_KEEP_ALIVE, connect_packet, packet, persistent, props, string)
 
 
 @both_versions
@@ -286,6 +286,58 @@ def test_slow_reader_gets_everything_once_it_reads(start_broker, clients):
     pub.ping()
     for s in subs:  # one after the other: the others wait with full socket buffers meanwhile
         assert [s.expect_message().payload for _ in payloads] == payloads
+
+
+def paused_reader(broker, clients, client_id, **connect_args):
+    """A subscriber whose write buffer the broker has filled: 100 messages of 100 kB wait for it,
+    and a PINGREQ it sent has been read (its PINGRESP on top of the full buffer pauses reading
+    the client until the buffer drains)."""
+    sub = clients.wire(broker.port)
+    sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sub.connect(client_id, **connect_args)
+    sub.subscribe(1, ("big/t", 0))
+    pub = clients.wire(broker.port)
+    pub.connect(f"{client_id}-pub")
+    for _ in range(100):
+        pub.publish("big/t", bytes(100_000))
+    pub.ping()  # every PUBLISH read: the deliveries are queued
+    read = broker.metric("sb_broker_bytes_received_total")
+    sub.send(packet(PINGREQ, 0, b""))
+    wait_for(lambda: broker.metric("sb_broker_bytes_received_total") >= read + 2,
+             what="the broker to read the PINGREQ")
+    return sub
+
+
+def test_paused_reader_is_judged_by_what_it_sent(start_broker, clients):
+    # The broker stops reading a client that does not read what it is sent; the PINGREQs the client
+    # sends meanwhile still count for its keep alive (mosquitto never stops reading).
+    broker = start_broker("[limits]\nmax_write_buffer_bytes = 65536\n")
+    sub = paused_reader(broker, clients, "slow", keepalive=1)
+    deadline = time.monotonic() + 2.5  # a deliberate window, well past 1.5 keep alives
+    while time.monotonic() < deadline:
+        sub.send(packet(PINGREQ, 0, b""))
+        time.sleep(0.4)  # the client's ping interval, while it reads nothing
+    delivered = 0
+    while delivered < 100:
+        p = sub.recv()
+        assert p is not None and p.type in (PUBLISH, PINGRESP), f"after {delivered}: {p}"
+        delivered += p.type == PUBLISH
+    assert broker.metric('sb_broker_disconnects_total{reason="keep_alive_timeout"}') == 0
+
+
+def test_disconnect_while_paused_discards_the_will(start_broker, clients):
+    # A DISCONNECT the broker has not read yet, because it paused reading the client, still ends
+    # the connection normally: no will (§3.14.4).
+    broker = start_broker("[limits]\nmax_write_buffer_bytes = 65536\n")
+    watcher = clients.wire(broker.port)
+    watcher.connect("watcher")
+    watcher.subscribe(1, ("will/t", 0))
+    sub = paused_reader(broker, clients, "leaving", keepalive=0,
+                        will={"topic": "will/t", "payload": b"gone"})
+    sub.disconnect()
+    sub.close()
+    broker.wait_connections(2)  # the watcher and the publisher
+    watcher.expect_silence(0.5)
 
 
 def test_longest_topic(broker, clients):
