@@ -96,6 +96,7 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   // Nothing live changes before step 3: weights changed in the file wait in `new_weights`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
   std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights;
+  std::vector<std::pair<std::string, std::shared_ptr<BackendState>>> operator_weights_dropped;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
     for (const BackendConfig& bc : pc.backends) {
@@ -113,7 +114,10 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
         if (b != nullptr && b->endpoint == *ep && b->check_endpoint == *check) {
           state = b;
           // A weight changed in the file overrides one set through the admin API.
-          if (b->file_weight != bc.weight) new_weights.emplace_back(b, bc.weight);
+          if (b->file_weight != bc.weight) {
+            new_weights.emplace_back(b, bc.weight);
+            operator_weights_dropped.emplace_back(name, b);
+          }
         }
       }
       if (state == nullptr) {
@@ -202,9 +206,13 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   for (auto it = listener_counters_.begin(); it != listener_counters_.end();) {
     it = states.contains(it->first) ? std::next(it) : listener_counters_.erase(it);
   }
-  asio::post(threads_->context(0), [this, pools] {
+  asio::post(threads_->context(0), [this, pools, dropped = std::move(operator_weights_dropped)] {
     health_->Watch(pools);
     tier_sync_->SetPools(pools);
+    // The tier's record of the operator's weight too, or its next view would bring it back (here
+    // and on every other proxy).
+    for (const auto& [pool_name, backend] : dropped)
+      tier_sync_->OperatorChanged(*pools.at(pool_name), *backend);
   });
   pools_ = std::move(pools);
   config_ = std::move(next);
