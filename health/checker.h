@@ -27,6 +27,9 @@ struct CheckSpec {
   CheckKind kind = CheckKind::kTcp;
   std::string http_path = "/healthz";
   std::string mqtt_client_id = "switchboard-health";
+  // The backend expects a PROXY protocol v2 header first (its pool sends one): an mqtt check then
+  // starts with a LOCAL one, as HAProxy's check-send-proxy does.
+  bool proxy_protocol = false;
 };
 
 class Checker {

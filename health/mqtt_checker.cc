@@ -10,6 +10,7 @@
 #include "health/probe.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "net/proxy_protocol.h"
 
 namespace health {
 
@@ -23,7 +24,7 @@ asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
         if (std::string error = co_await ConnectTo(socket, target); !error.empty()) {
           co_return CheckResult{.error = error};
         }
-        std::string out;
+        std::string out = proxy_protocol_ ? net::EncodeProxyV2Local() : std::string();
         mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,
                                    .clean_start = true,
                                    .keep_alive_s = 30,

@@ -1,7 +1,8 @@
 // The mqtt checker: healthy when the backend answers an MQTT 3.1.1 CONNECT (clean session) with a
 // successful CONNACK. It then sends DISCONNECT, so the broker sees a normal session end and no
-// will. A refusal (any CONNACK return code but 0) is unhealthy: the broker is up but will not
-// take clients.
+// will. Behind a pool with proxy_protocol the CONNECT follows a PROXY v2 LOCAL header, which a
+// broker expecting the header accepts as the proxy's own connection. A refusal (any CONNACK return
+// code but 0) is unhealthy: the broker is up but will not take clients.
 #pragma once
 
 #include <string>
@@ -12,12 +13,14 @@ namespace health {
 
 class MqttChecker : public Checker {
  public:
-  explicit MqttChecker(std::string client_id) : client_id_(std::move(client_id)) {}
+  MqttChecker(std::string client_id, bool proxy_protocol)
+      : client_id_(std::move(client_id)), proxy_protocol_(proxy_protocol) {}
   boost::asio::awaitable<CheckResult> Check(boost::asio::ip::tcp::endpoint target,
                                             std::chrono::milliseconds timeout) override;
 
  private:
   std::string client_id_;
+  bool proxy_protocol_;  // a PROXY v2 LOCAL header before the CONNECT
 };
 
 }  // namespace health

@@ -55,6 +55,12 @@ std::string EncodeProxyV2(const ip::tcp::endpoint& source, const ip::tcp::endpoi
   return out;
 }
 
+std::string EncodeProxyV2Local() {
+  std::string out(kSignature);
+  out.append({'\x20', '\0', '\0', '\0'});  // version 2, LOCAL; UNSPEC; no address block
+  return out;
+}
+
 absl::StatusOr<std::optional<ProxyHeader>> ParseProxyV2(std::string_view data) {
   size_t known = std::min(data.size(), kSignature.size());
   if (data.substr(0, known) != kSignature.substr(0, known)) {

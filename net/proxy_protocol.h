@@ -29,6 +29,9 @@ struct ProxyHeader {
 std::string EncodeProxyV2(const boost::asio::ip::tcp::endpoint& source,
                           const boost::asio::ip::tcp::endpoint& destination);
 
+// The header of a connection the proxy opens for itself (a health check): LOCAL, no addresses.
+std::string EncodeProxyV2Local();
+
 // Parses a header at the start of `data`: nullopt while incomplete; an error when `data` does not
 // start with a valid v2 header (and cannot become one).
 [[nodiscard]] absl::StatusOr<std::optional<ProxyHeader>> ParseProxyV2(std::string_view data);

@@ -73,11 +73,12 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
 
 // Whether two pools check their backends alike; a reload that changes any of this restarts the
 // checks of the backends that stay.
-bool SameChecks(const HealthConfig& a, const HealthConfig& b) {
+bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
+  const HealthConfig &a = pool_a.health, &b = pool_b.health;
   const health::Policy &p = a.policy, &q = b.policy;
-  return a.active == b.active && a.kind == b.kind && a.http_path == b.http_path &&
-         p.rise == q.rise && p.fall == q.fall && p.interval == q.interval &&
-         p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
+  return pool_a.proxy_protocol == pool_b.proxy_protocol && a.active == b.active &&
+         a.kind == b.kind && a.http_path == b.http_path && p.rise == q.rise && p.fall == q.fall &&
+         p.interval == q.interval && p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
          p.jitter_percent == q.jitter_percent && p.passive_failures == q.passive_failures &&
          p.eject_base == q.eject_base && p.eject_max == q.eject_max;
 }
@@ -121,8 +122,10 @@ std::shared_ptr<HealthManager::Monitor> HealthManager::StartMonitor(
   auto m = std::make_shared<Monitor>(control_, pool, backend);
   const HealthConfig& h = pool->config().health;
   if (h.active) {
-    m->checker = health::MakeChecker(
-        {.kind = h.kind, .http_path = h.http_path, .mqtt_client_id = "sb-health-" + instance_});
+    m->checker = health::MakeChecker({.kind = h.kind,
+                                      .http_path = h.http_path,
+                                      .mqtt_client_id = "sb-health-" + instance_,
+                                      .proxy_protocol = pool->config().proxy_protocol});
     asio::co_spawn(
         control_,
         CheckLoop(m, [this, raw = m.get()](std::optional<health::Event> e) { Apply(*raw, e); }),
@@ -140,7 +143,7 @@ void HealthManager::Watch(const std::map<std::string, std::shared_ptr<const Pool
       std::shared_ptr<Monitor> m;
       if (it == monitors_.end()) {
         m = StartMonitor(pool, b);
-      } else if (SameChecks(it->second->pool->config().health, pool->config().health)) {
+      } else if (SameChecks(it->second->pool->config(), pool->config())) {
         m = it->second;
         m->pool = pool;
         monitors_.erase(it);

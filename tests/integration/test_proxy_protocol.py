@@ -26,3 +26,20 @@ def test_broker_refuses_a_connection_without_the_header(start_broker, conns):
     wait_for(lambda: b1.metric(
         'sb_broker_connections_rejected_total{reason="proxy_protocol"}') == 1,
         what="the refusal counted")
+
+
+def test_mqtt_health_checks_send_a_local_header(start_broker, start_proxy, conns):
+    # The checks of a pool that sends PROXY headers start with a LOCAL one: without it, a broker
+    # expecting the header refused every check and the pool had no backend up.
+    b1 = start_broker("[broker]\nproxy_protocol = true\n", name="b1")
+    b1.name = "b1"
+    proxy = start_proxy({"brokers": pool(backend(b1, check=None), proxy_protocol=True,
+                                         health={"type": "mqtt", "interval_ms": 100,
+                                                 "rise": 1, "fall": 1})})
+    m = 'pool="brokers",backend="b1"'
+    wait_for(lambda: proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") >= 3,
+             what="three checks")
+    assert proxy.metric(f"sb_proxy_backend_checks_failed_total{{{m}}}") == 0
+    assert proxy.state("b1") == "up"
+    assert b1.metric('sb_broker_connections_rejected_total{reason="proxy_protocol"}') == 0
+    assert conns.wire(proxy.port).connect("checked").reason() == 0

@@ -57,6 +57,7 @@ TEST(ProxyProtocolTest, RejectsWhatIsNotAHeader) {
 
 TEST(ProxyProtocolTest, LocalCommandHasNoAddresses) {
   std::string local("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
+  EXPECT_EQ(EncodeProxyV2Local(), local);
   auto parsed = ParseProxyV2(local);
   ASSERT_TRUE(parsed.ok());
   ASSERT_TRUE(parsed->has_value());
