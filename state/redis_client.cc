@@ -119,6 +119,9 @@ struct RedisClient::Impl {
   std::vector<std::function<void()>> on_connect, on_disconnect;
 
   void Connect();
+  void Handshake();
+  void Ready();
+  void Refused(std::string_view command, const absl::StatusOr<RedisReply>& reply);
   void ForgetSocket();
   void ScheduleReconnect();
   void Lost(std::string_view why);
@@ -165,16 +168,7 @@ void OnConnected(const redisAsyncContext* c, int status) {
     impl->Lost(c->errstr != nullptr ? c->errstr : "connect failed");
     return;
   }
-  impl->connected = true;
-  impl->backoff = std::chrono::milliseconds(100);
-  spdlog::info("redis {}:{} connected", impl->options.host, impl->options.port);
-  if (impl->options.db != 0) {
-    impl->Send({"SELECT", std::to_string(impl->options.db)},
-               std::make_shared<RedisClient::Impl::Pending>());
-  }
-  impl->SendSubscriptions();
-  for (auto& f : impl->on_connect)
-    f();
+  impl->Handshake();
 }
 
 void OnDisconnected(const redisAsyncContext* c, int status) {
@@ -224,6 +218,40 @@ void RedisClient::Impl::Connect() {
   ArmWatchdog();
   // A non-blocking connect completes when the socket is writable.
   AddWrite(this);
+}
+
+// A TCP connection is not yet a usable Redis: a stopped server still completes the handshake in
+// the kernel, and one that asks for a password, or lacks the database, answers every command
+// with an error. Connected means the database is selected and a PING answered.
+void RedisClient::Impl::Handshake() {
+  auto step = [this](std::string command, std::function<void()> next) {
+    auto p = std::make_shared<Pending>();
+    p->deadline = connect_started + options.connect_timeout;
+    p->done = [this, command, next = std::move(next), alive = owner](absl::StatusOr<RedisReply> r) {
+      if (alive.expired() || context == nullptr) return;
+      if (!r.ok() || r->type == RedisReply::Type::kError) return Refused(command, r);
+      if (next) next();
+    };
+    return p;
+  };
+  auto ping = [this, step] { Send({"PING"}, step("PING", [this] { Ready(); })); };
+  if (options.db == 0) return ping();
+  Send({"SELECT", std::to_string(options.db)}, step("SELECT", ping));
+}
+
+void RedisClient::Impl::Ready() {
+  connected = true;
+  backoff = std::chrono::milliseconds(100);
+  spdlog::info("redis {}:{} connected", options.host, options.port);
+  SendSubscriptions();
+  for (auto& f : on_connect)
+    f();
+}
+
+void RedisClient::Impl::Refused(std::string_view command, const absl::StatusOr<RedisReply>& r) {
+  spdlog::warn("redis {}:{}: {} failed: {}; not using this connection", options.host, options.port,
+               command, r.ok() ? r->str : r.status().ToString());
+  redisAsyncDisconnect(context);  // then OnDisconnected: reconnect after the backoff
 }
 
 // Drops the descriptor without closing it: hiredis closes it itself (a close here too would

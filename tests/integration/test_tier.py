@@ -3,6 +3,9 @@ across instances, least-connections over the sum of every proxy's connections, d
 weights reaching every proxy and outliving restarts, a killed proxy's counts expiring, and Redis
 going away and coming back without dropping a connection."""
 import signal
+import time
+
+import pytest
 
 from conftest import wait_for
 from mqtt_wire import CONNACK, connect_packet
@@ -27,9 +30,11 @@ def operator(proxy):
     return {name: (b["draining"], b["weight"]) for name, b in proxy.backends().items()}
 
 
-def start_tier(start_proxy, redis, backends, n=2, redis_extra=None, **pool_settings):
-    """n proxies sharing `redis`, each with one pool "brokers" of `backends`."""
-    cfg = {"url": redis.url, **(redis_extra or {})}
+def start_tier(start_proxy, redis, backends, n=2, redis_extra=None, redis_url=None,
+               **pool_settings):
+    """n proxies sharing `redis` (at `redis_url`, default its own), each with one pool "brokers"
+    of `backends`."""
+    cfg = {"url": redis_url or redis.url, **(redis_extra or {})}
     return [start_proxy({"brokers": pool(*backends, **pool_settings)}, name=f"p{i}", redis=cfg)
             for i in range(1, n + 1)]
 
@@ -196,3 +201,37 @@ def test_health_policy_majority_needs_more_than_half(brokers, start_proxy, conns
         landed.add(backend_name)
     assert "b2" in landed
     assert b.state("b2") == "up"
+
+
+def test_a_frozen_redis_is_an_outage(brokers, start_proxy, conns, redis_server):
+    # A stopped redis-server still completes TCP handshakes in the kernel. Taken for a connection,
+    # every sticky client would wait a command timeout, and the proxy would not say it is degraded.
+    (a,) = start_tier(start_proxy, redis_server, brokers(2), n=1, sticky=True)
+    assert conns.wire(a.port).connect("before").reason() == 0
+    redis_server.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: a.metric("sb_proxy_degraded") == 1, what="the proxy degraded")
+        for i in range(3):
+            assert conns.wire(a.port).connect(f"frozen-{i}").reason() == 0
+        # and degraded it stays, through its attempts to reconnect
+        window = time.monotonic() + 1.5  # a deliberate window: reconnects after 0.1, 0.2, 0.4 s
+        while time.monotonic() < window:
+            assert a.metric("sb_proxy_degraded") == 1
+    finally:
+        redis_server.signal(signal.SIGCONT)
+    wait_for(lambda: a.metric("sb_proxy_degraded") == 0, timeout=10, what="the proxy re-synced")
+
+
+@pytest.mark.parametrize("setup,url_suffix,why", [
+    (("CONFIG", "SET", "requirepass", "secret"), "", "NOAUTH"),
+    ((), "/99", "DB index is out of range"),
+], ids=["password", "no-such-db"])
+def test_a_redis_that_refuses_commands_is_an_outage(brokers, start_proxy, conns, redis_server,
+                                                    setup, url_suffix, why):
+    if setup:
+        redis_server.command(*setup)
+    (a,) = start_tier(start_proxy, redis_server, brokers(2), n=1, sticky=True,
+                      redis_url=redis_server.url + url_suffix)
+    wait_for(lambda: why in a.log(), what="the refusal logged")
+    assert a.metric("sb_proxy_degraded") == 1
+    assert conns.wire(a.port).connect("anyway").reason() == 0
