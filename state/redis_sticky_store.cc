@@ -21,9 +21,10 @@ RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> cli
     auto t = std::make_unique<PerThread>(PerThread{c.io, c.client, {}});
     PerThread* raw = t.get();
     c.client->OnConnect([raw] {
-      for (const PerThread::Unsynced& u : raw->unsynced) {
-        raw->client->Command({"SET", u.key, u.backend, "NX", "PX", Millis(u.ttl)},
-                             [](absl::StatusOr<RedisReply>) {});
+      for (const auto& [key, u] : raw->unsynced) {
+        std::vector<std::string> set = {"SET", key, u.backend, "PX", Millis(u.ttl)};
+        if (u.only_if_absent) set.push_back("NX");
+        raw->client->Command(std::move(set), [](absl::StatusOr<RedisReply>) {});
       }
       raw->unsynced.clear();
     });
@@ -66,7 +67,10 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
   auto fallback = [&] {
     std::string holder =
         local_.BindAt(owned_pool, owned_id, owned_backend, only_if_absent, ttl, Clock::now());
-    if (t != nullptr) t->unsynced.push_back({key, holder, ttl});
+    if (t != nullptr &&
+        (t->unsynced.size() < PerThread::kMaxUnsynced || t->unsynced.contains(key))) {
+      t->unsynced[key] = {holder, ttl, only_if_absent};
+    }
     return holder;
   };
   if (t == nullptr || !t->client->connected()) co_return fallback();

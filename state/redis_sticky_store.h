@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "state/local_sticky_store.h"
 #include "state/redis_client.h"
 #include "state/redis_keys.h"
@@ -46,12 +47,15 @@ class RedisStickyStore : public StickyStore {
   struct PerThread {
     boost::asio::io_context* io;
     std::shared_ptr<RedisClient> client;
-    // Bound while Redis was unreachable: written back when it returns.
+    // Bound while Redis was unreachable, by key, the latest binding: written back when it
+    // returns. At most kMaxUnsynced keys; past that a binding stays local only.
     struct Unsynced {
-      std::string key, backend;
+      std::string backend;
       std::chrono::seconds ttl;
+      bool only_if_absent;  // a failover's re-binding overwrites what Redis holds
     };
-    std::vector<Unsynced> unsynced;
+    static constexpr size_t kMaxUnsynced = 100'000;
+    absl::flat_hash_map<std::string, Unsynced> unsynced;
   };
   PerThread* Current(const boost::asio::any_io_executor& executor);
 
