@@ -25,16 +25,27 @@ void TierSync::Stop() {
 void TierSync::Tick() {
   if (stopped_) return;
   bool degraded = tier_->degraded();
+  auto now = health::Clock::now();
   if (degraded != was_degraded_) {
     if (degraded) {
       spdlog::warn("shared state unreachable: degraded, routing on the last view");
+      degraded_since_ = now;
     } else {
       spdlog::info("shared state reachable again: re-publishing and re-syncing");
+      own_view_only_ = false;
     }
     was_degraded_ = degraded;
   }
+  if (degraded && !own_view_only_ && now - degraded_since_ >= kStaleView) {
+    // As the other proxies forget this one after as long: their counts and health verdicts are
+    // stale now (a backend they saw down may be back), so this proxy goes by its own alone.
+    // Operator changes stay: they are intent, not observation.
+    spdlog::warn("shared state unreachable for {} ms: dropping the other proxies' view",
+                 kStaleView.count());
+    own_view_only_ = true;
+    Apply(state::TierView{.live_proxies = 1});
+  }
   std::vector<state::LocalReport> reports;
-  auto now = health::Clock::now();
   for (const auto& [name, pool] : pools_) {
     for (const auto& b : pool->backends()) {
       reports.push_back(

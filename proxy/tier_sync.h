@@ -6,7 +6,9 @@
 // this proxy's own by least-connections), the tier's health verdict (a backend down for all under
 // the configured policy is not chosen, whatever this proxy's checks say), and operator changes
 // made through any proxy (drain, weight). Operator changes made here are applied at once and
-// shared. When Redis is unreachable the tier state does nothing and the last view stays in force.
+// shared. When Redis is unreachable the tier state does nothing and the last view stays in force
+// for kStaleView; after that this proxy goes by its own counts and verdicts (and the operator
+// changes it last saw) until Redis returns.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -51,6 +53,11 @@ class TierSync {
   std::map<std::string, std::shared_ptr<const Pool>> pools_;
   uint32_t live_proxies_ = 1;
   bool was_degraded_ = false;
+  // How long the last view stays in force while the shared state is unreachable: the tier's
+  // liveness window, after which the other proxies drop this one's report as well.
+  static constexpr std::chrono::milliseconds kStaleView{3000};
+  health::Clock::time_point degraded_since_;
+  bool own_view_only_ = false;  // the stale view has been dropped
   bool stopped_ = false;
 };
 

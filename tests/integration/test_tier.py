@@ -235,3 +235,18 @@ def test_a_redis_that_refuses_commands_is_an_outage(brokers, start_proxy, conns,
     wait_for(lambda: why in a.log(), what="the refusal logged")
     assert a.metric("sb_proxy_degraded") == 1
     assert conns.wire(a.port).connect("anyway").reason() == 0
+
+
+def test_a_long_outage_drops_the_other_proxies_verdicts(brokers, start_proxy, conns,
+                                                        redis_server):
+    # b2 is down for the tier because a sees it down. With Redis gone, a's vote can no longer be
+    # renewed: after the liveness window b goes by its own checks, which see b2 up.
+    _, b = two_proxies_one_sees_b2_down(brokers, start_proxy, redis_server, "any")
+    wait_for(lambda: b.state("b2") == "down", what="b2 down for the tier on b")
+    redis_server.stop()
+    wait_for(lambda: b.state("b2") == "up", timeout=10, what="b's own verdict on b2 again")
+    assert b.metric('sb_proxy_backend_down_for_all{pool="brokers",backend="b2"}') == 0
+    assert b.metric("sb_proxy_tier_proxies") == 1
+    landed = {b.landing(lambda i=i: conns.wire(b.port).connect(f"own-view-{i}"))[1]
+              for i in range(2)}
+    assert landed == {"b1", "b2"}  # round robin over both again
