@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 #include <charconv>
+#include <random>
 
 #include "backend/broker.h"
 #include "backend/shard.h"
@@ -70,6 +71,7 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     } else {
       sessions_->Recover();
     }
+    LoadSecret();
     Heartbeat();
     LoadRetained();
   });
@@ -114,6 +116,39 @@ size_t Cluster::remote_routes() const {
   for (const auto& [node, fields] : known_routes_)
     n += fields.size();
   return n;
+}
+
+void Cluster::LoadSecret() {
+  // On every (re)connection: a Redis that lost the key gets this node's back, and where a node
+  // that started meanwhile wrote a new one, every node ends up with that one.
+  std::optional<std::string> token = secret();
+  if (!token) {
+    std::random_device random;
+    token = fmt::format("{:08x}{:08x}{:08x}{:08x}", random(), random(), random(), random());
+  }
+  // The first node's token stays; every node then reads the one that did.
+  commands_->Command(
+      {"SET", keys_.ClusterSecret(), *token, "NX"}, [this](absl::StatusOr<RedisReply>) {
+        commands_->Command({"GET", keys_.ClusterSecret()}, [this](absl::StatusOr<RedisReply> r) {
+          if (!r.ok() || r->nil()) return;
+          std::lock_guard lock(secret_mutex_);
+          secret_ = r->str;
+        });
+      });
+}
+
+std::optional<std::string> Cluster::secret() const {
+  std::lock_guard lock(secret_mutex_);
+  return secret_;
+}
+
+bool Cluster::IsSecret(const std::optional<std::string>& password) const {
+  std::optional<std::string> secret = this->secret();
+  if (!secret || !password || password->size() != secret->size()) return false;
+  unsigned char differ = 0;  // every byte compared: no early exit to time
+  for (size_t i = 0; i < secret->size(); ++i)
+    differ |= static_cast<unsigned char>((*secret)[i] ^ (*password)[i]);
+  return differ == 0;
 }
 
 void Cluster::Heartbeat() {

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,6 +75,10 @@ class Cluster {
 
   // Client-id ownership, handovers and persistent session records.
   ClusterSessions& sessions() { return *sessions_; }
+  // The token node links present (from Redis, once read); any thread.
+  std::optional<std::string> secret() const;
+  // Whether a CONNECT's password is the cluster's secret; any thread.
+  bool IsSecret(const std::optional<std::string>& password) const;
 
   // For /metrics, on the control thread.
   size_t peers() const { return peers_.size(); }
@@ -83,6 +88,7 @@ class Cluster {
 
  private:
   void Heartbeat();
+  void LoadSecret();
   void OnLivePeers(std::vector<std::pair<std::string, std::string>> live);
   void Resync();
   void OnRouteEvent(std::string_view message);
@@ -114,6 +120,8 @@ class Cluster {
   // When Redis last came back after a gap: the others' heartbeats may look stale until they
   // write again, so for a while nobody is taken for dead enough to have their sessions adopted.
   std::chrono::steady_clock::time_point redis_since_;
+  mutable std::mutex secret_mutex_;
+  std::optional<std::string> secret_;  // guarded by secret_mutex_
 };
 
 }  // namespace backend

@@ -147,6 +147,15 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
       return Refuse(ReasonCode::kClientIdentifierNotValid, connect.version,
                     "keep alive above max_keepalive_s");
     }
+    // "$node/" client ids are the links of this node's cluster (node_link.h), which skip the
+    // session claim, access rules and checks of what they forward: only a node that knows the
+    // cluster's secret (in Redis, with everything else the nodes share) may use one.
+    if (IsLinkClientId(connect.client_id) &&
+        (broker.cluster() == nullptr || !broker.cluster()->IsSecret(connect.password))) {
+      shard_.metrics().Reject(RejectReason::kNotANode);
+      return Refuse(ReasonCode::kNotAuthorized, connect.version,
+                    "a node link's client id without the cluster's secret");
+    }
     if (v5 && connect.properties.authentication_method) {
       shard_.metrics().Reject(RejectReason::kBadAuthentication);
       return Refuse(ReasonCode::kBadAuthenticationMethod, connect.version,

@@ -18,8 +18,9 @@ std::string_view DropName(size_t i) {
 
 std::string_view RejectName(size_t i) {
   static constexpr std::string_view kNames[] = {
-      "max_connections",    "connect_timeout",     "malformed_connect",  "unsupported_version",
-      "client_id_rejected", "keep_alive_rejected", "bad_authentication", "proxy_protocol"};
+      "max_connections",     "connect_timeout",    "malformed_connect",
+      "unsupported_version", "client_id_rejected", "keep_alive_rejected",
+      "bad_authentication",  "proxy_protocol",     "not_a_node"};
   return kNames[i];
 }
 

@@ -44,6 +44,7 @@ enum class RejectReason : uint8_t {
   kKeepAliveRejected,
   kBadAuthentication,
   kProxyProtocol,  // proxy_protocol = true and no valid PROXY header
+  kNotANode,       // a node link's client id without the cluster's secret
   kCount
 };
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <span>
 
+#include "backend/broker.h"
+#include "backend/cluster.h"
 #include "backend/shard.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
@@ -48,7 +50,8 @@ void NodeLink::Connect() {
                     .clean_start = true,
                     .keep_alive_s = 30,
                     .client_id = std::string(kLinkClientIdPrefix) + self->self_ + "/" +
-                                 std::to_string(self->shard_.index())};
+                                 std::to_string(self->shard_.index()),
+                    .password = self->shard_.broker().cluster()->secret()};
     c.properties.receive_maximum = 65535;
     c.properties.user_properties.emplace_back("sb.link.node", self->self_);
     mqtt::Encode(c, mqtt::Version::k5, self->out_.bytes());

@@ -30,6 +30,9 @@ class RedisKeys {
   }
   // HASH "pool/backend" -> "draining=0|1 weight=N": operator changes, no TTL.
   std::string Operator() const { return prefix_ + "operator"; }
+  // STRING a random token the first node writes (SET NX): what a node link presents as its
+  // CONNECT password, so that only the cluster's nodes may open one. No TTL.
+  std::string ClusterSecret() const { return prefix_ + "cluster-secret"; }
   // ZSET broker node name -> last heartbeat (ms since the epoch).
   std::string Nodes() const { return prefix_ + "nodes"; }
   // HASH address -> "HOST:PORT" where the other nodes reach this node; TTL a few heartbeats.

@@ -10,8 +10,8 @@ import pytest
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_server, wait_remote_routes)
 from conftest import both_versions, run_bench, wait_for
-from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, connect_packet, p_u32,
-                       persistent, props, sub_options)
+from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, USER_PROPERTY,
+                       connect_packet, p_pair, p_u32, persistent, props, sub_options)
 
 SESSION_EXPIRY_INTERVAL = 0x11
 
@@ -352,3 +352,31 @@ def test_without_redis_a_node_serves_its_own_clients(cluster, clients):
     sub.subscribe("alone/#", 1)
     clients.paho(a.port, "alone-pub").publish("alone/1", "still", 1)
     assert sub.wait_messages(1)[0].payload == b"still"
+
+
+@pytest.mark.parametrize("password", [None, b"guess"], ids=["no-password", "wrong-password"])
+def test_a_client_cannot_pose_as_a_node(cluster, clients, redis_server, password):
+    # A node link skips the session claim, access rules and checks of what it forwards: its
+    # client id ("$node/...") is accepted only with the cluster's secret, which nodes read from
+    # Redis.
+    a, b = cluster(2)
+    wait_for(lambda: redis_server.command("EXISTS", "sb:cluster-secret") == "1",
+             what="the cluster's secret written")
+    c = clients.wire(a.port)
+    link_property = props(p_pair(USER_PROPERTY, "sb.link.node", "b"))
+    assert c.connect("$node/b/0", password=password, properties=link_property).reason() == 0x87
+    assert c.expect_closed() == []
+    assert a.metric('sb_broker_connections_rejected_total{reason="not_a_node"}') == 1
+    # The nodes' own links, with the secret, carry messages as before.
+    on_b = clients.paho(b.port, "sub-b")
+    on_b.subscribe("posing/t", 1)
+    wait_remote_routes(a, 1)
+    clients.paho(a.port, "pub-a").publish("posing/t", "real", 1)
+    assert [m.payload for m in on_b.wait_messages(1)] == [b"real"]
+
+
+def test_a_single_broker_has_no_node_links(start_broker, clients):
+    broker = start_broker()
+    c = clients.wire(broker.port, version=4)
+    assert c.connect("$node/x/0").reason() == 5  # 3.1.1: not authorized
+    assert broker.metric('sb_broker_connections_rejected_total{reason="not_a_node"}') == 1
