@@ -81,7 +81,8 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
 Cluster::~Cluster() = default;
 
 void Cluster::Start() {
-  spdlog::info("cluster: node {} joining through {} as {}", node_, config_.redis_url, advertise_);
+  spdlog::info("cluster: node {} joining through {} as {}", node_,
+               state::RedactRedisUrl(config_.redis_url), advertise_);
   commands_->Start();
   events_->Start();
   heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));

@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
       "admin HTTP listener for /healthz and /metrics, HOST:PORT (default: none)")(
       "node", po::value<std::string>(), "this node's name, unique in a cluster")(
       "redis", po::value<std::string>(),
-      "join the cluster of the nodes sharing this Redis, redis://HOST[:PORT][/DB] "
-      "(default: none, a single broker)")(
+      "join the cluster of the nodes sharing this Redis, "
+      "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (default: none, a single broker)")(
       "advertise", po::value<std::string>(),
       "HOST:PORT where the other nodes reach this one (default: the listen address)")(
       "threads", po::value<int64_t>(), "I/O threads, 0 to 256; 0 = one per core (default 0)")(

@@ -74,7 +74,8 @@ absl::Status Proxy::Start() {
     client->Start();
   asio::post(threads_->context(0), [this] { tier_sync_->Start(); });
   if (shared_state_configured()) {
-    spdlog::info("instance {} sharing state through {}", config_.instance, config_.redis.url);
+    spdlog::info("instance {} sharing state through {}", config_.instance,
+                 state::RedactRedisUrl(config_.redis.url));
   }
   if (config_.admin) {
     admin_ = std::make_unique<net::HttpServer>(

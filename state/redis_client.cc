@@ -22,15 +22,32 @@ namespace state {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
+std::string RedactRedisUrl(std::string_view url) {
+  size_t at = url.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  size_t scheme_end = url.find("//");
+  size_t colon = url.find(':', scheme_end == std::string_view::npos ? 0 : scheme_end + 2);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return fmt::format("{}:***{}", url.substr(0, colon), url.substr(at));
+}
+
 absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url) {
   auto error = [&] {
-    return absl::InvalidArgumentError(
-        fmt::format("expected redis://HOST[:PORT][/DB], got \"{}\"", url));
+    return absl::InvalidArgumentError(fmt::format(
+        "expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], got \"{}\"", RedactRedisUrl(url)));
   };
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) return error();
   std::string_view rest = url.substr(kScheme.size());
   RedisOptions o;
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    size_t colon = userinfo.find(':');
+    if (colon == std::string_view::npos) return error();  // a user without a password
+    if (colon > 0) o.username = std::string(userinfo.substr(0, colon));
+    o.password = std::string(userinfo.substr(colon + 1));
+    rest = rest.substr(at + 1);
+  }
   size_t slash = rest.find('/');
   if (slash != std::string_view::npos) {
     std::string_view db = rest.substr(slash + 1);
@@ -40,8 +57,9 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url) {
     }
     rest = rest.substr(0, slash);
   }
+  size_t bracket = rest.rfind(']');
   size_t colon = rest.rfind(':');
-  if (colon != std::string_view::npos) {
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     std::string_view port = rest.substr(colon + 1);
     unsigned p = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
@@ -50,6 +68,11 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url) {
     }
     o.port = static_cast<uint16_t>(p);
     rest = rest.substr(0, colon);
+  }
+  if (rest.size() > 2 && rest.front() == '[' && rest.back() == ']') {
+    rest = rest.substr(1, rest.size() - 2);  // an IPv6 address
+  } else if (rest.find_first_of("[]:") != std::string_view::npos) {
+    return error();
   }
   if (rest.empty()) return error();
   o.host = std::string(rest);
@@ -222,7 +245,8 @@ void RedisClient::Impl::Connect() {
 
 // A TCP connection is not yet a usable Redis: a stopped server still completes the handshake in
 // the kernel, and one that asks for a password, or lacks the database, answers every command
-// with an error. Connected means the database is selected and a PING answered.
+// with an error. Connected means authenticated (when the URL has a password), the database
+// selected and a PING answered.
 void RedisClient::Impl::Handshake() {
   auto step = [this](std::string command, std::function<void()> next) {
     auto p = std::make_shared<Pending>();
@@ -235,8 +259,15 @@ void RedisClient::Impl::Handshake() {
     return p;
   };
   auto ping = [this, step] { Send({"PING"}, step("PING", [this] { Ready(); })); };
-  if (options.db == 0) return ping();
-  Send({"SELECT", std::to_string(options.db)}, step("SELECT", ping));
+  auto select = [this, step, ping] {
+    if (options.db == 0) return ping();
+    Send({"SELECT", std::to_string(options.db)}, step("SELECT", ping));
+  };
+  if (!options.password) return select();
+  std::vector<std::string> auth = {"AUTH"};
+  if (options.username) auth.push_back(*options.username);
+  auth.push_back(*options.password);
+  Send(std::move(auth), step("AUTH", select));
 }
 
 void RedisClient::Impl::Ready() {

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,12 +36,16 @@ struct RedisOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
   int db = 0;
+  std::optional<std::string> username;  // Redis 6 ACL user; the password alone: "default"
+  std::optional<std::string> password;  // sent with AUTH before anything else
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds command_timeout{500};
 };
 
-// Parses "redis://HOST[:PORT][/DB]".
+// Parses "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"; HOST may be an IPv6 address in brackets.
 [[nodiscard]] absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url);
+// The URL with its password, if any, as "***": what logs and error messages show.
+std::string RedactRedisUrl(std::string_view url);
 
 struct RedisReply {
   enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };

@@ -39,9 +39,53 @@ TEST(RedisUrlTest, Parses) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->port, 6379);
   EXPECT_EQ(d->db, 0);
-  for (const char* bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:x", "redis://h/-1"}) {
+  for (const char* bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:x", "redis://h/-1",
+                          "redis://[::1", "redis://::1", "redis://user@h"}) {
     EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
   }
+}
+
+TEST(RedisUrlTest, ParsesCredentialsAndIPv6) {
+  auto both = ParseRedisUrl("redis://alice:s3cr:et@10.0.0.5:6380/2");
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->username, "alice");
+  EXPECT_EQ(both->password, "s3cr:et");
+  EXPECT_EQ(both->host, "10.0.0.5");
+  EXPECT_EQ(both->port, 6380);
+  auto password = ParseRedisUrl("redis://:pw@h");
+  ASSERT_TRUE(password.ok());
+  EXPECT_FALSE(password->username.has_value());
+  EXPECT_EQ(password->password, "pw");
+  auto v6 = ParseRedisUrl("redis://[::1]:6390");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 6390);
+  EXPECT_EQ(ParseRedisUrl("redis://[::1]")->port, 6379);
+}
+
+TEST(RedisUrlTest, RedactsThePassword) {
+  EXPECT_EQ(RedactRedisUrl("redis://alice:s3cret@h:1/2"), "redis://alice:***@h:1/2");
+  EXPECT_EQ(RedactRedisUrl("redis://:s3cret@h"), "redis://:***@h");
+  EXPECT_EQ(RedactRedisUrl("redis://h:1"), "redis://h:1");
+  EXPECT_EQ(ParseRedisUrl("redis://u:s3cret@h:x").status().message().find("s3cret"),
+            std::string_view::npos);
+}
+
+TEST(RedisClientTest, AuthenticatesWithThePasswordOfItsUrl) {
+  RedisServer server;
+  asio::io_context io;
+  {
+    auto admin = RedisClient::Create(io, Options(server.port()));
+    admin->Start();
+    ASSERT_TRUE(RunUntil(io, [&] { return admin->connected(); }));
+    ASSERT_TRUE(Exec(io, *admin, {"CONFIG", "SET", "requirepass", "s3cret"}).ok());
+  }
+  RedisOptions right = Options(server.port());
+  right.password = "s3cret";
+  auto accepted = RedisClient::Create(io, right);
+  accepted->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return accepted->connected(); }));
+  EXPECT_TRUE(Exec(io, *accepted, {"SET", "k", "v"}).ok());
 }
 
 TEST(RedisClientTest, CommandsAndReplies) {
