@@ -11,6 +11,8 @@
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -124,7 +126,7 @@ struct RedisClient::Impl {
   };
 
   Impl(asio::io_context& io, RedisOptions o)
-      : io(io), options(std::move(o)), reconnect_timer(io), watchdog(io) {}
+      : io(io), options(std::move(o)), resolver(io), reconnect_timer(io), watchdog(io) {}
 
   asio::io_context& io;
   RedisOptions options;
@@ -135,6 +137,7 @@ struct RedisClient::Impl {
   bool connected = false, stopped = false;
   Clock::time_point connect_started;
   std::chrono::milliseconds backoff{100};
+  asio::ip::tcp::resolver resolver;
   asio::steady_timer reconnect_timer;
   asio::steady_timer watchdog;
   std::deque<std::shared_ptr<Pending>> pending;
@@ -142,6 +145,7 @@ struct RedisClient::Impl {
   std::vector<std::function<void()>> on_connect, on_disconnect;
 
   void Connect();
+  void ConnectTo(const std::string& address);
   void Handshake();
   void Ready();
   void Refused(std::string_view command, const absl::StatusOr<RedisReply>& reply);
@@ -219,7 +223,30 @@ void OnReply(redisAsyncContext*, void* r, void* privdata) {
 
 void RedisClient::Impl::Connect() {
   if (stopped) return;
-  context = redisAsyncConnect(options.host.c_str(), options.port);
+  boost::system::error_code literal;
+  asio::ip::make_address(options.host, literal);
+  if (!literal) return ConnectTo(options.host);
+  // Not hiredis's own lookup: getaddrinfo would block this thread (an I/O thread of the proxy)
+  // for as long as DNS takes, at every reconnection. Asio resolves on a thread of its own.
+  resolver.async_resolve(
+      options.host, std::to_string(options.port),
+      [this, alive = owner](const boost::system::error_code& ec,
+                            const asio::ip::tcp::resolver::results_type& results) {
+        if (alive.expired() || stopped) return;
+        if (ec || results.empty()) {
+          return Lost(
+              fmt::format("resolving {}: {}", options.host, ec ? ec.message() : "no address"));
+        }
+        // hiredis takes one address: IPv4 first, which "localhost" may list after ::1 while
+        // redis-server is often bound to 127.0.0.1 alone.
+        auto v4 = std::find_if(results.begin(), results.end(),
+                               [](const auto& r) { return r.endpoint().address().is_v4(); });
+        ConnectTo((v4 != results.end() ? *v4 : *results.begin()).endpoint().address().to_string());
+      });
+}
+
+void RedisClient::Impl::ConnectTo(const std::string& address) {
+  context = redisAsyncConnect(address.c_str(), options.port);
   if (context == nullptr || context->err) {
     std::string why = context ? context->errstr : "out of memory";
     if (context) redisAsyncFree(context);

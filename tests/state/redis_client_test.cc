@@ -71,6 +71,17 @@ TEST(RedisUrlTest, RedactsThePassword) {
             std::string_view::npos);
 }
 
+TEST(RedisClientTest, ResolvesAHostName) {
+  RedisServer server;
+  asio::io_context io;
+  RedisOptions o = Options(server.port());
+  o.host = "localhost";
+  auto c = RedisClient::Create(io, o);
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
+}
+
 TEST(RedisClientTest, AuthenticatesWithThePasswordOfItsUrl) {
   RedisServer server;
   asio::io_context io;
