@@ -18,6 +18,9 @@ namespace health {
 struct CheckResult {
   bool ok = false;
   std::string error;  // why not, when not ok
+  // The proxy could not run the probe (out of descriptors, buffers or local ports): no verdict
+  // on the backend either way.
+  bool inconclusive = false;
   std::chrono::microseconds latency{0};
 };
 

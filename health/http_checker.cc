@@ -19,8 +19,8 @@ asio::awaitable<CheckResult> HttpChecker::Check(asio::ip::tcp::endpoint target,
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
   co_return co_await RunWithTimeout(
       [&]() -> asio::awaitable<CheckResult> {
-        if (std::string error = co_await ConnectTo(socket, target); !error.empty()) {
-          co_return CheckResult{.error = error};
+        if (std::optional<CheckResult> failed = co_await ConnectTo(socket, target)) {
+          co_return *failed;
         }
         http::request<http::empty_body> request(http::verb::get, path_, 11);
         request.set(http::field::host, target.address().to_string());

@@ -21,8 +21,8 @@ asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
   co_return co_await RunWithTimeout(
       [&]() -> asio::awaitable<CheckResult> {
-        if (std::string error = co_await ConnectTo(socket, target); !error.empty()) {
-          co_return CheckResult{.error = error};
+        if (std::optional<CheckResult> failed = co_await ConnectTo(socket, target)) {
+          co_return *failed;
         }
         std::string out = proxy_protocol_ ? net::EncodeProxyV2Local() : std::string();
         mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,

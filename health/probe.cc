@@ -29,10 +29,15 @@ asio::awaitable<CheckResult> RunWithTimeout(std::function<asio::awaitable<CheckR
   co_return result;
 }
 
-asio::awaitable<std::string> ConnectTo(asio::ip::tcp::socket& socket,
-                                       const asio::ip::tcp::endpoint& target) {
+asio::awaitable<std::optional<CheckResult>> ConnectTo(asio::ip::tcp::socket& socket,
+                                                      const asio::ip::tcp::endpoint& target) {
   auto [ec] = co_await socket.async_connect(target, asio::as_tuple(asio::use_awaitable));
-  co_return ec ? "connect: " + ec.message() : std::string();
+  if (!ec) co_return std::nullopt;
+  using std::errc;
+  bool local = ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+               ec == errc::no_buffer_space || ec == errc::not_enough_memory ||
+               ec == errc::address_not_available;
+  co_return CheckResult{.error = "connect: " + ec.message(), .inconclusive = local};
 }
 
 }  // namespace health

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "health/checker.h"
 
@@ -15,8 +16,8 @@ namespace health {
 boost::asio::awaitable<CheckResult> RunWithTimeout(
     std::function<boost::asio::awaitable<CheckResult>()> probe, std::chrono::milliseconds timeout);
 
-// Connects `socket` to `target`; an error text on failure, empty on success.
-boost::asio::awaitable<std::string> ConnectTo(boost::asio::ip::tcp::socket& socket,
-                                              const boost::asio::ip::tcp::endpoint& target);
+// Connects `socket` to `target`: nullopt on success, else the failed check's result.
+boost::asio::awaitable<std::optional<CheckResult>> ConnectTo(
+    boost::asio::ip::tcp::socket& socket, const boost::asio::ip::tcp::endpoint& target);
 
 }  // namespace health

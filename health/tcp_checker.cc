@@ -14,8 +14,8 @@ asio::awaitable<CheckResult> TcpChecker::Check(asio::ip::tcp::endpoint target,
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
   co_return co_await RunWithTimeout(
       [&]() -> asio::awaitable<CheckResult> {
-        std::string error = co_await ConnectTo(socket, target);
-        co_return CheckResult{.ok = error.empty(), .error = error};
+        std::optional<CheckResult> failed = co_await ConnectTo(socket, target);
+        co_return failed ? *failed : CheckResult{.ok = true};
       },
       timeout);
 }

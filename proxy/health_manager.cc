@@ -61,6 +61,10 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
     health::CheckResult r = co_await m->checker->Check(m->backend->check_endpoint, policy.timeout);
     if (m->stopped) co_return;
     BackendState& b = *m->backend;
+    if (r.inconclusive) {
+      spdlog::warn("pool {}: could not check {}: {}", m->pool->name(), b.name(), r.error);
+      continue;
+    }
     b.checks_total.fetch_add(1, std::memory_order_relaxed);
     b.check_latency_us.store(static_cast<uint64_t>(r.latency.count()), std::memory_order_relaxed);
     if (!r.ok) {

@@ -215,3 +215,24 @@ def test_proxy_out_of_descriptors_refuses_without_blaming_the_backends(brokers, 
         assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", name, "p") == 0
         assert proxy.state(name) == "up"
     assert conns.wire(proxy.port, version=4).connect("after-the-shortage").reason() == 0
+
+
+def test_proxy_out_of_descriptors_does_not_fail_its_checks(brokers, start_proxy):
+    # A check the proxy cannot even start (no descriptor for its socket) says nothing about the
+    # backend: no failure, no verdict.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(b1, check=None), health={**FAST_HEALTH, "type": "tcp"})},
+                        threads=1)
+    proxy.wait_state("b1", "up")
+    m = 'pool="p",backend="b1"'
+    checks = proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}")
+    pid = proxy.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, hard))  # no new descriptor at all
+    time.sleep(1.2)  # a deliberate window: six check intervals, three times the fall count
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    assert proxy.state("b1") == "up"
+    assert proxy.metric(f"sb_proxy_backend_checks_failed_total{{{m}}}") == 0
+    assert "could not check b1" in proxy.log()
+    wait_for(lambda: proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") > checks,
+             what="checks again")
