@@ -119,7 +119,13 @@ size_t Connection::Process(std::string_view data, Clock::time_point now) {
     last_packet_at_ = now;
     absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, version_);
     if (!packet.ok()) {
-      ProtocolError(mqtt::ReasonOf(packet.status()), std::string(packet.status().message()));
+      mqtt::ReasonCode reason = mqtt::ReasonOf(packet.status());
+      // 0x84 is CONNACK's alone (§3.14.2.1): a CONNECT after the first, whatever its protocol
+      // level, is a protocol error.
+      if (reason == mqtt::ReasonCode::kUnsupportedProtocolVersion) {
+        reason = mqtt::ReasonCode::kProtocolError;
+      }
+      ProtocolError(reason, std::string(packet.status().message()));
       break;
     }
     Dispatch(std::move(*packet));

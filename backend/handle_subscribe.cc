@@ -37,15 +37,20 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
   };
   std::vector<RetainedRequest> retained;
 
+  // A protocol error anywhere in the packet refuses all of it: nothing is saved first (a
+  // persistent session would keep a subscription that was never routed).
+  for (const mqtt::TopicSubscription& t : s.topics) {
+    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(t.filter);
+    if (shared && t.options.no_local) {  // §3.8.3.1
+      return ProtocolError(ReasonCode::kProtocolError, "No Local on a shared subscription");
+    }
+  }
   for (mqtt::TopicSubscription& t : s.topics) {
     std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(t.filter);
     std::string_view filter = shared ? shared->filter : std::string_view(t.filter);
     if (shared && shared->group.empty()) {
       ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);
       continue;
-    }
-    if (shared && t.options.no_local) {  // §3.8.3.1
-      return ProtocolError(ReasonCode::kProtocolError, "No Local on a shared subscription");
     }
     if (!mqtt::IsValidTopicFilter(filter)) {
       ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);

@@ -137,6 +137,14 @@ def test_second_connect_closes_the_connection(broker, clients, version):
     assert_serves(broker, version)
 
 
+def test_second_connect_of_an_unknown_level_is_a_protocol_error(broker, clients):
+    # 0x84 (unsupported protocol version) is for CONNACK only; a DISCONNECT says 0x82.
+    c = clients.wire(broker.port)
+    c.connect("twice-odd")
+    c.send(packet(1, 0, string("MQTT") + bytes([7, 0x02, 0, 10]) + string("c")))
+    assert [(p.type, p.reason()) for p in c.expect_closed()] == [(DISCONNECT, 0x82)]
+
+
 @both_versions
 def test_qos3_and_bad_flags(broker, clients, version):
     for bad in [packet(PUBLISH, 0x6, string("a") + b"\x00\x01"),  # QoS 3

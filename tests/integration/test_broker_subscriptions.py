@@ -6,7 +6,8 @@ import pytest
 
 from conftest import both_versions
 from mqtt_wire import (PUBACK, PUBCOMP, PUBREC, PUBREL, SUBACK, SUBSCRIBE, SUBSCRIPTION_IDENTIFIER,
-                       UNSUBACK, UNSUBSCRIBE, packet, p_varint, props, string, sub_options)
+                       UNSUBACK, UNSUBSCRIBE, packet, p_varint, persistent, props, string,
+                       sub_options)
 
 
 def publisher(clients, broker, version=5):
@@ -183,10 +184,17 @@ def test_shared_subscription_gets_no_retained_messages(broker, clients):
 
 def test_no_local_on_shared_subscription_is_a_protocol_error(broker, clients):
     c = clients.wire(broker.port)
-    c.connect("nl-shared")
-    body = b"\x00\x01" + props() + string("$share/g/x") + bytes([sub_options(0, no_local=True)])
+    c.connect("nl-shared", **persistent(5))
+    # A valid filter first: the whole packet is refused, so it is not saved either.
+    body = (b"\x00\x01" + props() + string("nl/ok") + bytes([sub_options(1)])
+            + string("$share/g/x") + bytes([sub_options(0, no_local=True)]))
     c.send(packet(SUBSCRIBE, 2, body))
     assert [p.reason() for p in c.expect_closed()] == [0x82]
+    assert broker.metric("sb_broker_subscriptions") == 0
+    again = clients.wire(broker.port)
+    assert again.connect("nl-shared", **persistent(5)).session_present
+    assert again.subscribe(1, ("nl/ok", sub_options(1, retain_handling=1))).suback_codes() == [1]
+    assert broker.metric("sb_broker_subscriptions") == 1
 
 
 @both_versions
