@@ -194,7 +194,7 @@ TEST(ProxyConfigTest, RedisSection) {
   EXPECT_EQ(c->redis.command_timeout_ms, 200u);
   EXPECT_EQ(c->redis.sticky_cache_ms, 0u);
   EXPECT_THAT(Error(std::string(kMinimal) + "[redis]\nurl = \"http://x\"\n"),
-              HasSubstr("redis.url: expected redis://HOST[:PORT][/DB]"));
+              HasSubstr("redis.url: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"));
   EXPECT_THAT(Error(std::string(kMinimal) + "[redis]\nhealth_policy = \"all\"\n"),
               HasSubstr("redis.health_policy: expected one of \"any\", \"majority\""));
 }
