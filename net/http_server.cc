@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -23,6 +24,8 @@ namespace {
 constexpr size_t kMaxBodyBytes = 64 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 constexpr size_t kMaxSessions = 64;
+constexpr auto kLinger = std::chrono::seconds(1);
+constexpr size_t kMaxLingerBytes = 1 << 20;
 
 }  // namespace
 
@@ -61,6 +64,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
         return;
       }
+      if (ec.category() == http::make_error_code(http::error::body_limit).category()) {
+        // The request cannot be read: say why, then close (what follows it cannot be found).
+        bool too_large = ec == http::error::body_limit || ec == http::error::header_limit;
+        return Respond(too_large ? 413 : 400, too_large ? "too large\n" : "bad request\n",
+                       "text/plain", 11, /*keep_alive=*/false);
+      }
       if (ec) return;
       const auto& req = parser->get();
       HttpRequest request;
@@ -71,18 +80,35 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
       request.body = req.body();
       HttpResponse out = server->handler(request);
+      Respond(out.status, std::move(out.body), out.content_type, req.version(), req.keep_alive());
+    }
 
-      response.emplace(static_cast<http::status>(out.status), req.version());
+    void Respond(int status, std::string body, std::string_view content_type, unsigned version,
+                 bool keep_alive) {
+      response.emplace(static_cast<http::status>(status), version);
       response->set(http::field::server, "switchboard");
-      response->set(http::field::content_type, out.content_type);
-      response->keep_alive(req.keep_alive());
-      response->body() = std::move(out.body);
+      response->set(http::field::content_type, content_type);
+      response->keep_alive(keep_alive);
+      response->body() = std::move(body);
       response->prepare_payload();
       http::async_write(stream, *response,
                         [self = shared_from_this()](beast::error_code ec, size_t) {
-                          if (ec || !self->response->keep_alive()) return;
-                          self->Read();
+                          if (ec) return;
+                          if (self->response->keep_alive()) return self->Read();
+                          // Closing with the request's rest unread would send a reset, which
+                          // can destroy the answer before the client reads it: end the sending
+                          // side, then read what is left (a little, briefly) before closing.
+                          self->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+                          self->stream.expires_after(kLinger);
+                          self->Discard(kMaxLingerBytes);
                         });
+    }
+
+    void Discard(size_t budget) {
+      stream.async_read_some(asio::buffer(scratch),
+                             [self = shared_from_this(), budget](beast::error_code ec, size_t n) {
+                               if (!ec && n < budget) self->Discard(budget - n);
+                             });
     }
 
     std::shared_ptr<Impl> server;
@@ -90,6 +116,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     beast::flat_buffer buffer;
     std::optional<http::request_parser<http::string_body>> parser;
     std::optional<http::response<http::string_body>> response;
+    std::array<char, 4096> scratch;  // what a refused request still sends, read and dropped
   };
 
   asio::io_context& io;

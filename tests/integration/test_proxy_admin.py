@@ -1,5 +1,7 @@
 """The admin API's operator actions: drain and enable a backend, set its weight, and the answers to
 requests it cannot serve."""
+import socket
+
 import pytest
 
 from conftest import http_get, wait_for
@@ -87,6 +89,25 @@ def test_unknown_backend_action_and_method(brokers, start_proxy):
     assert http_get(proxy.url("/nothing-here"))[0] == 404
     assert proxy.state("b1") == "up"
     wait_for(lambda: http_get(proxy.url("/healthz")) == (200, "ok\n"), what="healthz")
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"POST /api/backends/b1/weight HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
+     + b"1" * 200000, 413),
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+], ids=["body-over-64-KiB", "garbage"])
+def test_a_request_that_cannot_be_read_gets_an_answer(brokers, start_proxy, request_bytes, status):
+    # Not a silent close: the status says why, and arrives (no reset), although the client is
+    # still sending the rest.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)})
+    with socket.create_connection(("127.0.0.1", proxy.admin_port), timeout=5) as s:
+        s.sendall(request_bytes)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:100]
+    assert proxy.backends()["b1"]["weight"] == 1
 
 
 def test_sigterm_closes_the_tunnels_and_exits_0(brokers, start_proxy, conns):
