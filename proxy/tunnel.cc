@@ -19,6 +19,8 @@ namespace {
 constexpr auto kImmediateReset = std::chrono::seconds(2);
 // Reads per direction before other connections of the thread get their turn.
 constexpr int kReadsPerTurn = 4;
+// How long a client may go on sending after the broker ended its session.
+constexpr auto kLinger = std::chrono::seconds(1);
 }  // namespace
 
 Tunnel::Tunnel(Worker& worker, std::shared_ptr<RawSocket> client,
@@ -97,6 +99,7 @@ bool Tunnel::Pump(Direction& d) {
     }
     if (n == 0) return EndOfStream(d);
     auto got = static_cast<size_t>(n);
+    if (lingering_) continue;  // read to be dropped: the backend is gone
     // A short read: drained for now. When the peer has closed (its FIN is queued behind all its
     // data), drained means the end of stream, which is taken as read without a recv returning 0
     // (unless an error came too: that one is for the read to report).
@@ -137,13 +140,31 @@ bool Tunnel::EndOfStream(Direction& d) {
   d.eof = true;
   if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
   Direction& other = &d == &up_ ? down_ : up_;
-  // MQTT has no half-close: when the broker ends, the session is over.
-  if (other.eof || (!half_close_ && &d == &down_)) {
+  if (other.eof || lingering_) {
     Close();
     return false;
   }
+  // MQTT has no half-close: when the broker ends, the session is over.
+  if (!half_close_ && &d == &down_) return Linger();
   ::shutdown(d.to->fd(), SHUT_WR);
   return true;
+}
+
+bool Tunnel::Linger() {
+  // The broker's last words (a DISCONNECT with its reason) have gone to the client, which may
+  // still be sending (the PUBLISH the broker refused, say). Closing on its unread bytes would
+  // reset the connection, and a reset can destroy those last words before the client reads them.
+  // So the client's side ends as the broker ends its own: a FIN first, then what the client still
+  // sends is read and dropped until it closes, or for a second at most. The connection no longer
+  // counts as the backend's.
+  lingering_ = true;
+  ::shutdown(client_->fd(), SHUT_WR);
+  backend_->Close();
+  std::string().swap(up_.pending);
+  if (hooks_.close) std::exchange(hooks_.close, nullptr)();
+  CloseAt(Clock::now() + kLinger);
+  Pump(up_);
+  return false;  // nothing more to move towards the client
 }
 
 bool Tunnel::RefusedAtOnce() const {

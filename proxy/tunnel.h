@@ -72,12 +72,14 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   };
 
   void OnEvents(RawSocket& s, uint32_t events) override;
-  // Moves what `d` can move now; false when the tunnel closed.
+  // Moves what `d` can move now; false when the tunnel closed (or only lingers).
   bool Pump(Direction& d);
   bool Flush(Direction& d);
   // `d` reached its end of stream: half-closes towards its destination, or closes the tunnel
   // (then false).
   bool EndOfStream(Direction& d);
+  // The broker ended an MQTT session: ends the client's side politely (see tunnel.cc); false.
+  bool Linger();
   bool RefusedAtOnce() const;
   void ArmTimer();
   void OnTimer(const boost::system::error_code& ec);
@@ -97,6 +99,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   Clock::time_point close_at_ = Clock::time_point::max();
   Clock::time_point next_refresh_ = Clock::time_point::max();
   bool resume_posted_ = false;
+  bool lingering_ = false;  // the backend is gone; what the client still sends is dropped
   bool closed_ = false;
 };
 

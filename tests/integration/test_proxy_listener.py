@@ -8,8 +8,9 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import PUBLISH, connect_packet, packet, string
-from proxy_fixtures import brokers, conns, is_closed, is_open, pool, start_proxy  # noqa: F401
+from mqtt_wire import PUBLISH, connect_packet, packet, props, string
+from proxy_fixtures import (backend, brokers, conns, is_closed, is_open, pool,  # noqa: F401
+                            start_proxy)
 
 CONNECT_TIMEOUT_MS = 300
 
@@ -198,3 +199,20 @@ def test_counts_return_to_zero_after_a_storm(brokers, start_proxy, conns):
     assert proxy.metric('sb_proxy_listener_accepted_total{listener="mqtt"}') == 150
     assert proxy.metric('sb_proxy_backend_connect_errors_total{pool="p",backend="b1"}') == 0
     assert proxy.metric('sb_proxy_backend_connect_errors_total{pool="p",backend="b2"}') == 0
+
+
+def test_the_brokers_last_words_reach_a_client_still_sending(start_broker, start_proxy, conns):
+    # The broker refuses a PUBLISH over its maximum packet size while the client is still sending
+    # it: DISCONNECT 0x95, then it closes. Through the proxy the client must get those words and a
+    # clean end of stream, not a reset (which could destroy them before they are read).
+    b1 = start_broker("[limits]\nmax_packet_bytes = 1024\n", name="b1")
+    b1.name = "b1"
+    proxy = start_proxy({"p": pool(backend(b1, check=None))})
+    c = conns.wire(proxy.port)
+    assert c.connect("too-big").reason() == 0
+    c.sock.sendall(packet(PUBLISH, 0, string("big/t") + props() + bytes(2_000_000)))
+    c.sock.shutdown(socket.SHUT_WR)
+    answer = b""
+    while chunk := c.sock.recv(65536):  # a reset raises
+        answer += chunk
+    assert answer[0] == 0xE0 and answer[2] == 0x95, answer  # DISCONNECT, packet too large
