@@ -26,25 +26,34 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// Cancels a socket's waits when it passes. The flag is shared with the timer's handler, which
-// may run after the deadline object is gone.
+// Cancels a socket's waits when it passes. The state is shared with the timer's handler, which
+// may run after the deadline object is gone: a timer that fired just before the object went
+// (its handler already queued, so the cancel comes too late) must not cancel the socket's next
+// wait, which belongs to another step.
 class Deadline {
  public:
   Deadline(const asio::any_io_executor& executor, milliseconds after,
            const std::shared_ptr<RawSocket>& socket)
-      : timer_(executor, after), expired_(std::make_shared<bool>(false)) {
-    timer_.async_wait([expired = expired_, weak = std::weak_ptr<RawSocket>(socket)](
+      : timer_(executor, after), state_(std::make_shared<State>()) {
+    timer_.async_wait([state = state_, weak = std::weak_ptr<RawSocket>(socket)](
                           const boost::system::error_code& ec) {
-      if (ec) return;
-      *expired = true;
+      if (ec || state->gone) return;
+      state->expired = true;
       if (auto s = weak.lock()) s->Cancel();
     });
   }
-  bool expired() const { return *expired_; }
+  ~Deadline() { state_->gone = true; }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+  bool expired() const { return state_->expired; }
 
  private:
+  struct State {
+    bool expired = false;
+    bool gone = false;
+  };
   asio::steady_timer timer_;  // cancelled with the object
-  std::shared_ptr<bool> expired_;
+  std::shared_ptr<State> state_;
 };
 
 bool WouldBlock() {
