@@ -497,11 +497,14 @@ def is_closed(sock_or_wire, timeout=0.05):
 
 
 def tcp_sockets():
-    """(local port, remote port, state) of every IPv4 TCP socket on this machine, from
-    /proc/net/tcp; the state is the kernel's code: "01" established, "02" SYN sent, "0A" listening."""
+    """(local port, remote port, state, held) of every IPv4 TCP socket on this machine, from
+    /proc/net/tcp; the state is the kernel's code ("01" established, "02" SYN sent, "0A"
+    listening), held whether a process still has it open (a closed one lingering in the kernel,
+    in TIME_WAIT say, has no inode)."""
     with open("/proc/net/tcp") as table:
         rows = [line.split() for line in table.readlines()[1:]]
-    return [(int(r[1].split(":")[1], 16), int(r[2].split(":")[1], 16), r[3]) for r in rows]
+    return [(int(r[1].split(":")[1], 16), int(r[2].split(":")[1], 16), r[3], r[9] != "0")
+            for r in rows]
 
 
 @pytest.fixture

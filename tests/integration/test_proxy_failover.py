@@ -198,8 +198,8 @@ def test_proxy_out_of_descriptors_refuses_without_blaming_the_backends(brokers, 
     # Once the admin connection of the start-up check is gone, the proxy holds no descriptor that
     # comes and goes: a limit one above the lowest free number leaves it exactly one, which the
     # next accepted client takes.
-    wait_for(lambda: not any(local == proxy.admin_port and state in ("01", "08")  # open, closing
-                             for local, _, state in tcp_sockets()),
+    wait_for(lambda: not any(local == proxy.admin_port and state != "0A" and held
+                             for local, _, state, held in tcp_sockets()),
              what="the admin connection closed")
     in_use = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
     lowest_free = min(set(range(len(in_use) + 1)) - in_use)

@@ -160,10 +160,13 @@ def test_reload_during_a_connect_attempt_retries_on_the_reloaded_pool(brokers, s
     proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
                                    strategy="weighted-round-robin", connect_timeout_ms=1500,
                                    retries=1, passive={"failures": 100})}, threads=1)
+    def connecting_to_hung():  # the fixture's own fillers are among them
+        return sum(remote == hung_port and state == "02" for _, remote, state, _ in tcp_sockets())
+
+    fillers = connecting_to_hung()
     c = conns.wire(proxy.port, version=4)
     c.send(connect_packet("through-a-reload", version=4))
-    wait_for(lambda: any(remote == hung_port and state == "02" for _, remote, state in tcp_sockets()),
-             what="the proxy to be connecting to hung")
+    wait_for(lambda: connecting_to_hung() > fillers, what="the proxy to be connecting to hung")
     proxy.reload()
     assert c.expect(CONNACK).reason() == 0
     assert proxy.active() == {"hung": 0, "b1": 1}
