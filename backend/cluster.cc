@@ -71,7 +71,6 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     } else {
       sessions_->Recover();
     }
-    LoadSecret();
     Heartbeat();
     LoadRetained();
   });
@@ -120,8 +119,9 @@ size_t Cluster::remote_routes() const {
 }
 
 void Cluster::LoadSecret() {
-  // On every (re)connection: a Redis that lost the key gets this node's back, and where a node
-  // that started meanwhile wrote a new one, every node ends up with that one.
+  // At every heartbeat: a Redis that lost the key (a restart, FLUSHALL, eviction) gets this
+  // node's back, and where a node that started meanwhile wrote a new one, every node ends up with
+  // that one within a heartbeat.
   std::optional<std::string> token = secret();
   if (!token) {
     std::random_device random;
@@ -155,6 +155,7 @@ bool Cluster::IsSecret(const std::optional<std::string>& password) const {
 void Cluster::Heartbeat() {
   if (stopped_) return;
   if (commands_->connected()) {
+    LoadSecret();
     auto ignore = [](absl::StatusOr<RedisReply>) {};
     std::string now = std::to_string(NowMs());
     commands_->Command({"ZADD", keys_.Nodes(), now, node_}, ignore);

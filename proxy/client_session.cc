@@ -291,6 +291,12 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       spdlog::warn("pool {}: cannot open a connection to {}: {}", config.name, chosen->name(),
                    std::strerror(c.local_error));
       local_failure = true;
+      // Out of local ports towards this backend: another may still do. Out of descriptors or
+      // memory: none will.
+      if (c.local_error == EADDRNOTAVAIL) {
+        tried.push_back(std::move(chosen));
+        continue;
+      }
       chosen = nullptr;
       break;
     }

@@ -280,6 +280,8 @@ void RedisClient::Impl::Handshake() {
     p->deadline = connect_started + options.connect_timeout;
     p->done = [this, command, next = std::move(next), alive = owner](absl::StatusOr<RedisReply> r) {
       if (alive.expired() || context == nullptr) return;
+      // A lost connection answers with Unavailable; OnDisconnected takes care of that.
+      if (!r.ok() && absl::IsUnavailable(r.status())) return;
       if (!r.ok() || r->type == RedisReply::Type::kError) return Refused(command, r);
       if (next) next();
     };

@@ -69,7 +69,10 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
         local_.BindAt(owned_pool, owned_id, owned_backend, only_if_absent, ttl, Clock::now());
     if (t != nullptr &&
         (t->unsynced.size() < PerThread::kMaxUnsynced || t->unsynced.contains(key))) {
-      t->unsynced[key] = {holder, ttl, only_if_absent};
+      // A re-binding (overwrite) stays one, whatever binding of the key follows it.
+      auto it = t->unsynced.find(key);
+      bool nx = only_if_absent && (it == t->unsynced.end() || it->second.only_if_absent);
+      t->unsynced[key] = {holder, ttl, nx};
     }
     return holder;
   };
