@@ -8,6 +8,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "net/local_shortage.h"
+
 namespace health {
 
 namespace asio = boost::asio;
@@ -33,10 +35,8 @@ asio::awaitable<std::optional<CheckResult>> ConnectTo(asio::ip::tcp::socket& soc
                                                       const asio::ip::tcp::endpoint& target) {
   auto [ec] = co_await socket.async_connect(target, asio::as_tuple(asio::use_awaitable));
   if (!ec) co_return std::nullopt;
-  using std::errc;
-  bool local = ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
-               ec == errc::no_buffer_space || ec == errc::not_enough_memory ||
-               ec == errc::address_not_available;
+  bool local =
+      ec.category() == boost::system::system_category() && net::IsLocalShortage(ec.value());
   co_return CheckResult{.error = "connect: " + ec.message(), .inconclusive = local};
 }
 

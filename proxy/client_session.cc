@@ -14,6 +14,7 @@
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/error.h"
+#include "net/local_shortage.h"
 #include "net/proxy_protocol.h"
 #include "proxy/tunnel.h"
 #include "proxy/worker.h"
@@ -175,9 +176,7 @@ struct BackendConnection {
 };
 
 BackendConnection Failed(int error) {
-  bool local = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM ||
-               error == EADDRNOTAVAIL;
-  return BackendConnection{.local_error = local ? error : 0};
+  return BackendConnection{.local_error = net::IsLocalShortage(error) ? error : 0};
 }
 
 // Opens a connection to `backend` within `timeout`. The socket joins the poller only once

@@ -67,12 +67,12 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
   auto fallback = [&] {
     std::string holder =
         local_.BindAt(owned_pool, owned_id, owned_backend, only_if_absent, ttl, Clock::now());
-    if (t != nullptr &&
-        (t->unsynced.size() < PerThread::kMaxUnsynced || t->unsynced.contains(key))) {
+    if (t == nullptr) return holder;
+    if (auto it = t->unsynced.find(key); it != t->unsynced.end()) {
       // A re-binding (overwrite) stays one, whatever binding of the key follows it.
-      auto it = t->unsynced.find(key);
-      bool nx = only_if_absent && (it == t->unsynced.end() || it->second.only_if_absent);
-      t->unsynced[key] = {holder, ttl, nx};
+      it->second = {holder, ttl, only_if_absent && it->second.only_if_absent};
+    } else if (t->unsynced.size() < PerThread::kMaxUnsynced) {
+      t->unsynced.emplace(key, PerThread::Unsynced{holder, ttl, only_if_absent});
     }
     return holder;
   };

@@ -229,10 +229,10 @@ def test_proxy_out_of_descriptors_does_not_fail_its_checks(brokers, start_proxy)
     pid = proxy.proc.pid
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, hard))  # no new descriptor at all
-    time.sleep(1.2)  # a deliberate window: six check intervals, three times the fall count
+    # More checks that could not start than the fall count (2) that would take b1 down.
+    wait_for(lambda: proxy.log().count("could not check b1") > 2, what="three checks not started")
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
     assert proxy.state("b1") == "up"
     assert proxy.metric(f"sb_proxy_backend_checks_failed_total{{{m}}}") == 0
-    assert "could not check b1" in proxy.log()
     wait_for(lambda: proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") > checks,
              what="checks again")

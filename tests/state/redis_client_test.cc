@@ -20,6 +20,13 @@ RedisOptions Options(uint16_t port) {
   return o;
 }
 
+// A started client, once connected; null when it did not connect in time.
+std::shared_ptr<RedisClient> Connected(asio::io_context& io, RedisOptions options) {
+  auto c = RedisClient::Create(io, std::move(options));
+  c->Start();
+  return RunUntil(io, [&] { return c->connected(); }) ? c : nullptr;
+}
+
 // Sends one command and runs the loop until its answer.
 absl::StatusOr<RedisReply> Exec(asio::io_context& io, RedisClient& c,
                                 std::vector<std::string> args) {
@@ -76,9 +83,8 @@ TEST(RedisClientTest, ResolvesAHostName) {
   asio::io_context io;
   RedisOptions o = Options(server.port());
   o.host = "localhost";
-  auto c = RedisClient::Create(io, o);
-  c->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  auto c = Connected(io, o);
+  ASSERT_NE(c, nullptr);
   EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
 }
 
@@ -86,25 +92,22 @@ TEST(RedisClientTest, AuthenticatesWithThePasswordOfItsUrl) {
   RedisServer server;
   asio::io_context io;
   {
-    auto admin = RedisClient::Create(io, Options(server.port()));
-    admin->Start();
-    ASSERT_TRUE(RunUntil(io, [&] { return admin->connected(); }));
+    auto admin = Connected(io, Options(server.port()));
+    ASSERT_NE(admin, nullptr);
     ASSERT_TRUE(Exec(io, *admin, {"CONFIG", "SET", "requirepass", "s3cret"}).ok());
   }
   RedisOptions right = Options(server.port());
   right.password = "s3cret";
-  auto accepted = RedisClient::Create(io, right);
-  accepted->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return accepted->connected(); }));
+  auto accepted = Connected(io, right);
+  ASSERT_NE(accepted, nullptr);
   EXPECT_TRUE(Exec(io, *accepted, {"SET", "k", "v"}).ok());
 }
 
 TEST(RedisClientTest, CommandsAndReplies) {
   RedisServer server;
   asio::io_context io;
-  auto c = RedisClient::Create(io, Options(server.port()));
-  c->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  auto c = Connected(io, Options(server.port()));
+  ASSERT_NE(c, nullptr);
   auto set = Exec(io, *c, {"SET", "k", "v", "NX", "EX", "60"});
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->type, RedisReply::Type::kStatus);
@@ -128,9 +131,8 @@ TEST(RedisClientTest, CommandsAndReplies) {
 TEST(RedisClientTest, PipelinedCallsAnswerInOrder) {
   RedisServer server;
   asio::io_context io;
-  auto c = RedisClient::Create(io, Options(server.port()));
-  c->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  auto c = Connected(io, Options(server.port()));
+  ASSERT_NE(c, nullptr);
   std::vector<int64_t> seen;
   for (int i = 0; i < 100; ++i) {
     c->Command({"INCR", "n"}, [&](absl::StatusOr<RedisReply> r) { seen.push_back(r->integer); });
@@ -219,9 +221,8 @@ TEST(RedisClientTest, SubscriberReceivesAndResubscribesAfterReconnect) {
 TEST(RedisClientTest, CoroutineCall) {
   RedisServer server;
   asio::io_context io;
-  auto c = RedisClient::Create(io, Options(server.port()));
-  c->Start();
-  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  auto c = Connected(io, Options(server.port()));
+  ASSERT_NE(c, nullptr);
   std::optional<std::string> value;
   asio::co_spawn(
       io,
