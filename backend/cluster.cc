@@ -11,6 +11,7 @@
 #include "backend/shard.h"
 #include "base/absl_format.h"
 #include "base/host_port.h"
+#include "state/heartbeat.h"
 
 namespace backend {
 
@@ -18,12 +19,6 @@ namespace asio = boost::asio;
 using state::RedisReply;
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 uint32_t ParseCount(const std::string& s) {
   uint32_t n = 0;
@@ -157,14 +152,13 @@ void Cluster::Heartbeat() {
   if (commands_->connected()) {
     LoadSecret();
     auto ignore = [](absl::StatusOr<RedisReply>) {};
-    std::string now = std::to_string(NowMs());
-    commands_->Command({"ZADD", keys_.Nodes(), now, node_}, ignore);
     commands_->Command({"HSET", keys_.Node(node_), "address", advertise_}, ignore);
     commands_->Command({"PEXPIRE", keys_.Node(node_), std::to_string(2 * config_.node_timeout_ms)},
                        ignore);
-    std::string since = std::to_string(NowMs() - config_.node_timeout_ms);
     commands_->Command(
-        {"ZRANGEBYSCORE", keys_.Nodes(), since, "+inf"}, [this](absl::StatusOr<RedisReply> r) {
+        state::HeartbeatCommand(keys_.Nodes(), node_,
+                                std::chrono::milliseconds(config_.node_timeout_ms)),
+        [this](absl::StatusOr<RedisReply> r) {
           if (!r.ok() || stopped_) return;
           // Each live peer's address, then the peers as a whole.
           auto live = std::make_shared<std::vector<std::pair<std::string, std::string>>>();

@@ -18,7 +18,7 @@ class RedisKeys {
   std::string Sticky(std::string_view pool, std::string_view client_id) const {
     return fmt::format("{}sticky:{}:{}", prefix_, pool, client_id);
   }
-  // ZSET proxy instance -> last heartbeat (ms since the epoch).
+  // ZSET proxy instance -> last heartbeat (ms since the epoch, Redis's clock; heartbeat.h).
   std::string Proxies() const { return prefix_ + "proxies"; }
   // HASH "pool/backend" -> active connections of one proxy; TTL a few heartbeats.
   std::string Connections(std::string_view instance) const {
@@ -33,7 +33,7 @@ class RedisKeys {
   // STRING a random token the first node writes (SET NX): what a node link presents as its
   // CONNECT password, so that only the cluster's nodes may open one. No TTL.
   std::string ClusterSecret() const { return prefix_ + "cluster-secret"; }
-  // ZSET broker node name -> last heartbeat (ms since the epoch).
+  // ZSET broker node name -> last heartbeat (ms since the epoch, Redis's clock; heartbeat.h).
   std::string Nodes() const { return prefix_ + "nodes"; }
   // HASH address -> "HOST:PORT" where the other nodes reach this node; TTL a few heartbeats.
   std::string Node(std::string_view name) const { return fmt::format("{}node:{}", prefix_, name); }

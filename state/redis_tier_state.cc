@@ -4,15 +4,11 @@
 #include <charconv>
 #include <memory>
 
+#include "state/heartbeat.h"
+
 namespace state {
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A reply counter: runs `done` when every reply of a round has arrived.
 struct Round {
@@ -66,7 +62,6 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
     health.insert(health.end(), {r.backend, r.up ? "up" : "down"});
   }
   auto ignore = [](absl::StatusOr<RedisReply>) {};
-  client_->Command({"ZADD", keys_.Proxies(), std::to_string(NowMs()), instance_}, ignore);
   client_->Command({"MULTI"}, ignore);
   client_->Command({"DEL", keys_.Connections(instance_), keys_.Health(instance_)}, ignore);
   if (!reports.empty()) {
@@ -88,16 +83,15 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
     }
     ReadOthers(std::move(*live), std::move(*view));
   };
-  client_->Command(
-      {"ZRANGEBYSCORE", keys_.Proxies(), std::to_string(NowMs() - liveness_.count()), "+inf"},
-      [this, live, round](absl::StatusOr<RedisReply> r) {
-        if (r.ok()) {
-          for (const RedisReply& e : r->elements) {
-            if (e.str != instance_) live->push_back(e.str);
-          }
-        }
-        round->Arrived(r.ok());
-      });
+  client_->Command(HeartbeatCommand(keys_.Proxies(), instance_, liveness_),
+                   [this, live, round](absl::StatusOr<RedisReply> r) {
+                     if (r.ok()) {
+                       for (const RedisReply& e : r->elements) {
+                         if (e.str != instance_) live->push_back(e.str);
+                       }
+                     }
+                     round->Arrived(r.ok());
+                   });
   client_->Command({"HGETALL", keys_.Operator()}, [view, round](absl::StatusOr<RedisReply> r) {
     if (r.ok()) {
       for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
@@ -112,11 +106,12 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view) {
   view.live_proxies = static_cast<uint32_t>(live.size()) + 1;
   auto shared = std::make_shared<TierView>(std::move(view));
   auto round = std::make_shared<Round>();
-  round->waiting = 2 * live.size() + 1;
+  round->waiting = 2 * live.size();
   round->done = [this, shared](bool ok) {
     in_flight_ = false;
     if (ok && on_view) on_view(*shared);
   };
+  if (live.empty()) return round->done(true);
   for (const std::string& id : live) {
     client_->Command({"HGETALL", keys_.Connections(id)},
                      [shared, round](absl::StatusOr<RedisReply> r) {
@@ -139,9 +134,6 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view) {
       round->Arrived(r.ok());
     });
   }
-  // Trim proxies gone for a minute from the live set; also closes the round when alone.
-  client_->Command({"ZREMRANGEBYSCORE", keys_.Proxies(), "-inf", std::to_string(NowMs() - 60'000)},
-                   [round](absl::StatusOr<RedisReply> r) { round->Arrived(r.ok()); });
 }
 
 void RedisTierState::SetOperator(const std::string& backend, const OperatorState& state) {

@@ -1,8 +1,7 @@
 // The tier state in Redis. Every Report (every 100 ms) is one pipelined round trip:
 //
-//   ZADD proxies NOW instance              this proxy is alive
 //   MULTI; DEL conns:I; HSET conns:I ...; PEXPIRE conns:I 3000; (the same for health:I); EXEC
-//   ZRANGEBYSCORE proxies NOW-3000 +inf    the live proxies
+//   EVAL heartbeat proxies I 3000          this proxy is alive; the live proxies (heartbeat.h)
 //   HGETALL operator                       operator changes
 // then HGETALL conns:J and health:J of every other live proxy J. A proxy that dies stops
 // refreshing: its keys expire and it leaves the live set within three seconds, and its counts

@@ -53,15 +53,15 @@ def wait_remote_routes(node, count, timeout=5.0):
 
 @pytest.fixture
 def cluster(start_broker, redis_server):  # noqa: F811
-    """cluster(n, names=None, config="") -> n nodes sharing `redis_server`, meshed; call again
-    to add nodes (all of them are meshed before it returns)."""
+    """cluster(n, names=None, config="", env=None) -> n nodes sharing `redis_server`, meshed;
+    call again to add nodes (all of them are meshed before it returns)."""
     started = []
 
-    def start(n, names=None, config=""):
+    def start(n, names=None, config="", env=None):
         names = names or [f"n{len(started) + i + 1}" for i in range(n)]
         for name in names:
             node = start_broker(config=CLUSTER_CONFIG + config, name=name,
-                                extra_args=("--redis", redis_server.url), threads=THREADS)
+                                extra_args=("--redis", redis_server.url), threads=THREADS, env=env)
             node.name = name
             started.append(node)
         wait_meshed(started)

@@ -76,14 +76,22 @@ def fetch_metrics(url):
     return samples
 
 
+def clock_off_by(seconds):
+    """The environment of a process whose wall clock is `seconds` off (libfaketime, from Debian's
+    faketime); its monotonic clock, which timers use, stays true."""
+    return {**os.environ, "FAKETIME": f"{seconds:+d}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"}
+
+
 class Process:
     """A child process with its output in a log file."""
 
-    def __init__(self, args, log_path):
+    def __init__(self, args, log_path, env=None):
         self.args = [str(a) for a in args]
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env)
 
     def log(self):
         if not self._log.closed:
@@ -117,7 +125,7 @@ class Broker(Process):
     """switchboard-broker on free ports, started with a TOML config built from `config`."""
 
     def __init__(self, tmp_path, config="", name="broker", extra_args=(),
-                 threads=int(os.environ.get("SB_THREADS", 2))):
+                 threads=int(os.environ.get("SB_THREADS", 2)), env=None):
         self.port = free_port()
         self.admin_port = free_port()
         self.config_path = tmp_path / f"{name}.toml"
@@ -125,7 +133,7 @@ class Broker(Process):
         args = [BIN / "switchboard-broker", "--config", self.config_path,
                 "--listen", f"127.0.0.1:{self.port}", "--admin", f"127.0.0.1:{self.admin_port}",
                 "--node", name, "--threads", str(threads), *extra_args]
-        super().__init__(args, tmp_path / f"{name}.log")
+        super().__init__(args, tmp_path / f"{name}.log", env)
         wait_for(lambda: self.healthy() or not self.alive(), timeout=10, what=f"{name} healthz")
         assert self.alive(), f"{name} exited at start:\n{self.log()}"
 

@@ -152,7 +152,7 @@ class Proxy(Process):
     """
 
     def __init__(self, tmp_path, pools, listeners=None, name="proxy", threads=2,
-                 log_level="info", redis=None, ports=None):
+                 log_level="info", redis=None, ports=None, env=None):
         self.name = name
         self.redis = redis
         self.instance = name
@@ -164,7 +164,7 @@ class Proxy(Process):
         self.config_path = tmp_path / f"{name}.toml"
         self.write_config(pools, listeners)
         super().__init__([BIN / "switchboard", "--config", self.config_path],
-                         tmp_path / f"{name}.log")
+                         tmp_path / f"{name}.log", env)
         wait_for(lambda: self.healthy() or not self.alive(), timeout=10, what=f"{name} healthz")
         assert self.alive(), f"{name} exited at start:\n{self.log()}"
 

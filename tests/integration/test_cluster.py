@@ -9,7 +9,7 @@ import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_server, wait_remote_routes)
-from conftest import both_versions, run_bench, wait_for
+from conftest import both_versions, clock_off_by, run_bench, wait_for
 from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, USER_PROPERTY,
                        connect_packet, p_pair, p_u32, persistent, props, sub_options)
 
@@ -39,6 +39,23 @@ def test_publish_reaches_subscribers_on_other_nodes(cluster, clients, qos):
     assert [m.payload.decode() for m in got_c] == expected + ["h"]
     assert a.metric("sb_broker_messages_forwarded_total") >= 81
     assert b.metric("sb_broker_messages_received_from_nodes_total") >= 40
+
+
+def test_a_node_whose_clock_is_behind_joins(cluster, clients):
+    """Liveness is judged on Redis's clock: a node 30 s behind the others is one of them, and
+    messages cross to and from it."""
+    a, = cluster(1)
+    late, = cluster(1, names=["late"], env=clock_off_by(-30))  # returns once both see both
+    on_late = clients.paho(late.port, "sub-late")
+    on_late.subscribe("t/late", 1)
+    on_a = clients.paho(a.port, "sub-a")
+    on_a.subscribe("t/a", 1)
+    wait_remote_routes(a, 1)
+    wait_remote_routes(late, 1)
+    clients.paho(a.port, "pub-a").publish("t/late", "to late", 1)
+    clients.paho(late.port, "pub-late").publish("t/a", "from late", 1)
+    assert [m.payload for m in on_late.wait_messages(1)] == [b"to late"]
+    assert [m.payload for m in on_a.wait_messages(1)] == [b"from late"]
 
 
 def test_each_node_gets_one_copy_and_fans_out_itself(cluster, clients):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import clock_off_by, wait_for
 from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, free_port, is_open, pool,  # noqa: F401
                             redis_server, start_proxy)
@@ -132,6 +132,20 @@ def test_a_killed_proxys_counts_expire(brokers, start_proxy, conns, redis_server
     wait_for(lambda: sum(remote(a).values()) == 0, timeout=6,
              what="the dead proxy's counts expired")
     assert a.metric("sb_proxy_tier_proxies") == 1
+
+
+def test_a_proxy_whose_clock_is_behind_still_counts(brokers, start_proxy, conns, redis_server):
+    """Liveness is judged on Redis's clock: a proxy 30 s behind is neither dead to the others
+    nor are its counts ignored."""
+    bs = brokers(2)
+    pools = {"brokers": pool(*bs, strategy="least-connections")}
+    a = start_proxy(pools, name="p1", redis={"url": redis_server.url})
+    late = start_proxy(pools, name="late", redis={"url": redis_server.url}, env=clock_off_by(-30))
+    for i in range(3):
+        conns.wire(late.port).connect(f"late-{i}")
+    wait_for(lambda: sum(remote(a).values()) == 3, what="the late proxy's connections seen")
+    assert a.metric("sb_proxy_tier_proxies") == 2
+    wait_for(lambda: late.metric("sb_proxy_tier_proxies") == 2, what="p1 seen from the late one")
 
 
 def test_redis_outage_drops_nothing_and_the_tier_converges(brokers, start_proxy, conns,

@@ -20,22 +20,6 @@ RedisOptions Options(uint16_t port) {
   return o;
 }
 
-// A started client, once connected; null when it did not connect in time.
-std::shared_ptr<RedisClient> Connected(asio::io_context& io, RedisOptions options) {
-  auto c = RedisClient::Create(io, std::move(options));
-  c->Start();
-  return RunUntil(io, [&] { return c->connected(); }) ? c : nullptr;
-}
-
-// Sends one command and runs the loop until its answer.
-absl::StatusOr<RedisReply> Exec(asio::io_context& io, RedisClient& c,
-                                std::vector<std::string> args) {
-  std::optional<absl::StatusOr<RedisReply>> result;
-  c.Command(std::move(args), [&](absl::StatusOr<RedisReply> r) { result = std::move(r); });
-  RunUntil(io, [&] { return result.has_value(); });
-  return result.value_or(absl::DeadlineExceededError("test deadline"));
-}
-
 TEST(RedisUrlTest, Parses) {
   auto o = ParseRedisUrl("redis://10.0.0.5:6380/2");
   ASSERT_TRUE(o.ok());

@@ -1,4 +1,5 @@
-// A real redis-server on a free loopback port for the duration of a test, without persistence.
+// A real redis-server on a free loopback port for the duration of a test, without persistence,
+// and the helpers that wait on it.
 #pragma once
 
 #include <signal.h>
@@ -9,8 +10,12 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "state/redis_client.h"
 
 namespace state {
 
@@ -84,6 +89,22 @@ inline bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& d
     io.run_for(std::chrono::milliseconds(10));
   }
   return done();
+}
+
+// A started client, once connected; null when it did not connect in time.
+inline std::shared_ptr<RedisClient> Connected(boost::asio::io_context& io, RedisOptions options) {
+  auto c = RedisClient::Create(io, std::move(options));
+  c->Start();
+  return RunUntil(io, [&] { return c->connected(); }) ? c : nullptr;
+}
+
+// Sends one command and runs the loop until its answer.
+inline absl::StatusOr<RedisReply> Exec(boost::asio::io_context& io, RedisClient& c,
+                                       std::vector<std::string> args) {
+  std::optional<absl::StatusOr<RedisReply>> result;
+  c.Command(std::move(args), [&](absl::StatusOr<RedisReply> r) { result = std::move(r); });
+  RunUntil(io, [&] { return result.has_value(); });
+  return result.value_or(absl::DeadlineExceededError("test deadline"));
 }
 
 }  // namespace state
