@@ -94,21 +94,27 @@ void Broker::Run() {
 void Broker::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   accepting_ = false;
-  // Leave the cluster first, so that the other nodes stop routing here.
-  if (cluster_) asio::post(threads_->context(0), [this] { cluster_->Stop(); });
+  // Every shard closes its clients, publishing their wills, and closes its links to the other
+  // nodes once they have carried the wills there (at most a second); then the node leaves the
+  // cluster. The process stops when every socket is closed (the final DISCONNECTs written) and
+  // Redis has taken the leave, at most two seconds in.
+  Clock::time_point start = Clock::now();
+  auto shards_left = std::make_shared<std::atomic<size_t>>(shards_.size());
+  auto left = std::make_shared<std::atomic<bool>>(cluster_ == nullptr);
   for (auto& shard : shards_) {
-    asio::post(shard->io(), [s = shard.get()] {
-      s->StopAccepting();
-      s->SetPeers({});
-      s->DisconnectAll(mqtt::ReasonCode::kServerShuttingDown);
+    asio::post(shard->io(), [this, s = shard.get(), start, shards_left, left] {
+      s->ShutDown(mqtt::ReasonCode::kServerShuttingDown, start + std::chrono::seconds(1),
+                  [this, shards_left, left] {
+                    if (--*shards_left > 0 || !cluster_) return;
+                    asio::post(threads_->context(0),
+                               [this, left] { cluster_->Stop([left] { *left = true; }); });
+                  });
     });
   }
-  // Wait for the final DISCONNECTs to be written (the graceful closes), at most two seconds.
   auto timer = std::make_shared<asio::steady_timer>(threads_->context(0));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   auto poll = std::make_shared<std::function<void()>>();
-  *poll = [this, timer, deadline, poll] {
-    if (open_sockets_.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+  *poll = [this, timer, start, left, poll] {
+    if ((open_sockets_.load() == 0 && *left) || Clock::now() >= start + std::chrono::seconds(2)) {
       if (admin_) admin_->Close();
       threads_->Stop();
       *poll = nullptr;  // break the cycle

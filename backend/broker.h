@@ -41,7 +41,8 @@ class Broker {
   [[nodiscard]] absl::Status Start();
   // Runs until Shutdown() completes; handles SIGTERM and SIGINT by shutting down.
   void Run();
-  // Stops accepting, disconnects every client (5.0: 0x8B Server shutting down), stops. Thread-safe.
+  // Stops accepting, disconnects every client (5.0: 0x8B Server shutting down) and publishes their
+  // wills, leaves the cluster once the wills reached the other nodes, stops. Thread-safe.
   void Shutdown();
 
   uint16_t port() const;

@@ -60,7 +60,10 @@ class Cluster {
   ~Cluster();
 
   void Start();
-  void Stop();
+  // Leaves the cluster at once (the others stop routing here without waiting for the timeout);
+  // `done` runs when Redis has answered the leave, and so everything this node sent before it
+  // (session records among them), or failed to.
+  void Stop(std::function<void()> done);
   // The control thread's io_context: every call below runs there.
   boost::asio::io_context& control() { return control_; }
 

@@ -61,6 +61,8 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   bool dirty = false;  // queued for the shard's flush
 
   bool connected() const { return state_ == State::kConnected; }
+  // Nothing waiting, unwritten or unacknowledged.
+  bool idle() const { return queue_.empty() && inflight_.empty() && out_.empty() && !writing_; }
   bool congested() const { return queued_bytes_ > queue_bytes_; }
   // Runs `f` once when the link is no longer congested (at half the bound).
   void WhenDrained(std::function<void()> f);

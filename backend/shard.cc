@@ -37,7 +37,12 @@ struct Shard::SessionSlot {
 };
 
 Shard::Shard(Broker& broker, uint32_t index, asio::io_context& io)
-    : broker_(broker), index_(index), io_(io), acceptor_(io), accept_retry_(io) {
+    : broker_(broker),
+      index_(index),
+      io_(io),
+      acceptor_(io),
+      accept_retry_(io),
+      shutdown_timer_(io) {
   read_scratch_.resize(64 * 1024);
 }
 
@@ -677,18 +682,35 @@ void Shard::Flush() {
   flushing_.clear();
 }
 
-void Shard::DisconnectAll(mqtt::ReasonCode reason) {
+void Shard::ShutDown(mqtt::ReasonCode reason, Clock::time_point deadline,
+                     std::function<void()> done) {
+  StopAccepting();
   stopping_ = true;
   std::vector<std::shared_ptr<Connection>> all;
   for (Connection* c : connections_)
     all.push_back(c->shared_from_this());
   for (const auto& c : all)
-    c->Disconnect(reason, /*publish_will=*/false);
+    c->Disconnect(reason, /*publish_will=*/true);
   // Each handshake unregisters itself once its aborted operations have completed; iterate a copy
   // all the same, so that no abort can change the set under the loop.
   std::vector<PendingSocket*> pending(pending_sockets_.begin(), pending_sockets_.end());
   for (PendingSocket* p : pending)
     p->Abort();
+  StopLinksWhenIdle(deadline, std::move(done));
+}
+
+void Shard::StopLinksWhenIdle(Clock::time_point deadline, std::function<void()> done) {
+  bool idle = std::all_of(links_.begin(), links_.end(),
+                          [](const auto& link) { return link.second->idle(); });
+  if (idle || Clock::now() >= deadline) {
+    SetPeers({});
+    return done();
+  }
+  shutdown_timer_.expires_after(std::chrono::milliseconds(10));
+  shutdown_timer_.async_wait(
+      [this, deadline, done = std::move(done)](const boost::system::error_code& ec) mutable {
+        if (!ec) StopLinksWhenIdle(deadline, std::move(done));
+      });
 }
 
 }  // namespace backend

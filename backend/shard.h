@@ -115,10 +115,9 @@ class Shard {
   // handler, so idle connections hold no read buffer of their own.
   std::string& read_scratch() { return read_scratch_; }
 
-  // Accepting. Listen before the threads run; StopAccepting on this shard's thread.
+  // Accepting. Listen before the threads run.
   [[nodiscard]] absl::Status Listen(const boost::asio::ip::tcp::endpoint& endpoint);
   uint16_t port() const;
-  void StopAccepting();
 
   // Takes over a connection whose CONNECT a handshake has read. On this shard's thread.
   void Adopt(ConnectionSeed seed);
@@ -171,10 +170,12 @@ class Shard {
   // The same for a link to another node.
   void MarkDirty(NodeLink& link);
 
-  // Closes every connection with `reason` (5.0 DISCONNECT) and every handshake in progress, and
-  // refuses the connections handed over later (CONNACK Server unavailable): at shutdown, nothing
-  // may stay open to wait for. On this shard's thread.
-  void DisconnectAll(mqtt::ReasonCode reason);
+  // Shutdown, on this shard's thread. Stops accepting; closes every connection with `reason`
+  // (5.0 DISCONNECT), publishing its will as any close by the server does (so does mosquitto), and
+  // every handshake in progress; refuses the connections handed over later (CONNACK Server
+  // unavailable). Then, once the links to other nodes have delivered what that forwarded (the
+  // wills), or at `deadline`, closes the links and runs `done`.
+  void ShutDown(mqtt::ReasonCode reason, Clock::time_point deadline, std::function<void()> done);
 
   // Connections register while open, handshakes while they wait for their CONNECT.
   void Register(Connection* c) { connections_.insert(c); }
@@ -186,6 +187,9 @@ class Shard {
   struct SessionSlot;
 
   void Accept();
+  void StopAccepting();
+  // ShutDown's second half: polls the links until they are idle or `deadline`.
+  void StopLinksWhenIdle(Clock::time_point deadline, std::function<void()> done);
   // Applies `changes` to this shard's replica; with `deltas`, records which subscriptions
   // appeared (+1) or went (-1), by route field, for the cluster.
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
@@ -239,7 +243,8 @@ class Shard {
   // Client ids with claims in progress, and the releases that wait for them.
   StringMap<int> claiming_;
   StringMap<std::vector<std::function<void()>>> waiting_releases_;
-  bool stopping_ = false;  // DisconnectAll ran: adopt nothing more
+  bool stopping_ = false;  // ShutDown ran: adopt nothing more
+  boost::asio::steady_timer shutdown_timer_;
 
   SubscriptionTrie routes_;
   std::vector<Subscriber> matches_;                                 // scratch for Publish

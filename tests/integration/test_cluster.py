@@ -326,6 +326,23 @@ def test_a_node_that_leaves_takes_its_routes_with_it(cluster, clients):
     assert cluster.redis.command("EXISTS", f"sb:routes:{c.name}") == "0"
 
 
+def test_a_node_shut_down_publishes_its_clients_wills_on_the_others(cluster, clients):
+    """SIGTERM closes every client as any close by the server does: their wills are published
+    (mosquitto does the same), and reach the other nodes' subscribers before the node leaves."""
+    a, b = cluster(2)
+    watcher = clients.paho(b.port, "watcher")
+    watcher.subscribe("status/#", 1)
+    wait_remote_routes(a, 1)
+    for version in (4, 5):
+        device = clients.wire(a.port, version)
+        will = {"topic": f"status/{version}", "payload": b"offline", "qos": 1}
+        assert device.connect(f"device-{version}", will=will).reason() == 0
+    assert a.stop() == 0
+    got = watcher.wait_messages(2)
+    assert sorted((m.topic, m.payload) for m in got) == [("status/4", b"offline"),
+                                                        ("status/5", b"offline")]
+
+
 def test_a_killed_node_leaves_by_timeout_and_the_others_carry_on(cluster, clients):
     a, b, c = cluster(3)
     listener = clients.paho(b.port, "listener")
