@@ -1,6 +1,8 @@
 // HeartbeatCommand: one script, so that the stamp and the cut-off come from the same clock.
 #include "state/heartbeat.h"
 
+#include <algorithm>
+
 namespace state {
 
 namespace {
@@ -24,7 +26,7 @@ std::vector<std::string> HeartbeatCommand(std::string key, std::string member,
           std::move(key),
           std::move(member),
           std::to_string(window.count()),
-          std::to_string(kHeartbeatForget.count())};
+          std::to_string(std::max(kHeartbeatForget, 2 * window).count())};
 }
 
 }  // namespace state

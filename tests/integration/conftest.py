@@ -76,11 +76,19 @@ def fetch_metrics(url):
     return samples
 
 
+LIBFAKETIME = pathlib.Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
 def clock_off_by(seconds):
     """The environment of a process whose wall clock is `seconds` off (libfaketime, from Debian's
-    faketime); its monotonic clock, which timers use, stays true."""
-    return {**os.environ, "FAKETIME": f"{seconds:+d}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"}
+    faketime); its monotonic clock, which timers use, stays true. Checked on `date`, since a
+    preload that fails to load only warns."""
+    env = {**os.environ, "FAKETIME": f"{seconds:+d}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           "LD_PRELOAD": str(LIBFAKETIME)}
+    assert LIBFAKETIME.exists(), f"{LIBFAKETIME} missing: scripts/install-deps installs faketime"
+    off = int(subprocess.check_output(["date", "+%s"], env=env)) - time.time()
+    assert abs(off - seconds) < 5, f"libfaketime moved the clock by {off:.0f} s, not {seconds}"
+    return env
 
 
 class Process:
