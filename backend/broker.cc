@@ -91,30 +91,51 @@ void Broker::Run() {
   threads_->Run();
 }
 
+// Shutdown: each step on every shard before the next (shard.h). The process stops once every
+// socket is closed (the final DISCONNECTs written) and Redis has answered, or two seconds in.
+constexpr mqtt::ReasonCode kShutdownReason = mqtt::ReasonCode::kServerShuttingDown;
+
 void Broker::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   accepting_ = false;
-  // Every shard closes its clients, publishing their wills, and closes its links to the other
-  // nodes once they have carried the wills there (at most a second); then the node leaves the
-  // cluster. The process stops when every socket is closed (the final DISCONNECTs written) and
-  // Redis has taken the leave, at most two seconds in.
-  Clock::time_point start = Clock::now();
-  auto shards_left = std::make_shared<std::atomic<size_t>>(shards_.size());
-  auto left = std::make_shared<std::atomic<bool>>(cluster_ == nullptr);
-  for (auto& shard : shards_) {
-    asio::post(shard->io(), [this, s = shard.get(), start, shards_left, left] {
-      s->ShutDown(mqtt::ReasonCode::kServerShuttingDown, start + std::chrono::seconds(1),
-                  [this, shards_left, left] {
-                    if (--*shards_left > 0 || !cluster_) return;
-                    asio::post(threads_->context(0),
-                               [this, left] { cluster_->Stop([left] { *left = true; }); });
-                  });
-    });
-  }
+  shutdown_start_ = Clock::now();
+  // Clients closed, their wills published.
+  OnEveryShard(
+      [](Shard& s, Done done) {
+        s.CloseClients(kShutdownReason);
+        done();
+      },
+      [this] { CloseLinks(); });
+  StopWhenClosed();
+}
+
+void Broker::CloseLinks() {
+  // The links to the other nodes closed once they have carried the wills there.
+  OnEveryShard([deadline = shutdown_start_ + std::chrono::seconds(1)](
+                   Shard& s, Done done) { s.CloseLinks(deadline, std::move(done)); },
+               [this] { LeaveCluster(); });
+}
+
+void Broker::LeaveCluster() {
+  // Out of the cluster; then the other nodes' links here closed, and what they brought written.
+  if (cluster_) cluster_->Stop();
+  OnEveryShard(
+      [](Shard& s, Done done) {
+        s.CloseNodeConnections(kShutdownReason);
+        done();
+      },
+      [this] {
+        if (!cluster_) return void(written_ = true);
+        cluster_->Flush([this] { written_ = true; });
+      });
+}
+
+void Broker::StopWhenClosed() {
   auto timer = std::make_shared<asio::steady_timer>(threads_->context(0));
   auto poll = std::make_shared<std::function<void()>>();
-  *poll = [this, timer, start, left, poll] {
-    if ((open_sockets_.load() == 0 && *left) || Clock::now() >= start + std::chrono::seconds(2)) {
+  *poll = [this, timer, poll] {
+    if ((open_sockets_.load() == 0 && written_) ||
+        Clock::now() >= shutdown_start_ + std::chrono::seconds(2)) {
       if (admin_) admin_->Close();
       threads_->Stop();
       *poll = nullptr;  // break the cycle
@@ -126,6 +147,15 @@ void Broker::Shutdown() {
     });
   };
   asio::post(threads_->context(0), [poll] { (*poll)(); });
+}
+
+void Broker::OnEveryShard(std::function<void(Shard&, Done)> step, std::function<void()> then) {
+  auto waiting = std::make_shared<std::atomic<size_t>>(shards_.size());
+  Done finished = [this, waiting, then = std::move(then)] {
+    if (--*waiting == 0) asio::post(threads_->context(0), then);
+  };
+  for (auto& shard : shards_)
+    asio::post(shard->io(), [s = shard.get(), step, finished] { step(*s, finished); });
 }
 
 uint16_t Broker::port() const {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,7 +43,8 @@ class Broker {
   // Runs until Shutdown() completes; handles SIGTERM and SIGINT by shutting down.
   void Run();
   // Stops accepting, disconnects every client (5.0: 0x8B Server shutting down) and publishes their
-  // wills, leaves the cluster once the wills reached the other nodes, stops. Thread-safe.
+  // wills, leaves the cluster once the wills reached the other nodes, stops (within two seconds).
+  // Thread-safe.
   void Shutdown();
 
   uint16_t port() const;
@@ -73,7 +75,15 @@ class Broker {
   std::optional<ClientSlot> ReserveClient();
 
  private:
+  using Done = std::function<void()>;
   std::string RenderMetrics() const;
+  // Runs `step` on every shard's thread, then `then` on the control thread once every step has
+  // called its `done`.
+  void OnEveryShard(std::function<void(Shard&, Done)> step, std::function<void()> then);
+  // The steps of Shutdown after the first, on the control thread.
+  void CloseLinks();
+  void LeaveCluster();
+  void StopWhenClosed();
 
   BrokerConfig config_;
   AccessRules access_;
@@ -91,6 +101,8 @@ class Broker {
   std::atomic<uint64_t> next_client_serial_{0};
   std::atomic<bool> accepting_{false};
   std::atomic<bool> shutting_down_{false};
+  Clock::time_point shutdown_start_;  // set before the steps are posted
+  std::atomic<bool> written_{false};  // shutdown: Redis has answered the last step
 };
 
 }  // namespace backend

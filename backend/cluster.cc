@@ -85,20 +85,23 @@ void Cluster::Start() {
   });
 }
 
-void Cluster::Stop(std::function<void()> done) {
-  if (stopped_) return done();
+void Cluster::Stop() {
+  if (stopped_) return;
   stopped_ = true;
   heartbeat_.cancel();
   auto ignore = [](absl::StatusOr<RedisReply>) {};
   commands_->Command({"ZREM", keys_.Nodes(), node_}, ignore);
+  commands_->Command({"DEL", keys_.Routes(node_), keys_.Node(node_)}, ignore);
   for (const auto& [field, count] : local_routes_) {
     commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t0"}, ignore);
   }
-  // Replies come in order: the last one's arrival means every command before it was answered.
-  commands_->Command({"DEL", keys_.Routes(node_), keys_.Node(node_)},
-                     [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
   events_->Stop();
   sessions_->Stop();  // claims still waiting go ahead without a session
+}
+
+void Cluster::Flush(std::function<void()> done) {
+  // Replies come in order: this one's arrival means every command before it was answered.
+  commands_->Command({"PING"}, [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
 }
 
 uint32_t Cluster::IndexOf(const std::string& name) {

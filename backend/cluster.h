@@ -60,10 +60,11 @@ class Cluster {
   ~Cluster();
 
   void Start();
-  // Leaves the cluster at once (the others stop routing here without waiting for the timeout);
-  // `done` runs when Redis has answered the leave, and so everything this node sent before it
-  // (session records among them), or failed to.
-  void Stop(std::function<void()> done);
+  // Leaves the cluster at once: the others stop routing here without waiting for the timeout.
+  void Stop();
+  // Runs `done` once Redis has answered everything sent so far (session records among them), or
+  // failed to: what must be written before the process exits.
+  void Flush(std::function<void()> done);
   // The control thread's io_context: every call below runs there.
   boost::asio::io_context& control() { return control_; }
 

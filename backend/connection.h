@@ -60,6 +60,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   HandedOver HandOver();
 
+  // Another node's link to this one (node_link.h), rather than a client.
+  bool is_node_link() const { return !link_peer_.empty(); }
   bool dirty = false;  // queued for the shard's flush
 
  private:

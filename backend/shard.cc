@@ -608,6 +608,7 @@ void Shard::ApplyRouteChanges(const std::vector<RouteChange>& changes,
 }
 
 void Shard::SetPeers(const std::vector<Peer>& peers) {
+  if (links_closed_) return;  // shutting down: the peers pushed meanwhile are not linked again
   for (auto it = links_.begin(); it != links_.end();) {
     auto p = std::find_if(peers.begin(), peers.end(),
                           [&](const Peer& x) { return x.index == it->first; });
@@ -682,35 +683,43 @@ void Shard::Flush() {
   flushing_.clear();
 }
 
-void Shard::ShutDown(mqtt::ReasonCode reason, Clock::time_point deadline,
-                     std::function<void()> done) {
+void Shard::CloseClients(mqtt::ReasonCode reason) {
   StopAccepting();
   stopping_ = true;
-  std::vector<std::shared_ptr<Connection>> all;
-  for (Connection* c : connections_)
-    all.push_back(c->shared_from_this());
-  for (const auto& c : all)
-    c->Disconnect(reason, /*publish_will=*/true);
+  Disconnect(reason, /*links=*/false);
   // Each handshake unregisters itself once its aborted operations have completed; iterate a copy
   // all the same, so that no abort can change the set under the loop.
   std::vector<PendingSocket*> pending(pending_sockets_.begin(), pending_sockets_.end());
   for (PendingSocket* p : pending)
     p->Abort();
-  StopLinksWhenIdle(deadline, std::move(done));
 }
 
-void Shard::StopLinksWhenIdle(Clock::time_point deadline, std::function<void()> done) {
+void Shard::CloseLinks(Clock::time_point deadline, std::function<void()> done) {
   bool idle = std::all_of(links_.begin(), links_.end(),
                           [](const auto& link) { return link.second->idle(); });
   if (idle || Clock::now() >= deadline) {
     SetPeers({});
+    links_closed_ = true;
     return done();
   }
   shutdown_timer_.expires_after(std::chrono::milliseconds(10));
   shutdown_timer_.async_wait(
       [this, deadline, done = std::move(done)](const boost::system::error_code& ec) mutable {
-        if (!ec) StopLinksWhenIdle(deadline, std::move(done));
+        if (!ec) CloseLinks(deadline, std::move(done));
       });
+}
+
+void Shard::CloseNodeConnections(mqtt::ReasonCode reason) {
+  Disconnect(reason, /*links=*/true);
+}
+
+void Shard::Disconnect(mqtt::ReasonCode reason, bool links) {
+  std::vector<std::shared_ptr<Connection>> chosen;
+  for (Connection* c : connections_) {
+    if (c->is_node_link() == links) chosen.push_back(c->shared_from_this());
+  }
+  for (const auto& c : chosen)
+    c->Disconnect(reason, /*publish_will=*/true);
 }
 
 }  // namespace backend

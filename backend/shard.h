@@ -170,12 +170,18 @@ class Shard {
   // The same for a link to another node.
   void MarkDirty(NodeLink& link);
 
-  // Shutdown, on this shard's thread. Stops accepting; closes every connection with `reason`
-  // (5.0 DISCONNECT), publishing its will as any close by the server does (so does mosquitto), and
-  // every handshake in progress; refuses the connections handed over later (CONNACK Server
-  // unavailable). Then, once the links to other nodes have delivered what that forwarded (the
-  // wills), or at `deadline`, closes the links and runs `done`.
-  void ShutDown(mqtt::ReasonCode reason, Clock::time_point deadline, std::function<void()> done);
+  // Shutdown, in three steps on this shard's thread, each once every shard has finished the one
+  // before (Broker::Shutdown).
+  // 1. Stops accepting; closes every client with `reason` (5.0 DISCONNECT), publishing its will
+  //    as any close by the server does (so does mosquitto), and every handshake in progress;
+  //    refuses connections handed over later. The other nodes' links stay open: what they
+  //    forward meanwhile still reaches this node's sessions (and their records in Redis).
+  void CloseClients(mqtt::ReasonCode reason);
+  // 2. Once the links to the other nodes have delivered what step 1 forwarded (the wills), or at
+  //    `deadline`, closes them for good and runs `done`.
+  void CloseLinks(Clock::time_point deadline, std::function<void()> done);
+  // 3. Once this node has left the cluster: closes the other nodes' links to it.
+  void CloseNodeConnections(mqtt::ReasonCode reason);
 
   // Connections register while open, handshakes while they wait for their CONNECT.
   void Register(Connection* c) { connections_.insert(c); }
@@ -188,8 +194,8 @@ class Shard {
 
   void Accept();
   void StopAccepting();
-  // ShutDown's second half: polls the links until they are idle or `deadline`.
-  void StopLinksWhenIdle(Clock::time_point deadline, std::function<void()> done);
+  // Closes the connections that are (`links`) or are not other nodes' links.
+  void Disconnect(mqtt::ReasonCode reason, bool links);
   // Applies `changes` to this shard's replica; with `deltas`, records which subscriptions
   // appeared (+1) or went (-1), by route field, for the cluster.
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
@@ -243,7 +249,8 @@ class Shard {
   // Client ids with claims in progress, and the releases that wait for them.
   StringMap<int> claiming_;
   StringMap<std::vector<std::function<void()>>> waiting_releases_;
-  bool stopping_ = false;  // ShutDown ran: adopt nothing more
+  bool stopping_ = false;      // CloseClients ran: adopt nothing more
+  bool links_closed_ = false;  // CloseLinks ran: open no more
   boost::asio::steady_timer shutdown_timer_;
 
   SubscriptionTrie routes_;
