@@ -25,7 +25,7 @@ class IoThreads {
   IoThreads& operator=(const IoThreads&) = delete;
 
   size_t size() const { return contexts_.size(); }
-  boost::asio::io_context& context(size_t i) { return *contexts_[i]; }
+  boost::asio::io_context& context(size_t i);
 
   // Runs every context on its own thread, the first on the calling thread; returns when all
   // contexts have stopped.
@@ -37,7 +37,8 @@ class IoThreads {
   void Stop();
 
  private:
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  class Context;
+  std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<void, void (*)(void*)>> guards_;
 };
