@@ -76,6 +76,7 @@ def fetch_metrics(url):
     return samples
 
 
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
 LIBFAKETIME = pathlib.Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 
 
@@ -168,14 +169,21 @@ class Broker(Process):
 @pytest.fixture
 def processes(request):
     """Collects started processes; stops them at the end and prints their logs if the test
-    failed."""
+    failed. A sanitizer's report in any of their logs (a build with SWITCHBOARD_SANITIZE, see
+    scripts/test) fails the test."""
     started = []
     yield started
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    reported = []
     for p in started:
         p.stop()
+        log = p.log()
         if failed:
-            print(f"\n----- log of {' '.join(p.args[:1])} ({p.log_path}) -----\n{p.log()[-6000:]}")
+            print(f"\n----- log of {' '.join(p.args[:1])} ({p.log_path}) -----\n{log[-6000:]}")
+        if any(r in log for r in SANITIZER_REPORTS):
+            reported.append(str(p.log_path))
+    if reported:
+        pytest.fail(f"sanitizer reports in {', '.join(reported)}")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
