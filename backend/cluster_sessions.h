@@ -8,15 +8,18 @@
 //              session, through handover:REQUEST. If it is dead, or silent for kClaimTimeout,
 //              the claimer reads the session from the dead owner's record instead.
 //   records    a node keeps a record of each persistent session it holds (session expiry > 0):
-//              session:NODE:ID, the subscriptions while the client is connected and everything
-//              (in flight, queued) once it is not, with the session's expiry as TTL; deliveries
-//              that arrive while it is offline are appended to session-queue:NODE:ID; the ids are
-//              listed in sessions:NODE. What a connected client has in flight or queued at the
-//              moment its node crashes is in that node's memory only, and is lost.
+//              session:NODE:ID, the subscriptions and the connection's will while the client is
+//              connected, and everything (in flight, queued, the will waiting for its delay)
+//              once it is not, with the session's expiry as TTL; deliveries that arrive while it
+//              is offline are appended to session-queue:NODE:ID; the ids are listed in
+//              sessions:NODE. What a connected client has in flight or queued at the moment its
+//              node crashes is in that node's memory only, and is lost.
 //   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
 //              list whose owner is still the dead node: each becomes an offline session there,
-//              its subscriptions routed again, until its client comes back or it expires. A node
-//              that restarts before anyone adopts its sessions takes them back the same way.
+//              its subscriptions routed again, until its client comes back or it expires. A will
+//              in the record is published there once its delay has passed, or at once if the
+//              record saw the client connected: the node died, and its connection with it. A
+//              node that restarts before anyone adopts its sessions takes them back the same way.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

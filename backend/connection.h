@@ -60,6 +60,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   HandedOver HandOver();
 
+  // The will this connection's CONNECT carried, while it has not been published or discarded.
+  const std::optional<mqtt::Will>& will() const { return will_; }
   // Another node's link to this one (node_link.h), rather than a client.
   bool is_node_link() const { return !link_peer_.empty(); }
   bool dirty = false;  // queued for the shard's flush

@@ -15,6 +15,7 @@
 // (§4.3.3, method B of the spec's Figure 4.3 is not used: delivery happens on first receipt).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -60,6 +61,15 @@ struct SessionSnapshot {
   std::vector<Delivery> queued;
   std::vector<uint16_t> inbound_qos2;
   uint32_t expiry_s = 0;  // the session expiry interval it had (0xFFFFFFFF: never)
+  // A will not published yet, and how long it still waits: the will of a connection that ended
+  // (delay: what is left of its Will Delay Interval), or, in the record of a connected client,
+  // the connection's own (delay: all of it; published by whoever adopts the session if the
+  // node dies). The shard keeps it beside the Session (Snapshot and Restore leave it alone).
+  struct PendingWill {
+    mqtt::Will will;
+    std::chrono::milliseconds delay{0};
+  };
+  std::optional<PendingWill> will;
 };
 
 class Session {

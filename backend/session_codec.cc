@@ -1,12 +1,18 @@
 // Session snapshot encoding on the codec's ByteWriter and ByteReader.
 #include "backend/session_codec.h"
 
+#include <algorithm>
+#include <cstdint>
+
+#include "mqtt/property_codec.h"
 #include "mqtt/wire.h"
 
 namespace backend {
 namespace {
 
-constexpr uint8_t kVersion = 2;
+// 3 added the pending will; records of version 2 (none) are still read.
+constexpr uint8_t kVersion = 3;
+constexpr uint8_t kVersionWithoutWill = 2;
 
 void WriteDelivery(mqtt::ByteWriter& w, const Delivery& d, Clock::time_point now) {
   w.U8(static_cast<uint8_t>(d.qos));
@@ -31,6 +37,27 @@ bool ReadDelivery(mqtt::ByteReader& r, Delivery& d, Clock::time_point now) {
   if (!message.ok()) return false;
   d.message = std::move(*message);
   return true;
+}
+
+void WriteWill(mqtt::ByteWriter& w, const SessionSnapshot::PendingWill& p) {
+  w.U32(static_cast<uint32_t>(std::clamp<int64_t>(p.delay.count(), 0, UINT32_MAX)));
+  w.Binary(p.will.topic);
+  w.Binary(p.will.payload);
+  w.U8(static_cast<uint8_t>(static_cast<uint8_t>(p.will.qos) | (p.will.retain ? 0x04 : 0)));
+  w.VarInt(static_cast<uint32_t>(mqtt::PropertiesBodySize(p.will.properties)));
+  mqtt::WritePropertiesBody(w, p.will.properties);
+}
+
+SessionSnapshot::PendingWill ReadWill(mqtt::ByteReader& r) {
+  SessionSnapshot::PendingWill p;
+  p.delay = std::chrono::milliseconds(r.U32());
+  p.will.topic = std::string(r.Binary());
+  p.will.payload = std::string(r.Binary());
+  uint8_t flags = r.U8();
+  p.will.qos = static_cast<mqtt::QoS>(flags & 3);
+  p.will.retain = (flags & 0x04) != 0;
+  mqtt::ReadProperties(r, {.packet = mqtt::PacketType::kConnect, .will = true}, p.will.properties);
+  return p;
 }
 
 }  // namespace
@@ -61,13 +88,18 @@ std::string EncodeSnapshot(const SessionSnapshot& s, Clock::time_point now) {
   w.U32(static_cast<uint32_t>(s.inbound_qos2.size()));
   for (uint16_t id : s.inbound_qos2)
     w.U16(id);
+  w.U8(s.will ? 1 : 0);
+  if (s.will) WriteWill(w, *s.will);
   return out;
 }
 
 absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::time_point now) {
   mqtt::ByteReader r(bytes);
   auto bad = [] { return absl::DataLossError("session snapshot: malformed"); };
-  if (r.U8() != kVersion) return absl::DataLossError("session snapshot: unknown version");
+  uint8_t version = r.U8();
+  if (version != kVersion && version != kVersionWithoutWill) {
+    return absl::DataLossError("session snapshot: unknown version");
+  }
   SessionSnapshot s;
   s.expiry_s = r.U32();
   uint32_t subscriptions = r.U32();
@@ -104,6 +136,7 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   uint32_t qos2 = r.U32();
   for (uint32_t i = 0; i < qos2 && r.ok(); ++i)
     s.inbound_qos2.push_back(r.U16());
+  if (version == kVersion && r.U8() == 1) s.will = ReadWill(r);
   if (!r.ok() || !r.empty()) return bad();
   return s;
 }

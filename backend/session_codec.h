@@ -2,12 +2,14 @@
 // the bytes). Messages are encoded as MQTT 5 PUBLISH packets, with their remaining expiry
 // interval, so the project's codec does the work:
 //
-//   u8 version (2)
+//   u8 version (3; 2, without the will, is still read)
 //   u32 session expiry interval
 //   u32 subscriptions, each: string filter, u8 options, u32 subscription id
 //   u32 in flight, each: u8 kind (0 publish, 1 pubrel), u16 packet id, delivery (publish only)
 //   u32 queued, each: delivery
 //   u32 inbound QoS 2 ids, each: u16
+//   u8 will (0 none, 1 one follows): u32 delay left in ms, string topic, string payload,
+//      u8 qos | retain << 2, will properties as in a CONNECT
 //   delivery: u8 qos, u8 retain, u32 subscription ids (each u32), u32 length + PUBLISH bytes
 #pragma once
 

@@ -126,8 +126,10 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
   slot->connection = &connection;
   slot->expiry_s = expiry_s;
   // Connected again: the record goes back to subscriptions only (what was queued is in memory
-  // now, on its way to the client).
-  if (Recordable(*slot) && (slot->recorded || !slot->session.subscriptions().empty())) {
+  // now, on its way to the client), and the will of this connection, for the node that adopts
+  // the session should this one die.
+  if (Recordable(*slot) &&
+      (slot->recorded || !slot->session.subscriptions().empty() || connection.will())) {
     Record(*slot, /*offline=*/false);
   }
   return {&slot->session, present};
@@ -145,16 +147,26 @@ bool Shard::Recordable(const SessionSlot& slot) const {
 
 void Shard::Record(SessionSlot& slot, bool offline) {
   SessionSnapshot s;
+  Clock::time_point now = Clock::now();
   if (offline) {
     s = slot.session.Snapshot();
+    if (slot.will) {
+      s.will = SessionSnapshot::PendingWill{
+          *slot.will, std::chrono::ceil<std::chrono::milliseconds>(slot.will_at - now)};
+    }
   } else {
     s.subscriptions = slot.session.subscriptions();
+    if (slot.connection != nullptr && slot.connection->will()) {
+      const mqtt::Will& will = *slot.connection->will();
+      s.will = SessionSnapshot::PendingWill{
+          will, std::chrono::seconds(will.properties.will_delay_interval.value_or(0))};
+    }
   }
   s.expiry_s = slot.expiry_s;
   std::optional<std::chrono::milliseconds> ttl;
   if (offline && slot.expiry_s != 0xFFFFFFFF) ttl = std::chrono::seconds(slot.expiry_s);
   slot.recorded = true;
-  ToCluster([client_id = slot.session.client_id(), bytes = EncodeSnapshot(s, Clock::now()),
+  ToCluster([client_id = slot.session.client_id(), bytes = EncodeSnapshot(s, now),
              ttl](ClusterSessions& sessions) { sessions.Record(client_id, bytes, ttl); });
 }
 
@@ -258,6 +270,17 @@ void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot
   }
   SessionSlot& slot = NewSlot(client_id);
   slot.expiry_s = snapshot.expiry_s;
+  // A will its node had not published: it waits out what is left of its delay here, unless the
+  // client comes back first (a claim attaches the client at once, and Attach drops it). With no
+  // delay left (the connection the record saw died with its node), it goes out now.
+  if (std::optional<SessionSnapshot::PendingWill> will = std::exchange(snapshot.will, {})) {
+    if (will->delay.count() > 0) {
+      slot.will = std::move(will->will);
+      slot.will_at = Clock::now() + will->delay;
+    } else {
+      PublishWill(slot.session, std::move(will->will));
+    }
+  }
   slot.session.Restore(std::move(snapshot));
   std::vector<RouteChange> additions;
   for (const auto& [full, record] : slot.session.subscriptions()) {
@@ -285,7 +308,7 @@ void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t wi
     }
   }
   if (expiry_s == 0) return EndSession(*slot);
-  if (Recordable(*slot) && (slot->recorded || !session.subscriptions().empty() ||
+  if (Recordable(*slot) && (slot->recorded || slot->will || !session.subscriptions().empty() ||
                             session.queued() > 0 || session.inflight() > 0)) {
     Record(*slot, /*offline=*/true);
   }
@@ -300,15 +323,17 @@ void Shard::ArmSessionTimer(SessionSlot& slot) {
   slot.timer.async_wait([this, id](const boost::system::error_code& ec) {
     if (ec) return;
     SessionSlot* s = FindSlot(id);
-    if (s == nullptr || s->connection != nullptr) return;
+    // Shutting down: the session and its will are in Redis for the node that adopts them.
+    if (s == nullptr || s->connection != nullptr || stopping_) return;
     Clock::time_point now = Clock::now();
+    if (now >= s->expires_at) return EndSession(*s);  // with its will, if still waiting
     if (s->will && now >= s->will_at) {
       mqtt::Will will = std::move(*s->will);
       s->will.reset();
       s->will_at = Clock::time_point::max();
       PublishWill(s->session, std::move(will));
+      if (s->recorded) Record(*s, /*offline=*/true);  // so that no adopter publishes it again
     }
-    if (now >= s->expires_at) return EndSession(*s);
     ArmSessionTimer(*s);
   });
 }

@@ -219,7 +219,8 @@ class Shard {
                      std::function<void()> then);
   // Persistent sessions in a cluster are recorded in Redis (cluster_sessions.h).
   bool Recordable(const SessionSlot& slot) const;
-  // Writes the record of `slot`: its subscriptions, or with `offline` everything it holds.
+  // Writes the record of `slot`: its subscriptions and its connection's will, or with `offline`
+  // everything it holds, the will that waits for its delay too.
   void Record(SessionSlot& slot, bool offline);
   // Appends a delivery to the record of an offline session.
   void RecordQueued(SessionSlot& slot, std::string delivery);

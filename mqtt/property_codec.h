@@ -1,5 +1,6 @@
 // Reading and writing the property section of a 5.0 packet (§2.2.2): a Variable Byte Integer
-// length, then identifier/value pairs. Internal to the codec.
+// length, then identifier/value pairs. For the codec, and for encodings built on it (the broker's
+// session records).
 #pragma once
 
 #include <cstddef>

@@ -119,6 +119,45 @@ TEST(SessionCodec, KeepsTheExpiryInterval) {
   EXPECT_EQ(decoded->expiry_s, 0xFFFFFFFFu);
 }
 
+SessionSnapshot::PendingWill AWill() {
+  SessionSnapshot::PendingWill p{.will = {.topic = "status/dev",
+                                          .payload = std::string("gone\0", 5),
+                                          .qos = mqtt::QoS::k1,
+                                          .retain = true},
+                                 .delay = std::chrono::milliseconds(12'345)};
+  p.will.properties.will_delay_interval = 30;
+  p.will.properties.message_expiry_interval = 600;
+  p.will.properties.content_type = "text/plain";
+  p.will.properties.user_properties = {{"k", "v"}};
+  return p;
+}
+
+TEST(SessionCodec, KeepsAPendingWill) {
+  SessionSnapshot s;
+  s.will = AWill();
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(EncodeSnapshot(s, kNow), kNow);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_TRUE(decoded->will);
+  EXPECT_EQ(decoded->will->will, s.will->will);
+  EXPECT_EQ(decoded->will->delay, std::chrono::milliseconds(12'345));
+  // Without one, none comes back.
+  decoded = DecodeSnapshot(EncodeSnapshot(SessionSnapshot{}, kNow), kNow);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_FALSE(decoded->will);
+}
+
+TEST(SessionCodec, ReadsRecordsOfTheVersionBeforeWills) {
+  // Version 2 was version 3 without the will byte at the end.
+  std::string bytes = EncodeSnapshot(Busy().Snapshot(), kNow);
+  ASSERT_EQ(bytes.back(), '\0');
+  bytes.pop_back();
+  bytes[0] = 2;
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(bytes, kNow);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->subscriptions.size(), 2u);
+  EXPECT_FALSE(decoded->will);
+}
+
 TEST(SessionCodec, OneDeliveryAlone) {
   Delivery d = Deliver("q/1", mqtt::QoS::k2, kNow + std::chrono::seconds(60));
   absl::StatusOr<Delivery> back =
@@ -148,7 +187,9 @@ TEST(SessionCodec, EmptySession) {
 }
 
 TEST(SessionCodec, RefusesBadBytes) {
-  std::string good = EncodeSnapshot(Busy().Snapshot(), kNow);
+  SessionSnapshot busy = Busy().Snapshot();
+  busy.will = AWill();
+  std::string good = EncodeSnapshot(busy, kNow);
   EXPECT_FALSE(DecodeSnapshot("", kNow).ok());
   EXPECT_FALSE(DecodeSnapshot(std::string(1, '\x09'), kNow).ok());  // unknown version
   // Every truncation, and trailing bytes, are refused rather than half-read.

@@ -2,11 +2,12 @@
 durable sessions): a node records each persistent session in Redis; when it dies, a survivor
 adopts its sessions, or a client that comes back first takes its session from the record."""
 import signal
+import time
 
 from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_server,  # noqa: F401
                               wait_remote_routes)
 from conftest import wait_for
-from mqtt_wire import PUBACK, persistent, sub_options
+from mqtt_wire import DISCONNECT, PUBACK, WILL_DELAY_INTERVAL, p_u32, persistent, props, sub_options
 from proxy_fixtures import FAST_HEALTH, conns, pool, restart_broker, start_proxy  # noqa: F401
 
 RESTORED = "sb_broker_cluster_sessions_restored_total"
@@ -30,6 +31,86 @@ def receive(wire, n):
         wire.ack(PUBACK, m.packet_id)
         payloads.append(m.payload.decode())
     return payloads
+
+
+def will_watcher(clients, node):
+    """A client of `node` subscribed to every will of these tests."""
+    w = clients.wire(node.port, 5, timeout=10)
+    assert w.connect("will-watcher").reason() == 0
+    w.subscribe(1, ("status/#", sub_options(1)))
+    return w
+
+
+def with_will(clients, node, client_id, version=5, delay_s=0):
+    """A client of `node` with a persistent session and a QoS 1 will on status/CLIENT_ID."""
+    will = {"topic": f"status/{client_id}", "payload": b"offline", "qos": 1}
+    if delay_s:
+        will["properties"] = props(p_u32(WILL_DELAY_INTERVAL, delay_s))
+    w = clients.wire(node.port, version)
+    assert w.connect(client_id, will=will, **persistent(version)).reason() == 0
+    return w
+
+
+def expect_will(watcher, client_id):
+    m = watcher.expect_message()
+    watcher.ack(PUBACK, m.packet_id)
+    assert (m.topic, m.payload) == (f"status/{client_id}", b"offline")
+
+
+def shut_down_with_a_delayed_will(cluster, clients, delay_s):
+    """Two nodes; "dev" on the first with a will delayed `delay_s`, a watcher on the second;
+    SIGTERM to the first, whose DISCONNECT (0x8B) "dev" takes as its cue to close. Returns the
+    second node, the watcher and when the shutdown began."""
+    a, b = cluster(2)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    device = with_will(clients, a, "dev", delay_s=delay_s)
+    start = time.monotonic()
+    a.signal(signal.SIGTERM)
+    assert device.expect(DISCONNECT).reason() == 0x8B
+    device.close()
+    assert a.proc.wait(timeout=5) == 0
+    return b, watcher, start
+
+
+def test_a_delayed_will_outlives_the_node_that_shut_down(cluster, clients):
+    """SIGTERM closes the client; its session, with the will waiting for its delay, goes on in
+    the node that adopts it, which publishes the will once the delay has passed (it was lost)."""
+    b, watcher, start = shut_down_with_a_delayed_will(cluster, clients, delay_s=2)
+    expect_will(watcher, "dev")
+    elapsed = time.monotonic() - start
+    assert elapsed >= 2, f"will delay 2 s, published after {elapsed:.2f} s"
+    assert b.metric(RESTORED) == 1
+
+
+def test_a_client_back_within_its_will_delay_on_another_node_cancels_the_will(cluster, clients):
+    b, watcher, start = shut_down_with_a_delayed_will(cluster, clients, delay_s=2)
+    back = clients.wire(b.port, 5)
+    ack = back.connect("dev", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    resumed_after = time.monotonic() - start
+    assert resumed_after < 2, f"resumed {resumed_after:.2f} s after the shutdown: too late"
+    # Past the will delay: resuming in time cancelled the will, wherever the session was.
+    watcher.expect_silence(2.5 - resumed_after)
+
+
+def test_a_crashed_nodes_clients_wills_are_published_by_the_node_that_adopts_them(cluster,
+                                                                                 clients):
+    """The record of a connected client's session carries its will: when the node dies, the
+    connection dies with it, so the node that adopts the session publishes the will (after its
+    delay, if it has one)."""
+    a, b = cluster(2)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    with_will(clients, a, "dev-4", version=4)
+    with_will(clients, a, "dev-5", delay_s=1)
+    for cid in ("dev-4", "dev-5"):
+        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:{cid}") == "1",
+                 what=f"{cid} recorded")
+    crash(a)
+    expect_will(watcher, "dev-4")
+    expect_will(watcher, "dev-5")
+    assert b.metric(RESTORED) == 2
 
 
 def test_an_offline_session_outlives_its_node(cluster, clients):
