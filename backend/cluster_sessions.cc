@@ -210,16 +210,12 @@ void ClusterSessions::Ended(const std::string& client_id, bool recorded, bool di
 
 void ClusterSessions::TakeRecord(const std::string& node, const std::string& client_id,
                                  bool clean_start, ClaimDone done) {
-  struct Read {
-    std::optional<std::string> record;
-    std::vector<std::string> queued;
-  };
-  auto read = std::make_shared<Read>();
+  auto read = std::make_shared<RecordRead>();
+  commands_->Command({"GET", keys_.DurableSession(node, client_id)},
+                     [read](absl::StatusOr<RedisReply> r) {
+                       if (r.ok() && !r->nil()) read->record = std::move(r->str);
+                     });
   if (!clean_start) {
-    commands_->Command({"GET", keys_.DurableSession(node, client_id)},
-                       [read](absl::StatusOr<RedisReply> r) {
-                         if (r.ok() && !r->nil()) read->record = std::move(r->str);
-                       });
     commands_->Command({"LRANGE", keys_.DurableQueue(node, client_id), "0", "-1"},
                        [read](absl::StatusOr<RedisReply> r) {
                          if (!r.ok()) return;
@@ -232,23 +228,36 @@ void ClusterSessions::TakeRecord(const std::string& node, const std::string& cli
   // Replies come in order: when this one is in, so are the reads above.
   commands_->Command(
       {"SREM", keys_.NodeSessions(node), client_id},
-      [this, read, node, client_id, done = std::move(done)](absl::StatusOr<RedisReply>) {
-        if (!read->record) return done(std::nullopt);
-        Clock::time_point now = Clock::now();
-        absl::StatusOr<SessionSnapshot> s = DecodeSnapshot(*read->record, now);
-        if (!s.ok()) {
-          spdlog::error("cluster: the record of {} on {} is unusable: {}", client_id, node,
-                        s.status().message());
-          return done(std::nullopt);
-        }
-        for (const std::string& bytes : read->queued) {
-          absl::StatusOr<Delivery> d = DecodeDelivery(bytes, now);
-          if (d.ok()) s->queued.push_back(std::move(*d));
-        }
-        ++restored_;
-        spdlog::info("cluster: session of {} restored from the record of {}", client_id, node);
-        done(std::move(*s));
-      });
+      [this, read, node, client_id, clean_start, done = std::move(done)](
+          absl::StatusOr<RedisReply>) { done(Restore(node, client_id, *read, clean_start)); });
+}
+
+std::optional<SessionSnapshot> ClusterSessions::Restore(const std::string& node,
+                                                        const std::string& client_id,
+                                                        RecordRead& read, bool clean_start) {
+  if (!read.record) return std::nullopt;
+  Clock::time_point now = Clock::now();
+  absl::StatusOr<SessionSnapshot> s = DecodeSnapshot(*read.record, now);
+  if (!s.ok()) {
+    spdlog::error("cluster: the record of {} on {} is unusable: {}", client_id, node,
+                  s.status().message());
+    return std::nullopt;
+  }
+  if (clean_start) {
+    // The session ends here; what is left of it is a will not yet published, which goes out as
+    // the session ends (MQTT 5.0 §3.1.3.2.2).
+    if (!s->will) return std::nullopt;
+    SessionSnapshot ended;
+    ended.will = std::move(s->will);
+    return ended;
+  }
+  for (const std::string& bytes : read.queued) {
+    absl::StatusOr<Delivery> d = DecodeDelivery(bytes, now);
+    if (d.ok()) s->queued.push_back(std::move(*d));
+  }
+  ++restored_;
+  spdlog::info("cluster: session of {} restored from the record of {}", client_id, node);
+  return std::move(*s);
 }
 
 // ---- Adoption ---------------------------------------------------------------------------------

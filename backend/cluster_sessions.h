@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "backend/session.h"
@@ -48,7 +49,8 @@ class ClusterSessions {
                   std::string node, std::function<bool(const std::string&)> is_live);
 
   // Makes this node the owner of `client_id`; `done` gets the session to resume, if another
-  // node held one (none for a clean start, or when Redis is down).
+  // node held one (none when Redis is down; for a clean start, only the will it had waiting, if
+  // any, to be published as that session ends).
   using ClaimDone = std::function<void(std::optional<SessionSnapshot> session)>;
   void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
   // The session of `client_id` ended on this node: its record (if `recorded`) goes and, with
@@ -95,9 +97,16 @@ class ClusterSessions {
   void FinishClaim(const std::string& request, std::optional<SessionSnapshot> session);
   // The owner did not answer: takes the session from its record.
   void GiveUpOnOwner(const std::string& request);
-  // Reads (unless `clean_start`) and deletes `node`'s record of `client_id`.
+  // Reads and deletes `node`'s record of `client_id` (for a `clean_start`, its will only).
   void TakeRecord(const std::string& node, const std::string& client_id, bool clean_start,
                   ClaimDone done);
+  struct RecordRead {
+    std::optional<std::string> record;
+    std::vector<std::string> queued;  // session-queue:NODE:ID
+  };
+  // The session `read` holds; for a `clean_start`, only its will.
+  std::optional<SessionSnapshot> Restore(const std::string& node, const std::string& client_id,
+                                         RecordRead& read, bool clean_start);
   void AdoptAll(const std::string& node);
   void Adopt(const std::string& node, const std::string& client_id);
 

@@ -200,6 +200,23 @@ def test_a_clean_start_after_a_crash_discards_the_record(cluster, clients):
     assert b.metric(LOCAL_ROUTES) == 0
 
 
+def test_a_clean_start_after_a_crash_publishes_the_will_of_the_session_it_ends(cluster,
+                                                                               clients):
+    a, b = cluster(2)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    device = with_will(clients, a, "dev", delay_s=30)
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
+             what="the session recorded")
+    crash(a)
+    device.close()
+    again = clients.wire(b.port, 5, timeout=10)
+    ack = again.connect("dev", clean=True)
+    assert ack.reason() == 0 and not ack.session_present
+    # Long before its delay: the session the will waited in has ended (MQTT 5.0 §3.1.3.2.2).
+    expect_will(watcher, "dev")
+
+
 def test_an_adopted_session_still_expires(cluster, clients):
     a, b = cluster(2)
     w = clients.wire(a.port, 5)
