@@ -40,7 +40,9 @@ bool ReadDelivery(mqtt::ByteReader& r, Delivery& d, Clock::time_point now) {
 }
 
 void WriteWill(mqtt::ByteWriter& w, const SessionSnapshot::PendingWill& p) {
-  w.U32(static_cast<uint32_t>(std::clamp<int64_t>(p.delay.count(), 0, UINT32_MAX)));
+  // In seconds, as the Will Delay Interval is: rounded up, so that no will goes out early.
+  auto delay_s = std::chrono::ceil<std::chrono::seconds>(p.delay).count();
+  w.U32(static_cast<uint32_t>(std::clamp<int64_t>(delay_s, 0, UINT32_MAX)));
   w.Binary(p.will.topic);
   w.Binary(p.will.payload);
   w.U8(static_cast<uint8_t>(static_cast<uint8_t>(p.will.qos) | (p.will.retain ? 0x04 : 0)));
@@ -50,10 +52,13 @@ void WriteWill(mqtt::ByteWriter& w, const SessionSnapshot::PendingWill& p) {
 
 SessionSnapshot::PendingWill ReadWill(mqtt::ByteReader& r) {
   SessionSnapshot::PendingWill p;
-  p.delay = std::chrono::milliseconds(r.U32());
+  p.delay = std::chrono::seconds(r.U32());
   p.will.topic = std::string(r.Binary());
   p.will.payload = std::string(r.Binary());
   uint8_t flags = r.U8();
+  if ((flags & 3) == 3 || (flags & ~0x07) != 0) {
+    r.Fail(mqtt::ReasonCode::kMalformedPacket, "will flags");
+  }
   p.will.qos = static_cast<mqtt::QoS>(flags & 3);
   p.will.retain = (flags & 0x04) != 0;
   mqtt::ReadProperties(r, {.packet = mqtt::PacketType::kConnect, .will = true}, p.will.properties);
@@ -136,7 +141,11 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   uint32_t qos2 = r.U32();
   for (uint32_t i = 0; i < qos2 && r.ok(); ++i)
     s.inbound_qos2.push_back(r.U16());
-  if (version == kVersion && r.U8() == 1) s.will = ReadWill(r);
+  if (version == kVersion) {
+    uint8_t will = r.U8();
+    if (will > 1) return bad();
+    if (will == 1) s.will = ReadWill(r);
+  }
   if (!r.ok() || !r.empty()) return bad();
   return s;
 }

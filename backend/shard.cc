@@ -128,9 +128,17 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
   // Connected again: the record goes back to subscriptions only (what was queued is in memory
   // now, on its way to the client), and the will of this connection, for the node that adopts
   // the session should this one die.
-  if (Recordable(*slot) &&
-      (slot->recorded || !slot->session.subscriptions().empty() || connection.will())) {
-    Record(*slot, /*offline=*/false);
+  if (Recordable(*slot)) {
+    if (slot->recorded || !slot->session.subscriptions().empty() || connection.will()) {
+      Record(*slot, /*offline=*/false);
+    }
+  } else if (slot->recorded) {
+    // Resumed by a connection that it will not outlive (expiry 0): nothing of it is worth
+    // keeping, least of all the will its last connection left, which this one cancelled.
+    slot->recorded = false;
+    ToCluster([client_id = slot->session.client_id()](ClusterSessions& sessions) {
+      sessions.Ended(client_id, /*recorded=*/true, /*disown=*/false);
+    });
   }
   return {&slot->session, present};
 }

@@ -139,11 +139,33 @@ TEST(SessionCodec, KeepsAPendingWill) {
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ASSERT_TRUE(decoded->will);
   EXPECT_EQ(decoded->will->will, s.will->will);
-  EXPECT_EQ(decoded->will->delay, std::chrono::milliseconds(12'345));
+  // In whole seconds, rounded up: a will is never published early.
+  EXPECT_EQ(decoded->will->delay, std::chrono::seconds(13));
   // Without one, none comes back.
   decoded = DecodeSnapshot(EncodeSnapshot(SessionSnapshot{}, kNow), kNow);
   ASSERT_TRUE(decoded.ok());
   EXPECT_FALSE(decoded->will);
+}
+
+TEST(SessionCodec, RefusesABadWill) {
+  SessionSnapshot s;
+  s.will = AWill();
+  std::string good = EncodeSnapshot(s, kNow);
+  // An empty session: the version, five u32; then the will byte.
+  const size_t will_at = 1 + 5 * 4;
+  ASSERT_EQ(good[will_at], 1);
+  std::string bad = good;
+  bad[will_at] = 2;
+  EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
+  // Its flags, behind the delay, the topic and the payload: QoS 3, then an unknown bit.
+  const size_t flags_at =
+      will_at + 1 + 4 + 2 + s.will->will.topic.size() + 2 + s.will->will.payload.size();
+  ASSERT_EQ(good[flags_at], 0x05);  // QoS 1, retain
+  bad = good;
+  bad[flags_at] = 0x03;
+  EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
+  bad[flags_at] = 0x09;
+  EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
 }
 
 TEST(SessionCodec, ReadsRecordsOfTheVersionBeforeWills) {
