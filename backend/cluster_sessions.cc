@@ -84,7 +84,14 @@ void ClusterSessions::Claim(const std::string& client_id, bool clean_start, Clai
           spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
           return done(std::nullopt);
         }
-        if (r->nil() || r->str == node_) return done(std::nullopt);  // new, or a local takeover
+        if (r->nil() || r->str == node_) {  // new, or a local takeover
+          if (auto it = adopting_.find(client_id); it != adopting_.end()) {
+            // This node took the id for a dead node's session a moment ago: after the session.
+            it->second.push_back([done = std::move(done)] { done(std::nullopt); });
+            return;
+          }
+          return done(std::nullopt);
+        }
         if (is_live_(r->str)) return AskOwner(client_id, r->str, clean_start, std::move(done));
         // The owner left (crashed, most likely): what it recorded is all there is.
         TakeRecord(r->str, client_id, clean_start, std::move(done));
@@ -133,6 +140,11 @@ void ClusterSessions::OnEvent(std::string_view message) {
   if (message.starts_with("takeover\t")) {
     std::vector<std::string> f = SplitFields(message, 5);
     if (f.empty()) return;
+    if (auto it = adopting_.find(f[4]); it != adopting_.end()) {
+      // The session is on its way to its shard: released once it is there.
+      it->second.push_back([this, m = std::string(message)] { OnEvent(m); });
+      return;
+    }
     std::string from = f[1], request = f[2];
     bool clean_start = f[3] == "1";
     // The session lives on its home shard; the answer comes back here.
@@ -287,16 +299,26 @@ void ClusterSessions::Adopt(const std::string& node, const std::string& client_i
                      [this, node, client_id](absl::StatusOr<RedisReply> r) {
                        if (!r.ok() || r->integer != 1)
                          return;  // claimed by a client since: its node took it
+                       adopting_.try_emplace(client_id);
                        TakeRecord(node, client_id, /*clean_start=*/false,
                                   [this, client_id](std::optional<SessionSnapshot> s) {
-                                    if (!s) return;
-                                    Shard& home = broker_.HomeShard(client_id);
-                                    asio::post(home.io(),
-                                               [&home, client_id, s = std::move(*s)]() mutable {
-                                                 home.AdoptSession(client_id, std::move(s));
-                                               });
+                                    Adopted(client_id, std::move(s));
                                   });
                      });
+}
+
+void ClusterSessions::Adopted(const std::string& client_id, std::optional<SessionSnapshot> s) {
+  if (s) {
+    Shard& home = broker_.HomeShard(client_id);
+    asio::post(home.io(), [&home, client_id, s = std::move(*s)]() mutable {
+      home.AdoptSession(client_id, std::move(s));
+    });
+  }
+  // What waited for the session reaches its shard after it.
+  auto waiting = adopting_.extract(client_id);
+  if (waiting.empty()) return;
+  for (auto& then : waiting.mapped())
+    then();
 }
 
 }  // namespace backend

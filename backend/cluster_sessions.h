@@ -109,6 +109,9 @@ class ClusterSessions {
                                          RecordRead& read, bool clean_start);
   void AdoptAll(const std::string& node);
   void Adopt(const std::string& node, const std::string& client_id);
+  // The record of an adopted session is read: the session goes to its shard (if there was one),
+  // then whatever waited for it.
+  void Adopted(const std::string& client_id, std::optional<SessionSnapshot> session);
 
   Broker& broker_;
   boost::asio::io_context& control_;
@@ -118,6 +121,9 @@ class ClusterSessions {
   std::function<bool(const std::string&)> is_live_;
 
   absl::flat_hash_map<std::string, PendingClaim> claims_;  // by request id
+  // Client ids whose sessions this node is adopting (the id moved here, the session not yet on
+  // its shard), with what waits for it: a claim here, another node's request to let go.
+  absl::flat_hash_map<std::string, std::vector<std::function<void()>>> adopting_;
   uint64_t next_claim_ = 0;
   uint64_t handed_out_ = 0;
   uint64_t taken_in_ = 0;
