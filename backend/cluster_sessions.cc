@@ -94,7 +94,7 @@ void ClusterSessions::Claim(const std::string& client_id, bool clean_start, Clai
         }
         if (is_live_(r->str)) return AskOwner(client_id, r->str, clean_start, std::move(done));
         // The owner left (crashed, most likely): what it recorded is all there is.
-        TakeRecord(r->str, client_id, clean_start, std::move(done));
+        TakeRecord(r->str, client_id, clean_start, /*with_will=*/true, std::move(done));
       });
 }
 
@@ -103,7 +103,7 @@ void ClusterSessions::AskOwner(const std::string& client_id, const std::string& 
   std::string request = fmt::format("{}/{}", node_, ++next_claim_);
   auto deadline = std::make_unique<asio::steady_timer>(control_, kClaimTimeout);
   deadline->async_wait([this, request](const boost::system::error_code& ec) {
-    if (!ec) GiveUpOnOwner(request);
+    if (!ec) GiveUpOnOwner(request, /*owner_heard=*/true);
   });
   claims_.emplace(
       request, PendingClaim{client_id, owner, clean_start, std::move(done), std::move(deadline)});
@@ -113,18 +113,23 @@ void ClusterSessions::AskOwner(const std::string& client_id, const std::string& 
   // Nobody listening (the owner crashed and its Redis connection went with it): no need to wait.
   commands_->Command({"PUBLISH", keys_.NodeEvents(owner), std::move(message)},
                      [this, request](absl::StatusOr<RedisReply> r) {
-                       if (!r.ok() || r->integer == 0) GiveUpOnOwner(request);
+                       if (!r.ok() || r->integer == 0) {
+                         GiveUpOnOwner(request, /*owner_heard=*/false);
+                       }
                      });
 }
 
-void ClusterSessions::GiveUpOnOwner(const std::string& request) {
+void ClusterSessions::GiveUpOnOwner(const std::string& request, bool owner_heard) {
   auto it = claims_.find(request);
   if (it == claims_.end()) return;
   PendingClaim claim = std::move(it->second);
   claims_.erase(it);
   spdlog::warn("cluster: node {} does not answer for the session of {}; taking its record",
                claim.owner, claim.client_id);
-  TakeRecord(claim.owner, claim.client_id, claim.clean_start, std::move(claim.done));
+  // An owner that heard the request is alive, only slow: when it lets go, it publishes its
+  // connection's will itself; the record's would go out a second time.
+  TakeRecord(claim.owner, claim.client_id, claim.clean_start, /*with_will=*/!owner_heard,
+             std::move(claim.done));
 }
 
 void ClusterSessions::FinishClaim(const std::string& request,
@@ -221,7 +226,7 @@ void ClusterSessions::Ended(const std::string& client_id, bool recorded, bool di
 }
 
 void ClusterSessions::TakeRecord(const std::string& node, const std::string& client_id,
-                                 bool clean_start, ClaimDone done) {
+                                 bool clean_start, bool with_will, ClaimDone done) {
   auto read = std::make_shared<RecordRead>();
   commands_->Command({"GET", keys_.DurableSession(node, client_id)},
                      [read](absl::StatusOr<RedisReply> r) {
@@ -238,15 +243,17 @@ void ClusterSessions::TakeRecord(const std::string& node, const std::string& cli
   commands_->Command(
       {"DEL", keys_.DurableSession(node, client_id), keys_.DurableQueue(node, client_id)}, Ignore);
   // Replies come in order: when this one is in, so are the reads above.
-  commands_->Command(
-      {"SREM", keys_.NodeSessions(node), client_id},
-      [this, read, node, client_id, clean_start, done = std::move(done)](
-          absl::StatusOr<RedisReply>) { done(Restore(node, client_id, *read, clean_start)); });
+  commands_->Command({"SREM", keys_.NodeSessions(node), client_id},
+                     [this, read, node, client_id, clean_start, with_will,
+                      done = std::move(done)](absl::StatusOr<RedisReply>) {
+                       done(FromRecord(node, client_id, *read, clean_start, with_will));
+                     });
 }
 
-std::optional<SessionSnapshot> ClusterSessions::Restore(const std::string& node,
-                                                        const std::string& client_id,
-                                                        RecordRead& read, bool clean_start) {
+std::optional<SessionSnapshot> ClusterSessions::FromRecord(const std::string& node,
+                                                           const std::string& client_id,
+                                                           const RecordRead& read, bool clean_start,
+                                                           bool with_will) {
   if (!read.record) return std::nullopt;
   Clock::time_point now = Clock::now();
   absl::StatusOr<SessionSnapshot> s = DecodeSnapshot(*read.record, now);
@@ -255,6 +262,7 @@ std::optional<SessionSnapshot> ClusterSessions::Restore(const std::string& node,
                   s.status().message());
     return std::nullopt;
   }
+  if (!with_will) s->will.reset();
   if (clean_start) {
     // The session ends here; what is left of it is a will not yet published, which goes out as
     // the session ends (MQTT 5.0 §3.1.3.2.2).
@@ -295,12 +303,16 @@ void ClusterSessions::AdoptAll(const std::string& node) {
 }
 
 void ClusterSessions::Adopt(const std::string& node, const std::string& client_id) {
+  // From before the id moves here: another node that sees it here may ask for the session
+  // before the move's answer is in.
+  adopting_.try_emplace(client_id);
   commands_->Command({"EVAL", kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
                      [this, node, client_id](absl::StatusOr<RedisReply> r) {
-                       if (!r.ok() || r->integer != 1)
-                         return;  // claimed by a client since: its node took it
-                       adopting_.try_emplace(client_id);
-                       TakeRecord(node, client_id, /*clean_start=*/false,
+                       if (!r.ok() || r->integer != 1) {
+                         // Claimed by a client since: its node took it.
+                         return Adopted(client_id, std::nullopt);
+                       }
+                       TakeRecord(node, client_id, /*clean_start=*/false, /*with_will=*/true,
                                   [this, client_id](std::optional<SessionSnapshot> s) {
                                     Adopted(client_id, std::move(s));
                                   });

@@ -17,9 +17,10 @@
 //   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
 //              list whose owner is still the dead node: each becomes an offline session there,
 //              its subscriptions routed again, until its client comes back or it expires. A will
-//              in the record is published there once its delay has passed, or at once if the
-//              record saw the client connected: the node died, and its connection with it. A
-//              node that restarts before anyone adopts its sessions takes them back the same way.
+//              in the record is published there once the delay it had left has passed (all of
+//              it if the record saw the client connected: the node died, and its connection with
+//              it), counted from the adoption. A node that restarts before anyone adopts its
+//              sessions takes them back the same way.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -96,17 +97,20 @@ class ClusterSessions {
                 std::optional<std::string> session);
   void FinishClaim(const std::string& request, std::optional<SessionSnapshot> session);
   // The owner did not answer: takes the session from its record.
-  void GiveUpOnOwner(const std::string& request);
-  // Reads and deletes `node`'s record of `client_id` (for a `clean_start`, its will only).
+  // `owner_heard`: the owner got the request (it is alive) but did not answer in time.
+  void GiveUpOnOwner(const std::string& request, bool owner_heard);
+  // Reads and deletes `node`'s record of `client_id` (for a `clean_start`, its will only;
+  // without `with_will`, not even that).
   void TakeRecord(const std::string& node, const std::string& client_id, bool clean_start,
-                  ClaimDone done);
+                  bool with_will, ClaimDone done);
   struct RecordRead {
     std::optional<std::string> record;
     std::vector<std::string> queued;  // session-queue:NODE:ID
   };
-  // The session `read` holds; for a `clean_start`, only its will.
-  std::optional<SessionSnapshot> Restore(const std::string& node, const std::string& client_id,
-                                         RecordRead& read, bool clean_start);
+  // The session `read` holds, as TakeRecord says.
+  std::optional<SessionSnapshot> FromRecord(const std::string& node, const std::string& client_id,
+                                            const RecordRead& read, bool clean_start,
+                                            bool with_will);
   void AdoptAll(const std::string& node);
   void Adopt(const std::string& node, const std::string& client_id);
   // The record of an adopted session is read: the session goes to its shard (if there was one),

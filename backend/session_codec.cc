@@ -10,7 +10,7 @@
 namespace backend {
 namespace {
 
-// 3 added the pending will; records of version 2 (none) are still read.
+// 3 added the pending will; records written before (version 2, without one) are still read.
 constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionWithoutWill = 2;
 
@@ -40,9 +40,10 @@ bool ReadDelivery(mqtt::ByteReader& r, Delivery& d, Clock::time_point now) {
 }
 
 void WriteWill(mqtt::ByteWriter& w, const SessionSnapshot::PendingWill& p) {
-  // In seconds, as the Will Delay Interval is: rounded up, so that no will goes out early.
-  auto delay_s = std::chrono::ceil<std::chrono::seconds>(p.delay).count();
-  w.U32(static_cast<uint32_t>(std::clamp<int64_t>(delay_s, 0, UINT32_MAX)));
+  // Seconds, as the Will Delay Interval is (whatever its length), then milliseconds.
+  int64_t ms = std::max<int64_t>(p.delay.count(), 0);
+  w.U32(static_cast<uint32_t>(std::min<int64_t>(ms / 1000, UINT32_MAX)));
+  w.U16(static_cast<uint16_t>(ms % 1000));
   w.Binary(p.will.topic);
   w.Binary(p.will.payload);
   w.U8(static_cast<uint8_t>(static_cast<uint8_t>(p.will.qos) | (p.will.retain ? 0x04 : 0)));
@@ -53,6 +54,9 @@ void WriteWill(mqtt::ByteWriter& w, const SessionSnapshot::PendingWill& p) {
 SessionSnapshot::PendingWill ReadWill(mqtt::ByteReader& r) {
   SessionSnapshot::PendingWill p;
   p.delay = std::chrono::seconds(r.U32());
+  uint16_t ms = r.U16();
+  if (ms >= 1000) r.Fail(mqtt::ReasonCode::kMalformedPacket, "will delay");
+  p.delay += std::chrono::milliseconds(ms);
   p.will.topic = std::string(r.Binary());
   p.will.payload = std::string(r.Binary());
   uint8_t flags = r.U8();

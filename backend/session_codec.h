@@ -8,7 +8,7 @@
 //   u32 in flight, each: u8 kind (0 publish, 1 pubrel), u16 packet id, delivery (publish only)
 //   u32 queued, each: delivery
 //   u32 inbound QoS 2 ids, each: u16
-//   u8 will (0 none, 1 one follows): u32 delay left in s (rounded up), string topic,
+//   u8 will (0 none, 1 one follows): delay left as u32 seconds + u16 milliseconds, string topic,
 //      string payload, u8 qos | retain << 2, will properties as in a CONNECT
 //   delivery: u8 qos, u8 retain, u32 subscription ids (each u32), u32 length + PUBLISH bytes
 #pragma once

@@ -172,7 +172,9 @@ void Shard::Record(SessionSlot& slot, bool offline) {
   }
   s.expiry_s = slot.expiry_s;
   std::optional<std::chrono::milliseconds> ttl;
-  if (offline && slot.expiry_s != 0xFFFFFFFF) ttl = std::chrono::seconds(slot.expiry_s);
+  if (offline && slot.expires_at != Clock::time_point::max()) {
+    ttl = std::chrono::ceil<std::chrono::milliseconds>(slot.expires_at - now);
+  }
   slot.recorded = true;
   ToCluster([client_id = slot.session.client_id(), bytes = EncodeSnapshot(s, now),
              ttl](ClusterSessions& sessions) { sessions.Record(client_id, bytes, ttl); });
@@ -278,16 +280,11 @@ void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot
   }
   SessionSlot& slot = NewSlot(client_id);
   slot.expiry_s = snapshot.expiry_s;
-  // A will its node had not published: it waits out what is left of its delay here, unless the
-  // client comes back first (a claim attaches the client at once, and Attach drops it). With no
-  // delay left (the connection the record saw died with its node), it goes out now.
+  // A will its node had not published: what was left of its delay when the record was written
+  // (all of it if the record saw the client connected: its node died, and the connection with
+  // it), from now. A claim attaches the client at once, which cancels it.
   if (std::optional<SessionSnapshot::PendingWill> will = std::exchange(snapshot.will, {})) {
-    if (will->delay.count() > 0) {
-      slot.will = std::move(will->will);
-      slot.will_at = Clock::now() + will->delay;
-    } else {
-      PublishWill(slot.session, std::move(will->will));
-    }
+    AwaitWill(slot, std::move(will->will), will->delay);
   }
   slot.session.Restore(std::move(snapshot));
   std::vector<RouteChange> additions;
@@ -306,15 +303,8 @@ void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t wi
   slot->expiry_s = expiry_s;
   Clock::time_point now = Clock::now();
   if (expiry_s != 0xFFFFFFFF) slot->expires_at = now + std::chrono::seconds(expiry_s);
-  if (will) {
-    // The will waits for its delay or the end of the session, whichever comes first.
-    if (will_delay_s == 0 || expiry_s == 0) {
-      PublishWill(session, std::move(*will));
-    } else {
-      slot->will = std::move(will);
-      slot->will_at = now + std::chrono::seconds(will_delay_s);
-    }
-  }
+  // The will waits for its delay or the end of the session, whichever comes first.
+  if (will) AwaitWill(*slot, std::move(*will), std::chrono::seconds(will_delay_s));
   if (expiry_s == 0) return EndSession(*slot);
   if (Recordable(*slot) && (slot->recorded || slot->will || !session.subscriptions().empty() ||
                             session.queued() > 0 || session.inflight() > 0)) {
@@ -389,6 +379,12 @@ RouteChange Shard::RouteFor(const std::string& full, const SubscriptionRecord& r
                          .shard = index_,
                          .options = record.options,
                          .subscription_id = record.subscription_id}};
+}
+
+void Shard::AwaitWill(SessionSlot& slot, mqtt::Will will, std::chrono::milliseconds delay) {
+  if (delay.count() <= 0) return PublishWill(slot.session, std::move(will));
+  slot.will = std::move(will);
+  slot.will_at = Clock::now() + delay;
 }
 
 void Shard::PublishWill(Session& session, mqtt::Will will) {
@@ -719,6 +715,13 @@ void Shard::Flush() {
 void Shard::CloseClients(mqtt::ReasonCode reason) {
   StopAccepting();
   stopping_ = true;
+  // The records of offline sessions say how long their wills still wait as of now, for the
+  // node that adopts them (those of the clients closed below are written as they close).
+  for (auto& [id, slot] : sessions_) {
+    if (slot->connection == nullptr && slot->will && slot->recorded) {
+      Record(*slot, /*offline=*/true);
+    }
+  }
   Disconnect(reason, /*links=*/false);
   // Each handshake unregisters itself once its aborted operations have completed; iterate a copy
   // all the same, so that no abort can change the set under the loop.

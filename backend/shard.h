@@ -230,6 +230,8 @@ class Shard {
   // Ends a session: its will, its routes, its record. With `id_stays`, a new session of the same
   // client id starts here at once, so this node stays the id's owner.
   void EndSession(SessionSlot& slot, bool id_stays = false);
+  // Publishes `will` after `delay` (or now), unless the session is resumed or ends first.
+  void AwaitWill(SessionSlot& slot, mqtt::Will will, std::chrono::milliseconds delay);
   void PublishWill(Session& session, mqtt::Will will);
   void ArmSessionTimer(SessionSlot& slot);
   SessionSlot* FindSlot(uint64_t session_id);

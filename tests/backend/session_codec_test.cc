@@ -139,8 +139,7 @@ TEST(SessionCodec, KeepsAPendingWill) {
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ASSERT_TRUE(decoded->will);
   EXPECT_EQ(decoded->will->will, s.will->will);
-  // In whole seconds, rounded up: a will is never published early.
-  EXPECT_EQ(decoded->will->delay, std::chrono::seconds(13));
+  EXPECT_EQ(decoded->will->delay, std::chrono::milliseconds(12'345));
   // Without one, none comes back.
   decoded = DecodeSnapshot(EncodeSnapshot(SessionSnapshot{}, kNow), kNow);
   ASSERT_TRUE(decoded.ok());
@@ -157,9 +156,14 @@ TEST(SessionCodec, RefusesABadWill) {
   std::string bad = good;
   bad[will_at] = 2;
   EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
+  // The delay's milliseconds, behind its seconds: 1000 or more.
+  bad = good;
+  bad[will_at + 5] = 0x03;
+  bad[will_at + 6] = static_cast<char>(0xE8);
+  EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
   // Its flags, behind the delay, the topic and the payload: QoS 3, then an unknown bit.
   const size_t flags_at =
-      will_at + 1 + 4 + 2 + s.will->will.topic.size() + 2 + s.will->will.payload.size();
+      will_at + 1 + 6 + 2 + s.will->will.topic.size() + 2 + s.will->will.payload.size();
   ASSERT_EQ(good[flags_at], 0x05);  // QoS 1, retain
   bad = good;
   bad[flags_at] = 0x03;
