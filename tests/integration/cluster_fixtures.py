@@ -19,7 +19,7 @@ THREADS = int(os.environ.get("SB_THREADS", 2))
 CLUSTER_CONFIG = """
 [cluster]
 heartbeat_ms = 100
-node_timeout_ms = 1000
+node_timeout_ms = {node_timeout_ms}
 """
 
 REMOTE_ROUTES = 'sb_broker_cluster_routes{kind="remote"}'
@@ -53,14 +53,15 @@ def wait_remote_routes(node, count, timeout=5.0):
 
 @pytest.fixture
 def cluster(start_broker, redis_server):  # noqa: F811
-    """cluster(n, names=None, config="", env=None) -> n nodes sharing `redis_server`, meshed;
-    call again to add nodes (all of them are meshed before it returns)."""
+    """cluster(n, names=None, config="", env=None, node_timeout_ms=1000) -> n nodes sharing
+    `redis_server`, meshed; call again to add nodes (all of them are meshed before it returns)."""
     started = []
 
-    def start(n, names=None, config="", env=None):
+    def start(n, names=None, config="", env=None, node_timeout_ms=1000):
         names = names or [f"n{len(started) + i + 1}" for i in range(n)]
+        cluster_config = CLUSTER_CONFIG.format(node_timeout_ms=node_timeout_ms)
         for name in names:
-            node = start_broker(config=CLUSTER_CONFIG + config, name=name,
+            node = start_broker(config=cluster_config + config, name=name,
                                 extra_args=("--redis", redis_server.url), threads=THREADS, env=env)
             node.name = name
             started.append(node)

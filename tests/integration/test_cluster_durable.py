@@ -254,6 +254,27 @@ def test_a_clean_start_after_a_crash_publishes_the_will_of_the_session_it_ends(c
     assert b.metric(RESTORED) == 0  # from b's claim, not from an adoption
 
 
+def test_a_claim_that_gives_up_on_a_slow_owner_leaves_the_will_to_it(cluster, clients):
+    """The owner heard the claim but is frozen: after 2 s the claim takes the session from its
+    record, without the will, which the owner publishes itself when it wakes and lets go (the
+    record's went out as well: twice)."""
+    a, b = cluster(2, node_timeout_ms=10_000)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    with_will(clients, a, "dev", version=4)
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
+             what="the session recorded")
+    a.signal(signal.SIGSTOP)
+    try:
+        again = clients.wire(b.port, 4, timeout=10)
+        ack = again.connect("dev", **persistent(4))  # after the claim's 2 s
+        assert ack.reason() == 0 and ack.session_present
+    finally:
+        a.signal(signal.SIGCONT)
+    expect_will(watcher, "dev")
+    watcher.expect_silence(0.5)  # and only once
+
+
 def test_an_adopted_session_still_expires(cluster, clients):
     a, b = cluster(2)
     w = clients.wire(a.port, 5)
