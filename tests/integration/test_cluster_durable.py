@@ -2,6 +2,7 @@
 durable sessions): a node records each persistent session in Redis; when it dies, a survivor
 adopts its sessions, or a client that comes back first takes its session from the record."""
 import signal
+import socket
 import time
 
 from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_server,  # noqa: F401
@@ -149,13 +150,19 @@ def test_a_crashed_nodes_clients_wills_are_published_by_the_node_that_adopts_the
     assert b.metric(RESTORED) == 2
 
 
+def go_offline(clients, node, client_id):
+    """A persistent session of `client_id` on `node`, subscribed to inbox/CLIENT_ID at QoS 1,
+    its client gone (DISCONNECT)."""
+    w = clients.wire(node.port, 5)
+    assert w.connect(client_id, **persistent(5)).reason() == 0
+    w.subscribe(1, (f"inbox/{client_id}", sub_options(1)))
+    w.disconnect()
+    node.wait_connections(0)
+
+
 def test_an_offline_session_outlives_its_node(cluster, clients):
     a, b, c = cluster(3)
-    sleeper = clients.wire(a.port, 5)
-    assert sleeper.connect("sleeper", **persistent(5)).reason() == 0
-    sleeper.subscribe(1, ("inbox/sleeper", sub_options(1)))
-    sleeper.disconnect()
-    a.wait_connections(0)
+    go_offline(clients, a, "sleeper")
     wait_remote_routes(b, 1)
     publisher = clients.paho(b.port, "pub")
     for i in range(3):
@@ -273,6 +280,47 @@ def test_a_claim_that_gives_up_on_a_slow_owner_leaves_the_will_to_it(cluster, cl
         a.signal(signal.SIGCONT)
     expect_will(watcher, "dev")
     watcher.expect_silence(0.5)  # and only once
+
+
+def owner_of(redis, client_id):
+    """A function returning the node that owns `client_id`, over one connection to Redis kept
+    open (redis-cli would take milliseconds per look)."""
+    sock = socket.create_connection(("127.0.0.1", redis.port))
+    key = f"sb:owner:{client_id}"
+    request = f"*2\r\n$3\r\nGET\r\n${len(key)}\r\n{key}\r\n".encode()
+
+    def get():
+        sock.sendall(request)
+        reply = b""
+        # A bulk string: "$-1\r\n" for none, else "$LEN\r\nVALUE\r\n".
+        while not (reply.startswith(b"$-1\r\n") or reply.count(b"\r\n") == 2):
+            reply += sock.recv(4096)
+        return None if reply.startswith(b"$-1") else reply.split(b"\r\n")[1].decode()
+    return get
+
+
+def test_a_claim_while_the_session_is_being_adopted_waits_for_it(cluster, clients):
+    """A node adopting a dead node's session moves the client id first, then reads the record
+    (large here: 10 MB queued). A claim from a third node in between asks the adopter for the
+    session: it used to get "none" and start afresh, the adopted session orphaned."""
+    a, b, c = cluster(3)
+    go_offline(clients, a, "dev")
+    publisher = clients.paho(a.port, "pub")
+    for _ in range(500):
+        publisher.publish("inbox/dev", b"x" * 20_000, 1)
+    wait_for(lambda: cluster.redis.command("LLEN", f"sb:session-queue:{a.name}:dev") == "500",
+             what="the queue recorded")
+    publisher.close()
+    owner = owner_of(cluster.redis, "dev")
+    crash(a)
+    survivors = {b.name: b, c.name: c}
+    adopter = wait_for(lambda: survivors.get(owner()), timeout=5, interval=0,
+                       what="a survivor adopting the session")
+    claimer = c if adopter is b else b
+    back = clients.wire(claimer.port, 5, timeout=10)
+    ack = back.connect("dev", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    assert receive(back, 1) == ["x" * 20_000]
 
 
 def test_an_adopted_session_still_expires(cluster, clients):
