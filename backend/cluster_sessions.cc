@@ -263,11 +263,12 @@ std::optional<SessionSnapshot> ClusterSessions::FromRecord(const std::string& no
     return std::nullopt;
   }
   if (!with_will) s->will.reset();
-  if (clean_start) {
-    // The session ends here; what is left of it is a will not yet published, which goes out as
-    // the session ends (MQTT 5.0 §3.1.3.2.2).
+  if (clean_start || s->expiry_s == 0) {
+    // The session ends here, or ended with its connection (recorded only for its will): what
+    // is left of it is a will not yet published, which goes out as the session ends (MQTT 5.0
+    // §3.1.3.2.2; Shard::PublishIfEnded).
     if (!s->will) return std::nullopt;
-    SessionSnapshot ended;
+    SessionSnapshot ended;  // expiry 0
     ended.will = std::move(s->will);
     return ended;
   }

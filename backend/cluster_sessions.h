@@ -13,7 +13,9 @@
 //              once it is not, with the session's expiry as TTL; deliveries that arrive while it
 //              is offline are appended to session-queue:NODE:ID; the ids are listed in
 //              sessions:NODE. What a connected client has in flight or queued at the moment its
-//              node crashes is in that node's memory only, and is lost.
+//              node crashes is in that node's memory only, and is lost. A session that ends
+//              with its connection (expiry 0) is recorded only while its connection has a will,
+//              and only that will: the adopter publishes it should the node die.
 //   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
 //              list whose owner is still the dead node: each becomes an offline session there,
 //              its subscriptions routed again, until its client comes back or it expires. A will
@@ -50,8 +52,8 @@ class ClusterSessions {
                   std::string node, std::function<bool(const std::string&)> is_live);
 
   // Makes this node the owner of `client_id`; `done` gets the session to resume, if another
-  // node held one (none when Redis is down; for a clean start, only the will it had waiting, if
-  // any, to be published as that session ends).
+  // node held one (none when Redis is down; for a clean start, or a session that ended with its
+  // connection, only the will it had waiting, if any, to be published now: Shard::PublishIfEnded).
   using ClaimDone = std::function<void(std::optional<SessionSnapshot> session)>;
   void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
   // The session of `client_id` ended on this node: its record (if `recorded`) goes and, with

@@ -145,12 +145,16 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
 
 void Shard::SubscriptionsChanged(Session& session) {
   SessionSlot* slot = FindSlot(session.id());
-  if (slot != nullptr && Recordable(*slot)) Record(*slot, /*offline=*/false);
+  if (slot != nullptr && slot->expiry_s > 0 && Recordable(*slot)) {
+    Record(*slot, /*offline=*/false);
+  }
 }
 
 bool Shard::Recordable(const SessionSlot& slot) const {
-  return broker_.cluster() != nullptr && slot.expiry_s > 0 &&
-         !IsLinkClientId(slot.session.client_id());
+  if (broker_.cluster() == nullptr || IsLinkClientId(slot.session.client_id())) return false;
+  // A session that ends with its connection is recorded only for that connection's will, which
+  // whoever adopts the session publishes should this node die with the connection.
+  return slot.expiry_s > 0 || (slot.connection != nullptr && slot.connection->will());
 }
 
 void Shard::Record(SessionSlot& slot, bool offline) {
@@ -163,7 +167,7 @@ void Shard::Record(SessionSlot& slot, bool offline) {
           *slot.will, std::chrono::ceil<std::chrono::milliseconds>(slot.will_at - now)};
     }
   } else {
-    s.subscriptions = slot.session.subscriptions();
+    if (slot.expiry_s > 0) s.subscriptions = slot.session.subscriptions();
     if (slot.connection != nullptr && slot.connection->will()) {
       const mqtt::Will& will = *slot.connection->will();
       s.will = SessionSnapshot::PendingWill{
@@ -209,7 +213,7 @@ bool Shard::TakeOver(SessionSlot& slot, bool clean_start) {
     Connection::HandedOver handed = old->HandOver();
     ended = ended || handed.session_expiry_s == 0;
     bool delayed = handed.will && handed.will->properties.will_delay_interval.value_or(0) > 0;
-    if (handed.will && (ended || !delayed)) PublishWill(slot.session, std::move(*handed.will));
+    if (handed.will && (ended || !delayed)) PublishWill(slot.session.id(), std::move(*handed.will));
   }
   if (ended) return false;
   slot.will.reset();  // resumed before its will delay passed
@@ -229,7 +233,9 @@ void Shard::Claim(const mqtt::Connect& connect, std::function<void()> then) {
       then();
       EndClaim(client_id);
     };
-    if (session) return ImportSession(client_id, std::move(*session), std::move(finish));
+    if (session && !PublishIfEnded(*session)) {
+      return ImportSession(client_id, std::move(*session), std::move(finish));
+    }
     finish();
   };
   ToCluster([this, client_id, clean = connect.clean_start,
@@ -329,7 +335,7 @@ void Shard::ArmSessionTimer(SessionSlot& slot) {
       mqtt::Will will = std::move(*s->will);
       s->will.reset();
       s->will_at = Clock::time_point::max();
-      PublishWill(s->session, std::move(will));
+      PublishWill(s->session.id(), std::move(will));
       if (s->recorded) Record(*s, /*offline=*/true);  // so that no adopter publishes it again
     }
     ArmSessionTimer(*s);
@@ -337,6 +343,7 @@ void Shard::ArmSessionTimer(SessionSlot& slot) {
 }
 
 void Shard::AdoptSession(const std::string& client_id, SessionSnapshot snapshot) {
+  if (PublishIfEnded(snapshot)) return;
   // A client that connected here meanwhile has the newer session.
   if (by_client_id_.contains(client_id)) return;
   ImportSession(client_id, std::move(snapshot), [this, client_id] {
@@ -353,7 +360,7 @@ void Shard::AdoptSession(const std::string& client_id, SessionSnapshot snapshot)
 }
 
 void Shard::EndSession(SessionSlot& slot, bool id_stays) {
-  if (slot.will) PublishWill(slot.session, std::move(*slot.will));
+  if (slot.will) PublishWill(slot.session.id(), std::move(*slot.will));
   std::vector<RouteChange> removals;
   for (const auto& [full, record] : slot.session.subscriptions()) {
     removals.push_back(RouteFor(full, record, slot.session.id(), /*add=*/false));
@@ -381,20 +388,26 @@ RouteChange Shard::RouteFor(const std::string& full, const SubscriptionRecord& r
                          .subscription_id = record.subscription_id}};
 }
 
+bool Shard::PublishIfEnded(SessionSnapshot& snapshot) {
+  if (snapshot.expiry_s > 0) return false;
+  if (snapshot.will) PublishWill(/*publisher_session=*/0, std::move(snapshot.will->will));
+  return true;
+}
+
 void Shard::AwaitWill(SessionSlot& slot, mqtt::Will will, std::chrono::milliseconds delay) {
-  if (delay.count() <= 0) return PublishWill(slot.session, std::move(will));
+  if (delay.count() <= 0) return PublishWill(slot.session.id(), std::move(will));
   slot.will = std::move(will);
   slot.will_at = Clock::now() + delay;
 }
 
-void Shard::PublishWill(Session& session, mqtt::Will will) {
+void Shard::PublishWill(uint64_t publisher_session, mqtt::Will will) {
   if (!broker_.access().MayPublish(will.topic)) {
     metrics_.Drop(DropReason::kNotAuthorized);
     return;
   }
   MessagePtr message =
       MakeMessage(std::move(will.topic), std::move(will.payload), will.qos, will.retain,
-                  std::move(will.properties), session.id(), Clock::now());
+                  std::move(will.properties), publisher_session, Clock::now());
   if (message->retain) broker_.Retain(message);
   Publish(message);
 }

@@ -230,9 +230,14 @@ class Shard {
   // Ends a session: its will, its routes, its record. With `id_stays`, a new session of the same
   // client id starts here at once, so this node stays the id's owner.
   void EndSession(SessionSlot& slot, bool id_stays = false);
+  // A snapshot of a session that has ended (with its connection, when its node died; or by the
+  // clean start of the claim that read it) holds nothing but its will, which goes out now: the
+  // end of the session comes before any will delay (§3.1.3.2.2). True if `snapshot` is one.
+  bool PublishIfEnded(SessionSnapshot& snapshot);
   // Publishes `will` after `delay` (or now), unless the session is resumed or ends first.
   void AwaitWill(SessionSlot& slot, mqtt::Will will, std::chrono::milliseconds delay);
-  void PublishWill(Session& session, mqtt::Will will);
+  // `publisher_session`: for No Local (0: none).
+  void PublishWill(uint64_t publisher_session, mqtt::Will will);
   void ArmSessionTimer(SessionSlot& slot);
   SessionSlot* FindSlot(uint64_t session_id);
 

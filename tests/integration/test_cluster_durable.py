@@ -42,13 +42,15 @@ def will_watcher(clients, node):
     return w
 
 
-def with_will(clients, node, client_id, version=5, delay_s=0):
-    """A client of `node` with a persistent session and a QoS 1 will on status/CLIENT_ID."""
+def with_will(clients, node, client_id, version=5, delay_s=0, clean=False):
+    """A client of `node` with a QoS 1 will on status/CLIENT_ID and a persistent session, or
+    with `clean` one that ends with the connection."""
     will = {"topic": f"status/{client_id}", "payload": b"offline", "qos": 1}
     if delay_s:
         will["properties"] = props(p_u32(WILL_DELAY_INTERVAL, delay_s))
     w = clients.wire(node.port, version)
-    assert w.connect(client_id, will=will, **persistent(version)).reason() == 0
+    session = {"clean": True} if clean else persistent(version)
+    assert w.connect(client_id, will=will, **session).reason() == 0
     return w
 
 
@@ -158,6 +160,49 @@ def go_offline(clients, node, client_id):
     w.subscribe(1, (f"inbox/{client_id}", sub_options(1)))
     w.disconnect()
     node.wait_connections(0)
+
+
+def test_a_crashed_nodes_clean_session_clients_wills_are_published_at_the_adoption(cluster,
+                                                                                   clients):
+    """A session that ends with its connection is recorded for its will alone: the adopter
+    publishes it, at once even with a delay, as the session ended with the connection. (EMQX
+    loses these: emqx/emqx#1667.) The record goes with a normal DISCONNECT."""
+    a, b = cluster(2)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    with_will(clients, a, "clean-4", version=4, clean=True)
+    with_will(clients, a, "clean-5", delay_s=30, clean=True)
+    with_will(clients, a, "polite", clean=True).disconnect()
+    for cid in ("clean-4", "clean-5"):
+        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:{cid}") == "1",
+                 what=f"{cid}'s will recorded")
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:polite") == "0",
+             what="polite's record gone")
+    crash(a)
+    got = set()
+    for _ in range(2):
+        m = watcher.expect_message()
+        watcher.ack(PUBACK, m.packet_id)
+        got.add(m.topic)
+    assert got == {"status/clean-4", "status/clean-5"}
+    assert b.metric("sb_broker_sessions") == 1  # the watcher's: nothing adopted to keep
+    watcher.expect_silence(0.5)  # not polite's
+
+
+def test_a_clean_session_client_back_after_a_crash_gets_no_session_and_its_will_goes_out(
+        cluster, clients):
+    a, b = cluster(2)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    device = with_will(clients, a, "dev", delay_s=30, clean=True)
+    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
+             what="the will recorded")
+    crash(a)
+    device.close()
+    again = clients.wire(b.port, 5, timeout=10)
+    ack = again.connect("dev", clean=False)  # its session ended with the connection
+    assert ack.reason() == 0 and not ack.session_present
+    expect_will(watcher, "dev")
 
 
 def test_an_offline_session_outlives_its_node(cluster, clients):
