@@ -233,8 +233,11 @@ void Shard::Claim(const mqtt::Connect& connect, std::function<void()> then) {
       then();
       EndClaim(client_id);
     };
-    if (session && !PublishIfEnded(*session)) {
-      return ImportSession(client_id, std::move(*session), std::move(finish));
+    if (session) {
+      if (!PublishIfEnded(*session)) {
+        return ImportSession(client_id, std::move(*session), std::move(finish));
+      }
+      EndLeftover(client_id);
     }
     finish();
   };
@@ -279,11 +282,7 @@ void Shard::ReleaseSession(const std::string& client_id, bool clean_start,
 
 void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot,
                           std::function<void()> then) {
-  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
-    // Left over from before another node owned the id: the session handed over is newer.
-    TakeOver(*it->second, /*clean_start=*/true);
-    EndSession(*it->second, /*id_stays=*/true);
-  }
+  EndLeftover(client_id);
   SessionSlot& slot = NewSlot(client_id);
   slot.expiry_s = snapshot.expiry_s;
   // A will its node had not published: what was left of its delay when the record was written
@@ -342,8 +341,24 @@ void Shard::ArmSessionTimer(SessionSlot& slot) {
   });
 }
 
+void Shard::EndLeftover(const std::string& client_id) {
+  auto it = by_client_id_.find(client_id);
+  if (it == by_client_id_.end()) return;
+  // Left over from before another node owned the id: what that node had is newer.
+  TakeOver(*it->second, /*clean_start=*/true);
+  EndSession(*it->second, /*id_stays=*/true);
+}
+
 void Shard::AdoptSession(const std::string& client_id, SessionSnapshot snapshot) {
-  if (PublishIfEnded(snapshot)) return;
+  if (PublishIfEnded(snapshot)) {
+    // Nothing to keep: the id the adoption took goes too, unless a client of it is here.
+    if (!by_client_id_.contains(client_id) && !claiming_.contains(client_id)) {
+      ToCluster([client_id](ClusterSessions& sessions) {
+        sessions.Ended(client_id, /*recorded=*/false, /*disown=*/true);
+      });
+    }
+    return;
+  }
   // A client that connected here meanwhile has the newer session.
   if (by_client_id_.contains(client_id)) return;
   ImportSession(client_id, std::move(snapshot), [this, client_id] {

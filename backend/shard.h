@@ -214,6 +214,8 @@ class Shard {
   // publishes the will as takeover does. True if the session goes on; false if it must end
   // (a clean start, or a session that lasted only as long as its connection).
   bool TakeOver(SessionSlot& slot, bool clean_start);
+  // Ends a session of `client_id` left here from before another node owned the id.
+  void EndLeftover(const std::string& client_id);
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.
   void ImportSession(const std::string& client_id, SessionSnapshot snapshot,
                      std::function<void()> then);

@@ -172,10 +172,11 @@ def test_a_crashed_nodes_clean_session_clients_wills_are_published_at_the_adopti
     wait_remote_routes(a, 1)
     with_will(clients, a, "clean-4", version=4, clean=True)
     with_will(clients, a, "clean-5", delay_s=30, clean=True)
-    with_will(clients, a, "polite", clean=True).disconnect()
-    for cid in ("clean-4", "clean-5"):
+    polite = with_will(clients, a, "polite", clean=True)
+    for cid in ("clean-4", "clean-5", "polite"):
         wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:{cid}") == "1",
                  what=f"{cid}'s will recorded")
+    polite.disconnect()
     wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:polite") == "0",
              what="polite's record gone")
     crash(a)
@@ -186,12 +187,14 @@ def test_a_crashed_nodes_clean_session_clients_wills_are_published_at_the_adopti
         got.add(m.topic)
     assert got == {"status/clean-4", "status/clean-5"}
     assert b.metric("sb_broker_sessions") == 1  # the watcher's: nothing adopted to keep
+    wait_for(lambda: cluster.redis.command("EXISTS", "sb:owner:clean-5") == "0",
+             what="the adopted client id let go")
     watcher.expect_silence(0.5)  # not polite's
 
 
 def test_a_clean_session_client_back_after_a_crash_gets_no_session_and_its_will_goes_out(
         cluster, clients):
-    a, b = cluster(2)
+    a, b = cluster(2, node_timeout_ms=10_000)  # so that b's claim, not an adoption, reads it
     watcher = will_watcher(clients, b)
     wait_remote_routes(a, 1)
     device = with_will(clients, a, "dev", delay_s=30, clean=True)
@@ -203,6 +206,7 @@ def test_a_clean_session_client_back_after_a_crash_gets_no_session_and_its_will_
     ack = again.connect("dev", clean=False)  # its session ended with the connection
     assert ack.reason() == 0 and not ack.session_present
     expect_will(watcher, "dev")
+    assert cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "0"
 
 
 def test_an_offline_session_outlives_its_node(cluster, clients):
