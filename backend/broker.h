@@ -102,7 +102,8 @@ class Broker {
   std::atomic<bool> accepting_{false};
   std::atomic<bool> shutting_down_{false};
   Clock::time_point shutdown_start_;  // set before the steps are posted
-  std::atomic<bool> written_{false};  // shutdown: Redis has answered the last step
+  // Shutdown: Redis has answered the last step. On context 0, as the cluster and the poll are.
+  bool written_ = false;
 };
 
 }  // namespace backend

@@ -219,7 +219,8 @@ class Shard {
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.
   void ImportSession(const std::string& client_id, SessionSnapshot snapshot,
                      std::function<void()> then);
-  // Persistent sessions in a cluster are recorded in Redis (cluster_sessions.h).
+  // In a cluster, persistent sessions are recorded in Redis, and others while their connection
+  // has a will (cluster_sessions.h).
   bool Recordable(const SessionSlot& slot) const;
   // Writes the record of `slot`: its subscriptions and its connection's will, or with `offline`
   // everything it holds, the will that waits for its delay too.

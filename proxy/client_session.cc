@@ -290,19 +290,18 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       spdlog::warn("pool {}: cannot open a connection to {}: {}", config.name, chosen->name(),
                    std::strerror(c.local_error));
       local_failure = true;
-      // Out of local ports towards this backend: another may still do. Out of descriptors or
-      // memory: none will.
-      if (c.local_error == EADDRNOTAVAIL) {
-        tried.push_back(std::move(chosen));
-        continue;
+      // Out of descriptors or memory: no backend will do. Out of local ports towards this one
+      // (not its fault): another may.
+      if (c.local_error != EADDRNOTAVAIL) {
+        chosen = nullptr;
+        break;
       }
-      chosen = nullptr;
-      break;
+    } else {
+      backend = std::move(c.socket);
+      if (backend != nullptr) break;
+      spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
+      worker.ReportConnectFailure(chosen);
     }
-    backend = std::move(c.socket);
-    if (backend != nullptr) break;
-    spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
-    worker.ReportConnectFailure(chosen);
     tried.push_back(std::move(chosen));
   }
   if (chosen == nullptr) {

@@ -19,6 +19,8 @@
 #include <charconv>
 #include <deque>
 
+#include "base/host_port.h"
+
 namespace state {
 
 namespace asio = boost::asio;
@@ -59,25 +61,17 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url) {
     }
     rest = rest.substr(0, slash);
   }
+  // HOST[:PORT], as a listener's address is written, but with a host and a port always.
   size_t bracket = rest.rfind(']');
   size_t colon = rest.rfind(':');
-  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-    std::string_view port = rest.substr(colon + 1);
-    unsigned p = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (ec != std::errc() || end != port.data() + port.size() || p == 0 || p > 65535) {
-      return error();
-    }
-    o.port = static_cast<uint16_t>(p);
-    rest = rest.substr(0, colon);
-  }
-  if (rest.size() > 2 && rest.front() == '[' && rest.back() == ']') {
-    rest = rest.substr(1, rest.size() - 2);  // an IPv6 address
-  } else if (rest.find_first_of("[]:") != std::string_view::npos) {
-    return error();
-  }
-  if (rest.empty()) return error();
-  o.host = std::string(rest);
+  bool has_port =
+      colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
+  if (rest.empty() || rest.front() == ':' || rest.starts_with("[]")) return error();
+  absl::StatusOr<base::HostPort> address =
+      base::ParseHostPort(has_port ? std::string(rest) : fmt::format("{}:{}", rest, o.port));
+  if (!address.ok() || address->port == 0) return error();
+  o.host = std::move(address->host);
+  o.port = address->port;
   return o;
 }
 

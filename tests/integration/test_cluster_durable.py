@@ -34,12 +34,26 @@ def receive(wire, n):
     return payloads
 
 
+def recorded(cluster, node, client_id):
+    """True if `node` has a record of the session of `client_id` in Redis."""
+    return cluster.redis.command("EXISTS", f"sb:session:{node.name}:{client_id}") == "1"
+
+
 def will_watcher(clients, node):
     """A client of `node` subscribed to every will of these tests."""
     w = clients.wire(node.port, 5, timeout=10)
     assert w.connect("will-watcher").reason() == 0
     w.subscribe(1, ("status/#", sub_options(1)))
     return w
+
+
+def watched_pair(cluster, clients, **kwargs):
+    """Two nodes (cluster() arguments in `kwargs`) and a will watcher on the second, its
+    subscription known to the first."""
+    a, b = cluster(2, **kwargs)
+    watcher = will_watcher(clients, b)
+    wait_remote_routes(a, 1)
+    return a, b, watcher
 
 
 def with_will(clients, node, client_id, version=5, delay_s=0, clean=False):
@@ -64,9 +78,7 @@ def shut_down_with_a_delayed_will(cluster, clients, delay_s):
     """Two nodes; "dev" on the first with a will delayed `delay_s`, a watcher on the second;
     SIGTERM to the first, whose DISCONNECT (0x8B) "dev" takes as its cue to close. Returns the
     second node, the watcher and when the shutdown began."""
-    a, b = cluster(2)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients)
     device = with_will(clients, a, "dev", delay_s=delay_s)
     start = time.monotonic()
     a.signal(signal.SIGTERM)
@@ -89,9 +101,7 @@ def test_a_delayed_will_outlives_the_node_that_shut_down(cluster, clients):
 def test_a_will_waiting_when_its_node_shuts_down_keeps_its_time(cluster, clients):
     """The record says how long the will still waits as of the shutdown, not as of the
     disconnection: the adopter publishes it when it was due."""
-    a, b = cluster(2)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients)
     with_will(clients, a, "dev", delay_s=3).close()
     gone = time.monotonic()
     a.wait_connections(0)
@@ -122,12 +132,11 @@ def test_a_will_cancelled_by_a_resume_without_session_expiry_leaves_no_record(cl
     the session should this one die publishes that will."""
     (a,) = cluster(1)
     with_will(clients, a, "dev", delay_s=1).close()
-    record = f"sb:session:{a.name}:dev"
-    wait_for(lambda: cluster.redis.command("EXISTS", record) == "1", what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
     back = clients.wire(a.port, 5)
     ack = back.connect("dev", clean=False)
     assert ack.reason() == 0 and ack.session_present
-    wait_for(lambda: cluster.redis.command("EXISTS", record) == "0", what="the record gone")
+    wait_for(lambda: not recorded(cluster, a, "dev"), what="the record gone")
 
 
 def test_a_crashed_nodes_clients_wills_are_published_by_the_node_that_adopts_them(cluster,
@@ -135,14 +144,11 @@ def test_a_crashed_nodes_clients_wills_are_published_by_the_node_that_adopts_the
     """The record of a connected client's session carries its will: when the node dies, the
     connection dies with it, so the node that adopts the session publishes the will (after its
     delay, if it has one)."""
-    a, b = cluster(2)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients)
     with_will(clients, a, "dev-4", version=4)
     with_will(clients, a, "dev-5", delay_s=1)
     for cid in ("dev-4", "dev-5"):
-        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:{cid}") == "1",
-                 what=f"{cid} recorded")
+        wait_for(lambda: recorded(cluster, a, cid), what=f"{cid} recorded")
     crash(a)
     expect_will(watcher, "dev-4")
     first = time.monotonic()
@@ -167,18 +173,14 @@ def test_a_crashed_nodes_clean_session_clients_wills_are_published_at_the_adopti
     """A session that ends with its connection is recorded for its will alone: the adopter
     publishes it, at once even with a delay, as the session ended with the connection. (EMQX
     loses these: emqx/emqx#1667.) The record goes with a normal DISCONNECT."""
-    a, b = cluster(2)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients)
     with_will(clients, a, "clean-4", version=4, clean=True)
     with_will(clients, a, "clean-5", delay_s=30, clean=True)
     polite = with_will(clients, a, "polite", clean=True)
     for cid in ("clean-4", "clean-5", "polite"):
-        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:{cid}") == "1",
-                 what=f"{cid}'s will recorded")
+        wait_for(lambda: recorded(cluster, a, cid), what=f"{cid}'s will recorded")
     polite.disconnect()
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:polite") == "0",
-             what="polite's record gone")
+    wait_for(lambda: not recorded(cluster, a, "polite"), what="polite's record gone")
     crash(a)
     got = set()
     for _ in range(2):
@@ -194,19 +196,17 @@ def test_a_crashed_nodes_clean_session_clients_wills_are_published_at_the_adopti
 
 def test_a_clean_session_client_back_after_a_crash_gets_no_session_and_its_will_goes_out(
         cluster, clients):
-    a, b = cluster(2, node_timeout_ms=10_000)  # so that b's claim, not an adoption, reads it
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    # A long node timeout, so that b's claim, not an adoption, reads the record.
+    a, b, watcher = watched_pair(cluster, clients, node_timeout_ms=10_000)
     device = with_will(clients, a, "dev", delay_s=30, clean=True)
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
-             what="the will recorded")
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the will recorded")
     crash(a)
     device.close()
     again = clients.wire(b.port, 5, timeout=10)
     ack = again.connect("dev", clean=False)  # its session ended with the connection
     assert ack.reason() == 0 and not ack.session_present
     expect_will(watcher, "dev")
-    assert cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "0"
+    assert not recorded(cluster, a, "dev")
 
 
 def test_an_offline_session_outlives_its_node(cluster, clients):
@@ -233,7 +233,7 @@ def test_an_offline_session_outlives_its_node(cluster, clients):
     assert ack.reason() == 0 and ack.session_present
     assert receive(back, 5) == ["before0", "before1", "before2", "after0", "after1"]
     assert cluster.redis.command("GET", "sb:owner:sleeper") == c.name
-    assert cluster.redis.command("EXISTS", f"sb:session:{a.name}:sleeper") == "0"
+    assert not recorded(cluster, a, "sleeper")
 
 
 def test_a_client_back_before_the_node_is_declared_dead_takes_its_record(cluster, clients):
@@ -241,8 +241,7 @@ def test_a_client_back_before_the_node_is_declared_dead_takes_its_record(cluster
     first = clients.wire(a.port, 5)
     assert first.connect("quick", **persistent(5)).reason() == 0
     first.subscribe(1, ("jobs/quick", sub_options(1)))
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:quick") == "1",
-             what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "quick"), what="the session recorded")
     crash(a)
     first.close()
     # At once, while b still counts a as alive: b asks a, gets no answer, reads a's record.
@@ -281,25 +280,21 @@ def test_a_clean_start_after_a_crash_discards_the_record(cluster, clients):
     w = clients.wire(a.port, 5)
     assert w.connect("fresh", **persistent(5)).reason() == 0
     w.subscribe(1, ("x/#", sub_options(1)))
-    record = f"sb:session:{a.name}:fresh"
-    wait_for(lambda: cluster.redis.command("EXISTS", record) == "1", what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "fresh"), what="the session recorded")
     crash(a)
     w.close()
     again = clients.wire(b.port, 5, timeout=10)
     ack = again.connect("fresh", clean=True)
     assert ack.reason() == 0 and not ack.session_present
-    assert cluster.redis.command("EXISTS", record) == "0"
+    assert not recorded(cluster, a, "fresh")
     assert b.metric(LOCAL_ROUTES) == 0
 
 
 def test_a_clean_start_after_a_crash_publishes_the_will_of_the_session_it_ends(cluster,
                                                                                clients):
-    a, b = cluster(2)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients)
     device = with_will(clients, a, "dev", delay_s=30)
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
-             what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
     crash(a)
     device.close()
     again = clients.wire(b.port, 5, timeout=10)
@@ -314,12 +309,9 @@ def test_a_claim_that_gives_up_on_a_slow_owner_leaves_the_will_to_it(cluster, cl
     """The owner heard the claim but is frozen: after 2 s the claim takes the session from its
     record, without the will, which the owner publishes itself when it wakes and lets go (the
     record's went out as well: twice)."""
-    a, b = cluster(2, node_timeout_ms=10_000)
-    watcher = will_watcher(clients, b)
-    wait_remote_routes(a, 1)
+    a, b, watcher = watched_pair(cluster, clients, node_timeout_ms=10_000)
     with_will(clients, a, "dev", version=4)
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:dev") == "1",
-             what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
     a.signal(signal.SIGSTOP)
     try:
         again = clients.wire(b.port, 4, timeout=10)
@@ -378,15 +370,14 @@ def test_an_adopted_session_still_expires(cluster, clients):
     assert w.connect("brief", **persistent(5, expiry_s=2)).reason() == 0
     w.subscribe(1, ("brief/#", sub_options(1)))
     w.disconnect()
-    wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{a.name}:brief") == "1",
-             what="the session recorded")
+    wait_for(lambda: recorded(cluster, a, "brief"), what="the session recorded")
     crash(a)
     wait_for(lambda: b.metric(RESTORED) == 1, timeout=10, what="the session adopted")
     assert b.metric("sb_broker_sessions") == 1
     # Two seconds from its adoption, it ends there, record and all.
     b.wait_metric("sb_broker_sessions", 0, timeout=6)
     assert b.metric(LOCAL_ROUTES) == 0
-    assert cluster.redis.command("EXISTS", f"sb:session:{b.name}:brief") == "0"
+    assert not recorded(cluster, b, "brief")
     assert cluster.redis.command("SCARD", f"sb:sessions:{b.name}") == "0"
 
 
@@ -406,8 +397,7 @@ def test_clients_of_a_killed_node_resume_their_sessions_through_the_proxy(cluste
                if cluster.redis.command("GET", f"sb:owner:{cid}") == c.name]
     assert len(victims) == 2
     for cid in victims:
-        wait_for(lambda: cluster.redis.command("EXISTS", f"sb:session:{c.name}:{cid}") == "1",
-                 what=f"{cid} recorded")
+        wait_for(lambda: recorded(cluster, c, cid), what=f"{cid} recorded")
 
     crash(c)
     proxy.wait_state(c.name, "down", pool_name="brokers")

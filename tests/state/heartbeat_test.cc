@@ -1,5 +1,6 @@
-// Tests of state/heartbeat.h against a real redis-server: the stamp and the cut-off are Redis's
-// time, whatever the caller's clock says.
+// Tests of state/heartbeat.h against a real redis-server: the stamp's units, the liveness window
+// and what is forgotten. That the stamp is Redis's time whatever the caller's clock says needs a
+// process on another clock: the libfaketime integration tests (test_cluster.py, test_tier.py).
 #include "state/heartbeat.h"
 
 #include <gtest/gtest.h>

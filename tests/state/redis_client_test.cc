@@ -30,8 +30,9 @@ TEST(RedisUrlTest, Parses) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->port, 6379);
   EXPECT_EQ(d->db, 0);
-  for (const char* bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:x", "redis://h/-1",
-                          "redis://[::1", "redis://::1", "redis://user@h"}) {
+  for (const char* bad :
+       {"http://x:1", "redis://", "redis://h:0", "redis://h:x", "redis://h/-1", "redis://[::1",
+        "redis://::1", "redis://user@h", "redis://:1", "redis://[]:1"}) {
     EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
   }
 }
