@@ -8,6 +8,10 @@
 //                   for the topic (or delete it, for an empty payload)
 //   sb.link.shared  "GROUP\nFILTER", repeated: deliver to one member of each of these shared
 //                   subscriptions (the sending node chose this node for them)
+//   sb.link.to      "QOS[r][ ID ...]\nCLIENT": deliver to the session of CLIENT only, at QOS,
+//                   with RETAIN if "r", with these subscription identifiers: the sending node
+//                   matched the message against the session's subscriptions, and the session
+//                   has since moved here (Shard::StartMove); nothing else is delivered
 //
 // Example: a QoS 1 retained publish on "a/b" matching non-shared subscriptions on node B and
 // the shared subscription $share/g/a/+ there, forwarded to B:
@@ -16,6 +20,7 @@
 // forwarded message carries it, and it is encoded, decoded and validated on each.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,12 +31,21 @@
 
 namespace backend {
 
+// A delivery to one session that moved to the receiving node, as the sending node matched it.
+struct ForwardTarget {
+  std::string client_id;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+  absl::InlinedVector<uint32_t, 1> subscription_ids;
+};
+
 struct ForwardSpec {
   bool normal = false;  // deliver to non-shared subscribers
   bool store_retained = false;
   std::vector<std::pair<std::string, std::string>> shared;  // (group, filter)
+  std::optional<ForwardTarget> target;                      // deliver to this session only
 
-  bool empty() const { return !normal && !store_retained && shared.empty(); }
+  bool empty() const { return !normal && !store_retained && shared.empty() && !target; }
 };
 
 // The user properties that carry `spec` and the publisher's QoS and RETAIN; without shared
