@@ -47,9 +47,13 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   events_ = state::RedisClient::Create(control, options);
   events_->Subscribe(keys_.RouteEvents(),
                      [this](std::string_view, std::string_view message) { OnRouteEvent(message); });
-  sessions_ = std::make_unique<ClusterSessions>(
-      broker_, control_, commands_, keys_, node_,
-      [this](const std::string& name) { return peers_.contains(name); });
+  sessions_ =
+      std::make_unique<ClusterSessions>(broker_, control_, commands_, keys_, node_,
+                                        [this](const std::string& name) -> std::optional<uint32_t> {
+                                          auto p = peers_.find(name);
+                                          if (p == peers_.end()) return std::nullopt;
+                                          return p->second.index;
+                                        });
   events_->Subscribe(keys_.NodeEvents(node_), [this](std::string_view, std::string_view message) {
     sessions_->OnEvent(message);
   });

@@ -60,13 +60,13 @@ std::vector<std::string> WithTtl(std::vector<std::string> command,
 ClusterSessions::ClusterSessions(Broker& broker, asio::io_context& control,
                                  std::shared_ptr<state::RedisClient> commands,
                                  const state::RedisKeys& keys, std::string node,
-                                 std::function<bool(const std::string&)> is_live)
+                                 PeerIndex peer_index)
     : broker_(broker),
       control_(control),
       commands_(std::move(commands)),
       keys_(keys),
       node_(std::move(node)),
-      is_live_(std::move(is_live)) {}
+      peer_index_(std::move(peer_index)) {}
 
 void ClusterSessions::Stop() {
   while (!claims_.empty())
@@ -92,7 +92,7 @@ void ClusterSessions::Claim(const std::string& client_id, bool clean_start, Clai
           }
           return done(std::nullopt);
         }
-        if (is_live_(r->str)) return AskOwner(client_id, r->str, clean_start, std::move(done));
+        if (peer_index_(r->str)) return AskOwner(client_id, r->str, clean_start, std::move(done));
         // The owner left (crashed, most likely): what it recorded is all there is.
         TakeRecord(r->str, client_id, clean_start, /*with_will=*/true, std::move(done));
       });
@@ -152,16 +152,18 @@ void ClusterSessions::OnEvent(std::string_view message) {
     }
     std::string from = f[1], request = f[2];
     bool clean_start = f[3] == "1";
+    std::optional<uint32_t> claimer = peer_index_(from);
     // The session lives on its home shard; the answer comes back here.
     Shard& home = broker_.HomeShard(f[4]);
-    asio::post(home.io(), [this, &home, client_id = std::move(f[4]), clean_start, from, request] {
-      home.ReleaseSession(client_id, clean_start,
-                          [this, from, request](std::optional<std::string> session) {
-                            asio::post(control_, [this, from, request, s = std::move(session)] {
-                              HandOver(from, request, std::move(s));
-                            });
-                          });
-    });
+    asio::post(
+        home.io(), [this, &home, client_id = std::move(f[4]), clean_start, claimer, from, request] {
+          home.ReleaseSession(client_id, clean_start, claimer,
+                              [this, from, request](std::optional<std::string> session) {
+                                asio::post(control_, [this, from, request, s = std::move(session)] {
+                                  HandOver(from, request, std::move(s));
+                                });
+                              });
+        });
   } else if (message.starts_with("handover\t")) {
     std::vector<std::string> f = SplitFields(message, 3);
     if (f.empty() || !claims_.contains(f[1])) return;  // too late: the claim went ahead without
@@ -176,9 +178,25 @@ void ClusterSessions::OnEvent(std::string_view message) {
             return FinishClaim(request, std::nullopt);
           }
           ++taken_in_;
+          if (auto claim = claims_.find(request); claim != claims_.end()) {
+            moved_from_[claim->second.client_id] = claim->second.owner;
+          }
           FinishClaim(request, std::move(*s));
         });
+  } else if (message.starts_with("taken\t")) {
+    std::string client_id(message.substr(6));
+    Shard& home = broker_.HomeShard(client_id);
+    asio::post(home.io(), [&home, client_id] { home.MoveTaken(client_id); });
   }
+}
+
+void ClusterSessions::Imported(const std::string& client_id) {
+  auto from = moved_from_.extract(client_id);
+  if (from.empty()) return;
+  // After this node's announcements of the session's routes, on the same connection: the old
+  // owner hears of them first.
+  commands_->Command({"PUBLISH", keys_.NodeEvents(from.mapped()), "taken\t" + client_id},
+                     [](absl::StatusOr<RedisReply>) {});
 }
 
 void ClusterSessions::HandOver(const std::string& node, const std::string& request,

@@ -16,6 +16,11 @@
 //              node crashes is in that node's memory only, and is lost. A session that ends
 //              with its connection (expiry 0) is recorded only while its connection has a will,
 //              and only that will: the adopter publishes it should the node die.
+//   moves      the old owner of a session handed over keeps routing what matches its
+//              subscriptions to the new owner (Shard::MoveSession) until the new owner's
+//              routes are everywhere: the new owner, as it announces the imported session's
+//              routes, tells the old one ("taken", on its node-events channel, right behind the
+//              route events on the same Redis connection, so heard after them).
 //   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
 //              list whose owner is still the dead node: each becomes an offline session there,
 //              its subscriptions routed again, until its client comes back or it expires. A will
@@ -47,15 +52,21 @@ class Broker;
 
 class ClusterSessions {
  public:
+  // The index of a live peer by name (Peer::index); none for a node not live.
+  using PeerIndex = std::function<std::optional<uint32_t>(const std::string&)>;
   ClusterSessions(Broker& broker, boost::asio::io_context& control,
                   std::shared_ptr<state::RedisClient> commands, const state::RedisKeys& keys,
-                  std::string node, std::function<bool(const std::string&)> is_live);
+                  std::string node, PeerIndex peer_index);
 
   // Makes this node the owner of `client_id`; `done` gets the session to resume, if another
   // node held one (none when Redis is down; for a clean start, or a session that ended with its
   // connection, only the will it had waiting, if any, to be published now: Shard::PublishIfEnded).
   using ClaimDone = std::function<void(std::optional<SessionSnapshot> session)>;
   void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
+  // The session of `client_id` is imported on its shard, the announcements of its routes on
+  // their way (ahead of this on the one Redis connection). If another node handed it over,
+  // tells that node ("taken"), which stops redirecting to it.
+  void Imported(const std::string& client_id);
   // The session of `client_id` ended on this node: its record (if `recorded`) goes and, with
   // `disown`, so does the id's ownership, unless another node claimed it since.
   void Ended(const std::string& client_id, bool recorded, bool disown);
@@ -124,12 +135,14 @@ class ClusterSessions {
   std::shared_ptr<state::RedisClient> commands_;
   const state::RedisKeys& keys_;
   std::string node_;
-  std::function<bool(const std::string&)> is_live_;
+  PeerIndex peer_index_;
 
   absl::flat_hash_map<std::string, PendingClaim> claims_;  // by request id
   // Client ids whose sessions this node is adopting (the id moved here, the session not yet on
   // its shard), with what waits for it: a claim here, another node's request to let go.
   absl::flat_hash_map<std::string, std::vector<std::function<void()>>> adopting_;
+  // Client ids whose sessions were handed over from another node, by that node, until imported.
+  absl::flat_hash_map<std::string, std::string> moved_from_;
   uint64_t next_claim_ = 0;
   uint64_t handed_out_ = 0;
   uint64_t taken_in_ = 0;

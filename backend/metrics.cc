@@ -114,6 +114,10 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
              "Messages other nodes forwarded to this one.");
     m.Sample("sb_broker_messages_received_from_nodes_total",
              sum([](auto& s) -> auto& { return s.messages_received_from_nodes; }));
+    m.Family("sb_broker_messages_redirected_total", "counter",
+             "Deliveries to sessions that moved to another node, sent on to that node.");
+    m.Sample("sb_broker_messages_redirected_total",
+             sum([](auto& s) -> auto& { return s.messages_redirected; }));
   }
   m.Family("sb_broker_disconnects_total", "counter",
            "Connections closed by the broker or by error, by MQTT reason code.");

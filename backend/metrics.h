@@ -60,6 +60,7 @@ struct ShardMetrics {
   Stat messages_unrouted;             // published with no matching subscription
   Stat messages_forwarded;            // copies sent to other nodes
   Stat messages_received_from_nodes;  // forwards received from other nodes
+  Stat messages_redirected;           // sent on to the node a session moved to
   Stat links_up;                      // gauge: links to other nodes connected
   std::array<Stat, static_cast<size_t>(DropReason::kCount)> dropped;
   std::array<Stat, static_cast<size_t>(RejectReason::kCount)> rejected;

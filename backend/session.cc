@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "mqtt/topic.h"
+
 namespace backend {
 
 Session::Session(std::string client_id, uint64_t id, size_t max_queued)
@@ -19,6 +21,13 @@ Session::EnqueueResult Session::Enqueue(Delivery delivery, bool online) {
   if (queue_.size() >= max_queued_ + free_window) return EnqueueResult::kQueueFull;
   queue_.push_back(std::move(delivery));
   return EnqueueResult::kQueued;
+}
+
+bool Session::Subscribed(std::string_view topic) const {
+  return std::any_of(subscriptions_.begin(), subscriptions_.end(), [&](const auto& s) {
+    std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(s.first);
+    return mqtt::TopicMatches(shared ? shared->filter : std::string_view(s.first), topic);
+  });
 }
 
 uint16_t Session::NextPacketId() {

@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -122,6 +123,8 @@ class Session {
   // The session's subscriptions by filter (shared ones as "$share/GROUP/FILTER").
   std::map<std::string, SubscriptionRecord>& subscriptions() { return subscriptions_; }
   const std::map<std::string, SubscriptionRecord>& subscriptions() const { return subscriptions_; }
+  // Whether any of its subscriptions (shared ones too) matches `topic`.
+  bool Subscribed(std::string_view topic) const;
 
  private:
   enum class FlightState { kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };

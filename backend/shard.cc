@@ -21,6 +21,21 @@ namespace backend {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+// A moved session's old node waits this long for the new node's "taken" before it withdraws
+// its routes anyway (the new node died, or the event was lost) ...
+constexpr std::chrono::seconds kMoveWait{5};
+// ... and redirects this long after withdrawing them what other nodes sent before they heard.
+constexpr std::chrono::seconds kMoveGrace{2};
+
+// The cluster's name for the route of a subscription: its filter, or "$share/GROUP/FILTER".
+std::string RouteField(const RouteChange& c) {
+  return c.group.empty() ? c.filter : "$share/" + c.group + "/" + c.filter;
+}
+
+}  // namespace
+
 // A session with what the shard keeps beside it: its connection while it has one, and the will
 // and expiry that wait while it has none.
 struct Shard::SessionSlot {
@@ -34,6 +49,16 @@ struct Shard::SessionSlot {
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
   asio::steady_timer timer;
+};
+
+// A session handed over to another node, seen from the node it left (Shard::StartMove).
+struct Shard::Move {
+  explicit Move(asio::io_context& io) : timer(io) {}
+  uint64_t session_id = 0;
+  uint32_t node = 0;
+  std::vector<RouteChange> removals;  // its subscriptions, still in every replica
+  bool withdrawn = false;             // their routes withdrawn from the cluster
+  asio::steady_timer timer;           // kMoveWait, then kMoveGrace
 };
 
 Shard::Shard(Broker& broker, uint32_t index, asio::io_context& io)
@@ -191,6 +216,8 @@ void Shard::ToCluster(std::function<void(ClusterSessions&)> f) {
 }
 
 Shard::SessionSlot& Shard::NewSlot(const std::string& client_id) {
+  // The session is here again: what this node still redirected for it would arrive twice.
+  EndMove(client_id);
   uint64_t id = static_cast<uint64_t>(index_) << 48 | ++next_session_serial_;
   auto owned =
       std::make_unique<SessionSlot>(client_id, id, config().limits.max_queued_messages, io_);
@@ -254,6 +281,11 @@ void Shard::EndClaim(const std::string& client_id) {
   auto it = claiming_.find(client_id);
   if (--it->second > 0) return;
   claiming_.erase(it);
+  // Redirected here before the session was: to it now, if it came.
+  if (auto parked = parked_.extract(client_id); !parked.empty()) {
+    for (Delivery& d : parked.mapped())
+      DeliverTo(client_id, std::move(d));
+  }
   auto waiting = waiting_releases_.extract(client_id);
   if (waiting.empty()) return;
   for (auto& release : waiting.mapped())
@@ -261,23 +293,104 @@ void Shard::EndClaim(const std::string& client_id) {
 }
 
 void Shard::ReleaseSession(const std::string& client_id, bool clean_start,
+                           std::optional<uint32_t> claimer,
                            std::function<void(std::optional<std::string>)> done) {
   if (claiming_.contains(client_id)) {
-    waiting_releases_[client_id].push_back(
-        [this, client_id, clean_start, done] { ReleaseSession(client_id, clean_start, done); });
+    waiting_releases_[client_id].push_back([this, client_id, clean_start, claimer, done] {
+      ReleaseSession(client_id, clean_start, claimer, done);
+    });
     return;
   }
   auto it = by_client_id_.find(client_id);
   if (it == by_client_id_.end()) return done(std::nullopt);
   SessionSlot& slot = *it->second;
   std::optional<std::string> handed;
+  std::optional<uint32_t> moved_to;
   if (TakeOver(slot, clean_start)) {
     SessionSnapshot s = slot.session.Snapshot();
     s.expiry_s = slot.expiry_s;
     handed = EncodeSnapshot(s, Clock::now());
+    moved_to = claimer;
   }
-  EndSession(slot);
+  EndSession(slot, /*id_stays=*/false, moved_to);
   done(std::move(handed));
+}
+
+void Shard::StartMove(const std::string& client_id, uint64_t session_id, uint32_t node,
+                      std::vector<RouteChange> removals) {
+  Redirect redirect{.client_id = client_id, .node = node};
+  redirects_[session_id] = redirect;
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    if (i == index_) continue;
+    Shard& other = broker_.shard(i);
+    asio::post(other.io(),
+               [&other, session_id, redirect] { other.redirects_[session_id] = redirect; });
+  }
+  auto move = std::make_unique<Move>(io_);
+  move->session_id = session_id;
+  move->node = node;
+  move->removals = std::move(removals);
+  move->timer.expires_after(kMoveWait);
+  move->timer.async_wait([this, client_id](const boost::system::error_code& ec) {
+    if (!ec) WithdrawMove(client_id);
+  });
+  moves_[client_id] = std::move(move);
+}
+
+void Shard::MoveTaken(const std::string& client_id) {
+  auto it = moves_.find(client_id);
+  if (it == moves_.end()) return;
+  // Posted behind the new node's routes, which the control thread pushed before this: each
+  // replica knows them by the time it stops redirecting what it forwarded there itself.
+  uint64_t session_id = it->second->session_id;
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    Shard& other = broker_.shard(i);
+    auto mark = [&other, session_id] {
+      if (auto r = other.redirects_.find(session_id); r != other.redirects_.end()) {
+        r->second.taken = true;
+      }
+    };
+    if (i == index_) {
+      mark();
+    } else {
+      asio::post(other.io(), mark);
+    }
+  }
+  WithdrawMove(client_id);
+}
+
+void Shard::WithdrawMove(const std::string& client_id) {
+  auto it = moves_.find(client_id);
+  if (it == moves_.end() || it->second->withdrawn) return;
+  Move& move = *it->second;
+  move.withdrawn = true;
+  std::vector<std::pair<std::string, int>> deltas;
+  for (const RouteChange& c : move.removals)
+    deltas.emplace_back(RouteField(c), -1);
+  if (broker_.cluster() != nullptr) broker_.AnnounceRoutes(std::move(deltas), [] {});
+  move.timer.expires_after(kMoveGrace);
+  move.timer.async_wait(
+      [this, client_id, id = move.session_id](const boost::system::error_code& ec) {
+        auto m = moves_.find(client_id);
+        if (!ec && m != moves_.end() && m->second->session_id == id) EndMove(client_id);
+      });
+}
+
+void Shard::EndMove(const std::string& client_id) {
+  auto it = moves_.find(client_id);
+  if (it == moves_.end()) return;
+  std::unique_ptr<Move> move = std::move(it->second);
+  moves_.erase(it);
+  uint64_t session_id = move->session_id;
+  ChangeRoutes(
+      std::move(move->removals), [] {}, /*announce=*/!move->withdrawn);
+  // Behind the routes' removal on each shard: no match is left that would need it.
+  redirects_.erase(session_id);
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    if (i == index_) continue;
+    Shard& other = broker_.shard(i);
+    asio::post(other.io(), [&other, session_id] { other.redirects_.erase(session_id); });
+  }
 }
 
 void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot,
@@ -299,6 +412,8 @@ void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot
   metrics_.subscriptions.Add(static_cast<int64_t>(additions.size()));
   // Routed everywhere before the client hears session present, as a SUBACK would be.
   ChangeRoutes(std::move(additions), std::move(then));
+  // Right behind the announcement of its routes: the node it came from stops redirecting.
+  ToCluster([client_id](ClusterSessions& sessions) { sessions.Imported(client_id); });
 }
 
 void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t will_delay_s,
@@ -374,14 +489,18 @@ void Shard::AdoptSession(const std::string& client_id, SessionSnapshot snapshot)
   });
 }
 
-void Shard::EndSession(SessionSlot& slot, bool id_stays) {
+void Shard::EndSession(SessionSlot& slot, bool id_stays, std::optional<uint32_t> moved_to) {
   if (slot.will) PublishWill(slot.session.id(), std::move(*slot.will));
   std::vector<RouteChange> removals;
   for (const auto& [full, record] : slot.session.subscriptions()) {
     removals.push_back(RouteFor(full, record, slot.session.id(), /*add=*/false));
   }
   metrics_.subscriptions.Add(-static_cast<int64_t>(removals.size()));
-  if (!removals.empty()) ChangeRoutes(std::move(removals), [] {});
+  if (moved_to && !removals.empty()) {
+    StartMove(slot.session.client_id(), slot.session.id(), *moved_to, std::move(removals));
+  } else if (!removals.empty()) {
+    ChangeRoutes(std::move(removals), [] {});
+  }
   if (!IsLinkClientId(slot.session.client_id())) metrics_.sessions.Add(-1);
   ToCluster([client_id = slot.session.client_id(), recorded = slot.recorded,
              id_stays](ClusterSessions& sessions) {
@@ -481,7 +600,7 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     metrics_.messages_unrouted.Add();
     return congested;
   }
-  DeliverMatches(message);
+  DeliverMatches(message, /*local=*/true);
   return congested;
 }
 
@@ -514,8 +633,22 @@ void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
   }
 }
 
-void Shard::PublishForwarded(const MessagePtr& message, const ForwardSpec& spec) {
+void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec) {
   if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+  metrics_.messages_received_from_nodes.Add();
+  if (spec.target) {
+    ForwardTarget& t = *spec.target;
+    Delivery d{.message = message,
+               .qos = t.qos,
+               .retain = t.retain,
+               .subscription_ids = std::move(t.subscription_ids)};
+    Shard& home = broker_.HomeShard(t.client_id);
+    if (&home == this) return DeliverTo(t.client_id, std::move(d));
+    asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d)]() mutable {
+      home.DeliverTo(client_id, std::move(d));
+    });
+    return;
+  }
   matches_.clear();
   if (spec.normal) {
     routes_.Match(
@@ -527,19 +660,28 @@ void Shard::PublishForwarded(const MessagePtr& message, const ForwardSpec& spec)
       if (!g->members().empty()) matches_.push_back(g->Pick());
     }
   }
-  metrics_.messages_received_from_nodes.Add();
   if (matches_.empty()) return;
-  DeliverMatches(message);
+  DeliverMatches(message, /*local=*/false);
 }
 
-void Shard::DeliverMatches(const MessagePtr& message) {
+void Shard::DeliverMatches(const MessagePtr& message, bool local) {
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
   std::stable_sort(matches_.begin(), matches_.end(), [](const Subscriber& a, const Subscriber& b) {
     return a.session_id < b.session_id;
   });
-  auto route = [&](uint32_t shard, uint64_t session_id, Delivery d) {
+  auto route = [&](uint32_t shard, uint64_t session_id, Delivery d, bool shared) {
+    if (!redirects_.empty()) {
+      if (auto r = redirects_.find(session_id); r != redirects_.end()) {
+        // Moved to another node. Once it is routed there, this shard's view has its routes
+        // there (pushed before "taken"), and later ones wherever it goes next (announced before
+        // the node it leaves withdraws its own): a publish of this node reaches its non-shared
+        // subscriptions without this. Shared: this node chose the member.
+        if (!(local && !shared && r->second.taken)) SendOn(r->second, std::move(d));
+        return;
+      }
+    }
     if (shard == index_) {
       Deliver(session_id, std::move(d));
     } else {
@@ -558,7 +700,7 @@ void Shard::DeliverMatches(const MessagePtr& message) {
       if (s.shared) {
         Delivery d{.message = message, .qos = qos, .retain = retain};
         if (s.subscription_id != 0) d.subscription_ids.push_back(s.subscription_id);
-        route(s.shard, s.session_id, std::move(d));
+        route(s.shard, s.session_id, std::move(d), /*shared=*/true);
         continue;
       }
       if (s.options.no_local && s.session_id == message->publisher_session) continue;
@@ -567,14 +709,20 @@ void Shard::DeliverMatches(const MessagePtr& message) {
       if (s.subscription_id != 0) merged.subscription_ids.push_back(s.subscription_id);
       any = true;
     }
-    if (any) route(matches_[i].shard, matches_[i].session_id, std::move(merged));
+    if (any) route(matches_[i].shard, matches_[i].session_id, std::move(merged), /*shared=*/false);
     i = end;
   }
 }
 
 void Shard::Deliver(uint64_t session_id, Delivery delivery) {
   SessionSlot* slot = FindSlot(session_id);
-  if (slot == nullptr) return;  // the session ended while the message was on its way
+  if (slot == nullptr) {
+    // It moved to another node while the message was on its way from another shard; or ended.
+    if (auto r = redirects_.find(session_id); r != redirects_.end()) {
+      SendOn(r->second, std::move(delivery));
+    }
+    return;
+  }
   if (slot->connection != nullptr &&
       slot->session.queued() >= config().limits.max_queued_messages) {
     // A burst (many PUBLISH in one read, or one batch from another shard) fills the queue of a
@@ -605,6 +753,39 @@ void Shard::Deliver(uint64_t session_id, Delivery delivery) {
   }
 }
 
+void Shard::DeliverTo(const std::string& client_id, Delivery delivery) {
+  if (claiming_.contains(client_id)) {  // the session is on its way: after it (EndClaim)
+    std::vector<Delivery>& parked = parked_[client_id];
+    if (parked.size() >= config().limits.max_queued_messages) {
+      return metrics_.Drop(DropReason::kQueueFull);
+    }
+    parked.push_back(std::move(delivery));
+    return;
+  }
+  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
+    // Not to a session started afresh, or one that unsubscribed since it moved.
+    Session& session = it->second->session;
+    if (session.Subscribed(delivery.message->topic)) Deliver(session.id(), std::move(delivery));
+    return;
+  }
+  if (auto m = moves_.find(client_id); m != moves_.end()) {  // moved on again
+    return SendOn({.client_id = client_id, .node = m->second->node}, std::move(delivery));
+  }
+  metrics_.messages_unrouted.Add();
+}
+
+void Shard::SendOn(const Redirect& to, Delivery delivery) {
+  auto link = links_.find(to.node);
+  if (link == links_.end()) return metrics_.messages_unrouted.Add();  // the node left
+  ForwardSpec spec{.target =
+                       ForwardTarget{.client_id = to.client_id,
+                                     .qos = delivery.qos,
+                                     .retain = delivery.retain,
+                                     .subscription_ids = std::move(delivery.subscription_ids)}};
+  link->second->Forward(delivery.message, std::move(spec), nullptr);
+  metrics_.messages_redirected.Add();
+}
+
 void Shard::RecordQueued(SessionSlot& slot, std::string delivery) {
   std::optional<std::chrono::milliseconds> ttl;
   if (slot.expires_at != Clock::time_point::max()) {
@@ -619,8 +800,9 @@ void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) 
     Deliver(session_id, std::move(delivery));
 }
 
-void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done) {
-  Cluster* cluster = broker_.cluster();
+void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done,
+                         bool announce) {
+  Cluster* cluster = announce ? broker_.cluster() : nullptr;
   std::vector<std::pair<std::string, int>> deltas;
   ApplyRouteChanges(changes, cluster != nullptr ? &deltas : nullptr);
   // `done` waits for every other shard's replica and, in a cluster, for Redis to have the
@@ -657,10 +839,7 @@ void Shard::ApplyRouteChanges(const std::vector<RouteChange>& changes,
   for (const RouteChange& c : changes) {
     bool changed = c.add ? routes_.Add(c.filter, c.group, c.subscriber)
                          : routes_.Remove(c.filter, c.group, c.subscriber.session_id);
-    if (changed && deltas != nullptr) {
-      std::string field = c.group.empty() ? c.filter : "$share/" + c.group + "/" + c.filter;
-      deltas->emplace_back(std::move(field), c.add ? 1 : -1);
-    }
+    if (changed && deltas != nullptr) deltas->emplace_back(RouteField(c), c.add ? 1 : -1);
   }
 }
 

@@ -138,9 +138,13 @@ class Shard {
   // hand the session on in the same order.
   void Claim(const mqtt::Connect& connect, std::function<void()> then);
   // Another node claimed `client_id`: closes its connection here (0x8E) and ends the session
-  // here. `done` gets the session, encoded, if it goes on there (not a clean start).
+  // here. `done` gets the session, encoded, if it goes on there (not a clean start); then, if
+  // the claimer is a live peer (its index), the session moves there (StartMove).
   void ReleaseSession(const std::string& client_id, bool clean_start,
+                      std::optional<uint32_t> claimer,
                       std::function<void(std::optional<std::string>)> done);
+  // The node a session moved to has it, routed everywhere (its "taken"): see StartMove.
+  void MoveTaken(const std::string& client_id);
   // A session of a node that left, adopted by this one: offline here until its client comes
   // back or it expires.
   void AdoptSession(const std::string& client_id, SessionSnapshot snapshot);
@@ -155,7 +159,7 @@ class Shard {
   // after this message, if any: the publisher should stop being read until it drains.
   NodeLink* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
   // Routes a message another node forwarded: to this node's sessions only, as `spec` says.
-  void PublishForwarded(const MessagePtr& message, const ForwardSpec& spec);
+  void PublishForwarded(const MessagePtr& message, ForwardSpec spec);
 
   // The cluster's view (from the control thread): the live peers, their routes.
   void SetPeers(const std::vector<Peer>& peers);
@@ -163,8 +167,11 @@ class Shard {
   // The routing table change for one of a session's subscriptions ("$share/G/F" or a filter).
   RouteChange RouteFor(const std::string& full, const SubscriptionRecord& record,
                        uint64_t session_id, bool add) const;
-  // Applies `changes` to every replica, then calls `done` on this shard's thread.
-  void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done);
+  // Applies `changes` to every replica, then calls `done` on this shard's thread. With
+  // `announce`, in a cluster, the routes that appear or go are announced to the other nodes
+  // (and `done` waits for Redis too).
+  void ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done,
+                    bool announce = true);
   // Asks for `connection` to be pumped and flushed once the current handler is done.
   void MarkDirty(Connection& connection);
   // The same for a link to another node.
@@ -200,12 +207,16 @@ class Shard {
   // appeared (+1) or went (-1), by route field, for the cluster.
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
                          std::vector<std::pair<std::string, int>>* deltas = nullptr);
-  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each).
-  void DeliverMatches(const MessagePtr& message);
+  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `local`:
+  // published on this node, not forwarded by another.
+  void DeliverMatches(const MessagePtr& message, bool local);
   // Chooses the member that gets a message of a shared subscription, among the local members
   // (`local`) and the other nodes' (`remote`), round robin over all of them.
   void ChooseShared(SubscriptionTrie::SharedGroup* local, SubscriptionTrie::SharedGroup* remote);
   void Deliver(uint64_t session_id, Delivery delivery);
+  // A delivery another node matched for a session that moved here (ForwardTarget); on the
+  // client id's home shard.
+  void DeliverTo(const std::string& client_id, Delivery delivery);
   void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
   void ScheduleFlush();
   void Flush();
@@ -214,6 +225,28 @@ class Shard {
   // publishes the will as takeover does. True if the session goes on; false if it must end
   // (a clean start, or a session that lasted only as long as its connection).
   bool TakeOver(SessionSlot& slot, bool clean_start);
+  // A session handed over to live peer `node` (ReleaseSession) leaves its subscriptions
+  // (`removals`) in every replica, redirected there: what matches them, published here or
+  // forwarded here by a node that has not yet heard of the move, goes on to the session on its
+  // new node (a ForwardTarget) instead of nowhere. Once the new node's routes are announced
+  // ("taken", or kMoveWait without it), this node's routes for them are withdrawn; kMoveGrace
+  // later, with what was on its way here, the redirection ends. Non-shared deliveries of
+  // publishes made here after the new node took the session are not redirected: this node
+  // forwards them there itself.
+  void StartMove(const std::string& client_id, uint64_t session_id, uint32_t node,
+                 std::vector<RouteChange> removals);
+  // Withdraws the routes of `client_id`'s moved session, and ends the move kMoveGrace later.
+  void WithdrawMove(const std::string& client_id);
+  // Ends `client_id`'s move (its subscriptions leave every replica), if there is one.
+  void EndMove(const std::string& client_id);
+  // Where a moved session went (in every replica); `taken`: it is routed there.
+  struct Redirect {
+    std::string client_id;
+    uint32_t node;
+    bool taken = false;
+  };
+  // Sends `delivery` on to the moved session.
+  void SendOn(const Redirect& to, Delivery delivery);
   // Ends a session of `client_id` left here from before another node owned the id.
   void EndLeftover(const std::string& client_id);
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.
@@ -231,8 +264,10 @@ class Shard {
   void ToCluster(std::function<void(ClusterSessions&)> f);
   void EndClaim(const std::string& client_id);
   // Ends a session: its will, its routes, its record. With `id_stays`, a new session of the same
-  // client id starts here at once, so this node stays the id's owner.
-  void EndSession(SessionSlot& slot, bool id_stays = false);
+  // client id starts here at once, so this node stays the id's owner. With `moved_to`, it goes
+  // on on that node, and its routes stay redirected there for a while (StartMove).
+  void EndSession(SessionSlot& slot, bool id_stays = false,
+                  std::optional<uint32_t> moved_to = std::nullopt);
   // A snapshot of a session that has ended (with its connection, when its node died; or by the
   // clean start of the claim that read it) holds nothing but its will, which goes out now: the
   // end of the session comes before any will delay (§3.1.3.2.2). True if `snapshot` is one.
@@ -257,9 +292,16 @@ class Shard {
   uint64_t next_session_serial_ = 0;
   absl::flat_hash_set<Connection*> connections_;
   absl::flat_hash_set<PendingSocket*> pending_sockets_;
-  // Client ids with claims in progress, and the releases that wait for them.
+  // Client ids with claims in progress, the releases that wait for them, and the deliveries
+  // another node redirected here before the session arrived.
   StringMap<int> claiming_;
   StringMap<std::vector<std::function<void()>>> waiting_releases_;
+  StringMap<std::vector<Delivery>> parked_;
+  // Sessions that moved to another node: their subscriptions' ids, in every shard's replica;
+  // the moves themselves on the client id's home shard.
+  struct Move;
+  absl::flat_hash_map<uint64_t, Redirect> redirects_;
+  StringMap<std::unique_ptr<Move>> moves_;
   bool stopping_ = false;      // CloseClients ran: adopt nothing more
   bool links_closed_ = false;  // CloseLinks ran: open no more
   boost::asio::steady_timer shutdown_timer_;

@@ -4,14 +4,17 @@ taken over from another node with its session, shared subscriptions spread over 
 each message delivered once, and a node that dies or leaves."""
 import collections
 import signal
+import socket
+import threading
 
 import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_server, wait_remote_routes)
 from conftest import both_versions, clock_off_by, run_bench, wait_for
-from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, USER_PROPERTY,
-                       connect_packet, p_pair, p_u32, persistent, props, sub_options)
+from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+                       PUBREL, USER_PROPERTY, connect_packet, p_pair, p_u32, packet, persistent,
+                       props, sub_options)
 
 SESSION_EXPIRY_INTERVAL = 0x11
 
@@ -237,6 +240,28 @@ def test_clean_start_on_another_node_ends_the_old_session(cluster, clients):
     assert a.metric(HANDED_OUT) == 0
 
 
+def next_new_message(wire, seen):
+    """The next PUBLISH whose payload has not arrived before. One that arrives again is
+    acknowledged and passed over: a message published while its subscriber's session moves
+    between nodes can reach it twice (the cluster delivers at least once; Shard::StartMove)."""
+    while True:
+        m = wire.expect_message()
+        if m.payload not in seen:
+            seen.add(m.payload)
+            return m
+        wire.ack(PUBACK, m.packet_id)
+
+
+def settle(wire, seen):
+    """A PINGREQ's answer: what came before it was processed. Messages that arrive again on the
+    way are acknowledged (see next_new_message)."""
+    wire.send(packet(PINGREQ, 0, b""))
+    while (p := wire.recv()) is not None and p.type == PUBLISH:
+        assert p.message().payload in seen, f"unexpected {p}"
+        wire.ack(PUBACK, p.message().packet_id)
+    assert p is not None and p.type == PINGRESP, f"expected PINGRESP, got {p}"
+
+
 def test_a_client_roaming_over_every_node_keeps_its_session(cluster, clients):
     nodes = cluster(3)
     publisher = clients.paho(nodes[0].port, "pub")
@@ -244,23 +269,77 @@ def test_a_client_roaming_over_every_node_keeps_its_session(cluster, clients):
     assert wire.connect("nomad", **persistent(5)).reason() == 0
     wire.subscribe(1, ("nomad/inbox", sub_options(1)))
     wait_remote_routes(nodes[1], 1)
+    seen = set()
     for hop in range(1, 7):
         node = nodes[hop % 3]
         publisher.publish("nomad/inbox", f"hop{hop}", 1)
-        live = wire.expect_message()
+        live = next_new_message(wire, seen)
         assert live.payload == f"hop{hop}".encode()
         wire.ack(PUBACK, live.packet_id)
-        wire.ping()  # the PUBACK is processed: nothing is left in flight
+        settle(wire, seen)  # the PUBACK is processed: nothing is left in flight
         wire.close()
         publisher.publish("nomad/inbox", f"away{hop}", 1)
         wire = clients.wire(node.port, 5)
         ack = wire.connect("nomad", **persistent(5))
         assert ack.reason() == 0 and ack.session_present, f"hop {hop} to {node.name}"
-        queued = wire.expect_message()
+        queued = next_new_message(wire, seen)
         assert queued.payload == f"away{hop}".encode()
         wire.ack(PUBACK, queued.packet_id)
     # The last hop was back to the publisher's node: its session and the nomad's are all there is.
     assert [n.metric("sb_broker_sessions") for n in nodes] == [2, 0, 0]
+
+
+def test_messages_published_while_a_session_moves_all_reach_it(cluster, clients):
+    """Publishers on every node publish at QoS 1 without pause while a persistent subscriber hops
+    from node to node: every message a publisher had acknowledged reaches the subscriber. The
+    moment a session leaves a node, that node's routes for it are gone, and the new node's may
+    not have reached every node yet: without the old node redirecting what still arrives there,
+    such messages matched nothing and were lost."""
+    nodes = cluster(3)
+    wire = clients.wire(nodes[0].port, 5)
+    assert wire.connect("mover", **persistent(5)).reason() == 0
+    wire.subscribe(1, ("moving/#", sub_options(1)))
+    for n in nodes[1:]:
+        wait_remote_routes(n, 1)
+    publishers = [clients.paho(n.port, f"pub-{n.name}") for n in nodes]
+    acked, stop = [], threading.Event()
+
+    def publish_until_stopped(i, publisher):
+        k = 0
+        while not stop.is_set():
+            publisher.publish(f"moving/{i}", f"{i}-{k}", 1)  # returns once acknowledged
+            acked.append(f"{i}-{k}".encode())
+            k += 1
+
+    threads = [threading.Thread(target=publish_until_stopped, args=(i, p), daemon=True)
+               for i, p in enumerate(publishers)]
+    for t in threads:
+        t.start()
+    seen = set()
+    try:
+        for hop in range(1, 10):
+            for _ in range(30):  # some of every publisher's messages between two hops
+                m = next_new_message(wire, seen)
+                wire.ack(PUBACK, m.packet_id)
+            wire.close()
+            wire = clients.wire(nodes[hop % 3].port, 5)
+            ack = wire.connect("mover", **persistent(5))
+            assert ack.reason() == 0 and ack.session_present, f"hop {hop}"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    missing = set(acked) - seen
+    while missing:
+        try:
+            m = next_new_message(wire, seen)
+        except socket.timeout:
+            raise AssertionError(f"{len(missing)} of {len(acked)} acknowledged messages never "
+                                 f"arrived, e.g. {sorted(missing)[:5]}") from None
+        wire.ack(PUBACK, m.packet_id)
+        missing.discard(m.payload)
+    redirected = sum(n.metric("sb_broker_messages_redirected_total") for n in nodes)
+    assert redirected > 0, "no message was published while the session moved"
 
 
 def test_simultaneous_connects_on_two_nodes_leave_one_owner(cluster, clients):
