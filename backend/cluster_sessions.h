@@ -17,7 +17,7 @@
 //              with its connection (expiry 0) is recorded only while its connection has a will,
 //              and only that will: the adopter publishes it should the node die.
 //   moves      the old owner of a session handed over keeps routing what matches its
-//              subscriptions to the new owner (Shard::MoveSession) until the new owner's
+//              subscriptions to the new owner (Shard::StartMove) until the new owner's
 //              routes are everywhere: the new owner, as it announces the imported session's
 //              routes, tells the old one ("taken", on its node-events channel, right behind the
 //              route events on the same Redis connection, so heard after them).

@@ -131,7 +131,7 @@ void Connection::HandleForward(mqtt::Publish&& p) {
   MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), f->qos, f->retain,
                                    std::move(p.properties), 0, last_packet_at_);
   if (f->spec.store_retained) shard_.broker().RetainLocal(message);
-  shard_.PublishForwarded(message, f->spec);
+  shard_.PublishForwarded(message, std::move(f->spec), link_peer_);
   // Taken: it is in the sessions' queues (those of other shards within this handler's posts).
   if (p.qos == mqtt::QoS::k1) Send(mqtt::Puback{.packet_id = p.packet_id});
 }

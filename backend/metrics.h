@@ -57,7 +57,7 @@ struct ShardMetrics {
   std::array<Stat, 3> messages_sent;      // by QoS
   Stat bytes_received;
   Stat bytes_sent;
-  Stat messages_unrouted;             // published with no matching subscription
+  Stat messages_unrouted;             // published with no matching subscription; redirected to none
   Stat messages_forwarded;            // copies sent to other nodes
   Stat messages_received_from_nodes;  // forwards received from other nodes
   Stat messages_redirected;           // sent on to the node a session moved to

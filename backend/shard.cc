@@ -29,6 +29,9 @@ constexpr std::chrono::seconds kMoveWait{5};
 // ... and redirects this long after withdrawing them what other nodes sent before they heard.
 constexpr std::chrono::seconds kMoveGrace{2};
 
+// The index of a node that forwarded a message before this shard knew of it.
+constexpr uint32_t kUnknownNode = UINT32_MAX;
+
 // The cluster's name for the route of a subscription: its filter, or "$share/GROUP/FILTER".
 std::string RouteField(const RouteChange& c) {
   return c.group.empty() ? c.filter : "$share/" + c.group + "/" + c.filter;
@@ -281,10 +284,9 @@ void Shard::EndClaim(const std::string& client_id) {
   auto it = claiming_.find(client_id);
   if (--it->second > 0) return;
   claiming_.erase(it);
-  // Redirected here before the session was: to it now, if it came.
+  // Redirected here for a session that did not come (a clean start, or no answer in time).
   if (auto parked = parked_.extract(client_id); !parked.empty()) {
-    for (Delivery& d : parked.mapped())
-      DeliverTo(client_id, std::move(d));
+    metrics_.messages_unrouted.Add(static_cast<int64_t>(parked.mapped().size()));
   }
   auto waiting = waiting_releases_.extract(client_id);
   if (waiting.empty()) return;
@@ -318,6 +320,7 @@ void Shard::ReleaseSession(const std::string& client_id, bool clean_start,
 
 void Shard::StartMove(const std::string& client_id, uint64_t session_id, uint32_t node,
                       std::vector<RouteChange> removals) {
+  EndMove(client_id);  // none expected: the session's NewSlot ended any
   Redirect redirect{.client_id = client_id, .node = node};
   redirects_[session_id] = redirect;
   for (size_t i = 0; i < broker_.shard_count(); ++i) {
@@ -331,8 +334,9 @@ void Shard::StartMove(const std::string& client_id, uint64_t session_id, uint32_
   move->node = node;
   move->removals = std::move(removals);
   move->timer.expires_after(kMoveWait);
-  move->timer.async_wait([this, client_id](const boost::system::error_code& ec) {
-    if (!ec) WithdrawMove(client_id);
+  move->timer.async_wait([this, client_id, session_id](const boost::system::error_code& ec) {
+    auto m = moves_.find(client_id);
+    if (!ec && m != moves_.end() && m->second->session_id == session_id) WithdrawMove(client_id);
   });
   moves_[client_id] = std::move(move);
 }
@@ -405,6 +409,11 @@ void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot
     AwaitWill(slot, std::move(will->will), will->delay);
   }
   slot.session.Restore(std::move(snapshot));
+  // Redirected here before it arrived: after its queue, before what its routes bring.
+  if (auto parked = parked_.extract(client_id); !parked.empty()) {
+    for (Delivery& d : parked.mapped())
+      Deliver(slot.session.id(), std::move(d));
+  }
   std::vector<RouteChange> additions;
   for (const auto& [full, record] : slot.session.subscriptions()) {
     additions.push_back(RouteFor(full, record, slot.session.id(), /*add=*/true));
@@ -600,7 +609,7 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     metrics_.messages_unrouted.Add();
     return congested;
   }
-  DeliverMatches(message, /*local=*/true);
+  DeliverMatches(message, std::nullopt);
   return congested;
 }
 
@@ -633,9 +642,12 @@ void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
   }
 }
 
-void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec) {
+void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::string_view from) {
   if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
   metrics_.messages_received_from_nodes.Add();
+  auto peer = peer_indices_.find(from);
+  // A node this shard does not know yet (it joined a moment ago) is no node a session moved to.
+  uint32_t node = peer != peer_indices_.end() ? peer->second : kUnknownNode;
   if (spec.target) {
     ForwardTarget& t = *spec.target;
     Delivery d{.message = message,
@@ -643,10 +655,9 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec) {
                .retain = t.retain,
                .subscription_ids = std::move(t.subscription_ids)};
     Shard& home = broker_.HomeShard(t.client_id);
-    if (&home == this) return DeliverTo(t.client_id, std::move(d));
-    asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d)]() mutable {
-      home.DeliverTo(client_id, std::move(d));
-    });
+    if (&home == this) return DeliverTo(t.client_id, std::move(d), node);
+    asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d),
+                           node]() mutable { home.DeliverTo(client_id, std::move(d), node); });
     return;
   }
   matches_.clear();
@@ -661,10 +672,10 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec) {
     }
   }
   if (matches_.empty()) return;
-  DeliverMatches(message, /*local=*/false);
+  DeliverMatches(message, node);
 }
 
-void Shard::DeliverMatches(const MessagePtr& message, bool local) {
+void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from) {
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
@@ -677,8 +688,10 @@ void Shard::DeliverMatches(const MessagePtr& message, bool local) {
         // Moved to another node. Once it is routed there, this shard's view has its routes
         // there (pushed before "taken"), and later ones wherever it goes next (announced before
         // the node it leaves withdraws its own): a publish of this node reaches its non-shared
-        // subscriptions without this. Shared: this node chose the member.
-        if (!(local && !shared && r->second.taken)) SendOn(r->second, std::move(d));
+        // subscriptions without this. What another node forwarded here is redirected all the
+        // same, even from the new node: it may have been sent before the session got there.
+        // Shared: this node chose the member.
+        if (!(!from && !shared && r->second.taken)) SendOn(r->second, std::move(d));
         return;
       }
     }
@@ -753,8 +766,10 @@ void Shard::Deliver(uint64_t session_id, Delivery delivery) {
   }
 }
 
-void Shard::DeliverTo(const std::string& client_id, Delivery delivery) {
-  if (claiming_.contains(client_id)) {  // the session is on its way: after it (EndClaim)
+void Shard::DeliverTo(const std::string& client_id, Delivery delivery, uint32_t from) {
+  auto it = by_client_id_.find(client_id);
+  if (it == by_client_id_.end() && claiming_.contains(client_id)) {
+    // The session is on its way: into its queue as it arrives (ImportSession).
     std::vector<Delivery>& parked = parked_[client_id];
     if (parked.size() >= config().limits.max_queued_messages) {
       return metrics_.Drop(DropReason::kQueueFull);
@@ -762,13 +777,15 @@ void Shard::DeliverTo(const std::string& client_id, Delivery delivery) {
     parked.push_back(std::move(delivery));
     return;
   }
-  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
-    // Not to a session started afresh, or one that unsubscribed since it moved.
+  if (it != by_client_id_.end()) {
+    // Not to one that unsubscribed since it moved.
     Session& session = it->second->session;
-    if (session.Subscribed(delivery.message->topic)) Deliver(session.id(), std::move(delivery));
-    return;
+    if (!session.Subscribed(delivery.message->topic)) return metrics_.messages_unrouted.Add();
+    return Deliver(session.id(), std::move(delivery));
   }
-  if (auto m = moves_.find(client_id); m != moves_.end()) {  // moved on again
+  // Moved on again; never back where it came from (two moves pointing at each other, the
+  // session at neither: its claim ended without it).
+  if (auto m = moves_.find(client_id); m != moves_.end() && m->second->node != from) {
     return SendOn({.client_id = client_id, .node = m->second->node}, std::move(delivery));
   }
   metrics_.messages_unrouted.Add();
@@ -857,7 +874,9 @@ void Shard::SetPeers(const std::vector<Peer>& peers) {
     if (p == peers.end()) remote_routes_.ClearNode(it->first);
     links_.erase(it++);
   }
+  peer_indices_.clear();
   for (const Peer& p : peers) {
+    peer_indices_[p.name] = p.index;
     if (links_.contains(p.index)) continue;
     auto link = std::make_shared<NodeLink>(*this, config().node, p.name, p.address,
                                            config().cluster.link_queue_bytes);

@@ -138,8 +138,8 @@ class Shard {
   // hand the session on in the same order.
   void Claim(const mqtt::Connect& connect, std::function<void()> then);
   // Another node claimed `client_id`: closes its connection here (0x8E) and ends the session
-  // here. `done` gets the session, encoded, if it goes on there (not a clean start); then, if
-  // the claimer is a live peer (its index), the session moves there (StartMove).
+  // here. `done` gets the session, encoded, if it goes on there (not a clean start); if the
+  // claimer is a live peer (its index), the session moves there (StartMove) first.
   void ReleaseSession(const std::string& client_id, bool clean_start,
                       std::optional<uint32_t> claimer,
                       std::function<void(std::optional<std::string>)> done);
@@ -158,8 +158,8 @@ class Shard {
   // QoS 1 or 2 message is registered on `wait` (may be null). Returns a link that is congested
   // after this message, if any: the publisher should stop being read until it drains.
   NodeLink* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
-  // Routes a message another node forwarded: to this node's sessions only, as `spec` says.
-  void PublishForwarded(const MessagePtr& message, ForwardSpec spec);
+  // Routes a message node `from` forwarded: to this node's sessions only, as `spec` says.
+  void PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::string_view from);
 
   // The cluster's view (from the control thread): the live peers, their routes.
   void SetPeers(const std::vector<Peer>& peers);
@@ -207,16 +207,16 @@ class Shard {
   // appeared (+1) or went (-1), by route field, for the cluster.
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
                          std::vector<std::pair<std::string, int>>* deltas = nullptr);
-  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `local`:
-  // published on this node, not forwarded by another.
-  void DeliverMatches(const MessagePtr& message, bool local);
+  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `from`:
+  // the node that forwarded it; none if published on this one.
+  void DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from);
   // Chooses the member that gets a message of a shared subscription, among the local members
   // (`local`) and the other nodes' (`remote`), round robin over all of them.
   void ChooseShared(SubscriptionTrie::SharedGroup* local, SubscriptionTrie::SharedGroup* remote);
   void Deliver(uint64_t session_id, Delivery delivery);
-  // A delivery another node matched for a session that moved here (ForwardTarget); on the
+  // A delivery node `from` matched for a session that moved here (ForwardTarget); on the
   // client id's home shard.
-  void DeliverTo(const std::string& client_id, Delivery delivery);
+  void DeliverTo(const std::string& client_id, Delivery delivery, uint32_t from);
   void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
   void ScheduleFlush();
   void Flush();
@@ -312,6 +312,7 @@ class Shard {
   // The cluster.
   RemoteRoutes remote_routes_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<NodeLink>> links_;            // by peer index
+  StringMap<uint32_t> peer_indices_;                                          // by peer name
   absl::flat_hash_map<uint32_t, ForwardSpec> plans_;                          // scratch for Publish
   std::vector<SubscriptionTrie::SharedGroup*> local_groups_, remote_groups_;  // scratch
   std::vector<std::shared_ptr<Connection>> dirty_;

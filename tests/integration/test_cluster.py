@@ -302,14 +302,17 @@ def test_messages_published_while_a_session_moves_all_reach_it(cluster, clients)
     for n in nodes[1:]:
         wait_remote_routes(n, 1)
     publishers = [clients.paho(n.port, f"pub-{n.name}") for n in nodes]
-    acked, stop = [], threading.Event()
+    acked, failures, stop = [], [], threading.Event()
 
     def publish_until_stopped(i, publisher):
         k = 0
-        while not stop.is_set():
-            publisher.publish(f"moving/{i}", f"{i}-{k}", 1)  # returns once acknowledged
-            acked.append(f"{i}-{k}".encode())
-            k += 1
+        try:
+            while not stop.is_set():
+                publisher.publish(f"moving/{i}", f"{i}-{k}", 1)  # returns once acknowledged
+                acked.append(f"{i}-{k}".encode())
+                k += 1
+        except Exception as e:  # noqa: BLE001 - reported by the test's thread below
+            failures.append(e)
 
     threads = [threading.Thread(target=publish_until_stopped, args=(i, p), daemon=True)
                for i, p in enumerate(publishers)]
@@ -338,8 +341,25 @@ def test_messages_published_while_a_session_moves_all_reach_it(cluster, clients)
                                  f"arrived, e.g. {sorted(missing)[:5]}") from None
         wire.ack(PUBACK, m.packet_id)
         missing.discard(m.payload)
+    assert not failures, failures
+    per_publisher = collections.Counter(p[:1] for p in acked)
+    assert len(per_publisher) == 3 and min(per_publisher.values()) > 30, per_publisher
     redirected = sum(n.metric("sb_broker_messages_redirected_total") for n in nodes)
     assert redirected > 0, "no message was published while the session moved"
+    # The moves end: the nodes it left withdraw their routes, and once the others know, a
+    # message from every node reaches the session once.
+    for n in nodes[1:]:
+        wait_for(lambda: n.metric(LOCAL_ROUTES) == 0 and n.metric(REMOTE_ROUTES) == 1,
+                 what=f"{n.name} routing to {nodes[0].name} only")
+    for i, p in enumerate(publishers):
+        p.publish(f"moving/{i}", f"last-{i}", 1)
+    last = set()
+    for _ in publishers:
+        m = next_new_message(wire, seen)
+        wire.ack(PUBACK, m.packet_id)
+        last.add(m.payload)
+    assert last == {b"last-0", b"last-1", b"last-2"}
+    wire.ping()  # the next packet: nothing arrives twice
 
 
 def test_simultaneous_connects_on_two_nodes_leave_one_owner(cluster, clients):
