@@ -609,7 +609,7 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     metrics_.messages_unrouted.Add();
     return congested;
   }
-  DeliverMatches(message, std::nullopt);
+  DeliverMatches(message, std::nullopt, wait);
   return congested;
 }
 
@@ -675,7 +675,8 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::s
   DeliverMatches(message, node);
 }
 
-void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from) {
+void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from,
+                           const std::shared_ptr<AckWait>& wait) {
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
@@ -691,7 +692,7 @@ void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> fr
         // subscriptions without this. What another node forwarded here is redirected all the
         // same, even from the new node: it may have been sent before the session got there.
         // Shared: this node chose the member.
-        if (!(!from && !shared && r->second.taken)) SendOn(r->second, std::move(d));
+        if (!(!from && !shared && r->second.taken)) SendOn(r->second, std::move(d), wait);
         return;
       }
     }
@@ -791,7 +792,7 @@ void Shard::DeliverTo(const std::string& client_id, Delivery delivery, uint32_t 
   metrics_.messages_unrouted.Add();
 }
 
-void Shard::SendOn(const Redirect& to, Delivery delivery) {
+void Shard::SendOn(const Redirect& to, Delivery delivery, const std::shared_ptr<AckWait>& wait) {
   auto link = links_.find(to.node);
   if (link == links_.end()) return metrics_.messages_unrouted.Add();  // the node left
   ForwardSpec spec{.target =
@@ -799,7 +800,10 @@ void Shard::SendOn(const Redirect& to, Delivery delivery) {
                                      .qos = delivery.qos,
                                      .retain = delivery.retain,
                                      .subscription_ids = std::move(delivery.subscription_ids)}};
-  link->second->Forward(delivery.message, std::move(spec), nullptr);
+  // As Publish does: the publisher hears its acknowledgement once the node has taken it.
+  bool acked = wait != nullptr && delivery.message->qos != mqtt::QoS::k0;
+  if (acked) wait->Expect();
+  link->second->Forward(delivery.message, std::move(spec), acked ? wait : nullptr);
   metrics_.messages_redirected.Add();
 }
 

@@ -208,8 +208,10 @@ class Shard {
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
                          std::vector<std::pair<std::string, int>>* deltas = nullptr);
   // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `from`:
-  // the node that forwarded it; none if published on this one.
-  void DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from);
+  // the node that forwarded it; none if published on this one, whose publisher's
+  // acknowledgement waits on `wait` (may be null) for what is redirected to other nodes.
+  void DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from,
+                      const std::shared_ptr<AckWait>& wait = nullptr);
   // Chooses the member that gets a message of a shared subscription, among the local members
   // (`local`) and the other nodes' (`remote`), round robin over all of them.
   void ChooseShared(SubscriptionTrie::SharedGroup* local, SubscriptionTrie::SharedGroup* remote);
@@ -245,8 +247,9 @@ class Shard {
     uint32_t node;
     bool taken = false;
   };
-  // Sends `delivery` on to the moved session.
-  void SendOn(const Redirect& to, Delivery delivery);
+  // Sends `delivery` on to the moved session; a QoS 1 or 2 one is registered on `wait`.
+  void SendOn(const Redirect& to, Delivery delivery,
+              const std::shared_ptr<AckWait>& wait = nullptr);
   // Ends a session of `client_id` left here from before another node owned the id.
   void EndLeftover(const std::string& client_id);
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.
