@@ -609,7 +609,7 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     metrics_.messages_unrouted.Add();
     return congested;
   }
-  DeliverMatches(message, std::nullopt, wait);
+  DeliverMatches(message, /*local=*/true, wait);
   return congested;
 }
 
@@ -645,10 +645,10 @@ void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
 void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::string_view from) {
   if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
   metrics_.messages_received_from_nodes.Add();
-  auto peer = peer_indices_.find(from);
-  // A node this shard does not know yet (it joined a moment ago) is no node a session moved to.
-  uint32_t node = peer != peer_indices_.end() ? peer->second : kUnknownNode;
   if (spec.target) {
+    auto peer = peer_indices_.find(from);
+    // A node this shard does not know yet (it joined a moment ago) is no node a session moved to.
+    uint32_t node = peer != peer_indices_.end() ? peer->second : kUnknownNode;
     ForwardTarget& t = *spec.target;
     Delivery d{.message = message,
                .qos = t.qos,
@@ -672,10 +672,10 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::s
     }
   }
   if (matches_.empty()) return;
-  DeliverMatches(message, node);
+  DeliverMatches(message, /*local=*/false);
 }
 
-void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from,
+void Shard::DeliverMatches(const MessagePtr& message, bool local,
                            const std::shared_ptr<AckWait>& wait) {
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
@@ -692,7 +692,7 @@ void Shard::DeliverMatches(const MessagePtr& message, std::optional<uint32_t> fr
         // subscriptions without this. What another node forwarded here is redirected all the
         // same, even from the new node: it may have been sent before the session got there.
         // Shared: this node chose the member.
-        if (!(!from && !shared && r->second.taken)) SendOn(r->second, std::move(d), wait);
+        if (!(local && !shared && r->second.taken)) SendOn(r->second, std::move(d), wait);
         return;
       }
     }

@@ -207,10 +207,10 @@ class Shard {
   // appeared (+1) or went (-1), by route field, for the cluster.
   void ApplyRouteChanges(const std::vector<RouteChange>& changes,
                          std::vector<std::pair<std::string, int>>* deltas = nullptr);
-  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `from`:
-  // the node that forwarded it; none if published on this one, whose publisher's
-  // acknowledgement waits on `wait` (may be null) for what is redirected to other nodes.
-  void DeliverMatches(const MessagePtr& message, std::optional<uint32_t> from,
+  // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `local`:
+  // published on this node (not forwarded by another), its publisher's acknowledgement waiting
+  // on `wait` (may be null) for what is redirected to other nodes too.
+  void DeliverMatches(const MessagePtr& message, bool local,
                       const std::shared_ptr<AckWait>& wait = nullptr);
   // Chooses the member that gets a message of a shared subscription, among the local members
   // (`local`) and the other nodes' (`remote`), round robin over all of them.
