@@ -322,23 +322,35 @@ void Shard::StartMove(const std::string& client_id, uint64_t session_id, uint32_
                       std::vector<RouteChange> removals) {
   EndMove(client_id);  // none expected: the session's NewSlot ended any
   Redirect redirect{.client_id = client_id, .node = node};
-  redirects_[session_id] = redirect;
-  for (size_t i = 0; i < broker_.shard_count(); ++i) {
-    if (i == index_) continue;
-    Shard& other = broker_.shard(i);
-    asio::post(other.io(),
-               [&other, session_id, redirect] { other.redirects_[session_id] = redirect; });
-  }
+  OnEveryShard([session_id, redirect](Shard& s) { s.redirects_[session_id] = redirect; });
   auto move = std::make_unique<Move>(io_);
   move->session_id = session_id;
   move->node = node;
   move->removals = std::move(removals);
-  move->timer.expires_after(kMoveWait);
-  move->timer.async_wait([this, client_id, session_id](const boost::system::error_code& ec) {
-    auto m = moves_.find(client_id);
-    if (!ec && m != moves_.end() && m->second->session_id == session_id) WithdrawMove(client_id);
-  });
+  Move& m = *move;
   moves_[client_id] = std::move(move);
+  ArmMoveTimer(client_id, m, kMoveWait, &Shard::WithdrawMove);
+}
+
+void Shard::ArmMoveTimer(const std::string& client_id, Move& move, std::chrono::seconds after,
+                         void (Shard::*then)(const std::string&)) {
+  move.timer.expires_after(after);
+  move.timer.async_wait(
+      [this, client_id, id = move.session_id, then](const boost::system::error_code& ec) {
+        auto m = moves_.find(client_id);
+        if (!ec && m != moves_.end() && m->second->session_id == id) (this->*then)(client_id);
+      });
+}
+
+void Shard::OnEveryShard(const std::function<void(Shard&)>& f) {
+  for (size_t i = 0; i < broker_.shard_count(); ++i) {
+    Shard& shard = broker_.shard(i);
+    if (i == index_) {
+      f(shard);
+    } else {
+      asio::post(shard.io(), [&shard, f] { f(shard); });
+    }
+  }
 }
 
 void Shard::MoveTaken(const std::string& client_id) {
@@ -346,20 +358,9 @@ void Shard::MoveTaken(const std::string& client_id) {
   if (it == moves_.end()) return;
   // Posted behind the new node's routes, which the control thread pushed before this: each
   // replica knows them by the time it stops redirecting what it forwarded there itself.
-  uint64_t session_id = it->second->session_id;
-  for (size_t i = 0; i < broker_.shard_count(); ++i) {
-    Shard& other = broker_.shard(i);
-    auto mark = [&other, session_id] {
-      if (auto r = other.redirects_.find(session_id); r != other.redirects_.end()) {
-        r->second.taken = true;
-      }
-    };
-    if (i == index_) {
-      mark();
-    } else {
-      asio::post(other.io(), mark);
-    }
-  }
+  OnEveryShard([session_id = it->second->session_id](Shard& s) {
+    if (auto r = s.redirects_.find(session_id); r != s.redirects_.end()) r->second.taken = true;
+  });
   WithdrawMove(client_id);
 }
 
@@ -372,12 +373,7 @@ void Shard::WithdrawMove(const std::string& client_id) {
   for (const RouteChange& c : move.removals)
     deltas.emplace_back(RouteField(c), -1);
   if (broker_.cluster() != nullptr) broker_.AnnounceRoutes(std::move(deltas), [] {});
-  move.timer.expires_after(kMoveGrace);
-  move.timer.async_wait(
-      [this, client_id, id = move.session_id](const boost::system::error_code& ec) {
-        auto m = moves_.find(client_id);
-        if (!ec && m != moves_.end() && m->second->session_id == id) EndMove(client_id);
-      });
+  ArmMoveTimer(client_id, move, kMoveGrace, &Shard::EndMove);
 }
 
 void Shard::EndMove(const std::string& client_id) {
@@ -389,12 +385,7 @@ void Shard::EndMove(const std::string& client_id) {
   ChangeRoutes(
       std::move(move->removals), [] {}, /*announce=*/!move->withdrawn);
   // Behind the routes' removal on each shard: no match is left that would need it.
-  redirects_.erase(session_id);
-  for (size_t i = 0; i < broker_.shard_count(); ++i) {
-    if (i == index_) continue;
-    Shard& other = broker_.shard(i);
-    asio::post(other.io(), [&other, session_id] { other.redirects_.erase(session_id); });
-  }
+  OnEveryShard([session_id](Shard& s) { s.redirects_.erase(session_id); });
 }
 
 void Shard::ImportSession(const std::string& client_id, SessionSnapshot snapshot,

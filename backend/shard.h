@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -241,6 +242,12 @@ class Shard {
   void WithdrawMove(const std::string& client_id);
   // Ends `client_id`'s move (its subscriptions leave every replica), if there is one.
   void EndMove(const std::string& client_id);
+  struct Move;
+  // Calls `then` for `client_id` after `after`, if `move` is still its move by then.
+  void ArmMoveTimer(const std::string& client_id, Move& move, std::chrono::seconds after,
+                    void (Shard::*then)(const std::string&));
+  // Runs `f` on every shard, in order behind what was posted to each before: on this one now.
+  void OnEveryShard(const std::function<void(Shard&)>& f);
   // Where a moved session went (in every replica); `taken`: it is routed there.
   struct Redirect {
     std::string client_id;
@@ -302,7 +309,6 @@ class Shard {
   StringMap<std::vector<Delivery>> parked_;
   // Sessions that moved to another node: their subscriptions' ids, in every shard's replica;
   // the moves themselves on the client id's home shard.
-  struct Move;
   absl::flat_hash_map<uint64_t, Redirect> redirects_;
   StringMap<std::unique_ptr<Move>> moves_;
   bool stopping_ = false;      // CloseClients ran: adopt nothing more

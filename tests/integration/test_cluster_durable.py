@@ -39,6 +39,17 @@ def recorded(cluster, node, client_id):
     return cluster.redis.command("EXISTS", f"sb:session:{node.name}:{client_id}") == "1"
 
 
+def clean_start_after_crash(cluster, clients, a, b, client_id, connection):
+    """Once `a` has recorded the session of `client_id`, kills `a` (and `connection`, its client
+    there) and connects `client_id` to `b` with a clean start: no session present."""
+    wait_for(lambda: recorded(cluster, a, client_id), what="the session recorded")
+    crash(a)
+    connection.close()
+    again = clients.wire(b.port, 5, timeout=10)
+    ack = again.connect(client_id, clean=True)
+    assert ack.reason() == 0 and not ack.session_present
+
+
 def will_watcher(clients, node):
     """A client of `node` subscribed to every will of these tests."""
     w = clients.wire(node.port, 5, timeout=10)
@@ -280,12 +291,7 @@ def test_a_clean_start_after_a_crash_discards_the_record(cluster, clients):
     w = clients.wire(a.port, 5)
     assert w.connect("fresh", **persistent(5)).reason() == 0
     w.subscribe(1, ("x/#", sub_options(1)))
-    wait_for(lambda: recorded(cluster, a, "fresh"), what="the session recorded")
-    crash(a)
-    w.close()
-    again = clients.wire(b.port, 5, timeout=10)
-    ack = again.connect("fresh", clean=True)
-    assert ack.reason() == 0 and not ack.session_present
+    clean_start_after_crash(cluster, clients, a, b, "fresh", w)
     assert not recorded(cluster, a, "fresh")
     assert b.metric(LOCAL_ROUTES) == 0
 
@@ -294,12 +300,7 @@ def test_a_clean_start_after_a_crash_publishes_the_will_of_the_session_it_ends(c
                                                                                clients):
     a, b, watcher = watched_pair(cluster, clients)
     device = with_will(clients, a, "dev", delay_s=30)
-    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
-    crash(a)
-    device.close()
-    again = clients.wire(b.port, 5, timeout=10)
-    ack = again.connect("dev", clean=True)
-    assert ack.reason() == 0 and not ack.session_present
+    clean_start_after_crash(cluster, clients, a, b, "dev", device)
     # Long before its delay: the session the will waited in has ended (MQTT 5.0 §3.1.3.2.2).
     expect_will(watcher, "dev")
     assert b.metric(RESTORED) == 0  # from b's claim, not from an adoption
