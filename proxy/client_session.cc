@@ -310,7 +310,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
     co_return;
   }
-  worker.ReportConnectSuccess(chosen);
+  // Passive health hears the verdict from the tunnel, once the backend has answered.
   if (sticky) {
     // The session lives where the client now is: overwrite a record left by a failover.
     if (*bound != chosen->name()) {

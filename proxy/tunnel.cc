@@ -93,7 +93,7 @@ bool Tunnel::Pump(Direction& d) {
         return true;
       }
       if (errno == EINTR) continue;
-      if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
+      if (&d == &down_ && RefusedAtOnce()) Judge(false);
       Close();
       return false;
     }
@@ -106,6 +106,7 @@ bool Tunnel::Pump(Direction& d) {
     bool drained = got < buffer.size();
     bool ended = drained && d.from->peer_closed && !d.from->failed;
     if (drained && !d.from->peer_closed) d.from->readable = false;
+    if (d.bytes == 0 && &d == &down_) Judge(true);
     d.bytes += got;
     d.counter->fetch_add(got, std::memory_order_relaxed);
     last_activity_ = Clock::now();
@@ -138,7 +139,7 @@ bool Tunnel::EndOfStream(Direction& d) {
   // A direction reads only when it has nothing pending, so its end of stream comes after its
   // last bytes went out.
   d.eof = true;
-  if (&d == &down_ && RefusedAtOnce()) worker_.ReportConnectFailure(state_);
+  if (&d == &down_ && RefusedAtOnce()) Judge(false);
   Direction& other = &d == &up_ ? down_ : up_;
   if (other.eof || lingering_) {
     Close();
@@ -165,6 +166,16 @@ bool Tunnel::Linger() {
   CloseAt(Clock::now() + kLinger);
   Pump(up_);
   return false;  // nothing more to move towards the client
+}
+
+void Tunnel::Judge(bool ok) {
+  if (judged_) return;
+  judged_ = true;
+  if (ok) {
+    worker_.ReportConnectSuccess(state_);
+  } else {
+    worker_.ReportConnectFailure(state_);
+  }
 }
 
 bool Tunnel::RefusedAtOnce() const {
@@ -203,6 +214,8 @@ void Tunnel::CloseAt(Clock::time_point when) {
 void Tunnel::Close() {
   if (closed_) return;
   closed_ = true;
+  // A backend that said nothing, but kept the connection past the window of a refusal.
+  if (Clock::now() - started_at_ >= kImmediateReset) Judge(true);
   client_->Close();  // closing a descriptor also takes it out of the epoll set
   backend_->Close();
   timer_.cancel();

@@ -15,8 +15,13 @@
 // End of stream: in tcp mode it is passed on as a half-close and the other direction goes on; in
 // mqtt mode, which has no half-close, the backend's end of stream ends the session (the client's
 // is passed on, and the broker closes in turn). An error in either direction, the idle timeout or
-// Close() ends both. A backend that closes without a byte within two seconds, before the client
-// closed, is reported as a connect failure (passive health).
+// Close() ends both.
+//
+// Passive health hears of the connection from the tunnel, not at the TCP connect: a backend that
+// accepts and then closes or resets without a byte within two seconds, before the client closed,
+// has failed; its first byte (or a silent session that outlives those two seconds) is a success.
+// Counting the accepted connect as a success would reset the count of failures in a row at every
+// such connection, and a backend that accepts and drops every client would never be ejected.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
@@ -81,6 +86,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   // The broker ended an MQTT session: ends the client's side politely (see tunnel.cc); false.
   bool Linger();
   bool RefusedAtOnce() const;
+  // Reports the backend's verdict to passive health, once.
+  void Judge(bool ok);
   void ArmTimer();
   void OnTimer(const boost::system::error_code& ec);
 
@@ -100,6 +107,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   Clock::time_point next_refresh_ = Clock::time_point::max();
   bool resume_posted_ = false;
   bool lingering_ = false;  // the backend is gone; what the client still sends is dropped
+  bool judged_ = false;
   bool closed_ = false;
 };
 

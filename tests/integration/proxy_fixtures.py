@@ -20,6 +20,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -524,6 +525,37 @@ def hung_port():
     for f in fillers:
         f.close()
     full.close()
+
+
+@pytest.fixture
+def dropping_port():
+    """The port of a listener that accepts every connection, reads what the client sends first
+    and resets it without a byte in answer: a service that is up as far as TCP goes, but refuses
+    every client (a wrong service on the port, a broker that expects a PROXY header)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+    thread.join(5)
 
 
 # ---- A plain TCP service -------------------------------------------------------------------------

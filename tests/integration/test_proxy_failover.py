@@ -10,10 +10,10 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import CONNACK
+from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms,  # noqa: F401
-                            hung_port, is_closed, is_open, pool, restart_broker, start_proxy,
-                            tcp_sockets)
+                            dropping_port, hung_port, is_closed, is_open, pool, restart_broker,
+                            start_proxy, tcp_sockets)
 
 
 def test_kill_9_clients_fail_over_and_the_broker_comes_back(brokers, start_proxy, conns, tmp_path,
@@ -131,6 +131,34 @@ def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, 
             assert c.connect(f"after-{i}").reason() == 0
         assert proxy.metric(f"sb_proxy_backend_connect_errors_total{{{m}}}") == errors
         assert proxy.active() == {"dead": 0, "b1": 9, "b2": 9}
+
+
+def test_backend_that_accepts_and_drops_every_client_is_ejected(brokers, start_proxy, conns,
+                                                                dropping_port):
+    # "drop" accepts each connection and resets it on the CONNECT: each time one failure in a
+    # row, although the TCP connect succeeded.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(backend(dropping_port, name="drop"), b1, b2,
+                                   strategy="weighted-round-robin",
+                                   passive={"failures": 3, "eject_base_ms": 20000,
+                                            "eject_max_ms": 30000})}, threads=1)
+    m = 'pool="p",backend="drop"'
+    dropped = 0
+    deadline = time.monotonic() + 10
+    while proxy.state("drop") != "ejected":
+        assert time.monotonic() < deadline, f"not ejected after {dropped} dropped clients"
+        c = conns.wire(proxy.port, version=4)
+        c.send(connect_packet(f"client-{dropped}", version=4))
+        if c.recv() is None:  # else a CONNACK from b1 or b2
+            dropped += 1
+    assert dropped == 3
+    assert proxy.metric(f"sb_proxy_backend_connect_errors_total{{{m}}}") == 3
+    assert proxy.metric(f"sb_proxy_backend_up{{{m}}}") == 0
+    # Ejected: every client now reaches a broker.
+    for i in range(6):
+        c = conns.wire(proxy.port, version=4)
+        assert c.connect(f"after-{i}").reason() == 0
+    assert proxy.active()["drop"] == 0
 
 
 @pytest.mark.parametrize("version,reason", [(4, 3), (5, 0x88)], ids=["v311", "v5"])
