@@ -47,6 +47,9 @@ uint32_t PoolPicker::EffectiveWeight(const BackendState& b, const PoolConfig& co
 
 std::shared_ptr<BackendState> PoolPicker::Pick(
     std::string_view key, std::span<const std::shared_ptr<BackendState>> tried) {
+  // The generation before the states it covers: a change that lands while the views are built
+  // bumps it past this one, and the next pick rebuilds what this one built from stale views.
+  uint64_t generation = pool_->generation();
   auto backends = pool_->backends();
   const PoolConfig& config = pool_->config();
   int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -66,7 +69,7 @@ std::shared_ptr<BackendState> PoolPicker::Pick(
   if (!tried.empty()) exclude = std::span<const bool>(exclude_.get(), backends.size());
   // A retry takes no turn: the pool's rotation moves once per connection, not per attempt.
   uint64_t turn = tried.empty() ? pool_->NextTurn() : pool_->turn();
-  std::optional<size_t> pick = strategy_->Pick({views_, pool_->generation(), turn}, key, exclude);
+  std::optional<size_t> pick = strategy_->Pick({views_, generation, turn}, key, exclude);
   return pick ? backends[*pick] : nullptr;
 }
 
