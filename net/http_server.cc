@@ -7,6 +7,7 @@
 
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -22,6 +23,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr size_t kMaxBodyBytes = 64 * 1024;
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 constexpr size_t kMaxSessions = 64;
 constexpr auto kLinger = std::chrono::seconds(1);
@@ -30,13 +32,24 @@ constexpr size_t kMaxLingerBytes = 1 << 20;
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, HttpHandler h) : io(io), acceptor(io), handler(std::move(h)) {}
+  Impl(asio::io_context& io, HttpHandler h)
+      : io(io), acceptor(io), retry(io), handler(std::move(h)) {}
 
   void Accept() {
     acceptor.async_accept(
         [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
           if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-          if (!ec && self->sessions < kMaxSessions) {
+          if (ec) {
+            // Typically out of descriptors, which the next accept would report at once: back
+            // off instead of spinning on the error.
+            spdlog::warn("admin: accept: {}", ec.message());
+            self->retry.expires_after(kAcceptBackoff);
+            self->retry.async_wait([self](boost::system::error_code ec) {
+              if (!ec && self->acceptor.is_open()) self->Accept();
+            });
+            return;
+          }
+          if (self->sessions < kMaxSessions) {
             std::make_shared<Session>(self, std::move(socket))->Read();
           }
           self->Accept();
@@ -121,6 +134,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   asio::io_context& io;
   tcp::acceptor acceptor;
+  asio::steady_timer retry;
   HttpHandler handler;
   size_t sessions = 0;
 };
@@ -150,6 +164,7 @@ uint16_t HttpServer::port() const {
 void HttpServer::Close() {
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->retry.cancel();
 }
 
 }  // namespace net

@@ -264,3 +264,34 @@ def test_proxy_out_of_descriptors_does_not_fail_its_checks(brokers, start_proxy)
     assert proxy.metric(f"sb_proxy_backend_checks_failed_total{{{m}}}") == 0
     wait_for(lambda: proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") > checks,
              what="checks again")
+
+
+def cpu_seconds(pid):
+    """User and system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_admin_connection_while_out_of_descriptors_waits_without_spinning(brokers, start_proxy):
+    # An admin connection the proxy cannot accept (EMFILE) stays in the backlog: the next accept
+    # would fail at once, so the admin server backs off rather than retry in a loop on the
+    # control thread. Once descriptors are back, the connection is served.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(b1, check=None))}, threads=1)
+    pid = proxy.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, hard))  # no new descriptor at all
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.admin_port)) as pending:
+            before = cpu_seconds(pid)
+            time.sleep(1.0)  # the window in which a spinning accept loop would burn a core
+            spent = cpu_seconds(pid) - before
+            assert spent < 0.3, f"{spent:.2f} s of CPU in 1 s while out of descriptors"
+            assert "admin: accept: Too many open files" in proxy.log()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            pending.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            pending.settimeout(5)
+            assert pending.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
