@@ -128,7 +128,11 @@ std::shared_ptr<HealthManager::Monitor> HealthManager::StartMonitor(
   if (h.active) {
     m->checker = health::MakeChecker({.kind = h.kind,
                                       .http_path = h.http_path,
-                                      .mqtt_client_id = "sb-health-" + instance_,
+                                      // One per backend: checks of two backends of one
+                                      // cluster, or of one broker in two pools, would take
+                                      // each other's sessions over.
+                                      .mqtt_client_id = fmt::format("sb-health-{}-{}-{}", instance_,
+                                                                    pool->name(), backend->name()),
                                       .proxy_protocol = pool->config().proxy_protocol});
     asio::co_spawn(
         control_,

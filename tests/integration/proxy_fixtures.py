@@ -663,7 +663,7 @@ class Mosquitto(Process):
         self.port = port or free_port()
         conf = tmp_path / f"{name}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest stdout\n")
+                        "persistence false\nlog_dest stderr\n")  # unbuffered
         super().__init__(["mosquitto", "-c", conf], tmp_path / f"{name}.log")
         wait_for(lambda: self._listening() or not self.alive(), timeout=10,
                  what=f"{name} listening")

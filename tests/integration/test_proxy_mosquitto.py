@@ -1,5 +1,6 @@
 """The proxy in front of brokers that are not ours: mosquitto, checked with MQTT health checks
 (CONNECT, CONNACK, DISCONNECT), with mosquitto_pub and mosquitto_sub as clients."""
+import re
 import subprocess
 
 from conftest import wait_for
@@ -51,6 +52,9 @@ def test_mosquitto_behind_the_proxy(start_mosquitto, start_proxy, tmp_path):
              what="checks of m1")
     assert proxy.backend_metric("sb_proxy_backend_checks_failed_total", "m1", "p") == 0
     assert proxy.state("m1") == "up"
+    # Each backend's checks have a client id of their own, which names it.
+    assert re.search(r" as sb-health-\S+-p-m1 ", m1.log()), m1.log()
+    assert re.search(r" as sb-health-\S+-p-m2 ", m2.log()), m2.log()
 
     pub_sub_through(proxy, "through/proxy", "first")
 
