@@ -193,14 +193,15 @@ net::HttpResponse BackendAction(Proxy& proxy, std::string_view name, std::string
 }  // namespace
 
 net::HttpResponse HandleAdmin(Proxy& proxy, const net::HttpRequest& r) {
-  if (r.method == "GET" && r.path == "/healthz") {
-    return proxy.accepting() ? net::HttpResponse{200, "text/plain", "ok\n"}
-                             : net::HttpResponse{503, "text/plain", "shutting down\n"};
+  if (r.path == "/healthz" || r.path == "/metrics" || r.path == "/api/pools") {
+    if (r.method != "GET") return Error(405, "use GET");
+    if (r.path == "/healthz") {
+      return proxy.accepting() ? net::HttpResponse{200, "text/plain", "ok\n"}
+                               : net::HttpResponse{503, "text/plain", "shutting down\n"};
+    }
+    if (r.path == "/metrics") return {200, std::string(base::kMetricsContentType), Metrics(proxy)};
+    return Json(200, PoolsJson(proxy));
   }
-  if (r.method == "GET" && r.path == "/metrics") {
-    return {200, std::string(base::kMetricsContentType), Metrics(proxy)};
-  }
-  if (r.method == "GET" && r.path == "/api/pools") return Json(200, PoolsJson(proxy));
   constexpr std::string_view kBackends = "/api/backends/";
   if (r.path.rfind(kBackends, 0) == 0) {
     if (r.method != "POST") return Error(405, "use POST");

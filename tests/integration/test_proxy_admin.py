@@ -86,6 +86,9 @@ def test_unknown_backend_action_and_method(brokers, start_proxy):
     assert proxy.post("/api/backends/b1/explode")[0] == 404
     assert proxy.post("/api/backends/b1")[0] == 404
     assert http_get(proxy.url("/api/backends/b1/drain"))[0] == 405
+    for path in ("/healthz", "/metrics", "/api/pools"):
+        assert proxy.post(path)[0] == 405, path
+    assert proxy.post("/nothing-here")[0] == 404
     assert http_get(proxy.url("/nothing-here"))[0] == 404
     assert proxy.state("b1") == "up"
     wait_for(lambda: http_get(proxy.url("/healthz")) == (200, "ok\n"), what="healthz")
