@@ -223,6 +223,8 @@ std::string_view RejectReasonName(RejectReason r) {
       return "no_backend";
     case RejectReason::kLocalResources:
       return "local_resources";
+    case RejectReason::kClientLeft:
+      return "client_left";
     case RejectReason::kCount:
       break;
   }

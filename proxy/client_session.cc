@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -79,9 +80,22 @@ asio::awaitable<bool> SendAll(RawSocket& socket, std::string_view bytes, const D
 
 // The first packet of an mqtt listener's connection, and every byte read with it.
 struct FirstPacket {
-  std::string bytes;
+  std::string bytes;  // the CONNECT, and whatever came after it in the same reads
+  size_t connect_bytes = 0;
   mqtt::Connect connect;
 };
+
+// The client left while its connection was being set up, having sent its CONNECT and nothing
+// after it: it gave up waiting (and may be connecting again elsewhere). Its CONNECT alone would
+// only make the broker take over the session of that new connection, and publish its will.
+// HAProxy calls this abortonclose. A client that sent more (a PUBLISH, a DISCONNECT) and left
+// without waiting for the CONNACK, as MQTT allows, is served.
+bool LeftAfterConnect(const RawSocket& client, const FirstPacket& first) {
+  if (client.failed) return true;  // reset: what it sent after the CONNECT is lost anyway
+  if (!client.peer_closed || first.bytes.size() > first.connect_bytes) return false;
+  int unread = 0;
+  return ::ioctl(client.fd(), FIONREAD, &unread) == 0 && unread == 0;
+}
 
 // Answers a CONNECT with a refusing CONNACK in `version`'s encoding, then closes politely: the
 // sending side first, and the rest once the client has closed too (or after a second), so that
@@ -163,6 +177,7 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocke
       co_return std::nullopt;
     }
     first.connect = std::move(*connect);
+    first.connect_bytes = (*frame)->size;
     co_return first;
   }
 }
@@ -318,6 +333,11 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     } else {
       pool.sticky()->Touch(config.name, client_id, ttl);
     }
+  }
+
+  if (first && LeftAfterConnect(*client, *first)) {
+    counters.Reject(RejectReason::kClientLeft);
+    co_return;
   }
 
   // The PROXY header first, then what the client has sent so far.

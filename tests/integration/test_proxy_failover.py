@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import CONNACK, connect_packet
+from mqtt_wire import CONNACK, DISCONNECT, connect_packet, packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms,  # noqa: F401
                             dropping_port, hung_port, is_closed, is_open, pool, restart_broker,
                             start_proxy, tcp_sockets)
@@ -210,6 +210,41 @@ def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conn
     assert sorted(times)[2] >= 0.19 and max(times) < 1.0, times
     assert proxy.active() == {"hung": 0, "b1": 4}
     assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 2
+
+
+def test_client_that_leaves_during_the_connect_is_not_sent_on(brokers, start_proxy, conns,
+                                                              hung_port):
+    # A client gives up while the proxy is still trying "hung": its CONNECT, with a will, must
+    # not reach b1 once the proxy gets there (the broker would take over the session of the
+    # client's next connection, and publish the will). One that sent more than its CONNECT
+    # before it left (here a DISCONNECT, without waiting for the CONNACK) is still served.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
+                                   strategy="weighted-round-robin", connect_timeout_ms=300,
+                                   retries=1, passive={"failures": 100})}, threads=1)
+    watcher = conns.wire(b1.port, version=4)
+    assert watcher.connect("watcher").reason() == 0
+    watcher.subscribe(1, ("wills/#", 0))
+    quitter = conns.wire(proxy.port, version=4)
+    quitter.send(connect_packet("quitter", version=4, will={"topic": "wills/quitter",
+                                                           "payload": "gone"}))
+    quitter.sock.close()  # before the 300 ms the proxy spends on "hung"
+    wait_for(lambda: proxy.rejected("client_left") == 1, what="the left client counted")
+    assert proxy.backend_metric("sb_proxy_backend_connections_total", "b1", "p") == 0
+    # The next turn is b1's; the one after, "hung" first again, for a client that said all it
+    # had to say before it left.
+    assert conns.wire(proxy.port, version=4).connect("filler").reason() == 0
+    brief = conns.wire(proxy.port, version=4)
+    brief.send(connect_packet("brief", version=4, will={"topic": "wills/brief",
+                                                       "payload": "unused"})
+               + packet(DISCONNECT, 0, b""))
+    brief.sock.close()
+    wait_for(lambda: proxy.backend_metric("sb_proxy_backend_connections_total", "b1", "p") == 2,
+             what="the brief client served")
+    assert proxy.rejected("client_left") == 1
+    assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 2
+    # The broker heard from neither as a client that vanished: no will.
+    watcher.expect_silence(0.5)
 
 
 def test_proxy_out_of_descriptors_refuses_without_blaming_the_backends(brokers, start_proxy,
