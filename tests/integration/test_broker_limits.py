@@ -112,9 +112,13 @@ def test_partial_connect_is_also_timed_out(start_broker):
     broker = start_broker("[limits]\nconnect_timeout_ms = 500\n")
     s = socket.create_connection(("127.0.0.1", broker.port))
     s.sendall(connect_packet("slowloris")[:7])  # a CONNECT that never completes
+    start = time.monotonic()
     s.settimeout(3)
-    assert s.recv(10) == b""
+    assert s.recv(10) == b"", "closed without an answer"
+    elapsed = time.monotonic() - start
     s.close()
+    assert 0.4 <= elapsed <= 1.5, f"connect_timeout_ms 500: closed after {elapsed:.2f} s"
+    assert broker.metric('sb_broker_connections_rejected_total{reason="connect_timeout"}') == 1
     assert_serves(broker)
 
 

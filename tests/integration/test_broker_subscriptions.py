@@ -178,8 +178,12 @@ def test_shared_subscription_gets_no_retained_messages(broker, clients):
     pub.expect(PUBACK)
     member = clients.wire(broker.port)
     member.connect("member")
-    member.subscribe(1, ("$share/g/sr/t", 1))
+    assert member.subscribe(1, ("$share/g/sr/t", 1)).suback_codes() == [1]
     member.expect_silence(0.2)
+    # The subscription is in place: what is published now reaches it.
+    pub.publish("sr/t", b"live", qos=1, packet_id=2)
+    pub.expect(PUBACK)
+    assert member.expect_message().payload == b"live"
 
 
 def test_no_local_on_shared_subscription_is_a_protocol_error(broker, clients):

@@ -96,7 +96,7 @@ def test_unsubscribe_withdraws_the_route_with_the_last_subscriber(cluster, clien
     assert a.metric("sb_broker_messages_forwarded_total") == forwarded
 
 
-def test_a_subscriber_with_its_suback_gets_the_next_publish_anywhere(cluster, clients):
+def test_a_subscription_is_in_redis_at_its_suback_and_reaches_every_node(cluster, clients):
     # SUBACK waits for Redis to have the route and to have published its event (asserted right
     # after the SUBACK); the other nodes apply the event as they read it, a moment later.
     a, b = cluster(2)
