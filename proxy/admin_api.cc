@@ -60,7 +60,7 @@ json::value PoolsJson(const Proxy& proxy) {
 std::string Metrics(const Proxy& proxy) {
   base::MetricsText m;
   m.Family("sb_proxy_up", "gauge", "1 while the proxy accepts connections.");
-  m.Sample("sb_proxy_up", proxy.accepting() ? 1 : 0);
+  m.Sample("sb_proxy_up", proxy.stopping() ? 0 : 1);
 
   if (proxy.shared_state_configured()) {
     m.Family("sb_proxy_degraded", "gauge",
@@ -196,8 +196,8 @@ net::HttpResponse HandleAdmin(Proxy& proxy, const net::HttpRequest& r) {
   if (r.path == "/healthz" || r.path == "/metrics" || r.path == "/api/pools") {
     if (r.method != "GET") return Error(405, "use GET");
     if (r.path == "/healthz") {
-      return proxy.accepting() ? net::HttpResponse{200, "text/plain", "ok\n"}
-                               : net::HttpResponse{503, "text/plain", "shutting down\n"};
+      return proxy.stopping() ? net::HttpResponse{503, "text/plain", "stopping\n"}
+                              : net::HttpResponse{200, "text/plain", "ok\n"};
     }
     if (r.path == "/metrics") return {200, std::string(base::kMetricsContentType), Metrics(proxy)};
     return Json(200, PoolsJson(proxy));

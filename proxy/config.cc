@@ -108,6 +108,8 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     c.yield_before_sleep = p->Bool("yield_before_sleep", c.yield_before_sleep);
     c.log_level =
         p->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
+    c.stop_grace_ms = U32(*p, "stop_grace_ms", c.stop_grace_ms, 0, 3'600'000);
+    c.stop_spread_ms = U32(*p, "stop_spread_ms", c.stop_spread_ms, 0, 3'600'000);
   }
   if (std::optional<ConfigTable> r = root.Table("redis")) {
     c.redis.url = r->String("url", "");

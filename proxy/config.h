@@ -81,6 +81,8 @@ struct ProxyConfig {
   uint32_t threads = 0;
   bool yield_before_sleep = false;  // see proxy/poller.h
   std::string log_level = "info";
+  uint32_t stop_grace_ms = 0;   // after a stop signal: /healthz 503, listeners still open
+  uint32_t stop_spread_ms = 0;  // then: client connections closed spread over this
   std::vector<ListenerConfig> listeners;
   std::map<std::string, PoolConfig> pools;
   RedisConfig redis;

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "base/absl_format.h"
 #include "net/http_server.h"
@@ -83,7 +84,6 @@ absl::Status Proxy::Start() {
         [this](const net::HttpRequest& request) { return HandleAdmin(*this, request); });
     if (absl::Status s = admin_->Listen(*config_.admin); !s.ok()) return s;
   }
-  accepting_ = true;
   for (const auto& [name, port] : ports_) {
     spdlog::info("listener {} on {}:{}", name, bound_.at(name).bind.host, port);
   }
@@ -258,26 +258,82 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
 }
 
 void Proxy::Run() {
-  asio::signal_set signals(threads_->context(0), SIGTERM, SIGINT, SIGHUP);
+  asio::io_context& control = threads_->context(0);
+  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  asio::steady_timer stop_timer(control);
+  health::Clock::time_point give_up;
+  // The last phase of a graceful stop: polls until the connections are gone.
+  std::function<void()> await_clients = [&] {
+    if (OpenConnections() == 0 || health::Clock::now() >= give_up) {
+      Shutdown();
+      return;
+    }
+    stop_timer.expires_after(std::chrono::milliseconds(50));
+    stop_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) await_clients();
+    });
+  };
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
-          if (absl::Status s = Reload(); !s.ok()) {
+          if (stopping_) {
+            spdlog::warn("reload ignored: stopping");
+          } else if (absl::Status s = Reload(); !s.ok()) {
             spdlog::error("reload refused, the running configuration stays: {}", s.message());
           }
           signals.async_wait(on_signal);
           return;
         }
-        spdlog::info("signal {}: shutting down", signal);
-        Shutdown();
+        auto grace = std::chrono::milliseconds(config_.stop_grace_ms);
+        auto spread = std::chrono::milliseconds(config_.stop_spread_ms);
+        if (stopping_ || (grace.count() == 0 && spread.count() == 0)) {
+          spdlog::info("signal {}: shutting down", signal);
+          stop_timer.cancel();
+          Shutdown();
+          return;
+        }
+        stopping_ = true;
+        spdlog::info(
+            "signal {}: stopping: /healthz answers 503; the listeners close in {} ms, then {} "
+            "connections within {} ms (a second signal stops at once)",
+            signal, grace.count(), OpenConnections(), spread.count());
+        stop_timer.expires_after(grace);
+        stop_timer.async_wait([&, spread](const boost::system::error_code& ec) {
+          if (ec) return;
+          CloseClients(spread);
+          // Connections still in setup become tunnels after the closes were spread: they wait
+          // for the window's end, plus the closes' own linger.
+          give_up = health::Clock::now() + spread + std::chrono::milliseconds(500);
+          await_clients();
+        });
+        signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
   threads_->Run();
 }
 
+void Proxy::CloseClients(std::chrono::milliseconds spread) {
+  spdlog::info("stopping: listeners closed; closing {} connections within {} ms", OpenConnections(),
+               spread.count());
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io(), [worker, spread] {
+      worker->StopAllAccepting();
+      worker->ShutdownSessions(nullptr, spread);
+    });
+  }
+}
+
+int64_t Proxy::OpenConnections() const {
+  int64_t open = 0;
+  for (const auto& [name, counters] : listener_counters_)
+    open += counters->active.load(std::memory_order_relaxed);
+  return open;
+}
+
 void Proxy::Shutdown() {
-  accepting_ = false;
+  stopping_ = true;
   asio::post(threads_->context(0), [this] {
     health_->Stop();
     tier_sync_->Stop();

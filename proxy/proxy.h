@@ -11,6 +11,7 @@
 // connections; listeners that keep their address keep their sockets.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -44,7 +45,14 @@ class Proxy {
   // address cannot be resolved or bound.
   [[nodiscard]] absl::Status Start();
   // Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration file.
+  //
+  // A stop signal turns /healthz to 503 at once, so that a load balancer in front of the tier
+  // stops sending; the listeners stay open for [proxy] stop_grace_ms. Then they close, and the
+  // client connections are closed at random moments within stop_spread_ms, so that their
+  // reconnects reach the other proxies as a stream, not a storm. The process ends when the last
+  // connection has closed (or the window has passed). A second signal stops at once.
   void Run();
+  // Stops at once: closes the listeners and every connection and ends Run.
   void Shutdown();
   // Re-reads the configuration file and applies it; the old one stays on any error.
   [[nodiscard]] absl::Status Reload();
@@ -61,12 +69,17 @@ class Proxy {
     return listener_counters_;
   }
   const ProxyConfig& config() const { return config_; }
-  bool accepting() const { return accepting_; }
+  bool stopping() const { return stopping_; }
 
  private:
   // Applies a configuration; `applied` runs (on some worker's thread) once every worker has it.
   absl::Status Apply(ProxyConfig next, std::function<void()> applied = {});
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
+  // A graceful stop's second phase: closes the listeners, and the client connections within
+  // `spread`.
+  void CloseClients(std::chrono::milliseconds spread);
+  // Client connections open, in setup or tunnelled, over every listener.
+  int64_t OpenConnections() const;
 
   std::string config_path_;
   ProxyConfig config_;
@@ -82,7 +95,7 @@ class Proxy {
   std::map<std::string, std::shared_ptr<ListenerCounters>> listener_counters_;
   std::map<std::string, ListenerConfig> bound_;  // listeners with open sockets
   std::map<std::string, uint16_t> ports_;
-  bool accepting_ = false;
+  bool stopping_ = false;
 };
 
 }  // namespace proxy

@@ -53,7 +53,8 @@ class Worker {
   // handler that closed it (events for it may still be in the poller's batch).
   void Register(std::shared_ptr<Tunnel> t);
   void Unregister(Tunnel* t);
-  // Closes the tunnels to `backend`, each at a random moment within `jitter`.
+  // Closes the tunnels to `backend` (every tunnel when null), each at a random moment within
+  // `jitter`.
   void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
   // Closes every tunnel now (shutdown).
   void CloseAll();

@@ -123,10 +123,12 @@ def _toml_table(header, values, array=False):
 
 
 def render_config(pools, listeners, admin_port, threads, log_level, instance="proxy-test",
-                  redis=None):
-    """The TOML text of a proxy configuration; `redis`: the [redis] table, if any."""
+                  redis=None, settings=None):
+    """The TOML text of a proxy configuration; `redis`: the [redis] table, if any; `settings`:
+    more keys of [proxy]."""
     out = [_toml_table("proxy", {"instance": instance, "admin": f"127.0.0.1:{admin_port}",
-                                 "threads": threads, "log_level": log_level})]
+                                 "threads": threads, "log_level": log_level,
+                                 **(settings or {})})]
     if redis:
         out.append(_toml_table("redis", redis))
     for listener in listeners:
@@ -153,9 +155,10 @@ class Proxy(Process):
     """
 
     def __init__(self, tmp_path, pools, listeners=None, name="proxy", threads=2,
-                 log_level="info", redis=None, ports=None, env=None):
+                 log_level="info", redis=None, ports=None, env=None, settings=None):
         self.name = name
         self.redis = redis
+        self.settings = settings
         self.instance = name
         self.tmp_path = tmp_path
         self.admin_port = free_port()
@@ -184,7 +187,8 @@ class Proxy(Process):
         self.pools_config = pools
         self.listeners_config = rendered
         self.config_path.write_text(render_config(pools, rendered, self.admin_port, self.threads,
-                                                  self.log_level, self.instance, self.redis))
+                                                  self.log_level, self.instance, self.redis,
+                                                  self.settings))
 
     @property
     def port(self):

@@ -1,0 +1,109 @@
+"""Stopping a proxy of a tier ([proxy] stop_grace_ms and stop_spread_ms): /healthz turns 503 at
+the signal while the listeners still serve for the grace; then they close, and the clients'
+connections are closed spread over the window, so that they reconnect to the other proxies as a
+stream, not all in the same millisecond; a second signal stops at once."""
+import selectors
+import signal
+import socket
+import time
+
+from conftest import http_get, wait_for
+from proxy_fixtures import backend, brokers, conns, pool, start_proxy  # noqa: F401
+
+GRACE_S = 1.5
+SPREAD_S = 2.0
+CLIENTS = 20
+
+
+def close_times(wires, deadline_s):
+    """{index: seconds on the monotonic clock when the proxy closed that client's connection};
+    waits for all of them until `deadline_s` (monotonic)."""
+    sel = selectors.DefaultSelector()
+    for i, w in enumerate(wires):
+        w.sock.setblocking(False)
+        sel.register(w.sock, selectors.EVENT_READ, i)
+    closed = {}
+    while len(closed) < len(wires) and time.monotonic() < deadline_s:
+        for key, _ in sel.select(timeout=max(0.0, deadline_s - time.monotonic())):
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                closed[key.data] = time.monotonic()
+                sel.unregister(key.fileobj)
+    sel.close()
+    return closed
+
+
+def refuses_connections(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_a_stop_signal_drains_the_proxy_over_grace_and_spread(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(b1))},
+                        settings={"stop_grace_ms": int(GRACE_S * 1000),
+                                  "stop_spread_ms": int(SPREAD_S * 1000)})
+    clients = []
+    for i in range(CLIENTS):
+        c = conns.wire(proxy.port, version=4)
+        assert c.connect(f"c{i}").body == b"\x00\x00"
+        clients.append(c)
+    wait_for(lambda: proxy.active() == {b1.name: CLIENTS}, what="every client tunnelled")
+
+    signalled = time.monotonic()
+    proxy.signal(signal.SIGTERM)
+    wait_for(lambda: http_get(proxy.url("/healthz"))[0] == 503, timeout=1,
+             what="/healthz to answer 503 at the signal")
+    assert proxy.metric("sb_proxy_up") == 0
+    # Within the grace a new client is still served: a load balancer may not have noticed yet.
+    late = conns.wire(proxy.port, version=4)
+    assert late.connect("late").body == b"\x00\x00"
+    assert time.monotonic() - signalled < GRACE_S, "too slow to test the grace; raise GRACE_S"
+    clients.append(late)
+
+    closed = close_times(clients, signalled + GRACE_S + SPREAD_S + 5)
+    assert len(closed) == len(clients), f"{len(clients) - len(closed)} connections left open"
+    first, last = min(closed.values()), max(closed.values())
+    assert first - signalled >= GRACE_S, "a connection closed within the grace"
+    # Spread over the window: 21 closes at random moments within 2 s all falling into one half
+    # second has a chance below 1e-11.
+    assert last - first >= SPREAD_S / 4, f"the closes were not spread: {last - first:.3f} s"
+    assert refuses_connections(proxy.port), "the listener is still open after the grace"
+    wait_for(lambda: not proxy.alive(), timeout=2, what="the proxy to exit after its last client")
+    assert proxy.proc.returncode == 0
+    assert "connections within 2000 ms" in proxy.log()
+
+
+def test_a_second_stop_signal_stops_at_once(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(b1))},
+                        settings={"stop_grace_ms": 60_000, "stop_spread_ms": 60_000})
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("c").body == b"\x00\x00"
+    proxy.signal(signal.SIGTERM)
+    wait_for(lambda: http_get(proxy.url("/healthz"))[0] == 503, timeout=1,
+             what="/healthz to answer 503 at the signal")
+    assert proxy.alive()
+    proxy.signal(signal.SIGINT)
+    wait_for(lambda: not proxy.alive(), timeout=3, what="the proxy to exit at the second signal")
+    assert proxy.proc.returncode == 0
+    assert c.expect_closed() == []
+
+
+def test_without_a_grace_or_spread_a_stop_signal_stops_at_once(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(b1))})
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("c").body == b"\x00\x00"
+    proxy.signal(signal.SIGTERM)
+    wait_for(lambda: not proxy.alive(), timeout=3, what="the proxy to exit")
+    assert proxy.proc.returncode == 0
+    assert c.expect_closed() == []
