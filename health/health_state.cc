@@ -36,9 +36,11 @@ std::optional<Event> HealthState::OnCheck(bool ok, Clock::time_point now) {
   return up_ ? Event::kCameUp : Event::kWentDown;
 }
 
-std::optional<Event> HealthState::OnConnectFailure(Clock::time_point now) {
+std::optional<Event> HealthState::OnConnectFailure(Clock::time_point now, bool may_eject) {
   if (policy_.passive_failures == 0 || ejected(now)) return std::nullopt;
-  if (++consecutive_connect_failures_ < policy_.passive_failures) return std::nullopt;
+  consecutive_connect_failures_ =
+      std::min(consecutive_connect_failures_ + 1, policy_.passive_failures);
+  if (consecutive_connect_failures_ < policy_.passive_failures || !may_eject) return std::nullopt;
   consecutive_connect_failures_ = 0;
   if (ejections_ > 0 && now - last_ejection_ > 2 * policy_.eject_max) ejections_ = 0;
   ++ejections_;

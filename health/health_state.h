@@ -9,7 +9,9 @@
 // Passive detection, as Envoy's outlier detection: `passive_failures` consecutive connect failures
 // (or connections the backend resets at once) eject the backend for a backoff that doubles with
 // each ejection (eject_base, 2x, 4x, ... up to eject_max). An active success ends an ejection
-// early; ejections are forgotten after a quiet period of 2 x eject_max.
+// early; ejections are forgotten after a quiet period of 2 x eject_max. The caller may hold an
+// ejection back (the pool's max_ejection_percent): the backend then stays in, and is ejected at
+// its next failure once allowed, unless a success came first.
 //
 //   HealthState h(policy);                 // starts up, like HAProxy and Envoy
 //   if (auto t = h.OnCheck(false, now)) Log(*t);
@@ -36,6 +38,10 @@ struct Policy {
   uint32_t passive_failures = 3;  // 0 disables passive ejection
   Millis eject_base{1000};
   Millis eject_max{30000};
+  // Passive ejection leaves at least the rest of the pool in: it never takes the share of its
+  // backends out of service (ejected, or down by active checks) above this, but can always
+  // eject one. Enforced by the caller, which sees the pool.
+  uint32_t max_ejection_percent = 50;
 };
 
 enum class Event { kWentDown, kCameUp, kEjected, kRestored };
@@ -47,8 +53,9 @@ class HealthState {
 
   // An active check's result. Returns the event it caused, if any.
   std::optional<Event> OnCheck(bool ok, Clock::time_point now);
-  // A failed connect, or a connection reset before the backend said anything.
-  std::optional<Event> OnConnectFailure(Clock::time_point now);
+  // A failed connect, or a connection reset before the backend said anything. `may_eject` false
+  // holds back an ejection these failures call for (ejection_held() then says so).
+  std::optional<Event> OnConnectFailure(Clock::time_point now, bool may_eject = true);
   void OnConnectSuccess() { consecutive_connect_failures_ = 0; }
   // Ends an ejection whose backoff has passed; call at ejected_until().
   std::optional<Event> Tick(Clock::time_point now);
@@ -56,6 +63,11 @@ class HealthState {
   bool up() const { return up_; }
   bool ejected(Clock::time_point now) const { return now < ejected_until_; }
   bool available(Clock::time_point now) const { return up_ && !ejected(now); }
+  // Enough failures in a row to eject, but the last ejection was held back.
+  bool ejection_held() const {
+    return policy_.passive_failures > 0 &&
+           consecutive_connect_failures_ >= policy_.passive_failures;
+  }
   // When an ejection ends by itself; for scheduling a re-evaluation.
   Clock::time_point ejected_until() const { return ejected_until_; }
   // The wait before the next active check, before jitter.

@@ -126,6 +126,9 @@ std::string Metrics(const Proxy& proxy) {
        [](const BackendState& b) { return double(b.check_latency_us.load()) / 1e6; }},
       {"sb_proxy_backend_transitions_total", "counter", "Health transitions.",
        [](const BackendState& b) { return double(b.transitions.load()); }},
+      {"sb_proxy_backend_ejections_held_total", "counter",
+       "Failures that would have ejected the backend, held back by max_ejection_percent.",
+       [](const BackendState& b) { return double(b.ejections_held.load()); }},
   };
   for (const Gauge& g : kBackend) {
     m.Family(g.name, g.type, g.help);

@@ -51,6 +51,7 @@ struct BackendState {
   std::atomic<uint64_t> checks_failed{0};
   std::atomic<uint64_t> check_latency_us{0};  // of the last check
   std::atomic<uint64_t> transitions{0};
+  std::atomic<uint64_t> ejections_held{0};  // failures that would have ejected, over the cap
 
   // Owned by the control thread.
   health::HealthState health;

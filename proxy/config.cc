@@ -54,6 +54,7 @@ void ReadPassive(const ConfigTable& t, health::Policy& p) {
   p.eject_base = health::Millis(U32(t, "eject_base_ms", p.eject_base.count(), 10, 3'600'000));
   p.eject_max = health::Millis(U32(t, "eject_max_ms", p.eject_max.count(), 10, 86'400'000));
   if (p.eject_max < p.eject_base) t.Fail("eject_max_ms", "expected at least eject_base_ms");
+  p.max_ejection_percent = U32(t, "max_ejection_percent", p.max_ejection_percent, 0, 100);
 }
 
 PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {

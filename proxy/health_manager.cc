@@ -84,7 +84,8 @@ bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
          a.kind == b.kind && a.http_path == b.http_path && p.rise == q.rise && p.fall == q.fall &&
          p.interval == q.interval && p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
          p.jitter_percent == q.jitter_percent && p.passive_failures == q.passive_failures &&
-         p.eject_base == q.eject_base && p.eject_max == q.eject_max;
+         p.eject_base == q.eject_base && p.eject_max == q.eject_max &&
+         p.max_ejection_percent == q.max_ejection_percent;
 }
 
 // Moves a backend that stays to the checks of its reloaded `pool`. Its state machine holds its
@@ -110,6 +111,19 @@ void CarryOverHealth(BackendState& b, const Pool& pool) {
                  is ? "available" : "not available");
     pool.Touch();
   }
+}
+
+// Whether ejecting `backend` keeps the share of `pool` out of service (ejected, down by this
+// proxy's checks or by the tier's verdict) within max_ejection_percent; one may always go, as in
+// Envoy's outlier detection. Without the cap, a network blip could eject the whole pool.
+bool MayEject(const Pool& pool, const BackendState& backend, Clock::time_point now) {
+  const auto& all = pool.backends();
+  size_t out = 1;  // `backend`, once ejected
+  for (const std::shared_ptr<BackendState>& b : all) {
+    if (b.get() != &backend && (!b->health.available(now) || b->down_for_all.load())) ++out;
+  }
+  size_t allowed = all.size() * pool.config().health.policy.max_ejection_percent / 100;
+  return out <= std::max<size_t>(allowed, 1);
 }
 
 void Halt(HealthManager::Monitor& m) {
@@ -235,7 +249,21 @@ void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& ba
   asio::post(control_, [this, backend] {
     auto it = monitors_.find(backend.get());
     if (it == monitors_.end()) return;
-    Apply(*it->second, backend->health.OnConnectFailure(Clock::now()));
+    Monitor& m = *it->second;
+    health::HealthState& h = backend->health;
+    Clock::time_point now = Clock::now();
+    bool was_held = h.ejection_held();
+    bool may_eject = MayEject(*m.pool, *backend, now);
+    std::optional<health::Event> event = h.OnConnectFailure(now, may_eject);
+    if (!may_eject && h.ejection_held()) {
+      backend->ejections_held.fetch_add(1, std::memory_order_relaxed);
+      if (!was_held) {
+        spdlog::warn("pool {}: backend {} not ejected: max_ejection_percent {} of the pool is out",
+                     m.pool->name(), backend->name(),
+                     m.pool->config().health.policy.max_ejection_percent);
+      }
+    }
+    Apply(m, event);
   });
 }
 

@@ -120,6 +120,29 @@ TEST(HealthStateTest, TickBeforeTheEndDoesNothing) {
   EXPECT_EQ(h.Tick(t0 + milliseconds(999)), std::nullopt);
 }
 
+TEST(HealthStateTest, AHeldBackEjectionHappensAtTheNextFailureOnceAllowed) {
+  HealthState h(TestPolicy());
+  EXPECT_EQ(h.OnConnectFailure(t0, false), std::nullopt);
+  EXPECT_FALSE(h.ejection_held());
+  EXPECT_EQ(h.OnConnectFailure(t0, false), std::nullopt);  // the second failure would eject
+  EXPECT_TRUE(h.ejection_held());
+  EXPECT_TRUE(h.available(t0));
+  EXPECT_EQ(h.OnConnectFailure(t0, false), std::nullopt);
+  EXPECT_EQ(h.OnConnectFailure(t0, true), Event::kEjected);  // one failure is enough now
+  EXPECT_FALSE(h.ejection_held());
+  EXPECT_FALSE(h.available(t0));
+}
+
+TEST(HealthStateTest, ASuccessEndsAHeldBackEjection) {
+  HealthState h(TestPolicy());
+  h.OnConnectFailure(t0, false);
+  h.OnConnectFailure(t0, false);
+  h.OnConnectSuccess();
+  EXPECT_FALSE(h.ejection_held());
+  EXPECT_EQ(h.OnConnectFailure(t0, true), std::nullopt);
+  EXPECT_EQ(h.OnConnectFailure(t0, true), Event::kEjected);
+}
+
 TEST(HealthStateTest, PassiveDetectionCanBeOff) {
   Policy p = TestPolicy();
   p.passive_failures = 0;

@@ -133,6 +133,31 @@ def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, 
         assert proxy.active() == {"dead": 0, "b1": 9, "b2": 9}
 
 
+def test_passive_ejection_takes_at_most_half_of_the_pool_out(brokers, start_proxy, conns):
+    # Two of three backends refuse at once (a blip on their network, say). max_ejection_percent,
+    # 50 by default, lets passive detection take one of them out, not both: a pool never empties
+    # on passive signals alone, and retries carry the clients past the one left in.
+    (b1,) = brokers(1)
+    (h1, p1), (h2, p2) = dead_port(), dead_port()
+    with h1, h2:
+        proxy = start_proxy({"p": pool(backend(p1, name="dead1"), backend(p2, name="dead2"), b1,
+                                       strategy="weighted-round-robin", retries=3,
+                                       passive={"failures": 3, "eject_base_ms": 20000,
+                                                "eject_max_ms": 30000})}, threads=1)
+
+        def held():
+            return sum(proxy.backend_metric("sb_proxy_backend_ejections_held_total", n, "p")
+                       for n in ("dead1", "dead2"))
+        for i in range(15):
+            c = conns.wire(proxy.port, version=4)
+            assert c.connect(f"c-{i}").reason() == 0, f"client {i} refused"
+        wait_for(lambda: held() >= 1, what="an ejection held back")
+        states = {n: proxy.state(n) for n in ("dead1", "dead2")}
+        assert sorted(states.values()) == ["ejected", "up"], states
+        assert proxy.state("b1") == "up"
+        assert "not ejected: max_ejection_percent 50 of the pool is out" in proxy.log()
+
+
 def test_backend_that_accepts_and_drops_every_client_is_ejected(brokers, start_proxy, conns,
                                                                 dropping_port):
     # "drop" accepts each connection and resets it on the CONNECT: each time one failure in a

@@ -61,6 +61,8 @@ admin = "127.0.0.1:9000"
 threads = 3
 yield_before_sleep = true
 log_level = "debug"
+stop_grace_ms = 1500
+stop_spread_ms = 2500
 
 [[listener]]
 name = "raw"
@@ -102,12 +104,15 @@ jitter_percent = 0
 failures = 7
 eject_base_ms = 20
 eject_max_ms = 40
+max_ejection_percent = 30
 )",
                                                    "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->instance, "p7");
   EXPECT_EQ(c->threads, 3u);
   EXPECT_TRUE(c->yield_before_sleep);
+  EXPECT_EQ(c->stop_grace_ms, 1500u);
+  EXPECT_EQ(c->stop_spread_ms, 2500u);
   const ListenerConfig& l = c->listeners[0];
   EXPECT_EQ(l.protocol, Protocol::kTcp);
   EXPECT_EQ(l.idle_timeout_s, 9u);
@@ -128,6 +133,7 @@ eject_max_ms = 40
   EXPECT_EQ(p.health.policy.fast_interval.count(), 50);
   EXPECT_EQ(p.health.policy.passive_failures, 7u);
   EXPECT_EQ(p.health.policy.eject_max.count(), 40);
+  EXPECT_EQ(p.health.policy.max_ejection_percent, 30u);
 }
 
 TEST(ProxyConfigTest, ErrorsNameFileLineKeyAndExpectation) {
