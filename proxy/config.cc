@@ -39,6 +39,8 @@ void ReadHealth(const ConfigTable& h, HealthConfig& out) {
   out.http_path = h.String("path", out.http_path);
   if (out.http_path.empty() || out.http_path[0] != '/')
     h.Fail("path", "expected a path like \"/healthz\"");
+  if (h.Has("path") && out.kind != health::CheckKind::kHttp)
+    h.Fail("path", "only for type = \"http\"");
   health::Policy& p = out.policy;
   p.interval = health::Millis(U32(h, "interval_ms", p.interval.count(), 10, 3'600'000));
   p.fast_interval = health::Millis(
@@ -159,6 +161,11 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
         U32(l, "connect_timeout_ms", listener.connect_timeout_ms, 1, 600'000);
     listener.max_connect_bytes =
         U32(l, "max_connect_bytes", listener.max_connect_bytes, 64, 16 << 20);
+    if (listener.protocol == Protocol::kTcp) {  // both are about the CONNECT
+      for (std::string_view key : {"connect_timeout_ms", "max_connect_bytes"}) {
+        if (l.Has(key)) l.Fail(key, "only for protocol = \"mqtt\"");
+      }
+    }
     listener.idle_timeout_s = U32(l, "idle_timeout_s", listener.idle_timeout_s, 0, 86'400 * 7);
     c.listeners.push_back(std::move(listener));
   }

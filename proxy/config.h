@@ -73,6 +73,7 @@ struct RedisConfig {
   std::string health_policy = "any";  // "any" | "majority" of live proxies takes a backend down
   uint32_t command_timeout_ms = 500;
   uint32_t sticky_cache_ms = 1000;  // how long a sticky record read from Redis is trusted
+  bool operator==(const RedisConfig&) const = default;
 };
 
 struct ProxyConfig {

@@ -2,9 +2,10 @@
 //
 //   switchboard --config conf/switchboard.toml [--check] [--log-level LEVEL]
 //
-// --check validates the file and exits: 0 when valid, 2 with the error otherwise. A configuration
-// error names the file, the line, the key and what was expected, and exits 2 before anything is
-// bound; a listener that cannot be bound exits 1. SIGHUP reloads the file; SIGTERM stops.
+// --check validates the file, resolves its addresses and exits: 0 when valid, 2 with the error
+// otherwise. A configuration error names the file, the line, the key and what was expected, and
+// exits 2 before anything is bound; a listener that cannot be bound exits 1. SIGHUP reloads the
+// file; SIGTERM or SIGINT stops (gracefully with [proxy] stop_grace_ms, stop_spread_ms).
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
@@ -46,6 +47,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (vm.count("check")) {
+    if (absl::Status s = proxy::ResolveAddresses(*config); !s.ok()) {
+      std::cerr << "switchboard: " << path << ": " << s.message() << "\n";
+      return 2;
+    }
     std::cout << path << ": valid (" << config->listeners.size() << " listeners, "
               << config->pools.size() << " pools)\n";
     return 0;

@@ -27,6 +27,53 @@ namespace proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+struct BackendEndpoints {
+  tcp::endpoint data;
+  tcp::endpoint check;
+};
+
+absl::StatusOr<BackendEndpoints> ResolveBackend(const std::string& pool, const BackendConfig& b) {
+  auto failed = [&](std::string_view key, const absl::Status& s) {
+    return absl::InvalidArgumentError(
+        fmt::format("pool.{} backend \"{}\": {}: {}", pool, b.name, key, s.message()));
+  };
+  absl::StatusOr<tcp::endpoint> data = net::Resolve(b.address);
+  if (!data.ok()) return failed("address", data.status());
+  absl::StatusOr<tcp::endpoint> check = b.check_address ? net::Resolve(*b.check_address) : data;
+  if (!check.ok()) return failed("check_address", check.status());
+  return BackendEndpoints{*data, *check};
+}
+
+absl::StatusOr<tcp::endpoint> ResolveBind(const ListenerConfig& l) {
+  absl::StatusOr<tcp::endpoint> ep = net::Resolve(l.bind);
+  if (!ep.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("listener \"{}\": bind: {}", l.name, ep.status().message()));
+  }
+  return ep;
+}
+
+}  // namespace
+
+absl::Status ResolveAddresses(const ProxyConfig& config) {
+  for (const auto& [name, pool] : config.pools) {
+    for (const BackendConfig& b : pool.backends) {
+      if (absl::StatusOr<BackendEndpoints> r = ResolveBackend(name, b); !r.ok()) return r.status();
+    }
+  }
+  for (const ListenerConfig& l : config.listeners) {
+    if (absl::StatusOr<tcp::endpoint> r = ResolveBind(l); !r.ok()) return r.status();
+  }
+  if (config.admin) {
+    absl::StatusOr<tcp::endpoint> r = net::Resolve(*config.admin);
+    if (!r.ok())
+      return absl::InvalidArgumentError(fmt::format("proxy.admin: {}", r.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 Proxy::Proxy(std::string config_path, ProxyConfig config)
     : config_path_(std::move(config_path)),
       config_(std::move(config)),
@@ -101,18 +148,12 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
     for (const BackendConfig& bc : pc.backends) {
-      absl::StatusOr<tcp::endpoint> ep = net::Resolve(bc.address);
-      if (!ep.ok())
-        return absl::InvalidArgumentError(
-            fmt::format("pool {} backend {}: {}", name, bc.name, ep.status().message()));
-      absl::StatusOr<tcp::endpoint> check = net::Resolve(bc.check_address.value_or(bc.address));
-      if (!check.ok())
-        return absl::InvalidArgumentError(
-            fmt::format("pool {} backend {}: {}", name, bc.name, check.status().message()));
+      absl::StatusOr<BackendEndpoints> resolved = ResolveBackend(name, bc);
+      if (!resolved.ok()) return resolved.status();
       std::shared_ptr<BackendState> state;
       if (auto old = pools_.find(name); old != pools_.end()) {
         std::shared_ptr<BackendState> b = old->second->Find(bc.name);
-        if (b != nullptr && b->endpoint == *ep && b->check_endpoint == *check) {
+        if (b != nullptr && b->endpoint == resolved->data && b->check_endpoint == resolved->check) {
           state = b;
           // A weight changed in the file overrides one set through the admin API.
           if (b->file_weight != bc.weight) {
@@ -122,7 +163,8 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
         }
       }
       if (state == nullptr) {
-        state = std::make_shared<BackendState>(bc, *ep, *check, pc.health.policy);
+        state =
+            std::make_shared<BackendState>(bc, resolved->data, resolved->check, pc.health.policy);
       }
       backends.push_back(std::move(state));
     }
@@ -144,7 +186,7 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
     if (it != bound_.end() && it->second.bind == lc.bind && it->second.protocol == lc.protocol) {
       continue;  // keeps its sockets
     }
-    absl::StatusOr<tcp::endpoint> ep = net::Resolve(lc.bind);
+    absl::StatusOr<tcp::endpoint> ep = ResolveBind(lc);
     if (!ep.ok()) return ep.status();
     Opened o{lc.name, {}, 0};
     for (auto& w : workers_) {
@@ -224,11 +266,15 @@ absl::Status Proxy::Reload() {
   absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
   if (!next.ok()) return next.status();
   if (next->threads != config_.threads || next->admin != config_.admin ||
-      next->yield_before_sleep != config_.yield_before_sleep ||
-      next->redis.url != config_.redis.url || next->redis.prefix != config_.redis.prefix) {
+      next->instance != config_.instance ||
+      next->yield_before_sleep != config_.yield_before_sleep || next->redis != config_.redis) {
     spdlog::warn(
-        "reload: [proxy] threads, admin and yield_before_sleep, and [redis], apply at the next "
-        "restart");
+        "reload: [proxy] threads, admin, instance and yield_before_sleep, and [redis], apply at "
+        "the next restart");
+  }
+  if (next->log_level != config_.log_level) {
+    spdlog::info("reload: log level {}", next->log_level);
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
   }
   // What is fixed at startup stays.
   next->threads = config_.threads;

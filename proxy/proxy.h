@@ -36,6 +36,10 @@ class HealthManager;
 class TierSync;
 class Worker;
 
+// Resolves every address of `config` as starting the proxy would: the first that fails, named by
+// its key. For --check.
+[[nodiscard]] absl::Status ResolveAddresses(const ProxyConfig& config);
+
 class Proxy {
  public:
   Proxy(std::string config_path, ProxyConfig config);

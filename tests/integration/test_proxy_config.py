@@ -98,6 +98,20 @@ def test_tcp_listener_refuses_a_client_id_hash(tmp_path):
     assert f"{path}:8: listener[0].pool: a tcp listener needs a pool" in r.stderr, r.stderr
 
 
+def test_check_resolves_every_address(tmp_path):
+    # A name that cannot resolve would stop the proxy at its start; --check says so first, naming
+    # the key. ".invalid" never resolves (RFC 6761); the timeout leaves room for a slow resolver.
+    path = tmp_path / "unresolvable.toml"
+    path.write_text(BASE.format(protocol="mqtt", listener_pool="brokers", weight=1,
+                                port=free_port(), admin=free_port(), pool_extra="")
+                    .replace("127.0.0.1:1884", "no-such-host.invalid:1884"))
+    r = subprocess.run([BIN / "switchboard", "--check", "--config", path], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert (f'{path}: pool.brokers backend "b1": address: cannot resolve "no-such-host.invalid"'
+            in r.stderr), r.stderr
+
+
 def test_syntax_error_and_missing_file(tmp_path):
     path = tmp_path / "syntax.toml"
     path.write_text("[[listener]\nname = 1\n")

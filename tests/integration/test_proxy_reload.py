@@ -171,3 +171,21 @@ def test_reload_during_a_connect_attempt_retries_on_the_reloaded_pool(brokers, s
     assert c.expect(CONNACK).reason() == 0
     assert proxy.active() == {"hung": 0, "b1": 1}
     assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 1
+
+
+def test_reload_applies_the_log_level_and_names_what_waits_for_a_restart(brokers, start_proxy,
+                                                                          conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)})
+    refusal = "refusing a first packet"
+    s = conns.socket(proxy.port)
+    s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    wait_for(lambda: proxy.rejected("malformed_first_packet") == 1, what="the first refusal")
+    assert refusal not in proxy.log()  # a debug line, below "info"
+    proxy.log_level = "debug"
+    proxy.instance = "renamed"
+    proxy.reload()
+    assert "apply at the next restart" in proxy.log()
+    s = conns.socket(proxy.port)
+    s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    wait_for(lambda: refusal in proxy.log(), what="the refusal logged at debug")

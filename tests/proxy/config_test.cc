@@ -67,7 +67,7 @@ stop_spread_ms = 2500
 [[listener]]
 name = "raw"
 bind = "0.0.0.0:7000"
-protocol = "tcp"
+protocol = "mqtt"
 pool = "p"
 connect_timeout_ms = 100
 max_connect_bytes = 1024
@@ -114,7 +114,8 @@ max_ejection_percent = 30
   EXPECT_EQ(c->stop_grace_ms, 1500u);
   EXPECT_EQ(c->stop_spread_ms, 2500u);
   const ListenerConfig& l = c->listeners[0];
-  EXPECT_EQ(l.protocol, Protocol::kTcp);
+  EXPECT_EQ(l.protocol, Protocol::kMqtt);
+  EXPECT_EQ(l.connect_timeout_ms, 100u);
   EXPECT_EQ(l.idle_timeout_s, 9u);
   EXPECT_EQ(l.max_connect_bytes, 1024u);
   const PoolConfig& p = c->pools.at("p");
@@ -161,6 +162,22 @@ TEST(ProxyConfigTest, TcpListenerCannotUseClientIds) {
   text.replace(text.find("pool = \"brokers\""), 16, "pool = \"brokers\"\nprotocol = \"tcp\"");
   text.insert(text.find("[pool.brokers]\n") + 15, "sticky = true\n");
   EXPECT_THAT(Error(text), HasSubstr("no client id without MQTT"));
+}
+
+TEST(ProxyConfigTest, TcpListenerRefusesTheConnectKeys) {
+  for (std::string key : {"connect_timeout_ms = 100", "max_connect_bytes = 1024"}) {
+    std::string text = kMinimal;
+    text.replace(text.find("pool = \"brokers\""), 16,
+                 "pool = \"brokers\"\nprotocol = \"tcp\"\n" + key);
+    EXPECT_THAT(Error(text), HasSubstr("listener[0]." + key.substr(0, key.find(' ')) +
+                                       ": only for protocol = \"mqtt\""));
+  }
+}
+
+TEST(ProxyConfigTest, CheckPathOnlyForHttp) {
+  std::string text =
+      std::string(kMinimal) + "[pool.brokers.health]\ntype = \"mqtt\"\npath = \"/x\"\n";
+  EXPECT_THAT(Error(text), HasSubstr("pool.brokers.health.path: only for type = \"http\""));
 }
 
 TEST(ProxyConfigTest, HashKeyOnlyForSourceHash) {
