@@ -127,11 +127,13 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
     bool assigned = false;
     if (connect.client_id.empty()) {
       // 5.0 assigns an identifier and says which (§3.1.3.1); 3.1.1 allows an empty one only for a
-      // clean session (§3.1.3.1 of 3.1.1).
-      if (!v5 && !connect.clean_start) {
+      // clean session (§3.1.3.1 of 3.1.1); 3.1 never.
+      if (connect.version == mqtt::Version::k31 || (!v5 && !connect.clean_start)) {
         shard_.metrics().Reject(RejectReason::kClientIdRejected);
         return Refuse(ReasonCode::kClientIdentifierNotValid, connect.version,
-                      "empty client id with a persistent session");
+                      v5 || connect.version == mqtt::Version::k311
+                          ? "empty client id with a persistent session"
+                          : "empty client id (MQTT 3.1)");
       }
       connect.client_id = broker.AssignClientId();
       assigned = true;

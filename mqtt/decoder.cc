@@ -114,7 +114,11 @@ absl::StatusOr<Connect> ReadConnect(ByteReader& r) {
   std::string_view protocol = r.Binary();
   uint8_t level = r.U8();
   if (!r.ok()) return r.status();
-  if (protocol != "MQTT" || (level != 4 && level != 5)) {
+  // 3.1 ("MQIsdp", level 3) has 3.1.1's layout and is decoded as such; mosquitto and EMQX
+  // accept it too.
+  bool known = (protocol == "MQTT" && (level == 4 || level == 5)) ||
+               (protocol == "MQIsdp" && level == 3);
+  if (!known) {
     return CodecError(R::kUnsupportedProtocolVersion, "unsupported protocol name or level");
   }
   c.version = static_cast<Version>(level);

@@ -35,7 +35,9 @@ struct PropertySection {
 void EncodeConnect(const Connect& c, std::string& out) {
   bool v5 = c.version == Version::k5;
   std::optional<PropertySection> props, will_props;
-  size_t size = 6 + 1 + 1 + 2 + 2 + c.client_id.size();  // protocol name, level, flags, keep alive
+  std::string_view name = c.version == Version::k31 ? "MQIsdp" : "MQTT";
+  // protocol name, level, flags, keep alive, client id
+  size_t size = 2 + name.size() + 1 + 1 + 2 + 2 + c.client_id.size();
   if (v5) {
     props.emplace(c.properties);
     size += props->size();
@@ -59,7 +61,7 @@ void EncodeConnect(const Connect& c, std::string& out) {
 
   ByteWriter w(out);
   WriteFixedHeader(w, Header(PacketType::kConnect), size);
-  w.Binary("MQTT");
+  w.Binary(name);
   w.U8(static_cast<uint8_t>(c.version));
   w.U8(flags);
   w.U16(c.keep_alive_s);
@@ -78,7 +80,7 @@ void EncodeConnack(const Connack& c, Version v, std::string& out) {
   ByteWriter w(out);
   if (v != Version::k5) {
     WriteFixedHeader(w, Header(PacketType::kConnack), 2);
-    w.U8(c.session_present ? 1 : 0);
+    w.U8(c.session_present && v == Version::k311 ? 1 : 0);  // 3.1: a reserved byte
     w.U8(ToConnackReturnCode311(c.reason));
     return;
   }

@@ -1,9 +1,9 @@
 // MQTT control packets (MQTT 3.1.1 §3, MQTT 5.0 §3) as plain values, one struct per packet type.
 //
 // The same structs serve both versions: the fields 3.1.1 lacks (properties, most reason codes) are
-// left at their defaults when decoding 3.1.1 and ignored when encoding it. A decoded packet owns its
-// strings; the broker moves the topic and payload of a PUBLISH into its shared message, so a payload
-// is copied out of the read buffer once.
+// left at their defaults when decoding 3.1.1 and ignored when encoding it. A decoded packet owns
+// its strings; the broker moves the topic and payload of a PUBLISH into its shared message, so a
+// payload is copied out of the read buffer once.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,10 @@
 
 namespace mqtt {
 
-// The protocol level byte of CONNECT (§3.1.2.2).
-enum class Version : uint8_t { k311 = 4, k5 = 5 };
+// The protocol level byte of CONNECT (§3.1.2.2). 3.1 (protocol name "MQIsdp") shares 3.1.1's
+// packets; what differs is checked where it matters (CONNECT's name, CONNACK's first byte, the
+// empty client id).
+enum class Version : uint8_t { k31 = 3, k311 = 4, k5 = 5 };
 
 enum class PacketType : uint8_t {
   kConnect = 1,

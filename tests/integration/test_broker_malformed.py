@@ -53,7 +53,7 @@ def test_bad_first_packet_is_closed_without_connack(broker, first):
 
 def test_unsupported_protocol_level_gets_return_code_1(broker):
     s = raw(broker)
-    s.sendall(packet(CONNECT, 0, string("MQTT") + bytes([3, 0x02, 0, 60]) + string("old")))
+    s.sendall(packet(CONNECT, 0, string("MQTT") + bytes([6, 0x02, 0, 60]) + string("new")))
     # 3.1.1 §3.1.2.2: CONNACK return code 1 (unacceptable protocol version), then close.
     assert read_until_closed(s) == b"\x20\x02\x00\x01"
     s.close()

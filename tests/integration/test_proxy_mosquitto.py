@@ -3,24 +3,24 @@
 import re
 import subprocess
 
-from conftest import wait_for
+from conftest import start_broker, wait_for  # noqa: F401
 from proxy_fixtures import backend, free_port, pool, start_mosquitto, start_proxy  # noqa: F401
 
 MQTT_HEALTH = {"type": "mqtt", "interval_ms": 200, "fast_interval_ms": 200, "timeout_ms": 300,
                "rise": 2, "fall": 2}
 
 
-def pub_sub_through(proxy, topic, payload):
+def pub_sub_through(proxy, topic, payload, version="mqttv311"):
     """mosquitto_sub and mosquitto_pub, both through the proxy: the subscriber receives the
     publish. Publishing is repeated until it does, as the subscriber's SUBSCRIBE may still be on
     its way when the first publish arrives."""
     sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(proxy.port),
-                            "-V", "mqttv311", "-t", topic, "-C", "1", "-W", "5", "-i", "sub"],
+                            "-V", version, "-t", topic, "-C", "1", "-W", "5", "-i", "sub"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def delivered():
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(proxy.port),
-                            "-V", "mqttv311", "-t", topic, "-m", payload, "-i", "pub"],
+                            "-V", version, "-t", topic, "-m", payload, "-i", "pub"],
                            check=True, timeout=5)
             try:
                 return sub.wait(timeout=0.1) is not None
@@ -69,3 +69,15 @@ def test_mosquitto_behind_the_proxy(start_mosquitto, start_proxy, tmp_path):
     before = proxy.backends()[survivor]["connections_total"]
     pub_sub_through(proxy, "after/kill", "second")
     assert proxy.backends()[survivor]["connections_total"] >= before + 2
+
+
+def test_mqtt_3_1_clients_reach_mosquitto_and_our_broker(start_mosquitto, start_broker,
+                                                         start_proxy):
+    # 3.1 ("MQIsdp", level 3) is read like 3.1.1 and passed on; each broker decides. Both serve
+    # it, as mosquitto and EMQX do.
+    m1 = start_mosquitto("m1")
+    b1 = start_broker(name="b1")
+    for name, port in (("m1", m1.port), ("b1", b1.port)):
+        proxy = start_proxy({"p": pool(backend(port, name=name))}, name=f"proxy-{name}")
+        pub_sub_through(proxy, "old/clients", f"3.1 via {name}", version="mqttv31")
+        assert proxy.rejected("malformed_first_packet") == 0

@@ -168,7 +168,7 @@ TEST(DecodeConnectTest, UnsupportedProtocolLevelOrName) {
   for (std::string_view bytes : {
            "10 0C 00 04 'MQTT' 03 02 00 00 00 00",    // level 3
            "10 0C 00 04 'MQTT' 06 02 00 00 00 00",    // level 6
-           "10 0E 00 06 'MQIsdp' 03 02 00 00 00 00",  // MQTT 3.1
+           "10 0E 00 06 'MQIsdp' 04 02 00 00 00 00",  // 3.1's name with 3.1.1's level
            "10 0C 00 04 'MQTX' 04 02 00 00 00 00",    // wrong name
        }) {
     const std::string packet = Hex(bytes);
@@ -178,6 +178,18 @@ TEST(DecodeConnectTest, UnsupportedProtocolLevelOrName) {
     ASSERT_FALSE(c.ok()) << bytes;
     EXPECT_EQ(ReasonOf(c.status()), R::kUnsupportedProtocolVersion) << bytes << ": " << c.status();
   }
+}
+
+TEST(DecodeConnectTest, Mqtt31IsDecodedAs311) {
+  const std::string packet = Hex("10 0F 00 06 'MQIsdp' 03 02 00 3C 00 01 'c'");
+  absl::StatusOr<std::optional<Frame>> frame = ParseFrame(packet, kMaxPacketBytes);
+  ASSERT_TRUE(frame.ok() && frame->has_value());
+  absl::StatusOr<Connect> c = DecodeConnect(**frame);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->version, Version::k31);
+  EXPECT_EQ(c->client_id, "c");
+  EXPECT_EQ(c->keep_alive_s, 60);
+  EXPECT_TRUE(c->clean_start);
 }
 
 TEST(DecodeConnectTest, FlagViolations) {

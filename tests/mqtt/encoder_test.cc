@@ -313,6 +313,18 @@ TEST(EncoderRoundTripTest, ConnectUsesItsOwnVersion) {
   EXPECT_EQ(std::get<Connect>(*decoded), RichConnect5());
 }
 
+TEST(EncoderRoundTripTest, Mqtt31ConnectAndConnack) {
+  Connect c{.version = Version::k31, .keep_alive_s = 30, .client_id = "old"};
+  std::string bytes = Encoded(c, Version::k31);
+  EXPECT_EQ(bytes.substr(2, 9), std::string("\0\6MQIsdp\3", 9));
+  absl::StatusOr<Packet> decoded = DecodeWhole(bytes, Version::k31);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(std::get<Connect>(*decoded), c);
+  // 3.1's CONNACK has a reserved byte where 3.1.1 says "session present".
+  EXPECT_EQ(Encoded(Connack{.session_present = true}, Version::k31), std::string("\x20\2\0\0", 4));
+  EXPECT_EQ(Encoded(Connack{.session_present = true}, Version::k311), std::string("\x20\2\1\0", 4));
+}
+
 TEST(EncoderRoundTripTest, LargePublishNeedsAThreeByteRemainingLength) {
   Publish p{.topic = "big", .payload = std::string(70'000, 'z'), .qos = QoS::k1, .packet_id = 1};
   std::string bytes = Encoded(p, Version::k5);
