@@ -360,8 +360,9 @@ class RedisServer(Process):
     def start(self):
         self._launch()
 
-    def command(self, *args):
-        out = subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)],
+    def command(self, *args, password=None):
+        auth = ["-a", password, "--no-auth-warning"] if password else []
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *map(str, args)],
                              capture_output=True, text=True, timeout=5)
         return out.stdout.strip()
 

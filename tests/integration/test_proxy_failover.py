@@ -158,6 +158,30 @@ def test_passive_ejection_takes_at_most_half_of_the_pool_out(brokers, start_prox
         assert "not ejected: max_ejection_percent 50 of the pool is out" in proxy.log()
 
 
+def test_an_ejection_ends_by_itself_and_the_backend_serves_again(brokers, start_proxy, conns,
+                                                                  tmp_path, processes):
+    # Passive detection alone (no [health]): nothing but the backoff's end brings b1 back.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(backend(b1, check=None), backend(b2, check=None),
+                                   strategy="weighted-round-robin", retries=3,
+                                   passive={"failures": 2, "eject_base_ms": 1000,
+                                            "eject_max_ms": 1000})}, threads=1)
+    b1.kill()
+    i = 0
+    while proxy.state("b1") != "ejected":
+        assert i < 20, "b1 not ejected"
+        assert conns.wire(proxy.port, version=4).connect(f"during-{i}").reason() == 0
+        i += 1
+    ejected_at = time.monotonic()
+    restart_broker(b1, tmp_path, processes)
+    proxy.wait_state("b1", "up", timeout=3)
+    assert time.monotonic() - ejected_at >= 1.0, "the ejection ended before its backoff"
+    assert proxy.backend_metric("sb_proxy_backend_checks_total", "b1", "p") == 0
+    landed = {proxy.landing(lambda j=j: conns.wire(proxy.port, version=4).connect(f"after-{j}"))[1]
+              for j in range(4)}
+    assert landed == {"b1", "b2"}
+
+
 def test_backend_that_accepts_and_drops_every_client_is_ejected(brokers, start_proxy, conns,
                                                                 dropping_port):
     # "drop" accepts each connection and resets it on the CONNECT: each time one failure in a

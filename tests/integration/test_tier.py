@@ -59,6 +59,51 @@ def test_sticky_across_proxies(brokers, start_proxy, conns, redis_server):
     assert redis_server.command("EXISTS", "sb:sticky:brokers:roamer-0") == "1"
 
 
+def test_two_tiers_share_one_redis_apart_by_prefix(brokers, start_proxy, conns, redis_server):
+    bs = brokers(2)
+    a = start_proxy({"brokers": pool(*bs, sticky=True)}, name="a",
+                    redis={"url": redis_server.url, "prefix": "tier-a:"})
+    b = start_proxy({"brokers": pool(*bs, sticky=True)}, name="b",
+                    redis={"url": redis_server.url, "prefix": "tier-b:"})
+    _, landed = a.landing(lambda: conns.wire(a.port).connect("only-in-a"))
+    wait_for(lambda: redis_server.command("EXISTS", "tier-a:sticky:brokers:only-in-a") == "1",
+             what="a's sticky record")
+    assert redis_server.command("EXISTS", "tier-b:sticky:brokers:only-in-a") == "0"
+    # Each tier reads and writes its own keys only: its heartbeats, and an operator's drain.
+    assert a.post(f"/api/backends/{landed}/drain")[0] == 200
+    wait_for(lambda: "draining=1" in redis_server.command("HGET", "tier-a:operator",
+                                                          f"brokers/{landed}"),
+             what="the drain in a's tier")
+    assert redis_server.command("EXISTS", "tier-b:operator") == "0"
+    for tier, name in (("tier-a", "a"), ("tier-b", "b")):
+        key = f"{tier}:conns:{name}"  # written in the same round as the heartbeat, after it
+        wait_for(lambda k=key: redis_server.command("EXISTS", k) == "1",
+                 what=f"{name}'s counts in its tier")
+        assert redis_server.command("ZRANGE", f"{tier}:proxies", 0, -1) == name
+    assert all(k.startswith(("tier-a:", "tier-b:"))
+               for k in redis_server.command("KEYS", "*").split()), "a key without a prefix"
+    assert operator(b)[landed] == (False, 1)
+
+
+def test_a_tier_behind_a_redis_password(brokers, start_proxy, conns, redis_server):
+    redis_server.command("CONFIG", "SET", "requirepass", "s3cret")
+    bs = brokers(2)
+    a, b = start_tier(start_proxy, redis_server, bs, sticky=True,
+                      redis_url=f"redis://:s3cret@127.0.0.1:{redis_server.port}")
+    for p in (a, b):
+        wait_for(lambda p=p: p.metric("sb_proxy_tier_proxies") == 2, what="both proxies live")
+        assert p.metric("sb_proxy_degraded") == 0
+        assert "s3cret" not in p.log()
+    first = conns.wire(a.port)
+    _, landed = a.landing(lambda: first.connect("behind-a-password"))
+    first.close()
+    wait_for(lambda: sum(a.active().values()) == 0, what="the first connection gone")
+    _, again = b.landing(lambda: conns.wire(b.port).connect("behind-a-password"))
+    assert again == landed
+    assert redis_server.command("EXISTS", "sb:sticky:brokers:behind-a-password",
+                                password="s3cret") == "1"
+
+
 def test_two_proxies_agree_on_a_new_client(brokers, start_proxy, conns, redis_server):
     # The same new client id through both proxies at (nearly) the same moment: one record wins
     # and both follow it.
