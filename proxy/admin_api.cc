@@ -228,6 +228,8 @@ std::string_view RejectReasonName(RejectReason r) {
       return "local_resources";
     case RejectReason::kClientLeft:
       return "client_left";
+    case RejectReason::kMaxConnections:
+      return "max_connections";
     case RejectReason::kCount:
       break;
   }

@@ -235,6 +235,11 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
                                   int client_fd, tcp::endpoint peer) {
   auto client = std::make_shared<RawSocket>(worker.poller(), client_fd);
   ListenerCounters& counters = *listener->counters;
+  const uint32_t max = listener->config.max_connections;
+  if (max != 0 && counters.active.load(std::memory_order_relaxed) >= max) {
+    counters.Reject(RejectReason::kMaxConnections);
+    co_return;  // closes the connection, as mosquitto's max_connections does
+  }
   counters.active.fetch_add(1, std::memory_order_relaxed);
   // The connection counts as the listener's until it ends: here when the setup gives up, or in
   // the tunnel's close hook once the tunnel carries it.

@@ -15,13 +15,15 @@ namespace proxy {
 // Why a client connection was refused or closed before reaching a backend.
 // kLocalResources: the proxy could not open a connection to a backend (out of descriptors,
 // buffers or local ports); the backend is not blamed for it. kClientLeft: the client closed
-// after its CONNECT, before the backend was reached; its CONNECT is not sent.
+// after its CONNECT, before the backend was reached; its CONNECT is not sent. kMaxConnections:
+// the listener had max_connections open; closed at once.
 enum class RejectReason : uint8_t {
   kConnectTimeout,
   kMalformed,
   kNoBackend,
   kLocalResources,
   kClientLeft,
+  kMaxConnections,
   kCount
 };
 std::string_view RejectReasonName(RejectReason r);

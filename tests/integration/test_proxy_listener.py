@@ -216,3 +216,23 @@ def test_the_brokers_last_words_reach_a_client_still_sending(start_broker, start
     while chunk := c.sock.recv(65536):  # a reset raises
         answer += chunk
     assert answer[0] == 0xE0 and answer[2] == 0x95, answer  # DISCONNECT, packet too large
+
+
+def test_max_connections_closes_the_excess_at_once(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p", "max_connections": 3}])
+    held = [conns.wire(proxy.port, version=4) for _ in range(3)]
+    for i, c in enumerate(held):
+        assert c.connect(f"held-{i}").reason() == 0
+    extra = conns.wire(proxy.port, version=4)
+    extra.send(connect_packet("extra", version=4))
+    assert extra.expect_closed() == []  # no CONNACK: closed at accept, before reading anything
+    assert proxy.rejected("max_connections") == 1
+    assert proxy.active() == {"b1": 3}
+    # A place freed is a place taken.
+    held[0].close()
+    wait_for(lambda: proxy.metric('sb_proxy_listener_active_connections{listener="mqtt"}') == 2,
+             what="the closed client gone")
+    assert conns.wire(proxy.port, version=4).connect("next").reason() == 0
+    assert proxy.rejected("max_connections") == 1

@@ -72,6 +72,7 @@ pool = "p"
 connect_timeout_ms = 100
 max_connect_bytes = 1024
 idle_timeout_s = 9
+max_connections = 5000
 
 [pool.p]
 strategy = "source-hash"
@@ -117,6 +118,7 @@ max_ejection_percent = 30
   EXPECT_EQ(l.protocol, Protocol::kMqtt);
   EXPECT_EQ(l.connect_timeout_ms, 100u);
   EXPECT_EQ(l.idle_timeout_s, 9u);
+  EXPECT_EQ(l.max_connections, 5000u);
   EXPECT_EQ(l.max_connect_bytes, 1024u);
   const PoolConfig& p = c->pools.at("p");
   EXPECT_EQ(p.strategy, balancer::StrategyKind::kSourceHash);
