@@ -487,6 +487,32 @@ def test_without_redis_a_node_serves_its_own_clients(cluster, clients):
     assert sub.wait_messages(1)[0].payload == b"still"
 
 
+def test_the_cluster_catches_up_when_redis_returns(cluster, clients):
+    a, b = cluster(2)
+    cluster.redis.stop()
+    for node in (a, b):
+        wait_for(lambda n=node: n.metric("sb_broker_cluster_redis_up") == 0,
+                 what=f"{node.name} notices Redis gone")
+    # A subscription made while Redis is away: Redis has lost everything (no persistence).
+    sub = clients.paho(a.port, "during-sub")
+    sub.subscribe("during/#", 1)
+    cluster.redis.start()
+    for node in (a, b):
+        wait_for(lambda n=node: n.metric("sb_broker_cluster_redis_up") == 1, timeout=10,
+                 what=f"{node.name} back on Redis")
+    # Each node writes its routes back whole, and the others learn them: b forwards to a.
+    wait_for(lambda: cluster.redis.command("HEXISTS", f"sb:routes:{a.name}", "during/#") == "1",
+             what="a's route rewritten into Redis")
+    wait_remote_routes(b, 1, timeout=10)
+    clients.paho(b.port, "after-pub").publish("during/1", "caught up", 1)
+    assert sub.wait_messages(1)[0].payload == b"caught up"
+    # And a node that joins now finds both in Redis and meshes with them.
+    (c,) = cluster(1)
+    wait_remote_routes(c, 1)
+    clients.paho(c.port, "late-pub").publish("during/2", "from the newcomer", 1)
+    assert sub.wait_messages(2)[1].payload == b"from the newcomer"
+
+
 @pytest.mark.parametrize("password", [None, b"guess"], ids=["no-password", "wrong-password"])
 def test_a_client_cannot_pose_as_a_node(cluster, clients, redis_server, password):
     # A node link skips the session claim, access rules and checks of what it forwards: its
