@@ -12,15 +12,20 @@ namespace {
 
 using R = ReasonCode;
 
-// The flags each packet type must carry (§2.1.3); PUBLISH's flags are checked separately.
+constexpr uint8_t kDup = 0x8;
+
+bool CarriesQos1Flags(PacketType type) {
+  return type == PacketType::kPubrel || type == PacketType::kSubscribe ||
+         type == PacketType::kUnsubscribe;
+}
+
+// The flags each packet type must carry (§2.1.3); PUBLISH's flags are checked separately. MQTT
+// 3.1 lets a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE set DUP, which only DecodePacket, knowing
+// the version, can judge.
 bool FlagsValid(PacketType type, uint8_t flags) {
-  switch (type) {
-    case PacketType::kPublish: return ((flags >> 1) & 0x3) != 3;  // QoS 3 is malformed
-    case PacketType::kPubrel:
-    case PacketType::kSubscribe:
-    case PacketType::kUnsubscribe: return flags == 0x2;
-    default: return flags == 0;
-  }
+  if (type == PacketType::kPublish) return ((flags >> 1) & 0x3) != 3;  // QoS 3 is malformed
+  if (CarriesQos1Flags(type)) return (flags & ~kDup) == 0x2;
+  return flags == 0;
 }
 
 uint16_t ReadPacketId(ByteReader& r) {
@@ -337,6 +342,9 @@ absl::StatusOr<std::optional<Frame>> ParseFrame(std::string_view data, uint32_t 
 }
 
 absl::StatusOr<Packet> DecodePacket(const Frame& frame, Version v) {
+  if (CarriesQos1Flags(frame.type()) && (frame.flags() & kDup) && v != Version::k31) {
+    return CodecError(R::kMalformedPacket, "fixed header flags invalid for the packet type");
+  }
   ByteReader r(frame.body);
   switch (frame.type()) {
     case PacketType::kConnect: {

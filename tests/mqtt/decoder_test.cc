@@ -515,6 +515,17 @@ TEST(DecodeAckTest, EveryAckTypeIn311) {
   EXPECT_EQ(DecodeAs<Pubcomp>(Hex("70 02 00 07"), Version::k311), Pubcomp{.packet_id = 7});
 }
 
+TEST(DecodeAckTest, DupOnAResentPubrelSubscribeOrUnsubscribeOnlyIn31) {
+  // MQTT 3.1 lets a client set DUP when it sends one of these again; 3.1.1 and 5.0 do not.
+  for (std::string_view bytes :
+       {"6A 02 00 07", "8A 06 00 01 00 01 'a' 00", "AA 05 00 01 00 01 'a'"}) {
+    EXPECT_EQ(FailureOf(Hex(bytes), Version::k31), R::kSuccess) << bytes;
+    EXPECT_EQ(FailureOf(Hex(bytes), Version::k311), R::kMalformedPacket) << bytes;
+    EXPECT_EQ(FailureOf(Hex(bytes), Version::k5), R::kMalformedPacket) << bytes;
+  }
+  EXPECT_EQ(DecodeAs<Pubrel>(Hex("6A 02 00 07"), Version::k31), Pubrel{.packet_id = 7});
+}
+
 TEST(DecodeAckTest, Mqtt5ShortFormsMeanSuccess) {
   // §3.4.2.1: the reason code may be left out for success, the properties when there are none.
   EXPECT_EQ(DecodeAs<Puback>(Hex("40 02 00 07"), Version::k5), Puback{.packet_id = 7});
