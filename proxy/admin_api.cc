@@ -59,7 +59,7 @@ json::value PoolsJson(const Proxy& proxy) {
 
 std::string Metrics(const Proxy& proxy) {
   base::MetricsText m;
-  m.Family("sb_proxy_up", "gauge", "1 while the proxy accepts connections.");
+  m.Family("sb_proxy_up", "gauge", "1 until a stop signal (as /healthz: 0 during the grace).");
   m.Sample("sb_proxy_up", proxy.stopping() ? 0 : 1);
 
   if (proxy.shared_state_configured()) {

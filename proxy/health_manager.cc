@@ -76,7 +76,8 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
 }
 
 // Whether two pools check their backends alike; a reload that changes any of this restarts the
-// checks of the backends that stay.
+// checks of the backends that stay. Not max_ejection_percent: a pool's, which MayEject reads from
+// the newest pool, so changing it keeps every backend's health.
 bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
   const HealthConfig &a = pool_a.health, &b = pool_b.health;
   const health::Policy &p = a.policy, &q = b.policy;
@@ -84,8 +85,7 @@ bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
          a.kind == b.kind && a.http_path == b.http_path && p.rise == q.rise && p.fall == q.fall &&
          p.interval == q.interval && p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
          p.jitter_percent == q.jitter_percent && p.passive_failures == q.passive_failures &&
-         p.eject_base == q.eject_base && p.eject_max == q.eject_max &&
-         p.max_ejection_percent == q.max_ejection_percent;
+         p.eject_base == q.eject_base && p.eject_max == q.eject_max;
 }
 
 // Moves a backend that stays to the checks of its reloaded `pool`. Its state machine holds its

@@ -247,7 +247,13 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   for (const auto& [name, state] : states)
     bound_[name] = state->config;
   for (auto it = listener_counters_.begin(); it != listener_counters_.end();) {
-    it = states.contains(it->first) ? std::next(it) : listener_counters_.erase(it);
+    if (states.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    // Its connections stay open: a graceful stop still waits for them.
+    retired_counters_.push_back(it->second);
+    it = listener_counters_.erase(it);
   }
   asio::post(threads_->context(0), [this, pools, dropped = std::move(operator_weights_dropped)] {
     health_->Watch(pools);
@@ -316,7 +322,7 @@ void Proxy::Run() {
     }
     stop_timer.expires_after(std::chrono::milliseconds(50));
     stop_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (!ec) await_clients();
+      if (!ec && !shut_down_) await_clients();
     });
   };
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -346,7 +352,7 @@ void Proxy::Run() {
             signal, grace.count(), OpenConnections(), spread.count());
         stop_timer.expires_after(grace);
         stop_timer.async_wait([&, spread](const boost::system::error_code& ec) {
-          if (ec) return;
+          if (ec || shut_down_) return;
           CloseClients(spread);
           // Connections still in setup become tunnels after the closes were spread: they wait
           // for the window's end, plus the closes' own linger.
@@ -371,14 +377,21 @@ void Proxy::CloseClients(std::chrono::milliseconds spread) {
   }
 }
 
-int64_t Proxy::OpenConnections() const {
+int64_t Proxy::OpenConnections() {
+  std::erase_if(retired_counters_, [](const std::shared_ptr<ListenerCounters>& c) {
+    return c->active.load(std::memory_order_relaxed) == 0;
+  });
   int64_t open = 0;
   for (const auto& [name, counters] : listener_counters_)
+    open += counters->active.load(std::memory_order_relaxed);
+  for (const std::shared_ptr<ListenerCounters>& counters : retired_counters_)
     open += counters->active.load(std::memory_order_relaxed);
   return open;
 }
 
 void Proxy::Shutdown() {
+  if (shut_down_) return;  // a second signal may race the graceful stop's last step
+  shut_down_ = true;
   stopping_ = true;
   asio::post(threads_->context(0), [this] {
     health_->Stop();

@@ -82,8 +82,9 @@ class Proxy {
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
   void CloseClients(std::chrono::milliseconds spread);
-  // Client connections open, in setup or tunnelled, over every listener.
-  int64_t OpenConnections() const;
+  // Client connections open, in setup or tunnelled, over every listener, those a reload removed
+  // included.
+  int64_t OpenConnections();
 
   std::string config_path_;
   ProxyConfig config_;
@@ -97,9 +98,12 @@ class Proxy {
   std::map<std::string, std::shared_ptr<const Pool>> pools_;
   std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> generations_;
   std::map<std::string, std::shared_ptr<ListenerCounters>> listener_counters_;
+  // Of listeners a reload removed, while they still have connections.
+  std::vector<std::shared_ptr<ListenerCounters>> retired_counters_;
   std::map<std::string, ListenerConfig> bound_;  // listeners with open sockets
   std::map<std::string, uint16_t> ports_;
-  bool stopping_ = false;
+  bool stopping_ = false;   // from a stop signal on
+  bool shut_down_ = false;  // Shutdown ran
 };
 
 }  // namespace proxy

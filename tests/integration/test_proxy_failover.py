@@ -170,12 +170,12 @@ def test_an_ejection_ends_by_itself_and_the_backend_serves_again(brokers, start_
     i = 0
     while proxy.state("b1") != "ejected":
         assert i < 20, "b1 not ejected"
+        before_connect = time.monotonic()  # before the failure that ejects b1: a lower bound
         assert conns.wire(proxy.port, version=4).connect(f"during-{i}").reason() == 0
         i += 1
-    ejected_at = time.monotonic()
     restart_broker(b1, tmp_path, processes)
     proxy.wait_state("b1", "up", timeout=3)
-    assert time.monotonic() - ejected_at >= 1.0, "the ejection ended before its backoff"
+    assert time.monotonic() - before_connect >= 1.0, "the ejection ended before its backoff"
     assert proxy.backend_metric("sb_proxy_backend_checks_total", "b1", "p") == 0
     landed = {proxy.landing(lambda j=j: conns.wire(proxy.port, version=4).connect(f"after-{j}"))[1]
               for j in range(4)}

@@ -107,3 +107,26 @@ def test_without_a_grace_or_spread_a_stop_signal_stops_at_once(brokers, start_pr
     wait_for(lambda: not proxy.alive(), timeout=3, what="the proxy to exit")
     assert proxy.proc.returncode == 0
     assert c.expect_closed() == []
+
+
+def test_connections_of_a_listener_removed_by_a_reload_are_spread_too(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    listeners = [{"name": "mqtt", "protocol": "mqtt", "pool": "p"},
+                 {"name": "old", "protocol": "mqtt", "pool": "p"}]
+    proxy = start_proxy({"p": pool(backend(b1))}, listeners,
+                        settings={"stop_grace_ms": 0, "stop_spread_ms": int(SPREAD_S * 1000)})
+    clients = []
+    for i in range(CLIENTS):
+        c = conns.wire(proxy.ports["old"], version=4)
+        assert c.connect(f"old-{i}").body == b"\x00\x00"
+        clients.append(c)
+    proxy.reload(listeners=listeners[:1])  # "old" goes; its clients stay
+    assert proxy.active() == {b1.name: CLIENTS}
+
+    signalled = time.monotonic()
+    proxy.signal(signal.SIGTERM)
+    closed = close_times(clients, signalled + SPREAD_S + 5)
+    assert len(closed) == CLIENTS
+    first, last = min(closed.values()), max(closed.values())
+    assert last - first >= SPREAD_S / 4, f"the closes were not spread: {last - first:.3f} s"
+    wait_for(lambda: not proxy.alive(), timeout=2, what="the proxy to exit after its last client")
