@@ -134,7 +134,9 @@ void NodeLink::WhenDrained(std::function<void()> f) {
 void NodeLink::Pump() {
   if (state_ != State::kConnected) return;
   Clock::time_point now = Clock::now();
-  while (!queue_.empty() && inflight_.size() < kWindow) {
+  // Encoded bytes wait in out_ while the peer does not read; past the bound, entries stay queued
+  // (and counted), so that QoS 0 forwards, which need no window, congest the link too.
+  while (!queue_.empty() && inflight_.size() < kWindow && out_.size() < queue_bytes_) {
     Entry e = std::move(queue_.front());
     queue_.pop_front();
     const Message& m = *e.message;
@@ -189,6 +191,8 @@ void NodeLink::Write() {
                            if (self->state_ == State::kStopped) return;
                            if (ec) return self->Fail("write: " + ec.message());
                            self->Write();
+                           // Room in out_: what waits in the queue goes at the shard's flush.
+                           if (!self->queue_.empty()) self->shard_.MarkDirty(*self);
                          });
       return;
     }

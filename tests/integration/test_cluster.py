@@ -3,6 +3,7 @@ another at every QoS and through wildcards, retained messages wherever they were
 taken over from another node with its session, shared subscriptions spread over the nodes with
 each message delivered once, and a node that dies or leaves."""
 import collections
+import select
 import signal
 import socket
 import threading
@@ -11,10 +12,10 @@ import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_server, wait_remote_routes)
-from conftest import both_versions, clock_off_by, run_bench, wait_for
+from conftest import assert_serves, both_versions, clock_off_by, run_bench, wait_for
 from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                        PUBREL, USER_PROPERTY, connect_packet, p_pair, p_u32, packet, persistent,
-                       props, sub_options)
+                       props, string, sub_options)
 
 SESSION_EXPIRY_INTERVAL = 0x11
 
@@ -511,6 +512,44 @@ def test_the_cluster_catches_up_when_redis_returns(cluster, clients):
     wait_remote_routes(c, 1)
     clients.paho(c.port, "late-pub").publish("during/2", "from the newcomer", 1)
     assert sub.wait_messages(2)[1].payload == b"from the newcomer"
+
+
+def test_a_stalled_peer_holds_back_the_publishers_feeding_it(cluster, clients):
+    # b stops reading (SIGSTOP) but is not declared dead for 30 s. a queues at most
+    # link_queue_bytes per link, then stops reading the publishers whose messages go to b, instead
+    # of buffering without bound; its other clients are served meanwhile. QoS 0, so that no
+    # in-flight window stops the publisher first.
+    a, b = cluster(2, node_timeout_ms=30000, config="link_queue_bytes = 65536\n")
+    sub = clients.paho(b.port, "stalled-sub")
+    sub.subscribe("stall/#", 0)
+    wait_remote_routes(a, 1)
+    pub = clients.wire(a.port, version=4)
+    assert pub.connect("stalled-pub").reason() == 0
+    pub.sock.setblocking(False)
+    chunk = packet(PUBLISH, 0, string("stall/load") + b"x" * 1024) * 64
+    b.signal(signal.SIGSTOP)
+    try:
+        sent, pending = 0, b""
+        while True:
+            assert sent < 256 << 20, "a read 256 MiB for a stalled peer without holding back"
+            if not select.select([], [pub.sock], [], 2.0)[1]:
+                break  # a has not read its publisher for 2 s: held back
+            pending = pending or chunk
+            n = pub.sock.send(pending)
+            pending, sent = pending[n:], sent + n
+        assert_serves(a)  # a subscriber and a publisher of its own, on a
+    finally:
+        b.signal(signal.SIGCONT)
+    # b drains its links and a reads its publisher again: a message sent after the backlog
+    # arrives.
+    pub.sock.setblocking(True)
+    pub.sock.settimeout(30)
+    pub.send(pending)
+    marker_sub = clients.paho(b.port, "marker-sub")
+    marker_sub.subscribe("marker", 0)
+    wait_remote_routes(a, 2, timeout=30)
+    pub.publish("marker", b"after the stall")
+    assert marker_sub.wait_messages(1, timeout=30)[0].payload == b"after the stall"
 
 
 @pytest.mark.parametrize("password", [None, b"guess"], ids=["no-password", "wrong-password"])
