@@ -39,8 +39,11 @@ void LocalStickyStore::StoreAt(std::string_view pool, std::string_view client_id
                                Clock::time_point now) {
   std::string key = Key(pool, client_id);
   Shard& shard = ShardOf(key);
-  std::lock_guard lock(shard.mutex);
-  shard.records[key] = Record{std::string(backend), now + ttl, now};
+  {
+    std::lock_guard lock(shard.mutex);
+    shard.records[key] = Record{std::string(backend), now + ttl, now};
+  }
+  SweepAnother(shard, now);
 }
 
 std::string LocalStickyStore::BindAt(std::string_view pool, std::string_view client_id,
@@ -55,12 +58,7 @@ std::string LocalStickyStore::BindAt(std::string_view pool, std::string_view cli
   r.expires_at = now + ttl;
   r.stored_at = now;
   std::string holder = r.backend;
-  // Keep memory bounded by what is live: sweep one other shard now and then.
-  Shard& other = shards_[sweep_next_.fetch_add(1) % kShards];
-  if (&other != &shard && other.mutex.try_lock()) {
-    Sweep(other, now);
-    other.mutex.unlock();
-  }
+  SweepAnother(shard, now);
   return holder;
 }
 
@@ -75,6 +73,16 @@ void LocalStickyStore::TouchAt(std::string_view pool, std::string_view client_id
 
 void LocalStickyStore::Sweep(Shard& shard, Clock::time_point now) {
   absl::erase_if(shard.records, [now](const auto& kv) { return kv.second.expires_at <= now; });
+}
+
+void LocalStickyStore::SweepAnother(const Shard& written, Clock::time_point now) {
+  // Keep memory bounded by what is live: each write sweeps the shards in turn, skipping one that
+  // is busy (or holds the caller's lock).
+  Shard& other = shards_[sweep_next_.fetch_add(1) % kShards];
+  if (&other != &written && other.mutex.try_lock()) {
+    Sweep(other, now);
+    other.mutex.unlock();
+  }
 }
 
 size_t LocalStickyStore::size() {

@@ -1,6 +1,7 @@
 // The sticky table in process memory: for a proxy without Redis, and for tests. Sharded by hash
 // of the key, one mutex per shard, so connections on different threads rarely meet on a lock.
-// Expired records are removed lazily when looked up, and by a sweep of one shard per Bind.
+// Expired records are removed lazily when looked up, and by a sweep of one shard per write (Bind,
+// and Store: a Redis-backed store's cache writes only through Store while Redis is up).
 #pragma once
 
 #include <array>
@@ -50,6 +51,8 @@ class LocalStickyStore : public StickyStore {
   static std::string Key(std::string_view pool, std::string_view client_id);
   Shard& ShardOf(const std::string& key);
   void Sweep(Shard& shard, Clock::time_point now);
+  // Sweeps the next shard in turn unless it is `written`, which the caller may hold.
+  void SweepAnother(const Shard& written, Clock::time_point now);
 
   std::array<Shard, kShards> shards_;
   std::atomic<size_t> sweep_next_{0};

@@ -54,5 +54,15 @@ TEST(LocalStickyStoreTest, ExpiredRecordsAreSwept) {
   EXPECT_EQ(s.size(), 200u);
 }
 
+TEST(LocalStickyStoreTest, ExpiredRecordsAreSweptByStoresToo) {
+  // A Redis-backed store's cache: every write is a Store while Redis is up.
+  LocalStickyStore s;
+  for (int i = 0; i < 1000; ++i)
+    s.StoreAt("p", std::to_string(i), "b", seconds(1), t0);
+  for (int i = 0; i < 200; ++i)
+    s.StoreAt("p", "late" + std::to_string(i), "b", seconds(1), t0 + seconds(100));
+  EXPECT_EQ(s.size(), 200u);
+}
+
 }  // namespace
 }  // namespace state
