@@ -262,6 +262,28 @@ def test_health_policy_majority_needs_more_than_half(brokers, start_proxy, conns
     assert b.state("b2") == "up"
 
 
+def test_health_policy_majority_takes_a_backend_down_with_two_votes_of_three(
+        brokers, start_proxy, conns, redis_server):
+    bs = brokers(2)
+    dead = free_port()
+    redis = {"url": redis_server.url, "health_policy": "majority"}
+    blind = {**backend(bs[1]), "check_address": f"127.0.0.1:{dead}"}  # sees b2 down
+    voters = [start_proxy({"brokers": pool(backend(bs[0]), blind, health=dict(FAST_HEALTH))},
+                          name=f"p{i}", redis=redis) for i in (1, 2)]
+    c = start_proxy({"brokers": pool(*bs, health=dict(FAST_HEALTH))}, name="p3", redis=redis)
+    for v in voters:
+        v.wait_state("b2", "down")
+    # Two votes of three live proxies are a majority: c takes b2 down, although its own checks
+    # pass.
+    wait_for(lambda: c.state("b2") == "down", what="b2 down for the tier on c")
+    assert c.metric("sb_proxy_tier_proxies") == 3
+    assert c.metric('sb_proxy_backend_down_for_all{pool="brokers",backend="b2"}') == 1
+    assert c.backend_metric("sb_proxy_backend_checks_failed_total", "b2", "brokers") == 0
+    for i in range(4):
+        _, landed = c.landing(lambda i=i: conns.wire(c.port).connect(f"majority-{i}"))
+        assert landed == "b1"
+
+
 def test_a_frozen_redis_is_an_outage(brokers, start_proxy, conns, redis_server):
     # A stopped redis-server still completes TCP handshakes in the kernel. Taken for a connection,
     # every sticky client would wait a command timeout, and the proxy would not say it is degraded.
