@@ -91,16 +91,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       size_t q = target.find('?');
       request.path = std::string(target.substr(0, q));
       if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
+      request.authorization = std::string(req[http::field::authorization]);
       request.body = req.body();
       HttpResponse out = server->handler(request);
-      Respond(out.status, std::move(out.body), out.content_type, req.version(), req.keep_alive());
+      Respond(out.status, std::move(out.body), out.content_type, req.version(), req.keep_alive(),
+              out.www_authenticate);
     }
 
     void Respond(int status, std::string body, std::string_view content_type, unsigned version,
-                 bool keep_alive) {
+                 bool keep_alive, std::string_view www_authenticate = {}) {
       response.emplace(static_cast<http::status>(status), version);
       response->set(http::field::server, "switchboard");
       response->set(http::field::content_type, content_type);
+      if (!www_authenticate.empty()) response->set(http::field::www_authenticate, www_authenticate);
       response->keep_alive(keep_alive);
       response->body() = std::move(body);
       response->prepare_payload();

@@ -26,9 +26,10 @@ class io_context;
 namespace net {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // the target without its query string
-  std::string query;   // after '?', empty if none
+  std::string method;         // "GET", "POST", ...
+  std::string path;           // the target without its query string
+  std::string query;          // after '?', empty if none
+  std::string authorization;  // the Authorization header, empty if none
   std::string body;
 };
 
@@ -36,6 +37,7 @@ struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::string www_authenticate;  // the WWW-Authenticate header of a 401, if any
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

@@ -24,6 +24,20 @@ net::HttpResponse Error(unsigned status, std::string_view message) {
   return Json(status, json::object{{"error", message}});
 }
 
+// Whether `authorization` carries `token` as a bearer token; anything goes without a token. The
+// comparison takes as long whatever the first differing byte, so that timing does not spell the
+// token out.
+bool Authorized(std::string_view token, std::string_view authorization) {
+  if (token.empty()) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!authorization.starts_with(kBearer)) return false;
+  std::string_view given = authorization.substr(kBearer.size());
+  unsigned char diff = given.size() == token.size() ? 0 : 1;
+  for (size_t i = 0; i < token.size(); ++i)
+    diff |= static_cast<unsigned char>(token[i] ^ (i < given.size() ? given[i] : 0));
+  return diff == 0;
+}
+
 json::object BackendJson(const BackendState& b) {
   return json::object{
       {"name", b.name()},
@@ -208,6 +222,11 @@ net::HttpResponse HandleAdmin(Proxy& proxy, const net::HttpRequest& r) {
   constexpr std::string_view kBackends = "/api/backends/";
   if (r.path.rfind(kBackends, 0) == 0) {
     if (r.method != "POST") return Error(405, "use POST");
+    if (!Authorized(proxy.config().admin_token, r.authorization)) {
+      net::HttpResponse denied = Error(401, "expected Authorization: Bearer ([proxy] admin_token)");
+      denied.www_authenticate = "Bearer realm=\"switchboard\"";
+      return denied;
+    }
     std::string_view rest = std::string_view(r.path).substr(kBackends.size());
     size_t slash = rest.find('/');
     if (slash == std::string_view::npos) return Error(404, "expected /api/backends/NAME/ACTION");

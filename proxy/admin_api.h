@@ -1,6 +1,6 @@
 // The proxy's admin HTTP API, on the control thread:
 //
-//   GET  /healthz                      200 while accepting connections
+//   GET  /healthz                      200 while serving, 503 from a stop signal on
 //   GET  /metrics                      Prometheus text: listeners, backends, health checks
 //   GET  /api/pools                    JSON: every pool, its strategy and its backends
 //   POST /api/backends/NAME/drain      no new connections to NAME; existing ones stay
@@ -8,7 +8,9 @@
 //   POST /api/backends/NAME/weight     body: a weight, "3" or {"weight": 3}
 //
 // NAME applies to every pool with a backend of that name; 404 when there is none. Answers of the
-// POST endpoints are the backend's JSON.
+// POST endpoints are the backend's JSON. With [proxy] admin_token, a POST must carry
+// "Authorization: Bearer TOKEN" (401 otherwise); the GETs stay open to health checkers and
+// Prometheus.
 #pragma once
 
 #include "net/http_server.h"

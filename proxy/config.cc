@@ -107,6 +107,9 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
   if (std::optional<ConfigTable> p = root.Table("proxy")) {
     c.instance = p->String("instance", "");
     if (p->Has("admin")) c.admin = Address(*p, "admin", true);
+    c.admin_token = p->String("admin_token", "");
+    if (p->Has("admin_token") && c.admin_token.size() < 16)
+      p->Fail("admin_token", "expected at least 16 characters");
     c.threads = U32(*p, "threads", c.threads, 0, 256);
     c.yield_before_sleep = p->Bool("yield_before_sleep", c.yield_before_sleep);
     c.log_level =

@@ -80,6 +80,7 @@ struct RedisConfig {
 struct ProxyConfig {
   std::string instance;  // this proxy's id in shared state; default: host name and process id
   std::optional<base::HostPort> admin;
+  std::string admin_token;  // when set, the admin API's POSTs need it as a bearer token
   uint32_t threads = 0;
   bool yield_before_sleep = false;  // see proxy/poller.h
   std::string log_level = "info";

@@ -225,15 +225,19 @@ class Proxy(Process):
         wait_for(lambda: self.state(backend_name, pool_name) == state, timeout=timeout,
                  what=f"{backend_name} {state} (is {self.state(backend_name, pool_name)})")
 
-    def post(self, path, body=b""):
-        """POST to the admin API; returns (status, parsed JSON or text)."""
+    def post(self, path, body=b"", headers=None, answer_headers=None):
+        """POST to the admin API; returns (status, parsed JSON or text). `answer_headers`, a dict,
+        receives the response's headers."""
         data = body.encode() if isinstance(body, str) else body
-        request = urllib.request.Request(self.url(path), data=data, method="POST")
+        request = urllib.request.Request(self.url(path), data=data, method="POST",
+                                         headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=2) as r:
-                status, text = r.status, r.read().decode()
+                status, text, got = r.status, r.read().decode(), r.headers
         except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
+            status, text, got = e.code, e.read().decode(), e.headers
+        if answer_headers is not None:
+            answer_headers.update(got.items())
         try:
             return status, json.loads(text)
         except ValueError:

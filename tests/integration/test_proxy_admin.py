@@ -113,6 +113,35 @@ def test_a_request_that_cannot_be_read_gets_an_answer(brokers, start_proxy, requ
     assert proxy.backends()["b1"]["weight"] == 1
 
 
+def test_with_an_admin_token_only_its_bearer_may_change_backends(brokers, start_proxy):
+    token = "s3cret-admin-token-0123"
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, b2)}, settings={"admin_token": token})
+    for headers in (None, {"Authorization": "Bearer s3cret-admin-token-0124"},
+                    {"Authorization": "Bearer s3cret-admin-token-012"}, {"Authorization": token}):
+        answer = {}
+        status, body = proxy.post("/api/backends/b1/drain", headers=headers,
+                                  answer_headers=answer)
+        assert status == 401, (headers, body)
+        assert answer.get("WWW-Authenticate") == 'Bearer realm="switchboard"'
+    assert proxy.state("b1") == "up"
+    status, body = proxy.post("/api/backends/b1/drain",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    assert proxy.state("b1") == "draining"
+    # Reading stays open to health checkers and Prometheus.
+    for path in ("/healthz", "/metrics", "/api/pools"):
+        assert http_get(proxy.url(path))[0] == 200, path
+    # A reload changes the token: the old one no longer opens the door.
+    proxy.settings["admin_token"] = "an-other-admin-token-456"
+    proxy.reload()
+    assert proxy.post("/api/backends/b1/enable",
+                      headers={"Authorization": f"Bearer {token}"})[0] == 401
+    assert proxy.post("/api/backends/b1/enable",
+                      headers={"Authorization": "Bearer an-other-admin-token-456"})[0] == 200
+    assert token not in proxy.log()
+
+
 def test_sigterm_closes_the_tunnels_and_exits_0(brokers, start_proxy, conns):
     b1, b2 = brokers(2)
     proxy = start_proxy({"p": pool(b1, b2)})

@@ -58,6 +58,7 @@ TEST(ProxyConfigTest, EveryKeyIsRead) {
 [proxy]
 instance = "p7"
 admin = "127.0.0.1:9000"
+admin_token = "0123456789abcdef"
 threads = 3
 yield_before_sleep = true
 log_level = "debug"
@@ -112,6 +113,7 @@ max_ejection_percent = 30
   EXPECT_EQ(c->instance, "p7");
   EXPECT_EQ(c->threads, 3u);
   EXPECT_TRUE(c->yield_before_sleep);
+  EXPECT_EQ(c->admin_token, "0123456789abcdef");
   EXPECT_EQ(c->stop_grace_ms, 1500u);
   EXPECT_EQ(c->stop_spread_ms, 2500u);
   const ListenerConfig& l = c->listeners[0];
@@ -174,6 +176,11 @@ TEST(ProxyConfigTest, TcpListenerRefusesTheConnectKeys) {
     EXPECT_THAT(Error(text), HasSubstr("listener[0]." + key.substr(0, key.find(' ')) +
                                        ": only for protocol = \"mqtt\""));
   }
+}
+
+TEST(ProxyConfigTest, AdminTokenIsNotTooShort) {
+  EXPECT_THAT(Error("[proxy]\nadmin_token = \"short\"\n" + std::string(kMinimal)),
+              HasSubstr("proxy.admin_token: expected at least 16 characters"));
 }
 
 TEST(ProxyConfigTest, CheckPathOnlyForHttp) {
