@@ -43,6 +43,7 @@ json::object BackendJson(const BackendState& b) {
       {"name", b.name()},
       {"address", b.config.address.ToString()},
       {"weight", b.weight.load()},
+      {"max_connections", b.max_connections.load()},
       {"state", b.StateName()},
       {"draining", b.draining.load()},
       {"active", b.active.load()},

@@ -26,6 +26,7 @@ struct BackendState {
         endpoint(endpoint),
         check_endpoint(check_endpoint),
         weight(this->config.weight),
+        max_connections(this->config.max_connections),
         health(policy),
         file_weight(this->config.weight) {}
 
@@ -34,6 +35,7 @@ struct BackendState {
   const boost::asio::ip::tcp::endpoint check_endpoint;
 
   std::atomic<uint32_t> weight;             // configured, or set through the admin API
+  std::atomic<uint32_t> max_connections;    // as the file says at the last (re)load; 0: none
   std::atomic<bool> draining{false};        // no new connections; existing ones stay
   std::atomic<bool> available{true};        // health: up and not ejected
   std::atomic<int64_t> up_since_ns{0};      // steady clock, for slow start; 0: long up
@@ -62,6 +64,15 @@ struct BackendState {
   std::optional<uint32_t> operator_weight;
 
   const std::string& name() const { return config.name; }
+  // Connections over the tier (this proxy's and the others' as last reported).
+  int64_t load() const {
+    return active.load(std::memory_order_relaxed) + remote_active.load(std::memory_order_relaxed);
+  }
+  // At max_connections: not chosen for a new connection, sticky or not.
+  bool full() const {
+    uint32_t max = max_connections.load(std::memory_order_relaxed);
+    return max != 0 && load() >= max;
+  }
   bool usable() const {
     return available.load(std::memory_order_relaxed) &&
            !down_for_all.load(std::memory_order_relaxed) &&

@@ -284,7 +284,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     bound = co_await pool.sticky()->Find(config.name, client_id);
     if (bound) {
       std::shared_ptr<BackendState> b = pool.Find(*bound);
-      if (b != nullptr && b->usable()) chosen = b;
+      if (b != nullptr && b->usable() && !b->full()) chosen = b;
     }
   }
   std::vector<std::shared_ptr<BackendState>> tried;
@@ -302,7 +302,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       bound = co_await pool.sticky()->Bind(config.name, client_id, chosen->name(),
                                            /*only_if_absent=*/true, ttl);
       std::shared_ptr<BackendState> b = pool.Find(*bound);
-      if (b != nullptr && b != chosen && b->usable()) chosen = b;
+      if (b != nullptr && b != chosen && b->usable() && !b->full()) chosen = b;
     }
     BackendConnection c =
         co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));

@@ -90,6 +90,7 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
     if (!names.insert(backend.name).second) b.Fail("name", "expected a name unique in its pool");
     backend.address = Address(b, "address", true);
     backend.weight = U32(b, "weight", backend.weight, 0, 1000);
+    backend.max_connections = U32(b, "max_connections", backend.max_connections, 0, 100'000'000);
     if (b.Has("check_address")) backend.check_address = Address(b, "check_address", true);
     p.backends.push_back(std::move(backend));
   }

@@ -28,6 +28,7 @@ struct BackendConfig {
   std::string name;
   base::HostPort address;
   uint32_t weight = 1;
+  uint32_t max_connections = 0;  // over the tier; a full backend is not chosen; 0: no limit
   std::optional<base::HostPort> check_address;  // where health checks go; default: address
   bool operator==(const BackendConfig&) const = default;
 };

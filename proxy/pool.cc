@@ -57,16 +57,18 @@ std::shared_ptr<BackendState> PoolPicker::Pick(
     views_.resize(backends.size());
     exclude_ = std::make_unique<bool[]>(backends.size());
   }
+  bool any_excluded = false;
   for (size_t i = 0; i < backends.size(); ++i) {
     const BackendState& b = *backends[i];
-    int64_t load =
-        b.active.load(std::memory_order_relaxed) + b.remote_active.load(std::memory_order_relaxed);
     views_[i] = {b.name(), EffectiveWeight(b, config, now_ns), b.usable(),
-                 static_cast<uint64_t>(std::max<int64_t>(0, load))};
-    exclude_[i] = std::find(tried.begin(), tried.end(), backends[i]) != tried.end();
+                 static_cast<uint64_t>(std::max<int64_t>(0, b.load()))};
+    // A full backend is skipped as one already tried is: a source hash then falls to the key's
+    // next choice, as it does for a failed connect.
+    exclude_[i] = b.full() || std::find(tried.begin(), tried.end(), backends[i]) != tried.end();
+    any_excluded |= exclude_[i];
   }
   std::span<const bool> exclude;
-  if (!tried.empty()) exclude = std::span<const bool>(exclude_.get(), backends.size());
+  if (any_excluded) exclude = std::span<const bool>(exclude_.get(), backends.size());
   // A retry takes no turn: the pool's rotation moves once per connection, not per attempt.
   uint64_t turn = tried.empty() ? pool_->NextTurn() : pool_->turn();
   std::optional<size_t> pick = strategy_->Pick({views_, generation, turn}, key, exclude);

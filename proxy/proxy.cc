@@ -141,9 +141,10 @@ absl::Status Proxy::Start() {
 
 absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   // 1. Pools: resolve every backend; keep the state of backends that keep name and addresses.
-  // Nothing live changes before step 3: weights changed in the file wait in `new_weights`.
+  // Nothing live changes before step 3: weights and limits changed in the file wait in
+  // `new_weights` and `new_limits`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
-  std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights;
+  std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights, new_limits;
   std::vector<std::pair<std::string, std::shared_ptr<BackendState>>> operator_weights_dropped;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
@@ -159,6 +160,9 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
           if (b->file_weight != bc.weight) {
             new_weights.emplace_back(b, bc.weight);
             operator_weights_dropped.emplace_back(name, b);
+          }
+          if (b->max_connections.load() != bc.max_connections) {
+            new_limits.emplace_back(b, bc.max_connections);
           }
         }
       }
@@ -207,6 +211,8 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
     state->operator_weight.reset();  // the file's new weight overrides the operator's
     state->weight.store(weight);
   }
+  for (auto& [state, limit] : new_limits)
+    state->max_connections.store(limit);
   std::map<std::string, std::shared_ptr<const ListenerState>> states;
   for (const ListenerConfig& lc : next.listeners) {
     auto& counters = listener_counters_[lc.name];

@@ -98,3 +98,25 @@ def test_source_hash_on_client_id_follows_weights(brokers, start_proxy, conns):
     for name, share in (("b1", 0.25), ("b2", 0.25), ("b3", 0.5)):
         sigma = math.sqrt(CLIENTS * share * (1 - share))
         assert abs(counts[name] - CLIENTS * share) <= 4 * sigma + 0.01 * CLIENTS, counts
+
+
+def test_a_full_backend_is_skipped_and_a_full_pool_refuses(brokers, start_proxy, conns):
+    b1, b2 = brokers(2)
+    limited = [{**backend(b1), "max_connections": 2}, {**backend(b2), "max_connections": 3}]
+    proxy = start_proxy({"p": pool(*limited, strategy="weighted-round-robin", sticky=True)})
+    held = hold_clients(proxy, conns, 5, "held")
+    assert proxy.active() == {"b1": 2, "b2": 3}
+    assert proxy.backends()["b1"]["max_connections"] == 2
+    # Full: a sixth client is told the server is unavailable (CONNACK 0x88), not sent on.
+    extra = conns.wire(proxy.port, version=5)
+    assert extra.connect("extra").reason() == 0x88
+    assert proxy.rejected("no_backend") == 1
+    # A sticky client whose broker is full goes to another one with room: here b2, once a reload
+    # has raised its limit.
+    held[0].close()  # held-0 landed on b1 (round robin starts there)
+    wait_for(lambda: proxy.active() == {"b1": 1, "b2": 3}, what="held-0 gone")
+    assert hold_clients(proxy, conns, 1, "b1-again")  # takes b1's free place
+    limited[1]["max_connections"] = 4
+    proxy.reload({"p": pool(*limited, strategy="weighted-round-robin", sticky=True)})
+    _, landed = proxy.landing(lambda: conns.wire(proxy.port, version=4).connect("held-0"))
+    assert landed == "b2"

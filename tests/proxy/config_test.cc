@@ -90,6 +90,7 @@ sticky_ttl_s = 60
 name = "a"
 address = "127.0.0.1:1"
 weight = 5
+max_connections = 700
 check_address = "127.0.0.1:2"
 
 [pool.p.health]
@@ -129,6 +130,7 @@ max_ejection_percent = 30
   EXPECT_EQ(p.on_down, OnDown::kShutdownSessions);
   EXPECT_EQ(p.slow_start_s, 30u);
   EXPECT_EQ(p.backends[0].weight, 5u);
+  EXPECT_EQ(p.backends[0].max_connections, 700u);
   EXPECT_EQ(p.backends[0].check_address, (base::HostPort{"127.0.0.1", 2}));
   EXPECT_TRUE(p.health.active);
   EXPECT_EQ(p.health.kind, health::CheckKind::kHttp);

@@ -43,6 +43,27 @@ TEST(PoolPickerTest, FollowsWeights) {
   EXPECT_EQ(counts["b1"], 100);
 }
 
+TEST(PoolPickerTest, AFullBackendIsNotPickedByAnyStrategy) {
+  for (auto kind :
+       {balancer::StrategyKind::kWeightedRoundRobin, balancer::StrategyKind::kLeastConnections,
+        balancer::StrategyKind::kSourceHash}) {
+    auto pool = MakePool(kind, {1, 1});
+    BackendState& b0 = *pool->backends()[0];
+    b0.max_connections.store(3);
+    b0.active.store(2);
+    b0.remote_active.store(1);  // the tier's count: this proxy's and the others'
+    PoolPicker picker(pool);
+    EXPECT_EQ(Spread(picker, 50), (std::map<std::string, int>{{"b1", 50}}));
+    b0.active.store(0);  // room again, and as loaded as b1 (least-connections)
+    b0.remote_active.store(0);
+    EXPECT_GT(Spread(picker, 50)["b0"], 0);
+    pool->backends()[1]->max_connections.store(1);
+    pool->backends()[1]->active.store(1);
+    b0.active.store(3);
+    EXPECT_EQ(picker.Pick("k", {}), nullptr);  // every backend full
+  }
+}
+
 TEST(PoolPickerTest, ThreadsRotateOnceBetweenThem) {
   // Each I/O thread has a picker of its own; the pool's turns make them one rotation: however
   // the picks alternate, every three go to three different backends.
