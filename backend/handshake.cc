@@ -131,9 +131,9 @@ class Handshake : public std::enable_shared_from_this<Handshake>, public Pending
       if (connect.version == mqtt::Version::k31 || (!v5 && !connect.clean_start)) {
         shard_.metrics().Reject(RejectReason::kClientIdRejected);
         return Refuse(ReasonCode::kClientIdentifierNotValid, connect.version,
-                      v5 || connect.version == mqtt::Version::k311
-                          ? "empty client id with a persistent session"
-                          : "empty client id (MQTT 3.1)");
+                      connect.version == mqtt::Version::k31
+                          ? "empty client id (MQTT 3.1)"
+                          : "empty client id with a persistent session");
       }
       connect.client_id = broker.AssignClientId();
       assigned = true;

@@ -10,10 +10,10 @@
 // Writes are batched (everything queued while a write is out goes in the next one) and bounded:
 // past `queue_bytes` waiting, the link is congested and the publishers feeding it stop being
 // read until it drains (backpressure rather than memory). Encoded bytes the peer has not read
-// are bounded by `queue_bytes` too; what is not encoded yet stays in the queue, counted. When the connection fails, what was in
-// flight is queued again and the link reconnects with a backoff; a redelivered forward may then
-// arrive twice (at least once across the cluster). When the peer leaves the cluster, Stop()
-// releases every waiting publisher.
+// are bounded by `queue_bytes` too; what is not encoded yet stays in the queue, counted. When the
+// connection fails, what was in flight is queued again and the link reconnects with a backoff; a
+// redelivered forward may then arrive twice (at least once across the cluster). When the peer
+// leaves the cluster, Stop() releases every waiting publisher.
 //
 // One link per shard and peer keeps each publisher's messages in order on their way to a node.
 #pragma once

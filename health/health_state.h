@@ -38,10 +38,6 @@ struct Policy {
   uint32_t passive_failures = 3;  // 0 disables passive ejection
   Millis eject_base{1000};
   Millis eject_max{30000};
-  // Passive ejection leaves at least the rest of the pool in: it never takes the share of its
-  // backends out of service (ejected, or down by active checks) above this, but can always
-  // eject one. Enforced by the caller, which sees the pool.
-  uint32_t max_ejection_percent = 50;
 };
 
 enum class Event { kWentDown, kCameUp, kEjected, kRestored };

@@ -51,12 +51,13 @@ void ReadHealth(const ConfigTable& h, HealthConfig& out) {
   p.jitter_percent = U32(h, "jitter_percent", p.jitter_percent, 0, 50);
 }
 
-void ReadPassive(const ConfigTable& t, health::Policy& p) {
+void ReadPassive(const ConfigTable& t, HealthConfig& h) {
+  health::Policy& p = h.policy;
   p.passive_failures = U32(t, "failures", p.passive_failures, 0, 1000);
   p.eject_base = health::Millis(U32(t, "eject_base_ms", p.eject_base.count(), 10, 3'600'000));
   p.eject_max = health::Millis(U32(t, "eject_max_ms", p.eject_max.count(), 10, 86'400'000));
   if (p.eject_max < p.eject_base) t.Fail("eject_max_ms", "expected at least eject_base_ms");
-  p.max_ejection_percent = U32(t, "max_ejection_percent", p.max_ejection_percent, 0, 100);
+  h.max_ejection_percent = U32(t, "max_ejection_percent", h.max_ejection_percent, 0, 100);
 }
 
 PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
@@ -97,7 +98,7 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
   if (p.backends.empty()) t.Fail("backend", "expected at least one [[pool.NAME.backend]]");
   if (std::optional<ConfigTable> h = t.Table("health")) ReadHealth(*h, p.health);
   if (std::optional<ConfigTable> passive = t.Table("passive")) {
-    ReadPassive(*passive, p.health.policy);
+    ReadPassive(*passive, p.health);
   }
   return p;
 }

@@ -38,6 +38,9 @@ struct HealthConfig {
   health::CheckKind kind = health::CheckKind::kTcp;
   std::string http_path = "/healthz";
   health::Policy policy;
+  // Passive ejection never takes the share of the pool out of service (ejected, or down) above
+  // this, but may always eject one backend: the pool's, where the backend's policy cannot see.
+  uint32_t max_ejection_percent = 50;
 };
 
 struct PoolConfig {

@@ -76,8 +76,8 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
 }
 
 // Whether two pools check their backends alike; a reload that changes any of this restarts the
-// checks of the backends that stay. Not max_ejection_percent: a pool's, which MayEject reads from
-// the newest pool, so changing it keeps every backend's health.
+// checks of the backends that stay. Not max_ejection_percent, which MayEject reads from the
+// newest pool: changing it keeps every backend's health.
 bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
   const HealthConfig &a = pool_a.health, &b = pool_b.health;
   const health::Policy &p = a.policy, &q = b.policy;
@@ -122,7 +122,7 @@ bool MayEject(const Pool& pool, const BackendState& backend, Clock::time_point n
   for (const std::shared_ptr<BackendState>& b : all) {
     if (b.get() != &backend && (!b->health.available(now) || b->down_for_all.load())) ++out;
   }
-  size_t allowed = all.size() * pool.config().health.policy.max_ejection_percent / 100;
+  size_t allowed = all.size() * pool.config().health.max_ejection_percent / 100;
   return out <= std::max<size_t>(allowed, 1);
 }
 
@@ -259,8 +259,7 @@ void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& ba
       backend->ejections_held.fetch_add(1, std::memory_order_relaxed);
       if (!was_held) {
         spdlog::warn("pool {}: backend {} not ejected: max_ejection_percent {} of the pool is out",
-                     m.pool->name(), backend->name(),
-                     m.pool->config().health.policy.max_ejection_percent);
+                     m.pool->name(), backend->name(), m.pool->config().health.max_ejection_percent);
       }
     }
     Apply(m, event);

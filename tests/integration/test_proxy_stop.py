@@ -38,6 +38,22 @@ def close_times(wires, deadline_s):
     return closed
 
 
+def connected(conns, port, n, prefix):
+    """`n` MQTT clients through the proxy's `port`, each past its CONNACK."""
+    clients = []
+    for i in range(n):
+        c = conns.wire(port, version=4)
+        assert c.connect(f"{prefix}-{i}").body == b"\x00\x00"
+        clients.append(c)
+    return clients
+
+
+def assert_exits_at_once(proxy, client, what):
+    wait_for(lambda: not proxy.alive(), timeout=3, what=what)
+    assert proxy.proc.returncode == 0
+    assert client.expect_closed() == []
+
+
 def refuses_connections(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -51,11 +67,7 @@ def test_a_stop_signal_drains_the_proxy_over_grace_and_spread(brokers, start_pro
     proxy = start_proxy({"p": pool(backend(b1))},
                         settings={"stop_grace_ms": int(GRACE_S * 1000),
                                   "stop_spread_ms": int(SPREAD_S * 1000)})
-    clients = []
-    for i in range(CLIENTS):
-        c = conns.wire(proxy.port, version=4)
-        assert c.connect(f"c{i}").body == b"\x00\x00"
-        clients.append(c)
+    clients = connected(conns, proxy.port, CLIENTS, "c")
     wait_for(lambda: proxy.active() == {b1.name: CLIENTS}, what="every client tunnelled")
 
     signalled = time.monotonic()
@@ -64,10 +76,8 @@ def test_a_stop_signal_drains_the_proxy_over_grace_and_spread(brokers, start_pro
              what="/healthz to answer 503 at the signal")
     assert proxy.metric("sb_proxy_up") == 0
     # Within the grace a new client is still served: a load balancer may not have noticed yet.
-    late = conns.wire(proxy.port, version=4)
-    assert late.connect("late").body == b"\x00\x00"
+    clients += connected(conns, proxy.port, 1, "late")
     assert time.monotonic() - signalled < GRACE_S, "too slow to test the grace; raise GRACE_S"
-    clients.append(late)
 
     closed = close_times(clients, signalled + GRACE_S + SPREAD_S + 5)
     assert len(closed) == len(clients), f"{len(clients) - len(closed)} connections left open"
@@ -86,27 +96,21 @@ def test_a_second_stop_signal_stops_at_once(brokers, start_proxy, conns):
     (b1,) = brokers(1)
     proxy = start_proxy({"p": pool(backend(b1))},
                         settings={"stop_grace_ms": 60_000, "stop_spread_ms": 60_000})
-    c = conns.wire(proxy.port, version=4)
-    assert c.connect("c").body == b"\x00\x00"
+    (c,) = connected(conns, proxy.port, 1, "c")
     proxy.signal(signal.SIGTERM)
     wait_for(lambda: http_get(proxy.url("/healthz"))[0] == 503, timeout=1,
              what="/healthz to answer 503 at the signal")
     assert proxy.alive()
     proxy.signal(signal.SIGINT)
-    wait_for(lambda: not proxy.alive(), timeout=3, what="the proxy to exit at the second signal")
-    assert proxy.proc.returncode == 0
-    assert c.expect_closed() == []
+    assert_exits_at_once(proxy, c, "the proxy to exit at the second signal")
 
 
 def test_without_a_grace_or_spread_a_stop_signal_stops_at_once(brokers, start_proxy, conns):
     (b1,) = brokers(1)
     proxy = start_proxy({"p": pool(backend(b1))})
-    c = conns.wire(proxy.port, version=4)
-    assert c.connect("c").body == b"\x00\x00"
+    (c,) = connected(conns, proxy.port, 1, "c")
     proxy.signal(signal.SIGTERM)
-    wait_for(lambda: not proxy.alive(), timeout=3, what="the proxy to exit")
-    assert proxy.proc.returncode == 0
-    assert c.expect_closed() == []
+    assert_exits_at_once(proxy, c, "the proxy to exit")
 
 
 def test_connections_of_a_listener_removed_by_a_reload_are_spread_too(brokers, start_proxy, conns):
@@ -115,11 +119,7 @@ def test_connections_of_a_listener_removed_by_a_reload_are_spread_too(brokers, s
                  {"name": "old", "protocol": "mqtt", "pool": "p"}]
     proxy = start_proxy({"p": pool(backend(b1))}, listeners,
                         settings={"stop_grace_ms": 0, "stop_spread_ms": int(SPREAD_S * 1000)})
-    clients = []
-    for i in range(CLIENTS):
-        c = conns.wire(proxy.ports["old"], version=4)
-        assert c.connect(f"old-{i}").body == b"\x00\x00"
-        clients.append(c)
+    clients = connected(conns, proxy.ports["old"], CLIENTS, "old")
     proxy.reload(listeners=listeners[:1])  # "old" goes; its clients stay
     assert proxy.active() == {b1.name: CLIENTS}
 

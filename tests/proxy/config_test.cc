@@ -140,7 +140,7 @@ max_ejection_percent = 30
   EXPECT_EQ(p.health.policy.fast_interval.count(), 50);
   EXPECT_EQ(p.health.policy.passive_failures, 7u);
   EXPECT_EQ(p.health.policy.eject_max.count(), 40);
-  EXPECT_EQ(p.health.policy.max_ejection_percent, 30u);
+  EXPECT_EQ(p.health.max_ejection_percent, 30u);
 }
 
 TEST(ProxyConfigTest, ErrorsNameFileLineKeyAndExpectation) {
