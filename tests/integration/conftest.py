@@ -14,6 +14,7 @@ a build that others' rebuilds cannot replace mid-run); SB_THREADS, the brokers' 
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +35,36 @@ BIN = pathlib.Path(os.environ.get("SB_BIN", ROOT / "build" / "bin"))
 both_versions = pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range, never handed out twice in a run.
+    A port the kernel picks (bind to port 0) is in that range, where the kernel may give it to one
+    of the hundreds of client connections of these tests before the process that is to listen on
+    it binds it ("Address already in use"). The kernel never picks a connection's local port below
+    the range."""
+    for _ in range(1000):
+        port = random.randint(10000, _EPHEMERAL_LOW - 1)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise AssertionError(f"no free port in 10000..{_EPHEMERAL_LOW - 1}")
 
 
 def wait_for(condition, timeout=5.0, interval=0.01, what="condition"):

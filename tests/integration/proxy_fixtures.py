@@ -16,7 +16,6 @@ The test modules import the fixtures they use from here (conftest.py belongs to 
 """
 import asyncio
 import json
-import random
 import re
 import signal
 import socket
@@ -31,41 +30,8 @@ import paho.mqtt.client as paho
 import pytest
 
 import conftest
-from conftest import BIN, Broker, Process, fetch_metrics, http_get, wait_for
+from conftest import BIN, Broker, Process, fetch_metrics, free_port, http_get, wait_for
 from mqtt_wire import WireClient
-
-
-# ---- Ports ---------------------------------------------------------------------------------------
-
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_EPHEMERAL_LOW = _ephemeral_low()
-_handed_out = set()
-
-
-def free_port():
-    """A free loopback port below the kernel's ephemeral range. conftest.free_port() takes one
-    from that range, where the kernel may give it to one of the hundreds of client connections of
-    these tests before the process that is to listen on it binds it ("Address already in use").
-    The kernel never picks a connection's local port below the range."""
-    for _ in range(200):
-        port = random.randint(10000, _EPHEMERAL_LOW - 1)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    return conftest.free_port()
 
 
 # ---- Configuration -------------------------------------------------------------------------------
@@ -320,10 +286,8 @@ def restart_broker(old, tmp_path, processes):
 
 
 @pytest.fixture
-def brokers(start_broker, monkeypatch):
-    """brokers(n) -> [b1, ..., bn], each with .name set to its node name, on ports from
-    free_port() above."""
-    monkeypatch.setattr(conftest, "free_port", free_port)
+def brokers(start_broker):
+    """brokers(n) -> [b1, ..., bn], each with .name set to its node name."""
 
     def start(n, prefix="b"):
         out = []
