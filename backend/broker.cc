@@ -25,11 +25,13 @@ namespace asio = boost::asio;
 Broker::Broker(BrokerConfig config)
     : config_(std::move(config)),
       access_(config_.acl),
-      threads_(std::make_unique<net::IoThreads>(config_.threads)) {
+      threads_(std::make_unique<net::IoThreads>(config_.threads, "shard")) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     shards_.push_back(
         std::make_unique<Shard>(*this, static_cast<uint32_t>(i), threads_->context(i)));
   }
+  for (auto& shard : shards_)
+    shard->ConnectShards();
 }
 
 Broker::~Broker() = default;
@@ -224,6 +226,8 @@ std::string Broker::RenderMetrics() const {
   for (const auto& s : shards_)
     blocks.push_back(&s->metrics());
   BrokerTotals totals{.retained = retained_count_.load(), .accepting = accepting_.load()};
+  for (const auto& s : shards_)
+    totals.shard_queue_bytes += static_cast<int64_t>(s->queued_for_other_shards());
   if (cluster_) {  // the admin server runs on the cluster's (control) thread
     totals.clustered = true;
     totals.redis_up = cluster_->connected();

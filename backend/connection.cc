@@ -44,7 +44,7 @@ Connection::~Connection() {
 // ---- Reading ----------------------------------------------------------------------------------
 
 void Connection::WaitReadable() {
-  if (reading_ || closed_ || read_paused_ || link_paused_) return;
+  if (reading_ || closed_ || read_paused_ || held_back_) return;
   reading_ = true;
   socket_.async_wait(tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -216,7 +216,7 @@ void Connection::OnWritable(const boost::system::error_code& ec) {
 void Connection::CloseAfterWriteError() {
   // A client we stopped reading may have said goodbye in what we did not read: a DISCONNECT
   // there discards its will (§3.14.4), as it would had we read it in time.
-  if (read_paused_ || link_paused_) ReadWhilePaused();
+  if (read_paused_ || held_back_) ReadWhilePaused();
   Close(std::nullopt, /*publish_will=*/true);
 }
 
@@ -224,17 +224,18 @@ void Connection::MaybeResumeReading() {
   if (read_paused_ && out_.size() <= shard_.config().limits.max_write_buffer_bytes / 2) {
     read_paused_ = false;
   }
-  if (!read_paused_ && !link_paused_) WaitReadable();
+  if (!read_paused_ && !held_back_) WaitReadable();
 }
 
-void Connection::PauseFor(NodeLink& link) {
-  // A node this client's messages go to does not keep up: stop reading the client until the
-  // link drains, rather than queue without bound.
-  if (link_paused_) return;
-  link_paused_ = true;
-  link.WhenDrained([weak = weak_from_this()] {
+void Connection::PauseFor(Backpressure& congested) {
+  // A node or a shard this client's messages go to does not keep up: stop reading the client
+  // until it drains, rather than queue without bound.
+  if (held_back_) return;
+  held_back_ = true;
+  shard_.metrics().publishers_held_back.Add();
+  congested.WhenDrained([weak = weak_from_this()] {
     if (auto self = weak.lock()) {
-      self->link_paused_ = false;
+      self->held_back_ = false;
       self->MaybeResumeReading();
     }
   });
@@ -288,7 +289,7 @@ void Connection::ArmKeepAlive(Clock::time_point deadline) {
 void Connection::OnKeepAlive(const boost::system::error_code& ec) {
   if (ec || closed_) return;
   Clock::time_point deadline = last_packet_at_ + keep_alive_timeout_;
-  if (Clock::now() >= deadline && (read_paused_ || link_paused_)) {
+  if (Clock::now() >= deadline && (read_paused_ || held_back_)) {
     // We stopped reading this client, it did not stop writing: what it sent meanwhile (a
     // PINGREQ) counts before it is judged silent.
     ReadWhilePaused();

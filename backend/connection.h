@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/ack_wait.h"
+#include "backend/backpressure.h"
 #include "backend/node_link.h"
 #include "backend/out_buffer.h"
 #include "backend/session.h"
@@ -106,8 +107,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void CloseAfterWriteError();
   // Resumes reading once the write buffer has drained below half its limit.
   void MaybeResumeReading();
-  // Stops reading until `link` drains (backpressure from the cluster).
-  void PauseFor(NodeLink& link);
+  // Stops reading until `congested` drains: a node link or another shard this client's messages
+  // feed does not keep up (backpressure.h).
+  void PauseFor(Backpressure& congested);
   // QoS acknowledgements go out in the order of their PUBLISH (§4.6), each when every node its
   // message went to has taken it (handle_publish.cc).
   std::shared_ptr<AckWait> HoldAck(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
@@ -157,7 +159,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool reading_ = false;      // an async_wait for readability is pending
   bool read_paused_ = false;  // stopped reading because of a full write buffer
-  bool link_paused_ = false;  // stopped reading because a cluster link is congested
+  bool held_back_ = false;    // stopped reading by PauseFor
   struct HeldAck {
     uint64_t seq;
     mqtt::QoS qos;

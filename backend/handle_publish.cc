@@ -72,8 +72,7 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
     if (p.qos != mqtt::QoS::k0 && shard_.broker().cluster() != nullptr) {
       wait = HoldAck(p.qos, p.packet_id, reason);
     }
-    NodeLink* congested = shard_.Publish(message, wait);
-    if (congested != nullptr) PauseFor(*congested);
+    if (Backpressure* congested = shard_.Publish(message, wait)) PauseFor(*congested);
   }
   if (p.qos == mqtt::QoS::k0) return;
   if (wait != nullptr) {
@@ -131,7 +130,8 @@ void Connection::HandleForward(mqtt::Publish&& p) {
   MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), f->qos, f->retain,
                                    std::move(p.properties), 0, last_packet_at_);
   if (f->spec.store_retained) shard_.broker().RetainLocal(message);
-  shard_.PublishForwarded(message, std::move(f->spec), link_peer_);
+  Backpressure* congested = shard_.PublishForwarded(message, std::move(f->spec), link_peer_);
+  if (congested != nullptr) PauseFor(*congested);  // the peer's link to here congests in turn
   // Taken: it is in the sessions' queues (those of other shards within this handler's posts).
   if (p.qos == mqtt::QoS::k1) Send(mqtt::Puback{.packet_id = p.packet_id});
 }

@@ -83,6 +83,14 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
     m.Sample("sb_broker_messages_dropped_total",
              sum([i](auto& s) -> auto& { return s.dropped[i]; }), {{"reason", DropName(i)}});
   }
+  m.Family("sb_broker_shard_queue_bytes", "gauge",
+           "Bytes of messages one thread has handed to another and that it has not taken yet.");
+  m.Sample("sb_broker_shard_queue_bytes", static_cast<double>(totals.shard_queue_bytes));
+  m.Family("sb_broker_publishers_held_back_total", "counter",
+           "Times a client stopped being read because a node link or another thread its "
+           "messages feed was congested.");
+  m.Sample("sb_broker_publishers_held_back_total",
+           sum([](auto& s) -> auto& { return s.publishers_held_back; }));
   if (totals.clustered) {
     m.Family("sb_broker_cluster_redis_up", "gauge", "1 while the cluster's Redis answers.");
     m.Sample("sb_broker_cluster_redis_up", totals.redis_up ? 1 : 0);

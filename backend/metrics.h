@@ -62,6 +62,7 @@ struct ShardMetrics {
   Stat messages_received_from_nodes;  // forwards received from other nodes
   Stat messages_redirected;           // sent on to the node a session moved to
   Stat links_up;                      // gauge: links to other nodes connected
+  Stat publishers_held_back;          // times a client was not read: a link or shard congested
   std::array<Stat, static_cast<size_t>(DropReason::kCount)> dropped;
   std::array<Stat, static_cast<size_t>(RejectReason::kCount)> rejected;
   std::array<Stat, 256> disconnects;  // server-sent or forced closes, by reason code
@@ -73,6 +74,7 @@ struct ShardMetrics {
 // Metric values of the whole broker, rendered in the Prometheus text format.
 struct BrokerTotals {
   int64_t retained = 0;
+  int64_t shard_queue_bytes = 0;  // handed from one shard to another, not yet taken
   bool accepting = true;
   // The cluster, when the node is in one.
   bool clustered = false;

@@ -30,6 +30,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "backend/ack_wait.h"
+#include "backend/backpressure.h"
 #include "backend/forward.h"
 #include "backend/message.h"
 #include "backend/out_buffer.h"
@@ -44,7 +45,7 @@ inline bool IsLinkClientId(std::string_view client_id) {
   return client_id.starts_with(kLinkClientIdPrefix);
 }
 
-class NodeLink : public std::enable_shared_from_this<NodeLink> {
+class NodeLink final : public Backpressure, public std::enable_shared_from_this<NodeLink> {
  public:
   NodeLink(Shard& shard, std::string self, std::string peer, boost::asio::ip::tcp::endpoint address,
            size_t queue_bytes);
@@ -65,8 +66,7 @@ class NodeLink : public std::enable_shared_from_this<NodeLink> {
   // Nothing waiting, unwritten or unacknowledged.
   bool idle() const { return queue_.empty() && inflight_.empty() && out_.empty() && !writing_; }
   bool congested() const { return queued_bytes_ > queue_bytes_; }
-  // Runs `f` once when the link is no longer congested (at half the bound).
-  void WhenDrained(std::function<void()> f);
+  void WhenDrained(std::function<void()> f) override;
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
 
  private:

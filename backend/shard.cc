@@ -553,8 +553,7 @@ Shard::SessionSlot* Shard::FindSlot(uint64_t session_id) {
 
 // ---- Routing ----------------------------------------------------------------------------------
 
-NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait) {
-  if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+Backpressure* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait) {
   matches_.clear();
   plans_.clear();
   local_groups_.clear();
@@ -586,7 +585,7 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     for (const auto& [node, link] : links_)
       plans_[node].store_retained = true;
   }
-  NodeLink* congested = nullptr;
+  Backpressure* congested = nullptr;
   for (auto& [node, spec] : plans_) {
     auto link = links_.find(node);
     if (link == links_.end()) continue;  // a route of a node this shard has no link to yet
@@ -600,8 +599,8 @@ NodeLink* Shard::Publish(const MessagePtr& message, const std::shared_ptr<AckWai
     metrics_.messages_unrouted.Add();
     return congested;
   }
-  DeliverMatches(message, /*local=*/true, wait);
-  return congested;
+  Backpressure* shard = DeliverMatches(message, /*local=*/true, wait);
+  return shard != nullptr ? shard : congested;
 }
 
 void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
@@ -633,8 +632,8 @@ void Shard::ChooseShared(SubscriptionTrie::SharedGroup* local,
   }
 }
 
-void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::string_view from) {
-  if (outbox_.size() != broker_.shard_count()) outbox_.resize(broker_.shard_count());
+Backpressure* Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec,
+                                      std::string_view from) {
   metrics_.messages_received_from_nodes.Add();
   if (spec.target) {
     auto peer = peer_indices_.find(from);
@@ -646,10 +645,13 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::s
                .retain = t.retain,
                .subscription_ids = std::move(t.subscription_ids)};
     Shard& home = broker_.HomeShard(t.client_id);
-    if (&home == this) return DeliverTo(t.client_id, std::move(d), node);
-    asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d),
-                           node]() mutable { home.DeliverTo(client_id, std::move(d), node); });
-    return;
+    if (&home == this) {
+      DeliverTo(t.client_id, std::move(d), node);
+    } else {
+      asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d),
+                             node]() mutable { home.DeliverTo(client_id, std::move(d), node); });
+    }
+    return nullptr;
   }
   matches_.clear();
   if (spec.normal) {
@@ -662,12 +664,13 @@ void Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::s
       if (!g->members().empty()) matches_.push_back(g->Pick());
     }
   }
-  if (matches_.empty()) return;
-  DeliverMatches(message, /*local=*/false);
+  if (matches_.empty()) return nullptr;
+  return DeliverMatches(message, /*local=*/false);
 }
 
-void Shard::DeliverMatches(const MessagePtr& message, bool local,
-                           const std::shared_ptr<AckWait>& wait) {
+Backpressure* Shard::DeliverMatches(const MessagePtr& message, bool local,
+                                    const std::shared_ptr<AckWait>& wait) {
+  ShardQueue* congested = nullptr;
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
@@ -690,7 +693,9 @@ void Shard::DeliverMatches(const MessagePtr& message, bool local,
     if (shard == index_) {
       Deliver(session_id, std::move(d));
     } else {
-      outbox_[shard].emplace_back(session_id, std::move(d));
+      ShardQueue& queue = *queues_[shard];
+      queue.Push(session_id, std::move(d));
+      if (queue.congested()) congested = &queue;
       ScheduleFlush();
     }
   };
@@ -717,6 +722,7 @@ void Shard::DeliverMatches(const MessagePtr& message, bool local,
     if (any) route(matches_[i].shard, matches_[i].session_id, std::move(merged), /*shared=*/false);
     i = end;
   }
+  return congested;
 }
 
 void Shard::Deliver(uint64_t session_id, Delivery delivery) {
@@ -909,15 +915,27 @@ void Shard::ScheduleFlush() {
   asio::post(io_, [this] { Flush(); });
 }
 
+void Shard::ConnectShards() {
+  queues_.resize(broker_.shard_count());
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    if (i != index_) {
+      queues_[i] = std::make_unique<ShardQueue>(*this, broker_.shard(i), kShardQueueBytes);
+    }
+  }
+}
+
+size_t Shard::queued_for_other_shards() const {
+  size_t bytes = 0;
+  for (const std::unique_ptr<ShardQueue>& queue : queues_) {
+    if (queue != nullptr) bytes += queue->in_transit();
+  }
+  return bytes;
+}
+
 void Shard::Flush() {
   flush_scheduled_ = false;
-  for (size_t i = 0; i < outbox_.size(); ++i) {
-    if (outbox_[i].empty()) continue;
-    Shard& target = broker_.shard(i);
-    asio::post(target.io(), [&target, batch = std::move(outbox_[i])]() mutable {
-      target.ReceiveDeliveries(std::move(batch));
-    });
-    outbox_[i].clear();
+  for (const std::unique_ptr<ShardQueue>& queue : queues_) {
+    if (queue != nullptr) queue->Flush();
   }
   // Links first: a QoS 1 publisher's acknowledgement waits for them.
   for (const std::shared_ptr<NodeLink>& link : std::exchange(dirty_links_, {})) {

@@ -10,13 +10,16 @@
 //
 //   publisher ─► shard A: match A's replica ─┬─► A's sessions: enqueue, write
 //                                            └─► post batch ─► shard B: enqueue, write
+//
+// What waits for another shard is bounded (shard_queue.h), as what waits for another node is
+// (node_link.h): a publisher whose messages feed either past its bound stops being read.
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -33,6 +36,7 @@
 #include "backend/node_link.h"
 #include "backend/remote_routes.h"
 #include "backend/session.h"
+#include "backend/shard_queue.h"
 #include "backend/socket_token.h"
 #include "backend/subscription_trie.h"
 
@@ -156,11 +160,20 @@ class Shard {
 
   // Routes a message published on this node: to every matching session of every shard, and,
   // in a cluster, to every other node with matching routes, once per node. Each forward of a
-  // QoS 1 or 2 message is registered on `wait` (may be null). Returns a link that is congested
-  // after this message, if any: the publisher should stop being read until it drains.
-  NodeLink* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
-  // Routes a message node `from` forwarded: to this node's sessions only, as `spec` says.
-  void PublishForwarded(const MessagePtr& message, ForwardSpec spec, std::string_view from);
+  // QoS 1 or 2 message is registered on `wait` (may be null). Returns what is congested after
+  // this message (a node link, another shard), if anything: the publisher should stop being
+  // read until it drains.
+  Backpressure* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
+  // Routes a message node `from` forwarded: to this node's sessions only, as `spec` says. Returns
+  // a congested shard, as Publish does: the link it came on should stop being read.
+  Backpressure* PublishForwarded(const MessagePtr& message, ForwardSpec spec,
+                                 std::string_view from);
+  // Delivers what another shard's ShardQueue posted here.
+  void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
+  // Makes the queues to the other shards, once all of them exist (before any thread runs).
+  void ConnectShards();
+  // Bytes posted to the other shards and not yet taken; from any thread.
+  size_t queued_for_other_shards() const;
 
   // The cluster's view (from the control thread): the live peers, their routes.
   void SetPeers(const std::vector<Peer>& peers);
@@ -210,9 +223,10 @@ class Shard {
                          std::vector<std::pair<std::string, int>>* deltas = nullptr);
   // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `local`:
   // published on this node (not forwarded by another), its publisher's acknowledgement waiting
-  // on `wait` (may be null) for what is redirected to other nodes too.
-  void DeliverMatches(const MessagePtr& message, bool local,
-                      const std::shared_ptr<AckWait>& wait = nullptr);
+  // on `wait` (may be null) for what is redirected to other nodes too. Returns a shard queue
+  // that is congested after this, if any.
+  Backpressure* DeliverMatches(const MessagePtr& message, bool local,
+                               const std::shared_ptr<AckWait>& wait = nullptr);
   // Chooses the member that gets a message of a shared subscription, among the local members
   // (`local`) and the other nodes' (`remote`), round robin over all of them.
   void ChooseShared(SubscriptionTrie::SharedGroup* local, SubscriptionTrie::SharedGroup* remote);
@@ -220,7 +234,6 @@ class Shard {
   // A delivery node `from` matched for a session that moved here (ForwardTarget); on the
   // client id's home shard.
   void DeliverTo(const std::string& client_id, Delivery delivery, uint32_t from);
-  void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
   void ScheduleFlush();
   void Flush();
   SessionSlot& NewSlot(const std::string& client_id);
@@ -316,8 +329,9 @@ class Shard {
   boost::asio::steady_timer shutdown_timer_;
 
   SubscriptionTrie routes_;
-  std::vector<Subscriber> matches_;                                 // scratch for Publish
-  std::vector<std::vector<std::pair<uint64_t, Delivery>>> outbox_;  // per destination shard
+  std::vector<Subscriber> matches_;  // scratch for Publish
+  // By destination shard, none to this one; fixed before the threads run.
+  std::vector<std::unique_ptr<ShardQueue>> queues_;
   // The cluster.
   RemoteRoutes remote_routes_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<NodeLink>> links_;            // by peer index

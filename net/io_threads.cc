@@ -1,6 +1,8 @@
 // IoThreads: each context is kept alive by a work guard until Stop().
 #include "net/io_threads.h"
 
+#include <pthread.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -18,7 +20,7 @@ size_t DefaultThreadCount() {
   return n == 0 ? 1 : n;
 }
 
-IoThreads::IoThreads(size_t count) {
+IoThreads::IoThreads(size_t count, std::string name) : name_(std::move(name)) {
   if (count == 0) count = DefaultThreadCount();
   for (size_t i = 0; i < count; ++i) {
     // Concurrency hint 1: each context is run by exactly one thread, so Asio can skip locking.
@@ -49,7 +51,7 @@ void IoThreads::Run() {
   for (auto& c : contexts_)
     guards.push_back(boost::asio::make_work_guard(*c));
   for (size_t i = 1; i < contexts_.size(); ++i) {
-    threads_.emplace_back([this, i] { contexts_[i]->run(); });
+    threads_.emplace_back([this, i] { RunOne(i); });
   }
   contexts_[0]->run();
   for (auto& g : guards)
@@ -61,11 +63,17 @@ void IoThreads::Run() {
 
 void IoThreads::Start() {
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  for (auto& c : contexts_) {
-    guards_.emplace_back(new Guard(boost::asio::make_work_guard(*c)),
+  for (size_t i = 0; i < contexts_.size(); ++i) {
+    guards_.emplace_back(new Guard(boost::asio::make_work_guard(*contexts_[i])),
                          [](void* g) { delete static_cast<Guard*>(g); });
-    threads_.emplace_back([ctx = c.get()] { ctx->run(); });
+    threads_.emplace_back([this, i] { RunOne(i); });
   }
+}
+
+void IoThreads::RunOne(size_t i) {
+  std::string name = (name_ + "-" + std::to_string(i)).substr(0, 15);  // the kernel's limit
+  pthread_setname_np(pthread_self(), name.c_str());
+  contexts_[i]->run();
 }
 
 void IoThreads::Join() {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -18,8 +19,9 @@ namespace net {
 
 class IoThreads {
  public:
-  // `count` 0 means one per hardware thread.
-  explicit IoThreads(size_t count);
+  // `count` 0 means one per hardware thread. Thread i of them is named "NAME-i" (top -H, ps -L,
+  // /proc/PID/task/TID/comm; at most 15 characters), except the calling thread of Run().
+  IoThreads(size_t count, std::string name);
   ~IoThreads();
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
@@ -38,6 +40,10 @@ class IoThreads {
 
  private:
   class Context;
+  // Runs context `i` on the calling thread, named for it.
+  void RunOne(size_t i);
+
+  std::string name_;
   std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<void, void (*)(void*)>> guards_;

@@ -77,7 +77,7 @@ absl::Status ResolveAddresses(const ProxyConfig& config) {
 Proxy::Proxy(std::string config_path, ProxyConfig config)
     : config_path_(std::move(config_path)),
       config_(std::move(config)),
-      threads_(std::make_unique<net::IoThreads>(config_.threads)) {
+      threads_(std::make_unique<net::IoThreads>(config_.threads, "worker")) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     workers_.push_back(
         std::make_unique<Worker>(*this, i, threads_->context(i), config_.yield_before_sleep));

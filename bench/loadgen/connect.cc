@@ -35,7 +35,7 @@ struct WorkerStats {
 
 class ConnectRun {
  public:
-  explicit ConnectRun(const Options& o) : o_(o), threads_(o.threads), stats_(o.threads) {}
+  explicit ConnectRun(const Options& o) : o_(o), threads_(o.threads, "load"), stats_(o.threads) {}
 
   absl::StatusOr<boost::json::object> Run() {
     threads_.Start();

@@ -18,7 +18,7 @@ namespace loadgen {
 using Seconds = std::chrono::duration<double>;
 
 absl::StatusOr<boost::json::object> RunIdle(const Options& o) {
-  net::IoThreads threads(o.threads);
+  net::IoThreads threads(o.threads, "load");
   threads.Start();
   std::vector<std::optional<ProcessSample>> before, after;
   for (pid_t pid : o.watch_pids)

@@ -106,7 +106,7 @@ struct WorkerStats {
 
 class PubSubRun {
  public:
-  explicit PubSubRun(const Options& o) : o_(o), threads_(o.threads), stats_(o.threads) {
+  explicit PubSubRun(const Options& o) : o_(o), threads_(o.threads, "load"), stats_(o.threads) {
     outbox_.resize(threads_.size() * threads_.size());
     flush_scheduled_.resize(threads_.size());
     payload_.assign(o.payload_bytes, 'x');

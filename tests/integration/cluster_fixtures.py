@@ -35,7 +35,7 @@ def meshed(nodes):
         m = node.metrics()
         if m.get("sb_broker_cluster_nodes") != n:
             return False
-        if m.get("sb_broker_cluster_links_up") != (n - 1) * THREADS:
+        if m.get("sb_broker_cluster_links_up") != (n - 1) * node.threads:
             return False
     return True
 
@@ -53,16 +53,17 @@ def wait_remote_routes(node, count, timeout=5.0):
 
 @pytest.fixture
 def cluster(start_broker, redis_server):  # noqa: F811
-    """cluster(n, names=None, config="", env=None, node_timeout_ms=1000) -> n nodes sharing
-    `redis_server`, meshed; call again to add nodes (all of them are meshed before it returns)."""
+    """cluster(n, names=None, config="", env=None, node_timeout_ms=1000, threads=THREADS) -> n
+    nodes sharing `redis_server`, meshed; call again to add nodes (all of them are meshed before
+    it returns)."""
     started = []
 
-    def start(n, names=None, config="", env=None, node_timeout_ms=1000):
+    def start(n, names=None, config="", env=None, node_timeout_ms=1000, threads=THREADS):
         names = names or [f"n{len(started) + i + 1}" for i in range(n)]
         cluster_config = CLUSTER_CONFIG.format(node_timeout_ms=node_timeout_ms)
         for name in names:
             node = start_broker(config=cluster_config + config, name=name,
-                                extra_args=("--redis", redis_server.url), threads=THREADS, env=env)
+                                extra_args=("--redis", redis_server.url), threads=threads, env=env)
             node.name = name
             started.append(node)
         wait_meshed(started)

@@ -162,6 +162,7 @@ class Broker(Process):
 
     def __init__(self, tmp_path, config="", name="broker", extra_args=(),
                  threads=int(os.environ.get("SB_THREADS", 2)), env=None):
+        self.threads = threads
         self.port = free_port()
         self.admin_port = free_port()
         self.config_path = tmp_path / f"{name}.toml"
