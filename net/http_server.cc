@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <list>
 
 #include "net/listen.h"
 
@@ -49,7 +50,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             });
             return;
           }
-          if (self->sessions < kMaxSessions) {
+          // At the cap, the session that has waited longest for a request gives way, as nginx
+          // reuses idle keep-alive connections: idle clients cannot hold the admin port.
+          while (self->open() >= kMaxSessions && !self->waiting.empty()) {
+            self->waiting.front()->GiveWay();
+          }
+          if (self->open() < kMaxSessions) {
             std::make_shared<Session>(self, std::move(socket))->Read();
           }
           self->Accept();
@@ -61,18 +67,37 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         : server(std::move(server)), stream(std::move(socket)) {
       ++this->server->sessions;
     }
-    ~Session() { --server->sessions; }
+    ~Session() {
+      StopWaiting();
+      if (gave_way) --server->giving_way;
+      --server->sessions;
+    }
 
     void Read() {
       parser.emplace();
       parser->body_limit(kMaxBodyBytes);
       stream.expires_after(kRequestTimeout);
+      waiting_at = server->waiting.insert(server->waiting.end(), this);
       http::async_read(
           stream, buffer, *parser,
           [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
     }
 
+    void StopWaiting() {
+      if (waiting_at) server->waiting.erase(*std::exchange(waiting_at, std::nullopt));
+    }
+
+    // Closes the session, waiting for a request, for a new connection: its read completes with
+    // an error and it is gone after that handler.
+    void GiveWay() {
+      StopWaiting();
+      gave_way = true;
+      ++server->giving_way;
+      stream.close();
+    }
+
     void OnRead(beast::error_code ec) {
+      StopWaiting();
       if (ec == http::error::end_of_stream) {
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
         return;
@@ -133,13 +158,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     std::optional<http::request_parser<http::string_body>> parser;
     std::optional<http::response<http::string_body>> response;
     std::array<char, 4096> scratch;  // what a refused request still sends, read and dropped
+    std::optional<std::list<Session*>::iterator> waiting_at;  // in server->waiting
+    bool gave_way = false;
   };
+
+  // Sessions open and not giving way.
+  size_t open() const { return sessions - giving_way; }
 
   asio::io_context& io;
   tcp::acceptor acceptor;
   asio::steady_timer retry;
   HttpHandler handler;
   size_t sessions = 0;
+  size_t giving_way = 0;        // closed by GiveWay, not yet gone
+  std::list<Session*> waiting;  // reading a request, the longest waiting first
 };
 
 HttpServer::HttpServer(asio::io_context& io, HttpHandler handler)

@@ -1,8 +1,10 @@
 // A small HTTP/1.1 server for the admin endpoints (/healthz, /metrics, /api/...), on Beast.
 //
 // The handler is a plain function from request to response, called on the server's io_context
-// thread; it must not block. Requests are bounded (64 KiB body, 10 s to arrive) so that a slow or
-// hostile client cannot hold the admin port. Beast stays inside http_server.cc.
+// thread; it must not block. Requests are bounded (64 KiB body, 10 s to arrive) and so are the
+// connections (64): past that, the one that has waited longest for its next request is closed
+// for the new one, so that a slow, idle or hostile client cannot hold the admin port. Beast stays
+// inside http_server.cc.
 //
 //   HttpServer admin(io, [](const HttpRequest& r) {
 //     if (r.method == "GET" && r.path == "/healthz") return HttpResponse{200, "text/plain",

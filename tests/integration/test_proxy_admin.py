@@ -1,5 +1,6 @@
 """The admin API's operator actions: drain and enable a backend, set its weight, and the answers to
 requests it cannot serve."""
+import http.client
 import socket
 
 import pytest
@@ -111,6 +112,26 @@ def test_a_request_that_cannot_be_read_gets_an_answer(brokers, start_proxy, requ
             answer += chunk
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:100]
     assert proxy.backends()["b1"]["weight"] == 1
+
+
+def test_idle_admin_connections_give_way_to_a_new_one(brokers, start_proxy):
+    # The admin port serves 64 connections at once. Clients that keep theirs open and idle cannot
+    # lock it (for the 10 s each may wait for its next request): at the cap, the one that has
+    # waited longest is closed for the newcomer, as nginx reuses idle keep-alive connections.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1)})
+    idle = []
+    for _ in range(64):
+        c = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=5)
+        c.request("GET", "/healthz")
+        assert c.getresponse().read() == b"ok\n"
+        idle.append(c)
+    assert http_get(proxy.url("/healthz"), timeout=5) == (200, "ok\n")
+    assert idle[0].sock.recv(1) == b""  # closed: it had waited longest
+    idle[-1].request("GET", "/healthz")  # the others still serve
+    assert idle[-1].getresponse().read() == b"ok\n"
+    for c in idle:
+        c.close()
 
 
 def test_with_an_admin_token_only_its_bearer_may_change_backends(brokers, start_proxy):
