@@ -289,7 +289,16 @@ void Connection::ArmKeepAlive(Clock::time_point deadline) {
 void Connection::OnKeepAlive(const boost::system::error_code& ec) {
   if (ec || closed_) return;
   Clock::time_point deadline = last_packet_at_ + keep_alive_timeout_;
-  if (Clock::now() >= deadline && (read_paused_ || held_back_)) {
+  Clock::time_point now = Clock::now();
+  if (now >= deadline && held_back_) {
+    // Held back by a congested link or shard: bytes waiting in the socket show the client is
+    // alive, and reading them would feed what is congested.
+    boost::system::error_code available_ec;
+    if (socket_.available(available_ec) > 0 && !available_ec) {
+      return ArmKeepAlive(now + keep_alive_timeout_);
+    }
+  }
+  if (now >= deadline && (read_paused_ || held_back_)) {
     // We stopped reading this client, it did not stop writing: what it sent meanwhile (a
     // PINGREQ) counts before it is judged silent.
     ReadWhilePaused();

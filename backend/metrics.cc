@@ -84,7 +84,8 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
              sum([i](auto& s) -> auto& { return s.dropped[i]; }), {{"reason", DropName(i)}});
   }
   m.Family("sb_broker_shard_queue_bytes", "gauge",
-           "Bytes of messages one thread has handed to another and that it has not taken yet.");
+           "Bytes one thread has handed to another and that it has not taken yet (each delivery "
+           "counts its message and its entry).");
   m.Sample("sb_broker_shard_queue_bytes", static_cast<double>(totals.shard_queue_bytes));
   m.Family("sb_broker_publishers_held_back_total", "counter",
            "Times a client stopped being read because a node link or another thread its "

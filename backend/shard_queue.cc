@@ -58,6 +58,10 @@ void ShardQueue::Taken(size_t bytes) {
 }
 
 void ShardQueue::RunDrained() {
+  // Publishers may have filled it again since this was posted: then the next Taken() that
+  // brings it to half runs them.
+  waiting_.store(true);
+  if (!drained()) return;
   waiting_.store(false);
   for (auto& f : std::exchange(drained_, {}))
     f();

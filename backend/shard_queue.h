@@ -55,7 +55,8 @@ class ShardQueue final : public Backpressure {
   std::vector<std::pair<uint64_t, Delivery>> batch_;
   size_t pending_bytes_ = 0;  // of batch_
   std::atomic<size_t> in_transit_{0};
-  std::atomic<bool> waiting_{false};  // drained_ is not empty
+  // Publishers wait in drained_ for Taken() to post RunDrained(); cleared by the post.
+  std::atomic<bool> waiting_{false};
   std::vector<std::function<void()>> drained_;
 };
 

@@ -1,6 +1,7 @@
 """A broker's shards (backend/shard.h): one I/O thread each, delivering to each other's sessions
 by posting batches. What waits for another shard is bounded (backend/shard_queue.h)."""
 import select
+import time
 
 from cluster_fixtures import cluster, redis_server, wait_remote_routes  # noqa: F401
 from conftest import wait_for
@@ -14,11 +15,13 @@ LOAD = packet(PUBLISH, 0, string("held/load") + b"x" * 1024) * 64
 
 def publish_until_held_back(pub):
     """Publishes QoS 0 1 KiB messages to held/load until the broker has not read `pub` for 2 s;
-    returns the part of a write it had not taken. Fails after 256 MiB."""
+    returns the part of a write it had not taken. Fails after 256 MiB or 20 s."""
     pub.sock.setblocking(False)
     sent, pending = 0, b""
+    deadline = time.monotonic() + 20
     while True:
         assert sent < 256 << 20, "read 256 MiB for a stalled shard without holding back"
+        assert time.monotonic() < deadline, f"still read after 20 s ({sent} bytes)"
         if not select.select([], [pub.sock], [], 2.0)[1]:
             return pending
         pending = pending or LOAD
@@ -38,13 +41,14 @@ def test_a_stalled_shard_holds_back_the_publishers_feeding_it(start_broker, clie
     # stops being read once kShardQueueBytes (4 MiB) wait for that shard, rather than its messages
     # piling up for it without bound; shard 0's other clients are served meanwhile. QoS 0, so
     # that no in-flight window stops the publisher first. Every client connects first: a new
-    # connection may be accepted by the stopped thread.
+    # connection may be accepted by the stopped thread. The publisher's keep alive (1 s) runs out
+    # while it is held back: the bytes waiting in its socket keep it alive, unread.
     broker = start_broker(threads=THREADS)
     held = clients.wire(broker.port, version=4)
     assert held.connect(client_id_on(1, THREADS, "held")).reason() == 0
     held.subscribe(1, ("held/#", 0))  # and never reads again
     pub = clients.wire(broker.port, version=4)
-    assert pub.connect(client_id_on(0, THREADS, "pub")).reason() == 0
+    assert pub.connect(client_id_on(0, THREADS, "pub"), keepalive=1).reason() == 0
     bystander = clients.paho(broker.port, client_id_on(0, THREADS, "bystander"))
     bystander.subscribe("bystander/t", 0)
     with thread_stopped(broker, "shard-1"):
@@ -54,8 +58,8 @@ def test_a_stalled_shard_holds_back_the_publishers_feeding_it(start_broker, clie
         assert broker.metric("sb_broker_publishers_held_back_total") == 1
         bystander.publish("bystander/t", b"served")
         assert bystander.wait_messages(1)[0].payload == b"served"
-    # Shard 1 takes its backlog and the publisher is read again: a message it sends after the
-    # backlog arrives.
+    # Shard 1 takes its backlog and the publisher is read again: what it sends after the backlog
+    # reaches the bystander.
     pub.sock.setblocking(True)
     pub.sock.settimeout(30)
     pub.send(pending)

@@ -1,12 +1,14 @@
 """One thread of a running process under a test's control, and which of a broker's threads a client
 id belongs to.
 
-A broker shard is one I/O thread (backend/shard.h) named "shard-N" (net/io_threads.h); stopping
-that thread alone, as a debugger does, makes one shard fall behind the others deterministically.
+A broker shard is one I/O thread (backend/shard.h); shard 0 runs on the main thread, shard N > 0 on
+a thread named "shard-N" (net/io_threads.h). Stopping that thread alone, as a debugger does, makes
+one shard fall behind the others deterministically.
 """
 import contextlib
 import ctypes
 import os
+import sys
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -43,7 +45,10 @@ def thread_stopped(process, name):
         os.waitpid(tid, _WALL)  # returns once the thread has stopped
         yield
     finally:
-        _ptrace(_PTRACE_DETACH, tid)
+        # An error of the block (or of the stop) is the one to report, not the detach's after it.
+        if _libc.ptrace(_PTRACE_DETACH, tid, None, None) != 0 and sys.exc_info()[0] is None:
+            err = ctypes.get_errno()
+            raise OSError(err, f"ptrace detach {tid}: {os.strerror(err)}")
 
 
 def _std_hash(data: bytes) -> int:
