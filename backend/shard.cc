@@ -659,11 +659,12 @@ Backpressure* Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spe
     Shard& home = broker_.HomeShard(t.client_id);
     if (&home == this) {
       DeliverTo(t.client_id, std::move(d), node);
-    } else {
-      asio::post(home.io(), [&home, client_id = std::move(t.client_id), d = std::move(d),
-                             node]() mutable { home.DeliverTo(client_id, std::move(d), node); });
+      return nullptr;
     }
-    return nullptr;
+    ShardQueue& queue = *queues_[home.index()];
+    queue.Push({.client_id = std::move(t.client_id), .delivery = std::move(d), .from = node});
+    ScheduleFlush();
+    return queue.congested() ? &queue : nullptr;
   }
   matches_.clear();
   if (spec.normal) {
@@ -682,7 +683,7 @@ Backpressure* Shard::PublishForwarded(const MessagePtr& message, ForwardSpec spe
 
 Backpressure* Shard::DeliverMatches(const MessagePtr& message, bool local,
                                     const std::shared_ptr<AckWait>& wait) {
-  ShardQueue* congested = nullptr;
+  Backpressure* congested = nullptr;
   // One delivery per session for its non-shared subscriptions, at the highest granted QoS and
   // with every matching subscription identifier (§3.3.4); a shared subscription delivers its own
   // copy (§4.8.2).
@@ -698,7 +699,12 @@ Backpressure* Shard::DeliverMatches(const MessagePtr& message, bool local,
         // subscriptions without this. What another node forwarded here is redirected all the
         // same, even from the new node: it may have been sent before the session got there.
         // Shared: this node chose the member.
-        if (!(local && !shared && r->second.taken)) SendOn(r->second, std::move(d), wait);
+        if (!(local && !shared && r->second.taken)) {
+          NodeLink* link = SendOn(r->second, std::move(d), wait);
+          // Only a client waits for a link: a link that waited for another could wait in a
+          // circle of nodes, each not reading the next.
+          if (link != nullptr && local) congested = link;
+        }
         return;
       }
     }
@@ -796,14 +802,19 @@ void Shard::DeliverTo(const std::string& client_id, Delivery delivery, uint32_t 
   // Moved on again; never back where it came from (two moves pointing at each other, the
   // session at neither: its claim ended without it).
   if (auto m = moves_.find(client_id); m != moves_.end() && m->second->node != from) {
-    return SendOn({.client_id = client_id, .node = m->second->node}, std::move(delivery));
+    SendOn({.client_id = client_id, .node = m->second->node}, std::move(delivery));
+    return;
   }
   metrics_.messages_unrouted.Add();
 }
 
-void Shard::SendOn(const Redirect& to, Delivery delivery, const std::shared_ptr<AckWait>& wait) {
+NodeLink* Shard::SendOn(const Redirect& to, Delivery delivery,
+                        const std::shared_ptr<AckWait>& wait) {
   auto link = links_.find(to.node);
-  if (link == links_.end()) return metrics_.messages_unrouted.Add();  // the node left
+  if (link == links_.end()) {
+    metrics_.messages_unrouted.Add();  // the node left
+    return nullptr;
+  }
   ForwardSpec spec{.target =
                        ForwardTarget{.client_id = to.client_id,
                                      .qos = delivery.qos,
@@ -814,6 +825,7 @@ void Shard::SendOn(const Redirect& to, Delivery delivery, const std::shared_ptr<
   if (acked) wait->Expect();
   link->second->Forward(delivery.message, std::move(spec), acked ? wait : nullptr);
   metrics_.messages_redirected.Add();
+  return link->second->congested() ? link->second.get() : nullptr;
 }
 
 void Shard::RecordQueued(SessionSlot& slot, std::string delivery) {
@@ -825,9 +837,11 @@ void Shard::RecordQueued(SessionSlot& slot, std::string delivery) {
              ttl](ClusterSessions& sessions) { sessions.RecordQueued(client_id, delivery, ttl); });
 }
 
-void Shard::ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch) {
-  for (auto& [session_id, delivery] : batch)
+void Shard::ReceiveDeliveries(ShardBatch batch) {
+  for (auto& [session_id, delivery] : batch.deliveries)
     Deliver(session_id, std::move(delivery));
+  for (ShardBatch::Targeted& t : batch.targeted)
+    DeliverTo(t.client_id, std::move(t.delivery), t.from);
 }
 
 void Shard::ChangeRoutes(std::vector<RouteChange> changes, std::function<void()> done,

@@ -165,11 +165,11 @@ class Shard {
   // read until it drains.
   Backpressure* Publish(const MessagePtr& message, const std::shared_ptr<AckWait>& wait = nullptr);
   // Routes a message node `from` forwarded: to this node's sessions only, as `spec` says. Returns
-  // a congested shard, as Publish does: the link it came on should stop being read.
+  // what is congested, as Publish does: the link it came on should stop being read.
   Backpressure* PublishForwarded(const MessagePtr& message, ForwardSpec spec,
                                  std::string_view from);
   // Delivers what another shard's ShardQueue posted here.
-  void ReceiveDeliveries(std::vector<std::pair<uint64_t, Delivery>> batch);
+  void ReceiveDeliveries(ShardBatch batch);
   // Makes the queues to the other shards, once all of them exist (before any thread runs).
   void ConnectShards();
   // Bytes posted to the other shards and not yet taken; from any thread.
@@ -224,7 +224,8 @@ class Shard {
   // Delivers matches_ (non-shared subscriptions merged per session, shared ones each). `local`:
   // published on this node (not forwarded by another), its publisher's acknowledgement waiting
   // on `wait` (may be null) for what is redirected to other nodes too. Returns a shard queue
-  // that is congested after this, if any.
+  // that is congested after this, or, for a `local` message, a link (to a node a session moved
+  // to), if any.
   Backpressure* DeliverMatches(const MessagePtr& message, bool local,
                                const std::shared_ptr<AckWait>& wait = nullptr);
   // Chooses the member that gets a message of a shared subscription, among the local members
@@ -267,9 +268,10 @@ class Shard {
     uint32_t node;
     bool taken = false;
   };
-  // Sends `delivery` on to the moved session; a QoS 1 or 2 one is registered on `wait`.
-  void SendOn(const Redirect& to, Delivery delivery,
-              const std::shared_ptr<AckWait>& wait = nullptr);
+  // Sends `delivery` on to the moved session; a QoS 1 or 2 one is registered on `wait`. Returns
+  // the link if it is congested after this.
+  NodeLink* SendOn(const Redirect& to, Delivery delivery,
+                   const std::shared_ptr<AckWait>& wait = nullptr);
   // Ends a session of `client_id` left here from before another node owned the id.
   void EndLeftover(const std::string& client_id);
   // Installs a session another node handed over, its subscriptions routed, then calls `then`.

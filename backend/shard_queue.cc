@@ -23,18 +23,22 @@ ShardQueue::ShardQueue(Shard& source, Shard& target, size_t bound)
 
 void ShardQueue::Push(uint64_t session_id, Delivery d) {
   pending_bytes_ += Cost(d);
-  batch_.emplace_back(session_id, std::move(d));
+  batch_.deliveries.emplace_back(session_id, std::move(d));
+}
+
+void ShardQueue::Push(ShardBatch::Targeted t) {
+  pending_bytes_ += Cost(t.delivery) + t.client_id.size();
+  batch_.targeted.push_back(std::move(t));
 }
 
 void ShardQueue::Flush() {
   if (batch_.empty()) return;
   size_t bytes = std::exchange(pending_bytes_, 0);
   in_transit_.fetch_add(bytes);
-  boost::asio::post(target_.io(), [this, bytes, batch = std::move(batch_)]() mutable {
+  boost::asio::post(target_.io(), [this, bytes, batch = std::exchange(batch_, {})]() mutable {
     target_.ReceiveDeliveries(std::move(batch));
     Taken(bytes);
   });
-  batch_.clear();
 }
 
 bool ShardQueue::drained() const {

@@ -1,5 +1,6 @@
 // The deliveries one shard hands to another shard's thread (a session there matched a message
-// published here): collected while a handler runs and posted as one batch at the shard's flush.
+// published here, or another node sent one to a session that moved to this node): collected while
+// a handler runs and posted as one batch at the shard's flush.
 //
 // Bounded: the bytes of the messages posted and not yet taken by the target, with those still
 // collected, count against `bound`. Past it the queue is congested (Backpressure), so that a
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,6 +24,21 @@
 namespace backend {
 
 class Shard;
+
+// What one flush hands to a shard.
+struct ShardBatch {
+  // To sessions by id.
+  std::vector<std::pair<uint64_t, Delivery>> deliveries;
+  // From node `from` to the session of a client id that moved here (Shard::DeliverTo).
+  struct Targeted {
+    std::string client_id;
+    Delivery delivery;
+    uint32_t from = 0;
+  };
+  std::vector<Targeted> targeted;
+
+  bool empty() const { return deliveries.empty() && targeted.empty(); }
+};
 
 // The bound of each queue. A shard keeps one per other shard, so up to threads × (threads - 1)
 // of these may be in memory at once, only while threads fall behind.
@@ -33,6 +50,7 @@ class ShardQueue final : public Backpressure {
 
   // Source thread.
   void Push(uint64_t session_id, Delivery d);
+  void Push(ShardBatch::Targeted t);
   // Posts what was pushed since the last flush to the target, as one batch.
   void Flush();
   bool congested() const {
@@ -52,7 +70,7 @@ class ShardQueue final : public Backpressure {
   Shard& source_;
   Shard& target_;
   const size_t bound_;
-  std::vector<std::pair<uint64_t, Delivery>> batch_;
+  ShardBatch batch_;
   size_t pending_bytes_ = 0;  // of batch_
   std::atomic<size_t> in_transit_{0};
   // Publishers wait in drained_ for Taken() to post RunDrained(); cleared by the post.
