@@ -53,6 +53,10 @@ absl::StatusOr<BrokerConfig> Read(base::ConfigFile& file) {
         l->Integer("max_session_expiry_s", m.max_session_expiry_s, 0, 4'294'967'295));
     m.max_write_buffer_bytes = static_cast<uint32_t>(
         l->Integer("max_write_buffer_bytes", m.max_write_buffer_bytes, 4096, 1 << 30));
+    m.max_subscriptions =
+        static_cast<uint32_t>(l->Integer("max_subscriptions", m.max_subscriptions, 0, 100'000'000));
+    m.max_filter_levels =
+        static_cast<uint32_t>(l->Integer("max_filter_levels", m.max_filter_levels, 0, 65'535));
   }
   if (std::optional<base::ConfigTable> cl = root.Table("cluster")) {
     ClusterConfig& k = c.cluster;

@@ -25,6 +25,10 @@ struct BrokerLimits {
   // Bytes waiting to be written to one client beyond which its session queue stops draining and
   // its connection stops being read.
   uint32_t max_write_buffer_bytes = 1 << 20;
+  // Every shard keeps a replica of every subscription, a trie node per filter level: these bound
+  // what one client can make the broker hold. 0: no limit.
+  uint32_t max_subscriptions = 0;  // per session
+  uint32_t max_filter_levels = 128;
 };
 
 // Joining a cluster of nodes through Redis (docs/redis-keys.md). Without a redis url, the broker

@@ -1,10 +1,11 @@
 // SUBSCRIBE and UNSUBSCRIBE (MQTT 5.0 §3.8, §3.10).
 //
-// Each topic filter gets its own answer: granted QoS, or 0x8F for an invalid filter, 0x87 when an
-// access rule forbids it (3.1.1 maps both to 0x80). Accepted filters go to every shard's routing
-// replica; SUBACK is sent once all replicas have them, followed by the retained messages the
-// Retain Handling option asks for (0: always, 1: only for a new subscription, 2: never; never for
-// shared subscriptions, §4.8.2).
+// Each topic filter gets its own answer: granted QoS, or 0x8F for an invalid filter (or one with
+// more than max_filter_levels levels), 0x87 when an access rule forbids it, 0x97 for a new filter
+// beyond max_subscriptions (3.1.1 maps all three to 0x80). Accepted filters go to every shard's
+// routing replica; SUBACK is sent once all replicas have them, followed by the retained messages
+// the Retain Handling option asks for (0: always, 1: only for a new subscription, 2: never; never
+// for shared subscriptions, §4.8.2).
 #include <algorithm>
 
 #include "backend/broker.h"
@@ -21,9 +22,15 @@ ReasonCode Granted(mqtt::QoS qos) {
   return static_cast<ReasonCode>(static_cast<uint8_t>(qos));
 }
 
+// More levels than `max` (0: no limit).
+bool TooDeep(std::string_view filter, uint32_t max) {
+  return max > 0 && static_cast<size_t>(std::count(filter.begin(), filter.end(), '/')) >= max;
+}
+
 }  // namespace
 
 void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
+  const BrokerLimits& limits = shard_.config().limits;
   std::optional<uint32_t> subscription_id;
   if (!s.properties.subscription_identifiers.empty()) {
     subscription_id = s.properties.subscription_identifiers.front();
@@ -52,12 +59,18 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
       ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);
       continue;
     }
-    if (!mqtt::IsValidTopicFilter(filter)) {
+    if (!mqtt::IsValidTopicFilter(filter) || TooDeep(filter, limits.max_filter_levels)) {
       ack.reasons.push_back(ReasonCode::kTopicFilterInvalid);
       continue;
     }
     if (!shard_.broker().access().MaySubscribe(filter)) {
       ack.reasons.push_back(ReasonCode::kNotAuthorized);
+      continue;
+    }
+    if (limits.max_subscriptions > 0 &&
+        session_->subscriptions().size() >= limits.max_subscriptions &&
+        !session_->subscriptions().contains(t.filter)) {
+      ack.reasons.push_back(ReasonCode::kQuotaExceeded);
       continue;
     }
     SubscriptionRecord record{t.options, subscription_id.value_or(0)};

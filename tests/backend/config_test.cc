@@ -40,6 +40,8 @@ TEST(BrokerConfigTest, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(c->limits.topic_alias_maximum, 64);
   EXPECT_EQ(c->limits.max_session_expiry_s, 0u);
   EXPECT_EQ(c->limits.max_write_buffer_bytes, 1u << 20);
+  EXPECT_EQ(c->limits.max_subscriptions, 0u);
+  EXPECT_EQ(c->limits.max_filter_levels, 128u);
   EXPECT_TRUE(c->acl.empty());
   // The struct's own defaults are the documented ones.
   EXPECT_EQ(d.limits.max_inflight, c->limits.max_inflight);
@@ -71,6 +73,8 @@ max_queued_messages = 0
 topic_alias_maximum = 0
 max_session_expiry_s = 4294967295
 max_write_buffer_bytes = 8192
+max_subscriptions = 7
+max_filter_levels = 0
 
 [[acl]]
 action = "deny"
@@ -103,6 +107,8 @@ filter = "#"
   EXPECT_EQ(c->limits.topic_alias_maximum, 0);
   EXPECT_EQ(c->limits.max_session_expiry_s, 4'294'967'295u);
   EXPECT_EQ(c->limits.max_write_buffer_bytes, 8192u);
+  EXPECT_EQ(c->limits.max_subscriptions, 7u);
+  EXPECT_EQ(c->limits.max_filter_levels, 0u);
   ASSERT_EQ(c->acl.size(), 3u);
   EXPECT_FALSE(c->acl[0].allow);
   EXPECT_TRUE(c->acl[0].publish);
@@ -155,6 +161,9 @@ TEST(BrokerConfigTest, OutOfRangeIntegers) {
   EXPECT_EQ(Error("[limits]\nmax_queued_messages = -1\n"),
             "test.toml:2: limits.max_queued_messages: expected an integer from 0 to 100000000, "
             "got -1");
+  EXPECT_EQ(
+      Error("[limits]\nmax_filter_levels = 65536\n"),
+      "test.toml:2: limits.max_filter_levels: expected an integer from 0 to 65535, got 65536");
   EXPECT_EQ(Error("[limits]\ntopic_alias_maximum = 65536\n"),
             "test.toml:2: limits.topic_alias_maximum: expected an integer from 0 to 65535, "
             "got 65536");

@@ -109,6 +109,35 @@ def test_invalid_filters_are_refused_one_by_one(broker, clients, version):
 
 
 @both_versions
+def test_a_filter_deeper_than_max_filter_levels_is_refused(start_broker, clients, version):
+    broker = start_broker("[limits]\nmax_filter_levels = 4\n")
+    sub = clients.wire(broker.port, version)
+    sub.connect("deep")
+    codes = sub.subscribe(1, ("a/b/c/d", 0), ("a/b/c/d/e", 0), ("$share/g/a/+/c/#", 0),
+                          ("$share/g/a/b/c/d/#", 0)).suback_codes()
+    bad = 0x8F if version == 5 else 0x80  # Topic Filter invalid / Failure
+    assert codes == [0, bad, 0, bad]  # a shared filter's levels are its filter's
+    assert broker.metric("sb_broker_subscriptions") == 2
+
+
+@both_versions
+def test_a_session_has_at_most_max_subscriptions(start_broker, clients, version):
+    broker = start_broker("[limits]\nmax_subscriptions = 2\n")
+    sub = clients.wire(broker.port, version)
+    sub.connect("many")
+    quota = 0x97 if version == 5 else 0x80  # Quota exceeded / Failure
+    assert sub.subscribe(1, ("a", 0), ("b", 1), ("c", 0)).suback_codes() == [0, 1, quota]
+    # A filter it has is replaced, not counted again; one it gave up makes room.
+    assert sub.subscribe(2, ("a", 1)).suback_codes() == [1]
+    sub.unsubscribe(3, "b")
+    assert sub.subscribe(4, ("c", 0), ("d", 0)).suback_codes() == [0, quota]
+    assert broker.metric("sb_broker_subscriptions") == 2
+    pub = publisher(clients, broker, version)
+    pub.publish("c", b"to c")
+    assert sub.expect_message().payload == b"to c"
+
+
+@both_versions
 def test_wildcard_matching(broker, clients, version):
     sub = clients.wire(broker.port, version)
     sub.connect("wild")
