@@ -76,11 +76,15 @@ void LocalStickyStore::Sweep(Shard& shard, Clock::time_point now) {
 }
 
 void LocalStickyStore::SweepAnother(const Shard& written, Clock::time_point now) {
-  // Keep memory bounded by what is live: each write sweeps the shards in turn, skipping one that
-  // is busy (or holds the caller's lock).
+  // Keep memory bounded by what is live: the writes sweep the shards in turn, skipping one that
+  // is busy (or holds the caller's lock). A sweep walks the whole shard, so a shard is swept at
+  // most once per interval, however many writes come.
   Shard& other = shards_[sweep_next_.fetch_add(1) % kShards];
   if (&other != &written && other.mutex.try_lock()) {
-    Sweep(other, now);
+    if (now - other.swept_at >= kSweepInterval) {
+      Sweep(other, now);
+      other.swept_at = now;
+    }
     other.mutex.unlock();
   }
 }

@@ -1,7 +1,9 @@
 // The sticky table in process memory: for a proxy without Redis, and for tests. Sharded by hash
 // of the key, one mutex per shard, so connections on different threads rarely meet on a lock.
-// Expired records are removed lazily when looked up, and by a sweep of one shard per write (Bind,
-// and Store: a Redis-backed store's cache writes only through Store while Redis is up).
+// Expired records are removed lazily when looked up, and by sweeps: each write (Bind, and Store: a
+// Redis-backed store's cache writes only through Store while Redis is up) looks at one shard in
+// turn and sweeps it if it was not swept for kSweepInterval. So a write costs the same whatever
+// the table holds, and an expired record stays at most kSweepInterval longer while writes come.
 #pragma once
 
 #include <array>
@@ -46,12 +48,15 @@ class LocalStickyStore : public StickyStore {
   struct Shard {
     std::mutex mutex;
     absl::flat_hash_map<std::string, Record> records;
+    Clock::time_point swept_at;
   };
   static constexpr size_t kShards = 32;
+  static constexpr Clock::duration kSweepInterval = std::chrono::seconds(10);
   static std::string Key(std::string_view pool, std::string_view client_id);
   Shard& ShardOf(const std::string& key);
   void Sweep(Shard& shard, Clock::time_point now);
-  // Sweeps the next shard in turn unless it is `written`, which the caller may hold.
+  // Sweeps the next shard in turn if it is due, unless it is `written`, which the caller may
+  // hold.
   void SweepAnother(const Shard& written, Clock::time_point now);
 
   std::array<Shard, kShards> shards_;

@@ -54,6 +54,21 @@ TEST(LocalStickyStoreTest, ExpiredRecordsAreSwept) {
   EXPECT_EQ(s.size(), 200u);
 }
 
+TEST(LocalStickyStoreTest, EachShardIsSweptAtMostOncePerInterval) {
+  // A sweep walks a whole shard: were every write to sweep one, a write would cost in proportion
+  // to the table. The first writes sweep every shard (nothing expired yet), so the writes that
+  // follow within 10 s leave the expired records where they are.
+  LocalStickyStore s;
+  for (int i = 0; i < 1000; ++i)
+    s.BindAt("p", std::to_string(i), "b", true, seconds(1), t0);
+  for (int i = 0; i < 200; ++i)
+    s.BindAt("p", "soon" + std::to_string(i), "b", true, seconds(1), t0 + seconds(5));
+  EXPECT_EQ(s.size(), 1200u);
+  for (int i = 0; i < 200; ++i)
+    s.BindAt("p", "late" + std::to_string(i), "b", true, seconds(60), t0 + seconds(11));
+  EXPECT_EQ(s.size(), 200u);
+}
+
 TEST(LocalStickyStoreTest, ExpiredRecordsAreSweptByStoresToo) {
   // A Redis-backed store's cache: every write is a Store while Redis is up.
   LocalStickyStore s;
