@@ -104,9 +104,12 @@ std::shared_ptr<AckWait> Connection::HoldAck(mqtt::QoS qos, uint16_t packet_id, 
   held_acks_.push_back({seq, qos, packet_id, reason, false});
   return std::make_shared<AckWait>([weak = weak_from_this(), seq] {
     auto self = weak.lock();
-    if (!self) return;
-    for (HeldAck& a : self->held_acks_) {
-      if (a.seq == seq) a.ready = true;
+    if (!self || self->held_acks_.empty()) return;
+    // Every seq taken is pushed, and only the front is popped: the held ones are consecutive.
+    // (A 3.1.1 publisher has no receive maximum: tens of thousands may wait.)
+    uint64_t first = self->held_acks_.front().seq;
+    if (seq >= first && seq - first < self->held_acks_.size()) {
+      self->held_acks_[seq - first].ready = true;
     }
     self->ReleaseAcks();
   });

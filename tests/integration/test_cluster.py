@@ -6,6 +6,7 @@ import collections
 import select
 import signal
 import socket
+import struct
 import threading
 
 import pytest
@@ -43,6 +44,26 @@ def test_publish_reaches_subscribers_on_other_nodes(cluster, clients, qos):
     assert [m.payload.decode() for m in got_c] == expected + ["h"]
     assert a.metric("sb_broker_messages_forwarded_total") >= 81
     assert b.metric("sb_broker_messages_received_from_nodes_total") >= 40
+
+
+def test_acknowledgements_keep_the_order_of_publishes_that_wait_for_different_nodes(cluster,
+                                                                                     clients):
+    # A QoS 1 PUBACK waits until every node the message went to has taken it; messages to b, to c
+    # and to no other node are taken in whatever order the links go, and the PUBACKs still go out
+    # in the order of the publishes (§4.6). 3.1.1, which has no receive maximum: all 600 wait at
+    # once.
+    a, b, c = cluster(3)
+    for node, topic in ((b, "to-b"), (c, "to-c")):
+        sub = clients.paho(node.port, f"sub-{topic}")
+        sub.subscribe(topic, 1)
+    wait_remote_routes(a, 2)
+    pub = clients.wire(a.port, version=4)
+    assert pub.connect("pub").reason() == 0
+    topics = ("to-b", "to-c", "nowhere")
+    pub.send(b"".join(packet(PUBLISH, 2, string(topics[i % 3]) + struct.pack("!H", i) + b"m")
+                      for i in range(1, 601)))
+    acks = [pub.expect(PUBACK, timeout=10).packet_id() for _ in range(600)]
+    assert acks == list(range(1, 601))
 
 
 def test_a_node_whose_clock_is_behind_joins(cluster, clients):
