@@ -190,11 +190,11 @@ void Broker::RetainLocal(const MessagePtr& message) {
   retained_count_.store(static_cast<int64_t>(retained_.size()));
 }
 
-std::vector<MessagePtr> Broker::MatchRetained(std::string_view filter,
-                                              Clock::time_point now) const {
+std::vector<MessagePtr> Broker::MatchRetained(std::string_view filter, Clock::time_point now) {
   std::vector<MessagePtr> out;
   std::lock_guard lock(retained_mutex_);
   retained_.Match(filter, now, [&out](const MessagePtr& m) { out.push_back(m); });
+  retained_count_.store(static_cast<int64_t>(retained_.size()));  // less what had expired
   return out;
 }
 

@@ -65,7 +65,7 @@ class Broker {
   // Route changes of local subscriptions (see Shard::ChangeRoutes), for the cluster; `done` runs
   // on the control thread once Redis has them (or could not take them).
   void AnnounceRoutes(std::vector<std::pair<std::string, int>> deltas, std::function<void()> done);
-  std::vector<MessagePtr> MatchRetained(std::string_view filter, Clock::time_point now) const;
+  std::vector<MessagePtr> MatchRetained(std::string_view filter, Clock::time_point now);
   // A fresh client identifier for a client that sent an empty one.
   std::string AssignClientId();
   // A requested session expiry interval, capped by max_session_expiry_s.
@@ -92,7 +92,7 @@ class Broker {
   std::unique_ptr<net::HttpServer> admin_;
   std::unique_ptr<Cluster> cluster_;  // on shard 0's thread
 
-  mutable std::mutex retained_mutex_;
+  std::mutex retained_mutex_;
   RetainedStore retained_;  // guarded by retained_mutex_
   std::atomic<int64_t> retained_count_{0};
 

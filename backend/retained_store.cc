@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace backend {
 
 RetainedStore::RetainedStore() : root_(std::make_unique<Node>()) {}
@@ -41,19 +43,28 @@ void RetainedStore::Set(MessagePtr message) {
   }
 }
 
-void RetainedStore::VisitSubtree(const Node& node, Clock::time_point now,
-                                 const std::function<void(const MessagePtr&)>& visit) {
-  if (node.message && !node.message->expired(now)) visit(node.message);
-  for (const auto& [level, child] : node.children)
-    VisitSubtree(*child, now, visit);
+bool RetainedStore::Live(Node& node, Clock::time_point now) {
+  if (node.message && node.message->expired(now)) {
+    node.message.reset();
+    --size_;
+  }
+  return node.message != nullptr;
 }
 
-void RetainedStore::MatchLevels(const Node& node, std::string_view rest, bool done, bool first,
+bool RetainedStore::VisitSubtree(Node& node, Clock::time_point now,
+                                 const std::function<void(const MessagePtr&)>& visit) {
+  if (Live(node, now)) visit(node.message);
+  absl::erase_if(node.children,
+                 [&](const auto& child) { return VisitSubtree(*child.second, now, visit); });
+  return Empty(node);
+}
+
+bool RetainedStore::MatchLevels(Node& node, std::string_view rest, bool done, bool first,
                                 Clock::time_point now,
                                 const std::function<void(const MessagePtr&)>& visit) {
   if (done) {
-    if (node.message && !node.message->expired(now)) visit(node.message);
-    return;
+    if (Live(node, now)) visit(node.message);
+    return Empty(node);
   }
   size_t slash = rest.find('/');
   std::string_view level = rest.substr(0, slash);
@@ -64,22 +75,23 @@ void RetainedStore::MatchLevels(const Node& node, std::string_view rest, bool do
   };
   if (level == "#") {
     // The parent level itself ("a/#" matches "a"), then everything below.
-    if (!first && node.message && !node.message->expired(now)) visit(node.message);
-    for (const auto& [name, child] : node.children) {
-      if (!skips(name)) VisitSubtree(*child, now, visit);
-    }
+    if (!first && Live(node, now)) visit(node.message);
+    absl::erase_if(node.children, [&](const auto& child) {
+      return !skips(child.first) && VisitSubtree(*child.second, now, visit);
+    });
   } else if (level == "+") {
-    for (const auto& [name, child] : node.children) {
-      if (!skips(name)) MatchLevels(*child, next, last, false, now, visit);
-    }
+    absl::erase_if(node.children, [&](const auto& child) {
+      return !skips(child.first) && MatchLevels(*child.second, next, last, false, now, visit);
+    });
   } else if (auto it = node.children.find(level); it != node.children.end()) {
-    MatchLevels(*it->second, next, last, false, now, visit);
+    if (MatchLevels(*it->second, next, last, false, now, visit)) node.children.erase(it);
   }
+  return Empty(node);
 }
 
 void RetainedStore::Match(std::string_view filter, Clock::time_point now,
-                          const std::function<void(const MessagePtr&)>& visit) const {
-  MatchLevels(*root_, filter, false, true, now, visit);
+                          const std::function<void(const MessagePtr&)>& visit) {
+  MatchLevels(*root_, filter, false, true, now, visit);  // the root stays, empty or not
 }
 
 }  // namespace backend

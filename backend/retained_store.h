@@ -23,9 +23,11 @@ class RetainedStore {
 
   // Stores `message` as its topic's retained message, or deletes that if the payload is empty.
   void Set(MessagePtr message);
-  // Calls `visit` for each unexpired retained message whose topic matches `filter`.
+  // Calls `visit` for each unexpired retained message whose topic matches `filter`, and removes
+  // the expired ones it comes across, as mosquitto does: a message with an expiry stays in memory
+  // until its topic is set again or a subscription's filter reaches it.
   void Match(std::string_view filter, Clock::time_point now,
-             const std::function<void(const MessagePtr&)>& visit) const;
+             const std::function<void(const MessagePtr&)>& visit);
   size_t size() const { return size_; }
 
  private:
@@ -33,11 +35,15 @@ class RetainedStore {
     StringMap<std::unique_ptr<Node>> children;
     MessagePtr message;
   };
-  static void MatchLevels(const Node& node, std::string_view rest, bool done, bool first,
-                          Clock::time_point now,
-                          const std::function<void(const MessagePtr&)>& visit);
-  static void VisitSubtree(const Node& node, Clock::time_point now,
-                           const std::function<void(const MessagePtr&)>& visit);
+  // Both return true when they leave `node` with no message and no children, for the caller to
+  // erase it.
+  bool MatchLevels(Node& node, std::string_view rest, bool done, bool first, Clock::time_point now,
+                   const std::function<void(const MessagePtr&)>& visit);
+  bool VisitSubtree(Node& node, Clock::time_point now,
+                    const std::function<void(const MessagePtr&)>& visit);
+  // Drops the message of `node` if it has expired; true if a live one is left.
+  bool Live(Node& node, Clock::time_point now);
+  static bool Empty(const Node& node) { return !node.message && node.children.empty(); }
 
   std::unique_ptr<Node> root_;
   size_t size_ = 0;

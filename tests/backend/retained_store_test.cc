@@ -34,7 +34,7 @@ MessagePtr Retained(std::string topic, std::string payload = "x",
 }
 
 // The topics of the retained messages matching `filter`, sorted.
-std::vector<std::string> Topics(const RetainedStore& store, std::string_view filter,
+std::vector<std::string> Topics(RetainedStore& store, std::string_view filter,
                                 Clock::time_point now = kNow) {
   std::vector<std::string> out;
   store.Match(filter, now, [&](const MessagePtr& m) { out.push_back(m->topic); });
@@ -150,8 +150,30 @@ TEST(RetainedStoreTest, ExpiredMessagesAreSkipped) {
   EXPECT_THAT(Topics(store, "a/expiring", kNow + std::chrono::seconds(11)), IsEmpty());
   // Through a '#' at the parent level too.
   store.Set(Retained("b", "x", kNow));
-  EXPECT_THAT(Topics(store, "b/#", kNow), IsEmpty());
   EXPECT_THAT(Topics(store, "b/#", kNow - std::chrono::seconds(1)), ElementsAre("b"));
+  EXPECT_THAT(Topics(store, "b/#", kNow), IsEmpty());
+}
+
+TEST(RetainedStoreTest, AMatchRemovesTheExpiredMessagesItComesAcross) {
+  RetainedStore store;
+  for (std::string topic : {"s/1/temp", "s/1/hum", "s/2/temp", "s/3", "t/x"})
+    store.Set(Retained(topic, "x", kNow + std::chrono::seconds(10)));
+  store.Set(Retained("s/2/hum"));
+  EXPECT_EQ(store.size(), 6u);
+  const Clock::time_point later = kNow + std::chrono::seconds(10);
+  // Each kind of level: literal, '+' and '#'; what the filters do not reach stays.
+  EXPECT_THAT(Topics(store, "s/1/temp", later), IsEmpty());
+  EXPECT_EQ(store.size(), 5u);
+  EXPECT_THAT(Topics(store, "s/+/hum", later), ElementsAre("s/2/hum"));
+  EXPECT_EQ(store.size(), 4u);
+  EXPECT_THAT(Topics(store, "s/#", later), ElementsAre("s/2/hum"));
+  EXPECT_EQ(store.size(), 2u);  // s/2/hum and t/x
+  // The emptied levels went with them: storing and matching work as on a new tree.
+  EXPECT_THAT(Topics(store, "+/+/+", kNow), ElementsAre("s/2/hum"));
+  store.Set(Retained("s/1/temp"));
+  EXPECT_THAT(Topics(store, "s/#", later), ElementsAre("s/1/temp", "s/2/hum"));
+  EXPECT_THAT(Topics(store, "#", later), ElementsAre("s/1/temp", "s/2/hum"));
+  EXPECT_EQ(store.size(), 2u);  // t/x went at the '#'
 }
 
 TEST(RetainedStoreTest, DeletingEverythingPrunes) {
