@@ -65,6 +65,7 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
       commands_->Command({"HSET", keys_.Routes(node_), field, std::to_string(count)},
                          [](absl::StatusOr<RedisReply>) {});
     }
+    RoutesChanged();  // no events for what was rewritten: the others find it by the version
     if (std::exchange(connected_before_, true)) {
       redis_since_ = std::chrono::steady_clock::now();  // a reconnection
     } else {
@@ -73,7 +74,9 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     Heartbeat();
     LoadRetained();
   });
-  events_->OnConnect([this] { Resync(); });
+  events_->OnConnect([this] { Resync(/*all=*/true); });
+  std::random_device random;
+  routes_epoch_ = fmt::format("{:08x}{:08x}", random(), random());
 }
 
 Cluster::~Cluster() = default;
@@ -159,32 +162,36 @@ void Cluster::Heartbeat() {
   if (commands_->connected()) {
     LoadSecret();
     auto ignore = [](absl::StatusOr<RedisReply>) {};
-    commands_->Command({"HSET", keys_.Node(node_), "address", advertise_}, ignore);
+    commands_->Command(
+        {"HSET", keys_.Node(node_), "address", advertise_, "routes-version", RoutesVersion()},
+        ignore);
     commands_->Command({"PEXPIRE", keys_.Node(node_), std::to_string(2 * config_.node_timeout_ms)},
                        ignore);
-    commands_->Command(
-        state::HeartbeatCommand(keys_.Nodes(), node_,
-                                std::chrono::milliseconds(config_.node_timeout_ms)),
-        [this](absl::StatusOr<RedisReply> r) {
-          if (!r.ok() || stopped_) return;
-          // Each live peer's address, then the peers as a whole.
-          auto live = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
-          auto waiting = std::make_shared<size_t>(0);
-          for (const RedisReply& e : r->elements) {
-            if (e.str != node_) ++*waiting;
-          }
-          if (*waiting == 0) return OnLivePeers({});
-          for (const RedisReply& e : r->elements) {
-            if (e.str == node_) continue;
-            std::string name = e.str;
-            commands_->Command({"HGET", keys_.Node(name), "address"},
+    commands_->Command(state::HeartbeatCommand(keys_.Nodes(), node_,
+                                               std::chrono::milliseconds(config_.node_timeout_ms)),
+                       [this](absl::StatusOr<RedisReply> r) {
+                         if (!r.ok() || stopped_) return;
+                         // Each live peer's address and routes version, then the peers as a whole.
+                         auto live = std::make_shared<std::vector<LivePeer>>();
+                         auto waiting = std::make_shared<size_t>(0);
+                         for (const RedisReply& e : r->elements) {
+                           if (e.str != node_) ++*waiting;
+                         }
+                         if (*waiting == 0) return OnLivePeers({});
+                         for (const RedisReply& e : r->elements) {
+                           if (e.str == node_) continue;
+                           std::string name = e.str;
+                           commands_->Command(
+                               {"HMGET", keys_.Node(name), "address", "routes-version"},
                                [this, live, waiting, name](absl::StatusOr<RedisReply> a) {
-                                 if (a.ok() && !a->nil()) live->emplace_back(name, a->str);
+                                 if (a.ok() && a->elements.size() == 2 && !a->elements[0].nil()) {
+                                   live->push_back({name, a->elements[0].str, a->elements[1].str});
+                                 }
                                  if (--*waiting == 0) OnLivePeers(std::move(*live));
                                });
-          }
-        });
-    if (++ticks_ % 10 == 0) Resync();
+                         }
+                       });
+    if (++ticks_ % 10 == 0) Resync(/*all=*/false);
   }
   heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));
   heartbeat_.async_wait([this](const boost::system::error_code& ec) {
@@ -192,9 +199,9 @@ void Cluster::Heartbeat() {
   });
 }
 
-void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live) {
+void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   std::map<std::string, Peer> next;
-  for (const auto& [name, address] : live) {
+  for (const auto& [name, address, routes_version] : live) {
     absl::StatusOr<base::HostPort> hp = base::ParseHostPort(address);
     boost::system::error_code ec;
     asio::ip::address ip = hp.ok() ? asio::ip::make_address(hp->host, ec) : asio::ip::address();
@@ -202,7 +209,9 @@ void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live)
       spdlog::warn("cluster: node {} announces an address that does not parse: {}", name, address);
       continue;
     }
-    next.emplace(name, Peer{IndexOf(name), name, {ip, hp->port}});
+    uint32_t index = IndexOf(name);
+    next.emplace(name, Peer{index, name, {ip, hp->port}});
+    route_versions_[index].seen = routes_version;
   }
   bool changed = next.size() != peers_.size();
   for (const auto& [name, p] : next) {
@@ -220,6 +229,7 @@ void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live)
     for (const auto& [field, count] : known_routes_[p.index])
       gone.push_back({p.index, field, 0});
     known_routes_.erase(p.index);
+    route_versions_.erase(p.index);
   }
   std::vector<std::string> joined;
   for (const auto& [name, p] : next) {
@@ -230,16 +240,22 @@ void Cluster::OnLivePeers(std::vector<std::pair<std::string, std::string>> live)
   if (!gone.empty()) PushRoutes(std::move(gone));
   for (const std::string& name : joined)
     spdlog::info("cluster: node {} joined", name);
-  if (!joined.empty()) Resync();
+  if (!joined.empty()) Resync(/*all=*/true);
 }
 
-void Cluster::Resync() {
-  // The whole routes hash of every live peer, turned into changes against what the shards know.
+void Cluster::Resync(bool all) {
   for (const auto& [name, p] : peers_) {
     uint32_t index = p.index;
+    // A peer that writes no version (an older one) is read every time.
+    std::string version = route_versions_[index].seen;
+    if (!all && !version.empty() && version == route_versions_[index].synced) continue;
+    // The version read before the hash: a change between the two is read now and again later.
     commands_->Command({"HGETALL", keys_.Routes(name)},
-                       [this, index](absl::StatusOr<RedisReply> r) {
+                       [this, index, version](absl::StatusOr<RedisReply> r) {
                          if (!r.ok() || stopped_) return;
+                         if (auto v = route_versions_.find(index); v != route_versions_.end()) {
+                           v->second.synced = version;
+                         }
                          absl::flat_hash_map<std::string, uint32_t> now;
                          for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
                            now[r->elements[i].str] = ParseCount(r->elements[i + 1].str);
@@ -326,7 +342,18 @@ void Cluster::LocalRoute(const std::string& field, int delta) {
   } else {
     commands_->Command({"HDEL", keys_.Routes(node_), field}, ignore);
   }
+  RoutesChanged();
   commands_->Command({"PUBLISH", keys_.RouteEvents(), node_ + "\t" + field + "\t" + value}, ignore);
+}
+
+void Cluster::RoutesChanged() {
+  ++routes_changes_;
+  commands_->Command({"HSET", keys_.Node(node_), "routes-version", RoutesVersion()},
+                     [](absl::StatusOr<RedisReply>) {});
+}
+
+std::string Cluster::RoutesVersion() const {
+  return fmt::format("{}.{}", routes_epoch_, routes_changes_);
 }
 
 void Cluster::RetainedChanged(const MessagePtr& message) {

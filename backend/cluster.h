@@ -93,8 +93,18 @@ class Cluster {
  private:
   void Heartbeat();
   void LoadSecret();
-  void OnLivePeers(std::vector<std::pair<std::string, std::string>> live);
-  void Resync();
+  struct LivePeer {
+    std::string name;
+    std::string address;
+    std::string routes_version;  // empty when the peer writes none
+  };
+  void OnLivePeers(std::vector<LivePeer> live);
+  // Reads the routes hash of every live peer (`all`), or of those whose routes-version changed
+  // since their last read, and turns it into changes against what the shards know.
+  void Resync(bool all);
+  // Writes a new routes-version after a change of this node's routes hash (in order behind it).
+  void RoutesChanged();
+  std::string RoutesVersion() const;
   void OnRouteEvent(std::string_view message);
   void PushRoutes(std::vector<RemoteRouteChange> changes);
   void PushPeers();
@@ -119,6 +129,17 @@ class Cluster {
   absl::flat_hash_map<std::string, uint32_t> indices_;       // every name ever seen
   // What this node has told its shards of each peer's routes, to turn a full read into changes.
   absl::flat_hash_map<uint32_t, absl::flat_hash_map<std::string, uint32_t>> known_routes_;
+  // Each peer's routes-version: as its last heartbeat read it, and as of its last full read. The
+  // periodic resync skips a peer whose version has not moved, so that its cost does not grow with
+  // every node's routes while nothing changes.
+  struct RouteVersions {
+    std::string seen;
+    std::string synced;
+  };
+  absl::flat_hash_map<uint32_t, RouteVersions> route_versions_;
+  // This node's: a random value per process, so that a restart never repeats one, and a count.
+  std::string routes_epoch_;
+  uint64_t routes_changes_ = 0;
   std::unique_ptr<ClusterSessions> sessions_;
   bool connected_before_ = false;
   // When Redis last came back after a gap: the others' heartbeats may look stale until they

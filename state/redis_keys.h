@@ -35,7 +35,8 @@ class RedisKeys {
   std::string ClusterSecret() const { return prefix_ + "cluster-secret"; }
   // ZSET broker node name -> last heartbeat (ms since the epoch, Redis's clock; heartbeat.h).
   std::string Nodes() const { return prefix_ + "nodes"; }
-  // HASH address -> "HOST:PORT" where the other nodes reach this node; TTL a few heartbeats.
+  // HASH address -> "HOST:PORT" where the other nodes reach this node, routes-version -> a
+  // value that changes with every change of its routes hash; TTL a few heartbeats.
   std::string Node(std::string_view name) const { return fmt::format("{}node:{}", prefix_, name); }
   // HASH filter (or "$share/GROUP/FILTER") -> subscriptions on that node (members, if shared).
   std::string Routes(std::string_view node) const {

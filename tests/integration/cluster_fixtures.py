@@ -7,7 +7,10 @@
 Nodes heartbeat every 100 ms and leave after 1 s of silence, so that a killed node is noticed
 quickly. Each node's `threads` (SB_THREADS, default 2) means one link per shard and peer.
 """
+import contextlib
 import os
+import subprocess
+import threading
 
 import pytest
 
@@ -38,6 +41,42 @@ def meshed(nodes):
         if m.get("sb_broker_cluster_links_up") != (n - 1) * node.threads:
             return False
     return True
+
+
+class RedisMonitor:
+    """The commands a Redis server receives, as `redis-cli monitor` prints them (binary values
+    escaped), collected by a thread."""
+
+    def __init__(self, port):
+        self.lines = []
+        self._proc = subprocess.Popen(["redis-cli", "-p", str(port), "monitor"],
+                                      stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout.readline().strip() == "OK"
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self._proc.stdout:
+            self.lines.append(line)
+
+    def commands(self, *words):
+        """The commands seen so far that start with `words`, e.g. ("HGETALL", "sb:routes:a")."""
+        start = " ".join(f'"{w}"' for w in words)
+        return [line for line in list(self.lines) if start in line]
+
+    def close(self):
+        self._proc.terminate()
+        self._proc.wait()
+        self._reader.join()
+
+
+@contextlib.contextmanager
+def redis_monitor(redis):
+    m = RedisMonitor(redis.port)
+    try:
+        yield m
+    finally:
+        m.close()
 
 
 def wait_meshed(nodes, timeout=10.0):

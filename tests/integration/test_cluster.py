@@ -8,11 +8,12 @@ import signal
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
-                              redis_server, wait_remote_routes)
+                              redis_monitor, redis_server, wait_remote_routes)
 from conftest import assert_serves, both_versions, clock_off_by, run_bench, wait_for
 from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                        PUBREL, USER_PROPERTY, connect_packet, p_pair, p_u32, packet, persistent,
@@ -64,6 +65,27 @@ def test_acknowledgements_keep_the_order_of_publishes_that_wait_for_different_no
                       for i in range(1, 601)))
     acks = [pub.expect(PUBACK, timeout=10).packet_id() for _ in range(600)]
     assert acks == list(range(1, 601))
+
+
+def test_a_peers_routes_are_read_again_only_after_they_changed(cluster, clients):
+    # Besides the route events, every 10 heartbeats (1 s here) each node reads the routes hash of
+    # each other node whose routes-version moved, to catch up on what no event brought (routes
+    # rewritten after an outage). While nothing changes, nothing is read: this costs nothing per
+    # route. 2.5 s without a read are two of those rounds and a half.
+    a, b = cluster(2)
+    sub = clients.paho(b.port, "sub")
+    reads_of_b = ("HGETALL", f"sb:routes:{b.name}")
+    with redis_monitor(cluster.redis) as monitor:
+        sub.subscribe("r/1", 0)  # moves b's version: the next round reads b's hash, once
+        wait_remote_routes(a, 1)
+        wait_for(lambda: monitor.commands(*reads_of_b), what="a read of b's routes")
+        since = time.monotonic()
+        wait_for(lambda: len(monitor.commands(*reads_of_b)) == 1 and time.monotonic() > since + 2.5,
+                 timeout=5, what="2.5 s without another read of b's routes")
+        sub.subscribe("r/2", 0)
+        wait_remote_routes(a, 2)
+        wait_for(lambda: len(monitor.commands(*reads_of_b)) == 2, what="a read after the change")
+    assert not monitor.commands("HGETALL", f"sb:routes:{a.name}")  # a's never moved
 
 
 def test_a_node_whose_clock_is_behind_joins(cluster, clients):

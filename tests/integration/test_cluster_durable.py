@@ -7,8 +7,8 @@ import struct
 import subprocess
 import time
 
-from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_server,  # noqa: F401
-                              wait_remote_routes)
+from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_monitor,  # noqa: F401
+                              redis_server, wait_remote_routes)
 from conftest import wait_for
 from mqtt_wire import (DISCONNECT, PUBACK, SUBACK, SUBSCRIBE, WILL_DELAY_INTERVAL, p_u32, packet,
                        persistent, props, string, sub_options)
@@ -436,18 +436,13 @@ def test_a_burst_of_subscribes_writes_the_session_record_once(cluster, clients):
     c = clients.wire(a.port, version=4)
     assert c.connect("burst", **persistent(4)).reason() == 0
     key = f"sb:session:{a.name}:burst"
-    monitor = subprocess.Popen(["redis-cli", "-p", str(cluster.redis.port), "monitor"],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert monitor.stdout.readline().strip() == "OK"
+    with redis_monitor(cluster.redis) as monitor:
         c.send(b"".join(packet(SUBSCRIBE, 2, struct.pack("!H", i + 1) + string(f"burst/{i}") + b"\0")
                         for i in range(50)))
         for _ in range(50):
             c.expect(SUBACK)
         wait_for(lambda: "burst/49" in record_text(cluster, key),
                  what="the record with every subscription")
-    finally:
-        monitor.terminate()
-    writes = [line for line in monitor.communicate()[0].splitlines()
-              if f'"SET" "{key}"' in line]
+        wait_for(lambda: monitor.commands("SET", key), what="the monitor to show the SET")
+    writes = monitor.commands("SET", key)
     assert 1 <= len(writes) <= 3, writes
