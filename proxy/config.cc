@@ -83,6 +83,11 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
                   : OnDown::kNone;
   p.shutdown_jitter_ms = U32(t, "shutdown_jitter_ms", p.shutdown_jitter_ms, 0, 3'600'000);
   p.slow_start_s = U32(t, "slow_start_s", p.slow_start_s, 0, 3600);
+  if (p.slow_start_s > 0 && p.strategy == balancer::StrategyKind::kSourceHash) {
+    // Its ramp would move keys back and forth, and rebuild every worker's Maglev table at each
+    // step: refused rather than silently ignored.
+    t.Fail("slow_start_s", "not for strategy = \"source-hash\"");
+  }
   std::set<std::string> names;
   for (const ConfigTable& b : t.Tables("backend")) {
     BackendConfig backend;

@@ -83,7 +83,6 @@ connect_timeout_ms = 50
 proxy_protocol = true
 on_down = "shutdown-sessions"
 shutdown_jitter_ms = 10
-slow_start_s = 30
 sticky_ttl_s = 60
 
 [[pool.p.backend]]
@@ -108,6 +107,14 @@ failures = 7
 eject_base_ms = 20
 eject_max_ms = 40
 max_ejection_percent = 30
+
+[pool.q]
+strategy = "weighted-round-robin"
+slow_start_s = 30
+
+[[pool.q.backend]]
+name = "b"
+address = "127.0.0.1:3"
 )",
                                                    "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -128,7 +135,7 @@ max_ejection_percent = 30
   EXPECT_EQ(p.hash_key, HashKey::kSourceIp);
   EXPECT_TRUE(p.proxy_protocol);
   EXPECT_EQ(p.on_down, OnDown::kShutdownSessions);
-  EXPECT_EQ(p.slow_start_s, 30u);
+  EXPECT_EQ(c->pools.at("q").slow_start_s, 30u);  // not for source-hash
   EXPECT_EQ(p.backends[0].weight, 5u);
   EXPECT_EQ(p.backends[0].max_connections, 700u);
   EXPECT_EQ(p.backends[0].check_address, (base::HostPort{"127.0.0.1", 2}));
@@ -194,6 +201,14 @@ TEST(ProxyConfigTest, CheckPathOnlyForHttp) {
 TEST(ProxyConfigTest, HashKeyOnlyForSourceHash) {
   EXPECT_THAT(Error(WithPoolKey("hash_key = \"source-ip\"")),
               HasSubstr("pool.brokers.hash_key: only for strategy = \"source-hash\""));
+}
+
+TEST(ProxyConfigTest, NoSlowStartForSourceHash) {
+  EXPECT_THAT(Error(WithPoolKey("strategy = \"source-hash\"\nslow_start_s = 30")),
+              HasSubstr("pool.brokers.slow_start_s: not for strategy = \"source-hash\""));
+  absl::StatusOr<ProxyConfig> zero =
+      ParseProxyConfig(WithPoolKey("strategy = \"source-hash\"\nslow_start_s = 0"), "t.toml");
+  EXPECT_TRUE(zero.ok()) << zero.status();
 }
 
 TEST(ProxyConfigTest, BackendNamesUniqueAndAddressesRequired) {
