@@ -48,7 +48,6 @@ struct Shard::SessionSlot {
   Connection* connection = nullptr;
   uint32_t expiry_s = 0;           // the session expiry interval of its last connection
   bool recorded = false;           // this node has a record of it in Redis
-  bool record_due = false;         // its subscriptions changed: in records_due_ for the flush
   std::optional<mqtt::Will> will;  // waiting for its delay
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
@@ -174,18 +173,9 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
 
 void Shard::SubscriptionsChanged(Session& session) {
   SessionSlot* slot = FindSlot(session.id());
-  if (slot != nullptr && !slot->record_due && SubscriptionsRecorded(*slot)) {
-    // Written at the flush, once for every SUBSCRIBE and UNSUBSCRIBE of the pass: a record holds
-    // every subscription of the session, so a client that sends many at once would otherwise
-    // have the whole set written once per packet.
-    slot->record_due = true;
-    records_due_.push_back(session.id());
-    ScheduleFlush();
+  if (slot != nullptr && slot->expiry_s > 0 && Recordable(*slot)) {
+    Record(*slot, /*offline=*/false);
   }
-}
-
-bool Shard::SubscriptionsRecorded(const SessionSlot& slot) const {
-  return slot.expiry_s > 0 && Recordable(slot);
 }
 
 bool Shard::Recordable(const SessionSlot& slot) const {
@@ -196,7 +186,6 @@ bool Shard::Recordable(const SessionSlot& slot) const {
 }
 
 void Shard::Record(SessionSlot& slot, bool offline) {
-  slot.record_due = false;  // this record has the subscriptions as they are now
   SessionSnapshot s;
   Clock::time_point now = Clock::now();
   if (offline) {
@@ -437,9 +426,8 @@ void Shard::Detach(Session& session, std::optional<mqtt::Will> will, uint32_t wi
   // The will waits for its delay or the end of the session, whichever comes first.
   if (will) AwaitWill(*slot, std::move(*will), std::chrono::seconds(will_delay_s));
   if (expiry_s == 0) return EndSession(*slot);
-  if (Recordable(*slot) &&
-      (slot->recorded || slot->record_due || slot->will || !session.subscriptions().empty() ||
-       session.queued() > 0 || session.inflight() > 0)) {
+  if (Recordable(*slot) && (slot->recorded || slot->will || !session.subscriptions().empty() ||
+                            session.queued() > 0 || session.inflight() > 0)) {
     Record(*slot, /*offline=*/true);
   }
   ArmSessionTimer(*slot);
@@ -960,14 +948,6 @@ size_t Shard::queued_for_other_shards() const {
 
 void Shard::Flush() {
   flush_scheduled_ = false;
-  for (uint64_t id : std::exchange(records_due_, {})) {
-    SessionSlot* slot = FindSlot(id);
-    // Gone offline meanwhile, it had its record written then (Detach).
-    if (slot != nullptr && slot->record_due && slot->connection != nullptr &&
-        SubscriptionsRecorded(*slot)) {
-      Record(*slot, /*offline=*/false);
-    }
-  }
   for (const std::unique_ptr<ShardQueue>& queue : queues_) {
     if (queue != nullptr) queue->Flush();
   }

@@ -280,8 +280,6 @@ class Shard {
   // In a cluster, persistent sessions are recorded in Redis, and others while their connection
   // has a will (cluster_sessions.h).
   bool Recordable(const SessionSlot& slot) const;
-  // A record of `slot` holds its subscriptions (a session that outlives its connection).
-  bool SubscriptionsRecorded(const SessionSlot& slot) const;
   // Writes the record of `slot`: its subscriptions and its connection's will, or with `offline`
   // everything it holds, the will that waits for its delay too.
   void Record(SessionSlot& slot, bool offline);
@@ -345,7 +343,6 @@ class Shard {
   std::vector<std::shared_ptr<Connection>> dirty_;
   std::vector<std::shared_ptr<Connection>> flushing_;  // dirty_ while Flush() writes them
   std::vector<std::shared_ptr<NodeLink>> dirty_links_;
-  std::vector<uint64_t> records_due_;  // sessions whose record the flush writes (SessionSlot)
   bool flush_scheduled_ = false;
 };
 
