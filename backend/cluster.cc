@@ -253,9 +253,10 @@ void Cluster::Resync(bool all) {
     commands_->Command({"HGETALL", keys_.Routes(name)},
                        [this, index, version](absl::StatusOr<RedisReply> r) {
                          if (!r.ok() || stopped_) return;
-                         if (auto v = route_versions_.find(index); v != route_versions_.end()) {
-                           v->second.synced = version;
-                         }
+                         // A peer that left meanwhile keeps no routes here: its reply is stale.
+                         auto v = route_versions_.find(index);
+                         if (v == route_versions_.end()) return;
+                         v->second.synced = version;
                          absl::flat_hash_map<std::string, uint32_t> now;
                          for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
                            now[r->elements[i].str] = ParseCount(r->elements[i + 1].str);

@@ -6,8 +6,9 @@
 //   routes     the filters this node's clients subscribe to, counted across shards, in the hash
 //              routes:SELF (a shared subscription as "$share/GROUP/FILTER" with its member
 //              count); each change is also published on the route-events channel, which every
-//              node applies to its shards' RemoteRoutes at once. After any gap (a reconnect) and
-//              every few seconds, each node reads every live peer's whole hash again.
+//              node applies to its shards' RemoteRoutes at once. After any gap (a reconnect), each
+//              node reads every live peer's whole hash again; every few seconds, those of the
+//              peers whose routes-version (sb:node:NAME) moved since.
 //   sessions   one owner node per client id, sessions handed over between nodes, persistent
 //              sessions recorded in Redis (cluster_sessions.h).
 //   retained   the retained message of every topic, in the hash retained (encoded as a PUBLISH),

@@ -98,6 +98,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
     void OnRead(beast::error_code ec) {
       StopWaiting();
+      if (gave_way) return;  // read before it gave way: no answer could reach the client
       if (ec == http::error::end_of_stream) {
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
         return;

@@ -3,7 +3,8 @@
 // Expired records are removed lazily when looked up, and by sweeps: each write (Bind, and Store: a
 // Redis-backed store's cache writes only through Store while Redis is up) looks at one shard in
 // turn and sweeps it if it was not swept for kSweepInterval. So a write costs the same whatever
-// the table holds, and an expired record stays at most kSweepInterval longer while writes come.
+// the table holds; an expired record goes at the first of its shard's turns (every kShards-th
+// write) after kSweepInterval, or when looked up.
 #pragma once
 
 #include <array>

@@ -71,8 +71,9 @@ def test_a_peers_routes_are_read_again_only_after_they_changed(cluster, clients)
     # Besides the route events, every 10 heartbeats (1 s here) each node reads the routes hash of
     # each other node whose routes-version moved, to catch up on what no event brought (routes
     # rewritten after an outage). While nothing changes, nothing is read: this costs nothing per
-    # route. 2.5 s without a read are two of those rounds and a half.
-    a, b = cluster(2)
+    # route. 2.5 s without a read are two of those rounds and a half. A long node timeout, so
+    # that a stalled heartbeat on a loaded machine is no leave and join (which reads everything).
+    a, b = cluster(2, node_timeout_ms=30000)
     sub = clients.paho(b.port, "sub")
     reads_of_b = ("HGETALL", f"sb:routes:{b.name}")
     with redis_monitor(cluster.redis) as monitor:
