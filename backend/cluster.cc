@@ -246,9 +246,11 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
 void Cluster::Resync(bool all) {
   for (const auto& [name, p] : peers_) {
     uint32_t index = p.index;
-    // A peer that writes no version (an older one) is read every time.
-    std::string version = route_versions_[index].seen;
-    if (!all && !version.empty() && version == route_versions_[index].synced) continue;
+    // Every live peer has its entry (OnLivePeers). One that writes no version (an older build)
+    // is read every time.
+    const RouteVersions& versions = route_versions_[index];
+    if (!all && !versions.seen.empty() && versions.seen == versions.synced) continue;
+    std::string version = versions.seen;
     // The version read before the hash: a change between the two is read now and again later.
     commands_->Command({"HGETALL", keys_.Routes(name)},
                        [this, index, version](absl::StatusOr<RedisReply> r) {
