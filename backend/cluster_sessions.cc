@@ -38,6 +38,11 @@ std::vector<std::string> SplitFields(std::string_view message, size_t parts) {
 constexpr const char* kDeleteIfOwner =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
+// Appends ARGV[1] to KEYS[1] if it exists: a record another node took (its node seemed dead) does
+// not come back as changes without their snapshot.
+constexpr const char* kAppendIfExists =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('APPEND', KEYS[1], ARGV[1]) "
+    "end return 0";
 // Sets KEYS[1] to ARGV[2] if it still holds ARGV[1]: a survivor takes a dead node's client id
 // only if nobody claimed it since.
 constexpr const char* kMoveIfOwner =
@@ -220,6 +225,12 @@ void ClusterSessions::Record(const std::string& client_id, std::string snapshot,
       WithTtl({"SET", keys_.DurableSession(node_, client_id), std::move(snapshot)}, ttl), Ignore);
   commands_->Command({"DEL", keys_.DurableQueue(node_, client_id)}, Ignore);
   commands_->Command({"SADD", keys_.NodeSessions(node_), client_id}, Ignore);
+}
+
+void ClusterSessions::RecordChanges(const std::string& client_id, std::string changes) {
+  commands_->Command(
+      {"EVAL", kAppendIfExists, "1", keys_.DurableSession(node_, client_id), std::move(changes)},
+      Ignore);
 }
 
 void ClusterSessions::RecordQueued(const std::string& client_id, std::string delivery,

@@ -8,14 +8,15 @@
 //              session, through handover:REQUEST. If it is dead, or silent for kClaimTimeout,
 //              the claimer reads the session from the dead owner's record instead.
 //   records    a node keeps a record of each persistent session it holds (session expiry > 0):
-//              session:NODE:ID, the subscriptions and the connection's will while the client is
-//              connected, and everything (in flight, queued, the will waiting for its delay)
-//              once it is not, with the session's expiry as TTL; deliveries that arrive while it
-//              is offline are appended to session-queue:NODE:ID; the ids are listed in
-//              sessions:NODE. What a connected client has in flight or queued at the moment its
-//              node crashes is in that node's memory only, and is lost. A session that ends
-//              with its connection (expiry 0) is recorded only while its connection has a will,
-//              and only that will: the adopter publishes it should the node die.
+//              session:NODE:ID, the subscriptions (each change appended as it is made) and the
+//              connection's will while the client is connected, and everything (in flight,
+//              queued, the will waiting for its delay) once it is not, with the session's expiry
+//              as TTL; deliveries that arrive while it is offline are appended to
+//              session-queue:NODE:ID; the ids are listed in sessions:NODE. What a connected
+//              client has in flight or queued at the moment its node crashes is in that node's
+//              memory only, and is lost. A session that ends with its connection (expiry 0) is
+//              recorded only while its connection has a will, and only that will: the adopter
+//              publishes it should the node die.
 //   moves      the old owner of a session handed over keeps routing what matches its
 //              subscriptions to the new owner (Shard::StartMove) until the new owner's
 //              routes are everywhere: the new owner, as it announces the imported session's
@@ -74,6 +75,9 @@ class ClusterSessions {
   // expires then. The offline queue starts empty again.
   void Record(const std::string& client_id, std::string snapshot,
               std::optional<std::chrono::milliseconds> ttl);
+  // Appends subscription changes (session_codec.h) to the record of a connected session, if
+  // this node still has it.
+  void RecordChanges(const std::string& client_id, std::string changes);
   // Appends a delivery (session_codec.h) to an offline session's queue.
   void RecordQueued(const std::string& client_id, std::string delivery,
                     std::optional<std::chrono::milliseconds> ttl);

@@ -83,7 +83,7 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
     }
     ack.reasons.push_back(Granted(t.options.qos));
   }
-  if (!changes.empty()) shard_.SubscriptionsChanged(*session_);
+  if (!changes.empty()) shard_.SubscriptionsChanged(*session_, changes);
 
   shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack),
                                            retained = std::move(retained)] {
@@ -120,7 +120,7 @@ void Connection::HandleUnsubscribe(mqtt::Unsubscribe&& u) {
     changes.push_back(shard_.RouteFor(full, {}, session_->id(), /*add=*/false));
     ack.reasons.push_back(ReasonCode::kSuccess);
   }
-  if (!changes.empty()) shard_.SubscriptionsChanged(*session_);
+  if (!changes.empty()) shard_.SubscriptionsChanged(*session_, changes);
   shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack)] {
     if (self->closed_) return;
     self->Send(ack);

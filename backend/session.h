@@ -53,11 +53,13 @@ struct SubscriptionRecord {
   mqtt::SubscriptionOptions options;
   uint32_t subscription_id = 0;  // 0: none
 };
+// A session's subscriptions by full filter ("$share/GROUP/" included).
+using Subscriptions = std::map<std::string, SubscriptionRecord>;
 
 // Everything a session is, as data: what one node hands another when a client moves, and what
 // a node keeps in Redis of a persistent session (session_codec.h encodes it).
 struct SessionSnapshot {
-  std::map<std::string, SubscriptionRecord> subscriptions;
+  Subscriptions subscriptions;
   std::vector<Outgoing> inflight;  // oldest first, as Resends() gives them
   std::vector<Delivery> queued;
   std::vector<uint16_t> inbound_qos2;
@@ -121,8 +123,8 @@ class Session {
   uint64_t expired_dropped() const { return expired_dropped_; }
 
   // The session's subscriptions by filter (shared ones as "$share/GROUP/FILTER").
-  std::map<std::string, SubscriptionRecord>& subscriptions() { return subscriptions_; }
-  const std::map<std::string, SubscriptionRecord>& subscriptions() const { return subscriptions_; }
+  Subscriptions& subscriptions() { return subscriptions_; }
+  const Subscriptions& subscriptions() const { return subscriptions_; }
   // Whether any of its subscriptions (shared ones too) matches `topic`.
   bool Subscribed(std::string_view topic) const;
 
@@ -146,7 +148,7 @@ class Session {
   uint16_t last_packet_id_ = 0;
   absl::flat_hash_set<uint16_t> inbound_qos2_;
   uint64_t expired_dropped_ = 0;
-  std::map<std::string, SubscriptionRecord> subscriptions_;
+  Subscriptions subscriptions_;
 };
 
 }  // namespace backend

@@ -14,6 +14,31 @@ namespace {
 constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionWithoutWill = 2;
 
+// Tags of the subscription changes appended to a record.
+constexpr uint8_t kSubscribed = 1;
+constexpr uint8_t kUnsubscribed = 2;
+
+void WriteSubscription(mqtt::ByteWriter& w, const std::string& filter,
+                       const SubscriptionRecord& record) {
+  w.Binary(filter);
+  const mqtt::SubscriptionOptions& o = record.options;
+  w.U8(static_cast<uint8_t>(static_cast<uint8_t>(o.qos) | (o.no_local ? 0x04 : 0) |
+                            (o.retain_as_published ? 0x08 : 0) | (o.retain_handling << 4)));
+  w.U32(record.subscription_id);
+}
+
+void ReadSubscription(mqtt::ByteReader& r, Subscriptions& into) {
+  std::string filter(r.Binary());
+  uint8_t o = r.U8();
+  SubscriptionRecord record;
+  record.options = {.qos = static_cast<mqtt::QoS>(o & 3),
+                    .no_local = (o & 0x04) != 0,
+                    .retain_as_published = (o & 0x08) != 0,
+                    .retain_handling = static_cast<uint8_t>((o >> 4) & 3)};
+  record.subscription_id = r.U32();
+  into.insert_or_assign(std::move(filter), record);
+}
+
 void WriteDelivery(mqtt::ByteWriter& w, const Delivery& d, Clock::time_point now) {
   w.U8(static_cast<uint8_t>(d.qos));
   w.U8(d.retain ? 1 : 0);
@@ -77,13 +102,8 @@ std::string EncodeSnapshot(const SessionSnapshot& s, Clock::time_point now) {
   w.U8(kVersion);
   w.U32(s.expiry_s);
   w.U32(static_cast<uint32_t>(s.subscriptions.size()));
-  for (const auto& [filter, record] : s.subscriptions) {
-    w.Binary(filter);
-    const mqtt::SubscriptionOptions& o = record.options;
-    w.U8(static_cast<uint8_t>(static_cast<uint8_t>(o.qos) | (o.no_local ? 0x04 : 0) |
-                              (o.retain_as_published ? 0x08 : 0) | (o.retain_handling << 4)));
-    w.U32(record.subscription_id);
-  }
+  for (const auto& [filter, record] : s.subscriptions)
+    WriteSubscription(w, filter, record);
   w.U32(static_cast<uint32_t>(s.inflight.size()));
   for (const Outgoing& o : s.inflight) {
     bool pubrel = o.kind == Outgoing::Kind::kPubrel;
@@ -112,17 +132,8 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   SessionSnapshot s;
   s.expiry_s = r.U32();
   uint32_t subscriptions = r.U32();
-  for (uint32_t i = 0; i < subscriptions && r.ok(); ++i) {
-    std::string filter(r.Binary());
-    uint8_t o = r.U8();
-    SubscriptionRecord record;
-    record.options = {.qos = static_cast<mqtt::QoS>(o & 3),
-                      .no_local = (o & 0x04) != 0,
-                      .retain_as_published = (o & 0x08) != 0,
-                      .retain_handling = static_cast<uint8_t>((o >> 4) & 3)};
-    record.subscription_id = r.U32();
-    s.subscriptions.emplace(std::move(filter), record);
-  }
+  for (uint32_t i = 0; i < subscriptions && r.ok(); ++i)
+    ReadSubscription(r, s.subscriptions);
   uint32_t inflight = r.U32();
   for (uint32_t i = 0; i < inflight && r.ok(); ++i) {
     Outgoing o;
@@ -150,8 +161,34 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
     if (will > 1) return bad();
     if (will == 1) s.will = ReadWill(r);
   }
-  if (!r.ok() || !r.empty()) return bad();
+  while (r.ok() && !r.empty()) {
+    uint8_t tag = r.U8();
+    if (tag == kSubscribed) {
+      ReadSubscription(r, s.subscriptions);
+    } else if (tag == kUnsubscribed) {
+      s.subscriptions.erase(std::string(r.Binary()));
+    } else {
+      return bad();
+    }
+  }
+  if (!r.ok()) return bad();
   return s;
+}
+
+std::string EncodeSubscriptionChanges(const Subscriptions& subscriptions,
+                                      const std::vector<std::string>& filters) {
+  std::string out;
+  mqtt::ByteWriter w(out);
+  for (const std::string& filter : filters) {
+    if (auto it = subscriptions.find(filter); it != subscriptions.end()) {
+      w.U8(kSubscribed);
+      WriteSubscription(w, filter, it->second);
+    } else {
+      w.U8(kUnsubscribed);
+      w.Binary(filter);
+    }
+  }
+  return out;
 }
 
 std::string EncodeDelivery(const Delivery& delivery, Clock::time_point now) {

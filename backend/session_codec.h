@@ -11,10 +11,15 @@
 //   u8 will (0 none, 1 one follows): delay left as u32 seconds + u16 milliseconds, string topic,
 //      string payload, u8 qos | retain << 2, will properties as in a CONNECT
 //   delivery: u8 qos, u8 retain, u32 subscription ids (each u32), u32 length + PUBLISH bytes
+//
+// A record in Redis may be followed by subscription changes, appended as the client makes them
+// (so that n SUBSCRIBEs cost O(n) bytes written, not O(n²)), each applied in order on top:
+//   u8 1 (subscribed), subscription as above; or u8 2 (unsubscribed), string filter
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "backend/session.h"
@@ -24,6 +29,11 @@ namespace backend {
 std::string EncodeSnapshot(const SessionSnapshot& snapshot, Clock::time_point now);
 [[nodiscard]] absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes,
                                                              Clock::time_point now);
+
+// The changes of `filters` in `subscriptions` (subscribed if there, else unsubscribed), as a record
+// appends them to its snapshot.
+std::string EncodeSubscriptionChanges(const Subscriptions& subscriptions,
+                                      const std::vector<std::string>& filters);
 
 // One queued delivery alone, as a persistent session's queue in Redis holds them.
 std::string EncodeDelivery(const Delivery& delivery, Clock::time_point now);

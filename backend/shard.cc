@@ -29,6 +29,10 @@ constexpr std::chrono::seconds kMoveWait{5};
 // ... and redirects this long after withdrawing them what other nodes sent before they heard.
 constexpr std::chrono::seconds kMoveGrace{2};
 
+// A record is written whole again once the subscription changes appended to it add up to more
+// than its size or than this, whichever is larger.
+constexpr size_t kMinRecordRewrite = 4096;
+
 // The index of a node that forwarded a message before this shard knew of it.
 constexpr uint32_t kUnknownNode = UINT32_MAX;
 
@@ -48,6 +52,8 @@ struct Shard::SessionSlot {
   Connection* connection = nullptr;
   uint32_t expiry_s = 0;           // the session expiry interval of its last connection
   bool recorded = false;           // this node has a record of it in Redis
+  size_t record_bytes = 0;         // of the record as last written whole
+  size_t appended_bytes = 0;       // of subscription changes appended to it since
   std::optional<mqtt::Will> will;  // waiting for its delay
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
@@ -171,11 +177,23 @@ Shard::Attached Shard::Attach(Connection& connection, const mqtt::Connect& conne
   return {&slot->session, present};
 }
 
-void Shard::SubscriptionsChanged(Session& session) {
+void Shard::SubscriptionsChanged(Session& session, const std::vector<RouteChange>& routes) {
   SessionSlot* slot = FindSlot(session.id());
-  if (slot != nullptr && slot->expiry_s > 0 && Recordable(*slot)) {
+  if (slot == nullptr || slot->expiry_s == 0 || !Recordable(*slot)) return;
+  std::vector<std::string> filters;
+  for (const RouteChange& c : routes)
+    filters.push_back(RouteField(c));
+  std::string changes = EncodeSubscriptionChanges(session.subscriptions(), filters);
+  // Appended while they add up to less than the record itself, then written whole again: each
+  // change costs its own bytes, and the rewrites at most as many again.
+  if (!slot->recorded ||
+      slot->appended_bytes + changes.size() > std::max(slot->record_bytes, kMinRecordRewrite)) {
     Record(*slot, /*offline=*/false);
+    return;
   }
+  slot->appended_bytes += changes.size();
+  ToCluster([client_id = slot->session.client_id(), changes = std::move(changes)](
+                ClusterSessions& sessions) { sessions.RecordChanges(client_id, changes); });
 }
 
 bool Shard::Recordable(const SessionSlot& slot) const {
@@ -207,8 +225,11 @@ void Shard::Record(SessionSlot& slot, bool offline) {
   if (offline && slot.expires_at != Clock::time_point::max()) {
     ttl = std::chrono::ceil<std::chrono::milliseconds>(slot.expires_at - now);
   }
+  std::string bytes = EncodeSnapshot(s, now);
   slot.recorded = true;
-  ToCluster([client_id = slot.session.client_id(), bytes = EncodeSnapshot(s, now),
+  slot.record_bytes = bytes.size();
+  slot.appended_bytes = 0;
+  ToCluster([client_id = slot.session.client_id(), bytes = std::move(bytes),
              ttl](ClusterSessions& sessions) { sessions.Record(client_id, bytes, ttl); });
 }
 

@@ -135,8 +135,9 @@ class Shard {
   };
   // `expiry_s` is the session expiry interval the connection negotiated.
   Attached Attach(Connection& connection, const mqtt::Connect& connect, uint32_t expiry_s);
-  // The subscriptions of `session` changed (its connection's SUBSCRIBE or UNSUBSCRIBE).
-  void SubscriptionsChanged(Session& session);
+  // The subscriptions of `session` changed as `changes` route them (its connection's SUBSCRIBE or
+  // UNSUBSCRIBE): a record of it in Redis follows.
+  void SubscriptionsChanged(Session& session, const std::vector<RouteChange>& changes);
   // In a cluster: makes this node the owner of the connection's client id first (Cluster::Claim),
   // importing the session another node hands over, then calls `then`. A request from another
   // node to release the id waits until `then` has run, so that claims made one after another

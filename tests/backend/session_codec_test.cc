@@ -184,6 +184,42 @@ TEST(SessionCodec, ReadsRecordsOfTheVersionBeforeWills) {
   EXPECT_FALSE(decoded->will);
 }
 
+TEST(SessionCodec, AppliesSubscriptionChangesAppendedToARecord) {
+  Session s = Busy();
+  std::string record = EncodeSnapshot(s.Snapshot(), kNow);
+  // Subscribed to a new filter, and to one again with other options; then unsubscribed.
+  s.subscriptions()["c/+"] = {.options = {.qos = mqtt::QoS::k1}, .subscription_id = 3};
+  s.subscriptions()["a/#"] = {.options = {.qos = mqtt::QoS::k0, .no_local = true}};
+  s.subscriptions().erase("$share/g/b");
+  record += EncodeSubscriptionChanges(s.subscriptions(), {"c/+", "a/#", "$share/g/b"});
+  s.subscriptions().erase("c/+");
+  record += EncodeSubscriptionChanges(s.subscriptions(), {"c/+"});
+  s.subscriptions()["c/+"] = {.options = {.qos = mqtt::QoS::k2, .retain_handling = 1}};
+  std::string last = EncodeSubscriptionChanges(s.subscriptions(), {"c/+"});
+  record += last;
+
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(record, kNow);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->subscriptions.size(), 2u);
+  const SubscriptionRecord& a = decoded->subscriptions.at("a/#");
+  EXPECT_EQ(a.options.qos, mqtt::QoS::k0);
+  EXPECT_TRUE(a.options.no_local);
+  EXPECT_EQ(a.subscription_id, 0u);
+  const SubscriptionRecord& c = decoded->subscriptions.at("c/+");
+  EXPECT_EQ(c.options.qos, mqtt::QoS::k2);
+  EXPECT_EQ(c.options.retain_handling, 1);
+  EXPECT_EQ(c.subscription_id, 0u);
+  // The rest of the session is untouched by them.
+  EXPECT_EQ(decoded->inflight.size(), 2u);
+  EXPECT_EQ(decoded->queued.size(), 2u);
+
+  // A change cut short, or of an unknown kind, is refused.
+  for (size_t n = 1; n < last.size(); ++n) {
+    EXPECT_FALSE(DecodeSnapshot(record.substr(0, record.size() - n), kNow).ok()) << n;
+  }
+  EXPECT_FALSE(DecodeSnapshot(record + '\x03', kNow).ok());
+}
+
 TEST(SessionCodec, OneDeliveryAlone) {
   Delivery d = Deliver("q/1", mqtt::QoS::k2, kNow + std::chrono::seconds(60));
   absl::StatusOr<Delivery> back =

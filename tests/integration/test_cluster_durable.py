@@ -5,8 +5,8 @@ import signal
 import socket
 import time
 
-from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_server,  # noqa: F401
-                              wait_remote_routes)
+from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_monitor,  # noqa: F401
+                              redis_server, wait_remote_routes)
 from conftest import wait_for
 from mqtt_wire import DISCONNECT, PUBACK, WILL_DELAY_INTERVAL, p_u32, persistent, props, sub_options
 from proxy_fixtures import FAST_HEALTH, conns, pool, restart_broker, start_proxy  # noqa: F401
@@ -263,6 +263,49 @@ def test_a_client_back_before_the_node_is_declared_dead_takes_its_record(cluster
     wait_for(lambda: routed_anywhere(c, 1), what="c routing to b's session")
     clients.paho(c.port, "pub").publish("jobs/quick", "resumed", 1)
     assert receive(second, 1) == ["resumed"]  # subscribed without subscribing again
+
+
+def test_subscriptions_made_one_at_a_time_are_appended_to_the_record(cluster, clients):
+    """Each SUBSCRIBE or UNSUBSCRIBE appends its change to the record rather than rewriting it
+    whole (which cost O(n²) bytes for n subscriptions), and each SUBACK or UNSUBACK still means
+    that the record has it: the node crashes right after the last one."""
+    a, b = cluster(2)
+    key = f"sb:session:{a.name}:many"
+    with redis_monitor(cluster.redis) as monitor:
+        w = clients.wire(a.port, 5)
+        assert w.connect("many", **persistent(5)).reason() == 0
+        for i in range(300):
+            w.subscribe(i + 1, (f"many/{i}", sub_options(1)))
+        for i in range(0, 300, 3):
+            w.unsubscribe(i + 1, f"many/{i}")
+        w.subscribe(1, ("many/1", sub_options(0)))
+        crash(a)
+        w.close()
+
+        def writes():
+            """The record's writes whole, and its appends."""
+            return (monitor.commands("SET", key),
+                    [line for line in monitor.commands("EVAL") if f'"{key}"' in line])
+
+        # Each SUBACK or UNSUBACK came after its write reached Redis: 401 of them.
+        wait_for(lambda: sum(map(len, writes())) == 401, what="the monitor seeing every write")
+        written_whole = writes()[0]
+    # The first SUBSCRIBE wrote it, and it was rewritten when the changes outgrew it.
+    assert 1 < len(written_whole) <= 4, written_whole
+
+    back = clients.wire(b.port, 5, timeout=10)
+    ack = back.connect("many", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    publisher = clients.paho(b.port, "pub")
+    for topic in ("many/0", "many/1", "many/2", "many/3", "many/299"):
+        publisher.publish(topic, topic, 1)
+    got = []
+    for _ in range(3):
+        m = back.expect_message()
+        if m.qos:
+            back.ack(PUBACK, m.packet_id)
+        got.append((m.topic, m.qos))
+    assert got == [("many/1", 0), ("many/2", 1), ("many/299", 1)]
 
 
 def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, processes):
