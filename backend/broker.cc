@@ -22,10 +22,17 @@ namespace backend {
 
 namespace asio = boost::asio;
 
+namespace {
+// How often expired retained messages that no subscription reached are removed: a topic
+// published once with an expiry and never again (a device's, say) does not stay in memory.
+constexpr auto kRetainedSweep = std::chrono::seconds(1);
+}  // namespace
+
 Broker::Broker(BrokerConfig config)
     : config_(std::move(config)),
       access_(config_.acl),
-      threads_(std::make_unique<net::IoThreads>(config_.threads, "shard")) {
+      threads_(std::make_unique<net::IoThreads>(config_.threads, "shard")),
+      retained_sweep_(threads_->context(0)) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     shards_.push_back(
         std::make_unique<Shard>(*this, static_cast<uint32_t>(i), threads_->context(i)));
@@ -76,6 +83,7 @@ absl::Status Broker::Start() {
                                          advertise);
     cluster_->Start();
   }
+  SweepRetained();
   accepting_ = true;
   spdlog::info("node {} listening on {}:{} with {} threads{}", config_.node, config_.listen.host,
                port(), shards_.size(),
@@ -188,6 +196,24 @@ void Broker::RetainLocal(const MessagePtr& message) {
   std::lock_guard lock(retained_mutex_);
   retained_.Set(message);
   retained_count_.store(static_cast<int64_t>(retained_.size()));
+}
+
+void Broker::SweepRetained() {
+  retained_sweep_.expires_after(kRetainedSweep);
+  retained_sweep_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::vector<MessagePtr> expired;
+    {
+      std::lock_guard lock(retained_mutex_);
+      retained_.RemoveExpired(Clock::now(), [&](const MessagePtr& m) { expired.push_back(m); });
+      retained_count_.store(static_cast<int64_t>(retained_.size()));
+    }
+    if (cluster_) {
+      for (const MessagePtr& m : expired)
+        cluster_->RetainedExpired(m->topic);
+    }
+    SweepRetained();
+  });
 }
 
 std::vector<MessagePtr> Broker::MatchRetained(std::string_view filter, Clock::time_point now) {

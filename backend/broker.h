@@ -84,6 +84,8 @@ class Broker {
   void CloseLinks();
   void LeaveCluster();
   void StopWhenClosed();
+  // Removes the expired retained messages no subscription came across, every kRetainedSweep.
+  void SweepRetained();
 
   BrokerConfig config_;
   AccessRules access_;
@@ -95,6 +97,7 @@ class Broker {
   std::mutex retained_mutex_;
   RetainedStore retained_;  // guarded by retained_mutex_
   std::atomic<int64_t> retained_count_{0};
+  boost::asio::steady_timer retained_sweep_;  // on the control thread
 
   std::atomic<int64_t> open_sockets_{0};
   std::atomic<int64_t> client_connections_{0};  // places taken, see ReserveClient

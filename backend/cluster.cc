@@ -31,6 +31,18 @@ bool IsShared(std::string_view field) {
   return field.substr(0, 7) == "$share/";
 }
 
+// Deletes retained message ARGV[1] from hash KEYS[1] if it has expired by ARGV[2] (the wall
+// clock in milliseconds): a node set the topic again meanwhile, or it is already gone. The value
+// is as EncodeMessage writes it (message.h): 1, then the expiry as a big-endian u64.
+constexpr const char* kDeleteIfExpired =
+    "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "if v and string.byte(v, 1) == 1 and #v >= 9 then "
+    "  local at = 0 "
+    "  for i = 2, 9 do at = at * 256 + string.byte(v, i) end "
+    "  if at > 0 and at <= tonumber(ARGV[2]) then return redis.call('HDEL', KEYS[1], ARGV[1]) end "
+    "end "
+    "return 0";
+
 }  // namespace
 
 Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
@@ -369,15 +381,28 @@ void Cluster::RetainedChanged(const MessagePtr& message) {
       {"HSET", keys_.Retained(), message->topic, EncodeMessage(*message, Clock::now())}, ignore);
 }
 
+void Cluster::RetainedExpired(const std::string& topic) {
+  commands_->Command(
+      {"EVAL", kDeleteIfExpired, "1", keys_.Retained(), topic, std::to_string(WallClockMillis())},
+      [](absl::StatusOr<RedisReply>) {});
+}
+
 void Cluster::LoadRetained() {
   commands_->Command({"HGETALL", keys_.Retained()}, [this](absl::StatusOr<RedisReply> r) {
     if (!r.ok()) return;
     size_t loaded = 0;
+    Clock::time_point now = Clock::now();
     for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-      absl::StatusOr<MessagePtr> m = DecodeMessage(r->elements[i + 1].str, Clock::now());
+      const std::string& topic = r->elements[i].str;
+      const std::string& bytes = r->elements[i + 1].str;
+      absl::StatusOr<MessagePtr> m = DecodeMessage(bytes, now);
       if (!m.ok()) {
-        spdlog::warn("cluster: retained message of {} unreadable: {}", r->elements[i].str,
-                     m.status().message());
+        spdlog::warn("cluster: retained message of {} unreadable: {}", topic, m.status().message());
+        continue;
+      }
+      if ((*m)->expired(now)) {
+        // Its time ran out while no node held it: nobody may receive it now (§3.3.2.3.3).
+        RetainedExpired(topic);
         continue;
       }
       broker_.RetainLocal(*m);

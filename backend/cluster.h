@@ -77,6 +77,8 @@ class Cluster {
                    std::function<void()> done);
   // A retained message was set (or deleted, with an empty payload) on this node.
   void RetainedChanged(const MessagePtr& message);
+  // The retained message of `topic` expired here: gone from Redis too, if the one there has.
+  void RetainedExpired(const std::string& topic);
 
   // Client-id ownership, handovers and persistent session records.
   ClusterSessions& sessions() { return *sessions_; }

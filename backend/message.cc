@@ -7,10 +7,12 @@
 #include "mqtt/encoder.h"
 
 namespace backend {
+namespace {
 
-MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bool retain,
-                       mqtt::Properties properties, uint64_t publisher_session,
-                       Clock::time_point now) {
+// MakeMessage, not yet const.
+std::shared_ptr<Message> NewMessage(std::string topic, std::string payload, mqtt::QoS qos,
+                                    bool retain, mqtt::Properties properties,
+                                    uint64_t publisher_session, Clock::time_point now) {
   auto m = std::make_shared<Message>();
   m->topic = std::move(topic);
   m->payload = std::move(payload);
@@ -32,6 +34,29 @@ MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bo
   return m;
 }
 
+// The marker of the format with the wall-clock expiry (a PUBLISH starts with 0x3X).
+constexpr char kWallClockFormat = 0x01;
+constexpr size_t kHeaderBytes = 9;
+
+using WallClock = std::chrono::system_clock;
+
+int64_t WallMillis(WallClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+int64_t WallClockMillis() {
+  return WallMillis(WallClock::now());
+}
+
+MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bool retain,
+                       mqtt::Properties properties, uint64_t publisher_session,
+                       Clock::time_point now) {
+  return NewMessage(std::move(topic), std::move(payload), qos, retain, std::move(properties),
+                    publisher_session, now);
+}
+
 std::string EncodeMessage(const Message& m, Clock::time_point now) {
   mqtt::Publish p{.topic = m.topic,
                   .payload = m.payload,
@@ -39,16 +64,29 @@ std::string EncodeMessage(const Message& m, Clock::time_point now) {
                   .retain = m.retain,
                   .packet_id = 1,  // required at QoS 1 and 2; meaningless here
                   .properties = m.properties ? *m.properties : mqtt::Properties{}};
+  uint64_t expires_ms = 0;
   if (m.expires_at) {
-    auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - now).count();
-    p.properties.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(left, 1));
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*m.expires_at - now);
+    expires_ms = static_cast<uint64_t>(std::max<int64_t>(WallMillis(WallClock::now() + left), 1));
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(left).count();
+    p.properties.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(seconds, 1));
   }
-  std::string bytes;
+  std::string bytes(1, kWallClockFormat);
+  for (int shift = 56; shift >= 0; shift -= 8)
+    bytes.push_back(static_cast<char>(expires_ms >> shift));
   mqtt::Encode(p, mqtt::Version::k5, bytes);
   return bytes;
 }
 
 absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes, Clock::time_point now) {
+  std::optional<uint64_t> expires_ms;  // absent in the format before
+  if (!bytes.empty() && bytes[0] == kWallClockFormat) {
+    if (bytes.size() < kHeaderBytes) return absl::DataLossError("stored message: cut short");
+    expires_ms = 0;
+    for (size_t i = 1; i < kHeaderBytes; ++i)
+      *expires_ms = *expires_ms << 8 | static_cast<uint8_t>(bytes[i]);
+    bytes.remove_prefix(kHeaderBytes);
+  }
   absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(bytes, mqtt::kMaxPacketBytes);
   if (!frame.ok()) return frame.status();
   if (!frame->has_value() || (**frame).size != bytes.size()) {
@@ -58,8 +96,14 @@ absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes, Clock::time_poi
   if (!packet.ok()) return packet.status();
   auto* p = std::get_if<mqtt::Publish>(&*packet);
   if (p == nullptr) return absl::DataLossError("stored message: not a PUBLISH");
-  return MakeMessage(std::move(p->topic), std::move(p->payload), p->qos, p->retain,
-                     std::move(p->properties), 0, now);
+  if (expires_ms) p->properties.message_expiry_interval.reset();
+  std::shared_ptr<Message> m = NewMessage(std::move(p->topic), std::move(p->payload), p->qos,
+                                          p->retain, std::move(p->properties), 0, now);
+  if (expires_ms.value_or(0) != 0) {
+    auto left = std::chrono::milliseconds(static_cast<int64_t>(*expires_ms) - WallClockMillis());
+    m->expires_at = now + left;
+  }
+  return m;
 }
 
 }  // namespace backend

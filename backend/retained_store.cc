@@ -11,43 +11,73 @@ RetainedStore::RetainedStore() : root_(std::make_unique<Node>()) {}
 RetainedStore::~RetainedStore() = default;
 
 void RetainedStore::Set(MessagePtr message) {
+  if (message->payload.empty()) {
+    Erase(message->topic, nullptr);
+    return;
+  }
   std::string_view topic = message->topic;
-  bool erase = message->payload.empty();
-  std::vector<std::pair<Node*, std::string_view>> path;  // parent and child level
   Node* node = root_.get();
   while (true) {
     size_t slash = topic.find('/');
     std::string_view level = topic.substr(0, slash);
     auto it = node->children.find(level);
     if (it == node->children.end()) {
-      if (erase) return;  // nothing retained under this topic
       it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
     }
+    node = it->second.get();
+    if (slash == std::string_view::npos) break;
+    topic.remove_prefix(slash + 1);
+  }
+  Put(*node, std::move(message));
+}
+
+void RetainedStore::Put(Node& node, MessagePtr message) {
+  if (node.message) Drop(node);
+  if (message->expires_at) expiries_.emplace(*message->expires_at, message.get());
+  node.message = std::move(message);
+  ++size_;
+}
+
+MessagePtr RetainedStore::Drop(Node& node) {
+  if (node.message->expires_at) expiries_.erase({*node.message->expires_at, node.message.get()});
+  --size_;
+  return std::move(node.message);
+}
+
+MessagePtr RetainedStore::Erase(std::string_view topic, const Message* only) {
+  std::vector<std::pair<Node*, std::string_view>> path;  // parent and child level
+  Node* node = root_.get();
+  while (true) {
+    size_t slash = topic.find('/');
+    std::string_view level = topic.substr(0, slash);
+    auto it = node->children.find(level);
+    if (it == node->children.end()) return nullptr;  // nothing retained under this topic
     path.emplace_back(node, level);
     node = it->second.get();
     if (slash == std::string_view::npos) break;
     topic.remove_prefix(slash + 1);
   }
-  if (!erase) {
-    if (!node->message) ++size_;
-    node->message = std::move(message);
-    return;
-  }
-  if (!node->message) return;
-  node->message.reset();
-  --size_;
+  if (!node->message || (only != nullptr && node->message.get() != only)) return nullptr;
+  // Kept until the end: `topic` may be its own.
+  MessagePtr gone = Drop(*node);
   for (auto step = path.rbegin(); step != path.rend(); ++step) {
     auto child = step->first->children.find(step->second);
     if (child->second->message || !child->second->children.empty()) break;
     step->first->children.erase(child);
   }
+  return gone;
+}
+
+void RetainedStore::RemoveExpired(Clock::time_point now,
+                                  const std::function<void(const MessagePtr&)>& removed) {
+  while (!expiries_.empty() && expiries_.begin()->first <= now) {
+    const Message* m = expiries_.begin()->second;  // stored, as everything in expiries_ is
+    removed(Erase(m->topic, m));
+  }
 }
 
 bool RetainedStore::Live(Node& node, Clock::time_point now) {
-  if (node.message && node.message->expired(now)) {
-    node.message.reset();
-    --size_;
-  }
+  if (node.message && node.message->expired(now)) Drop(node);
   return node.message != nullptr;
 }
 

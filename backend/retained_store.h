@@ -9,7 +9,10 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backend/message.h"
 #include "backend/subscription_trie.h"
@@ -28,6 +31,10 @@ class RetainedStore {
   // until its topic is set again or a subscription's filter reaches it.
   void Match(std::string_view filter, Clock::time_point now,
              const std::function<void(const MessagePtr&)>& visit);
+  // Removes the messages that have expired by `now` wherever they are, those no filter reaches
+  // too, and calls `removed` with each. Costs O(log n) per message with an expiry, nothing for
+  // the others.
+  void RemoveExpired(Clock::time_point now, const std::function<void(const MessagePtr&)>& removed);
   size_t size() const { return size_; }
 
  private:
@@ -35,6 +42,12 @@ class RetainedStore {
     StringMap<std::unique_ptr<Node>> children;
     MessagePtr message;
   };
+  // Removes the message of `topic`, if it is `only` (any, if null), and the levels it leaves
+  // empty. Returns the message removed, if any.
+  MessagePtr Erase(std::string_view topic, const Message* only);
+  // Every change of a node's message goes through these two, which keep size_ and expiries_.
+  void Put(Node& node, MessagePtr message);
+  MessagePtr Drop(Node& node);
   // Both return true when they leave `node` with no message and no children, for the caller to
   // erase it.
   bool MatchLevels(Node& node, std::string_view rest, bool done, bool first, Clock::time_point now,
@@ -47,6 +60,8 @@ class RetainedStore {
 
   std::unique_ptr<Node> root_;
   size_t size_ = 0;
+  // The stored messages that have an expiry, soonest first.
+  std::set<std::pair<Clock::time_point, const Message*>> expiries_;
 };
 
 }  // namespace backend

@@ -1,6 +1,6 @@
 // A session snapshot as bytes, for handing a session from one node to another (Redis carries
-// the bytes). Messages are encoded as MQTT 5 PUBLISH packets, with their remaining expiry
-// interval, so the project's codec does the work:
+// the bytes). Messages are encoded as EncodeMessage does (message.h: an MQTT 5 PUBLISH behind
+// the wall-clock time it expires), so the project's codec does the work:
 //
 //   u8 version (3; 2, without the will, is still read)
 //   u32 session expiry interval

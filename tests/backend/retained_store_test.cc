@@ -176,6 +176,37 @@ TEST(RetainedStoreTest, AMatchRemovesTheExpiredMessagesItComesAcross) {
   EXPECT_EQ(store.size(), 2u);  // t/x went at the '#'
 }
 
+TEST(RetainedStoreTest, RemoveExpiredFindsThemWhereNoFilterWent) {
+  RetainedStore store;
+  auto at = [](int s) { return kNow + std::chrono::seconds(s); };
+  store.Set(Retained("d/1/status", "x", at(10)));
+  store.Set(Retained("d/2/status", "x", at(20)));
+  store.Set(Retained("d/2/status/detail", "x", at(10)));
+  store.Set(Retained("d/3/status", "x", at(10)));
+  store.Set(Retained("d/3/status", "y", at(30)));  // replaced: its first expiry no longer counts
+  store.Set(Retained("d/4/status", "x", at(10)));
+  store.Set(Retained("d/4/status", ""));  // deleted
+  store.Set(Retained("d/5/status"));      // no expiry
+  auto removed_by = [&](Clock::time_point now) {
+    std::vector<std::string> topics;
+    store.RemoveExpired(now, [&](const MessagePtr& m) { topics.push_back(m->topic); });
+    std::sort(topics.begin(), topics.end());
+    return topics;
+  };
+  EXPECT_THAT(removed_by(at(9)), IsEmpty());
+  EXPECT_THAT(removed_by(at(10)), ElementsAre("d/1/status", "d/2/status/detail"));
+  EXPECT_EQ(store.size(), 3u);
+  // One that a match removed first is not reported again.
+  EXPECT_THAT(Topics(store, "d/2/#", at(20)), IsEmpty());
+  EXPECT_THAT(removed_by(at(25)), IsEmpty());
+  EXPECT_THAT(removed_by(at(30)), ElementsAre("d/3/status"));
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_THAT(Topics(store, "#", at(30)), ElementsAre("d/5/status"));
+  store.Set(Retained("d/1/status", "z", at(40)));
+  EXPECT_THAT(removed_by(at(40)), ElementsAre("d/1/status"));
+  EXPECT_EQ(store.size(), 1u);
+}
+
 TEST(RetainedStoreTest, DeletingEverythingPrunes) {
   RetainedStore store;
   std::vector<std::string> topics;

@@ -25,7 +25,7 @@ import urllib.request
 import paho.mqtt.client as paho
 import pytest
 
-from mqtt_wire import WireClient
+from mqtt_wire import MESSAGE_EXPIRY_INTERVAL, PUBACK, WireClient, p_u32, props
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("SB_BIN", ROOT / "build" / "bin"))
@@ -418,3 +418,27 @@ def assert_serves(broker, version=5):
         c.disconnect()
     finally:
         c.close()
+
+
+def publish_expiring_retained(clients, port, prefix):
+    """Retained through `port`: PREFIX/short for 1 s, PREFIX/long for 60 s."""
+    pub = clients.wire(port)
+    pub.connect(f"{prefix}-pub")
+    for packet_id, (topic, interval) in enumerate([("short", 1), ("long", 60)], 1):
+        pub.publish(f"{prefix}/{topic}", b"x", qos=1, packet_id=packet_id, retain=True,
+                    properties=props(p_u32(MESSAGE_EXPIRY_INTERVAL, interval)))
+        pub.expect(PUBACK)
+    pub.close()
+
+
+def expect_only_the_lasting_retained(clients, port, prefix):
+    """Once PREFIX/short has expired: a new subscriber to PREFIX/# through `port` gets
+    PREFIX/long, with what is left of its 60 s, and not PREFIX/short."""
+    s = clients.wire(port)
+    s.connect(f"{prefix}-late")
+    s.subscribe(1, (f"{prefix}/#", 1))
+    m = s.expect_message()
+    assert (m.topic, m.retain) == (f"{prefix}/long", True)
+    assert 1 <= m.props[MESSAGE_EXPIRY_INTERVAL] <= 59
+    s.ack(PUBACK, m.packet_id)
+    s.expect_silence(0.2)  # not the expired one

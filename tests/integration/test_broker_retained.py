@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from conftest import both_versions, mosquitto_pub, mosquitto_sub
-from mqtt_wire import (MESSAGE_EXPIRY_INTERVAL, PUBACK, PUBLISH, p_u32, packet, props, string,
-                       sub_options)
+from conftest import (both_versions, expect_only_the_lasting_retained, mosquitto_pub, mosquitto_sub,
+                      publish_expiring_retained)
+from mqtt_wire import PUBACK, PUBLISH, packet, props, string, sub_options
 
 MOSQ_VERSION = {4: "mqttv311", 5: "mqttv5"}
 
@@ -156,25 +156,11 @@ def test_retain_as_published(broker, clients):
 
 
 def test_retained_message_expires(broker, clients):
-    pub = clients.wire(broker.port)
-    pub.connect("pub")
-    pub.publish("rx/short", b"x", qos=1, packet_id=1, retain=True,
-                properties=props(p_u32(MESSAGE_EXPIRY_INTERVAL, 1)))
-    pub.expect(PUBACK)
-    pub.publish("rx/long", b"y", qos=1, packet_id=2, retain=True,
-                properties=props(p_u32(MESSAGE_EXPIRY_INTERVAL, 60)))
-    pub.expect(PUBACK)
+    publish_expiring_retained(clients, broker.port, "rx")
     # Let the 1 s one expire: there is no event to wait for, only time; the check below is that
     # it is then NOT delivered.
     time.sleep(1.1)
-    s = clients.wire(broker.port)
-    s.connect("late")
-    s.subscribe(1, ("rx/#", 1))
-    m = s.expect_message()
-    assert (m.topic, m.retain) == ("rx/long", True)
-    assert 1 <= m.props[MESSAGE_EXPIRY_INTERVAL] <= 59
-    s.ack(PUBACK, m.packet_id)
-    s.expect_silence(0.2)  # not the expired one
+    expect_only_the_lasting_retained(clients, broker.port, "rx")
     # The subscription's filter reached it: it is gone from memory, not only skipped.
     assert broker.metric("sb_broker_retained_messages") == 1
 

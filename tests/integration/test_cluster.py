@@ -14,7 +14,8 @@ import pytest
 
 from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
                               redis_monitor, redis_server, wait_remote_routes)
-from conftest import assert_serves, both_versions, clock_off_by, run_bench, wait_for
+from conftest import (assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
+                      publish_expiring_retained, run_bench, wait_for)
 from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                        PUBREL, USER_PROPERTY, connect_packet, p_pair, p_u32, packet, persistent,
                        props, string, sub_options)
@@ -195,6 +196,37 @@ def test_retained_messages_reach_every_node(cluster, clients):
     for node in (a, c, d):
         node.wait_metric("sb_broker_retained_messages", 1)
     assert cluster.redis.command("HKEYS", "sb:retained") == "status/light"
+
+
+def test_an_expired_retained_message_goes_from_memory_and_redis_unasked(cluster, clients):
+    """Not only when a subscription's filter comes across it: a topic retained once with an
+    expiry and never again (a device's, say) would otherwise stay forever."""
+    (a,) = cluster(1)
+    publish_expiring_retained(clients, a.port, "exp")
+    wait_for(lambda: cluster.redis.command("HKEYS", "sb:retained") == "exp/long", timeout=5,
+             what="the expired one deleted from Redis")
+    assert a.metric("sb_broker_retained_messages") == 1
+
+
+def test_a_retained_message_that_expired_in_redis_is_not_loaded_again(cluster, clients):
+    """Redis keeps a retained message with the wall-clock time it expires: a node that starts
+    after that time neither loads nor delivers it (it used to get its whole interval again), and
+    deletes it from Redis."""
+    (a,) = cluster(1)
+    publish_expiring_retained(clients, a.port, "exp")
+    wait_for(lambda: cluster.redis.command("HLEN", "sb:retained") == "2", what="both in Redis")
+    a.signal(signal.SIGKILL)  # before it can remove the expired one itself
+    a.proc.wait()
+    cluster.nodes.remove(a)
+    # Let the 1 s one expire: there is no event to wait for, only time; the checks below are that
+    # it is then NOT loaded or delivered.
+    time.sleep(1.1)
+    assert cluster.redis.command("HLEN", "sb:retained") == "2"
+    (b,) = cluster(1, names=["late"])
+    b.wait_metric("sb_broker_retained_messages", 1)
+    expect_only_the_lasting_retained(clients, b.port, "exp")
+    wait_for(lambda: cluster.redis.command("HKEYS", "sb:retained") == "exp/long",
+             what="the expired one deleted from Redis")
 
 
 @both_versions
