@@ -31,17 +31,31 @@ bool IsShared(std::string_view field) {
   return field.substr(0, 7) == "$share/";
 }
 
-// Deletes retained message ARGV[1] from hash KEYS[1] if it has expired by ARGV[2] (the wall
-// clock in milliseconds): a node set the topic again meanwhile, or it is already gone. The value
-// is as EncodeMessage writes it (message.h): 1, then the expiry as a big-endian u64.
+// Deletes retained message ARGV[1] from hash KEYS[1] if it has expired on Redis's clock, less
+// ARGV[2] milliseconds (a node removes one from memory when its own expiry passes, which its
+// encoding may have rounded up by a millisecond): a node set the topic again meanwhile, or it is
+// already gone. The value is as EncodeMessage writes it (message.h): 1, then the expiry as a
+// big-endian u64.
 constexpr const char* kDeleteIfExpired =
     "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
     "if v and string.byte(v, 1) == 1 and #v >= 9 then "
     "  local at = 0 "
     "  for i = 2, 9 do at = at * 256 + string.byte(v, i) end "
-    "  if at > 0 and at <= tonumber(ARGV[2]) then return redis.call('HDEL', KEYS[1], ARGV[1]) end "
+    "  local t = redis.call('TIME') "
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "  if at > 0 and at <= now + tonumber(ARGV[2]) then "
+    "    return redis.call('HDEL', KEYS[1], ARGV[1]) "
+    "  end "
     "end "
     "return 0";
+constexpr std::chrono::milliseconds kExpirySlack{1000};
+
+// This host's wall clock, in milliseconds since the Unix epoch.
+int64_t HostMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -70,6 +84,8 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     sessions_->OnEvent(message);
   });
   commands_->OnConnect([this] {
+    // Before anything stored is read: its expiry times are on Redis's clock.
+    LearnClock();
     // After a gap, publish everything this node has, and read everything the others have.
     std::vector<std::string> del = {"DEL", keys_.Routes(node_)};
     commands_->Command(std::move(del), [](absl::StatusOr<RedisReply>) {});
@@ -203,7 +219,10 @@ void Cluster::Heartbeat() {
                                });
                          }
                        });
-    if (++ticks_ % 10 == 0) Resync(/*all=*/false);
+    if (++ticks_ % 10 == 0) {
+      Resync(/*all=*/false);
+      LearnClock();  // the host's clock may have been stepped
+    }
   }
   heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));
   heartbeat_.async_wait([this](const boost::system::error_code& ec) {
@@ -382,9 +401,24 @@ void Cluster::RetainedChanged(const MessagePtr& message) {
 }
 
 void Cluster::RetainedExpired(const std::string& topic) {
-  commands_->Command(
-      {"EVAL", kDeleteIfExpired, "1", keys_.Retained(), topic, std::to_string(WallClockMillis())},
-      [](absl::StatusOr<RedisReply>) {});
+  commands_->Command({"EVAL", kDeleteIfExpired, "1", keys_.Retained(), topic,
+                      std::to_string(kExpirySlack.count())},
+                     [](absl::StatusOr<RedisReply>) {});
+}
+
+void Cluster::LearnClock() {
+  int64_t sent = HostMillis();
+  commands_->Command({"TIME"}, [sent](absl::StatusOr<RedisReply> r) {
+    if (!r.ok() || r->elements.size() != 2) return;
+    int64_t seconds = 0, micros = 0;
+    const std::string& s = r->elements[0].str;
+    const std::string& us = r->elements[1].str;
+    std::from_chars(s.data(), s.data() + s.size(), seconds);
+    std::from_chars(us.data(), us.data() + us.size(), micros);
+    // Redis read its clock about halfway through the round trip.
+    int64_t host = sent + (HostMillis() - sent) / 2;
+    SetWallClockOffset(std::chrono::milliseconds(seconds * 1000 + micros / 1000 - host));
+  });
 }
 
 void Cluster::LoadRetained() {

@@ -112,6 +112,8 @@ class Cluster {
   void PushRoutes(std::vector<RemoteRouteChange> changes);
   void PushPeers();
   void LoadRetained();
+  // Measures this host's wall clock against Redis's (SetWallClockOffset, message.h).
+  void LearnClock();
   void LocalRoute(const std::string& field, int delta);
   uint32_t IndexOf(const std::string& name);
 

@@ -2,6 +2,7 @@
 #include "backend/message.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
@@ -38,16 +39,19 @@ std::shared_ptr<Message> NewMessage(std::string topic, std::string payload, mqtt
 constexpr char kWallClockFormat = 0x01;
 constexpr size_t kHeaderBytes = 9;
 
-using WallClock = std::chrono::system_clock;
-
-int64_t WallMillis(WallClock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
+// The cluster's clock less this host's wall clock.
+std::atomic<int64_t> wall_clock_offset_ms{0};
 
 }  // namespace
 
 int64_t WallClockMillis() {
-  return WallMillis(WallClock::now());
+  auto host = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  return host.count() + wall_clock_offset_ms.load(std::memory_order_relaxed);
+}
+
+void SetWallClockOffset(std::chrono::milliseconds offset) {
+  wall_clock_offset_ms.store(offset.count(), std::memory_order_relaxed);
 }
 
 MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bool retain,
@@ -67,7 +71,7 @@ std::string EncodeMessage(const Message& m, Clock::time_point now) {
   uint64_t expires_ms = 0;
   if (m.expires_at) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(*m.expires_at - now);
-    expires_ms = static_cast<uint64_t>(std::max<int64_t>(WallMillis(WallClock::now() + left), 1));
+    expires_ms = static_cast<uint64_t>(std::max<int64_t>(WallClockMillis() + left.count(), 1));
     auto seconds = std::chrono::ceil<std::chrono::seconds>(left).count();
     p.properties.message_expiry_interval = static_cast<uint32_t>(std::max<int64_t>(seconds, 1));
   }

@@ -47,16 +47,20 @@ MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bo
                        Clock::time_point now);
 
 // A message as bytes, to be kept outside this process (the cluster's retained hash, a session
-// handed to another node or recorded in Redis): a marker byte (1), the wall-clock time at which
-// it expires (u64 milliseconds since the Unix epoch, 0 for never), then an MQTT 5 PUBLISH with
-// the expiry interval left at `now`. The wall clock, not the interval, says how long it has left
-// when read: it may be read hours later, by another node (whose clock NTP keeps close), and
-// must not come back to life then (§3.3.2.3.3). Bytes of the format before (the PUBLISH alone,
-// its interval counted from the decoding) are still read.
+// handed to another node or recorded in Redis): a marker byte (1), the time at which it expires
+// on the cluster's clock (u64 milliseconds since the Unix epoch, 0 for never), then an MQTT 5
+// PUBLISH with the expiry interval left at `now`. That time, not the interval, says how long it
+// has left when read: it may be read hours later, by another node, and must not come back to
+// life then (§3.3.2.3.3). Bytes of the format before (the PUBLISH alone, its interval counted from
+// the decoding) are still read.
 std::string EncodeMessage(const Message& message, Clock::time_point now);
-// The wall clock as EncodeMessage writes expiry times: milliseconds since the Unix epoch.
-int64_t WallClockMillis();
 [[nodiscard]] absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes,
                                                        Clock::time_point now);
+
+// The cluster's clock, which stored expiry times are on: this host's wall clock plus the offset
+// a cluster measured against Redis's (TIME), as heartbeats are judged, so that nodes need no
+// synchronised clocks. Without a cluster, this host's. Thread-safe.
+int64_t WallClockMillis();
+void SetWallClockOffset(std::chrono::milliseconds offset);
 
 }  // namespace backend

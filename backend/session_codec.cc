@@ -10,8 +10,11 @@
 namespace backend {
 namespace {
 
-// 3 added the pending will; records written before (version 2, without one) are still read.
-constexpr uint8_t kVersion = 3;
+// 3 added the pending will; 4 has messages with their expiry on the cluster's clock and may have
+// subscription changes appended (a build of version 3 cannot read either, so it refuses 4 as an
+// unknown version). Versions 2 (without the will) and 3 are still read.
+constexpr uint8_t kVersion = 4;
+constexpr uint8_t kVersionWithWill = 3;
 constexpr uint8_t kVersionWithoutWill = 2;
 
 // Tags of the subscription changes appended to a record.
@@ -126,7 +129,7 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   mqtt::ByteReader r(bytes);
   auto bad = [] { return absl::DataLossError("session snapshot: malformed"); };
   uint8_t version = r.U8();
-  if (version != kVersion && version != kVersionWithoutWill) {
+  if (version != kVersion && version != kVersionWithWill && version != kVersionWithoutWill) {
     return absl::DataLossError("session snapshot: unknown version");
   }
   SessionSnapshot s;
@@ -156,7 +159,7 @@ absl::StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, Clock::ti
   uint32_t qos2 = r.U32();
   for (uint32_t i = 0; i < qos2 && r.ok(); ++i)
     s.inbound_qos2.push_back(r.U16());
-  if (version == kVersion) {
+  if (version != kVersionWithoutWill) {
     uint8_t will = r.U8();
     if (will > 1) return bad();
     if (will == 1) s.will = ReadWill(r);

@@ -1,8 +1,8 @@
 // A session snapshot as bytes, for handing a session from one node to another (Redis carries
 // the bytes). Messages are encoded as EncodeMessage does (message.h: an MQTT 5 PUBLISH behind
-// the wall-clock time it expires), so the project's codec does the work:
+// the time it expires on the cluster's clock), so the project's codec does the work:
 //
-//   u8 version (3; 2, without the will, is still read)
+//   u8 version (4; 3, and 2 without the will, are still read)
 //   u32 session expiry interval
 //   u32 subscriptions, each: string filter, u8 options, u32 subscription id
 //   u32 in flight, each: u8 kind (0 publish, 1 pubrel), u16 packet id, delivery (publish only)

@@ -172,6 +172,19 @@ TEST(SessionCodec, RefusesABadWill) {
   EXPECT_FALSE(DecodeSnapshot(bad, kNow).ok());
 }
 
+TEST(SessionCodec, ReadsRecordsOfVersionThree) {
+  // Version 3 had the same layout (its messages, of the format before, are read by DecodeMessage).
+  SessionSnapshot s = Busy().Snapshot();
+  s.will = AWill();
+  std::string bytes = EncodeSnapshot(s, kNow);
+  ASSERT_EQ(bytes[0], 4);
+  bytes[0] = 3;
+  absl::StatusOr<SessionSnapshot> decoded = DecodeSnapshot(bytes, kNow);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->subscriptions.size(), 2u);
+  EXPECT_TRUE(decoded->will);
+}
+
 TEST(SessionCodec, ReadsRecordsOfTheVersionBeforeWills) {
   // Version 2 was version 3 without the will byte at the end.
   std::string bytes = EncodeSnapshot(Busy().Snapshot(), kNow);

@@ -16,9 +16,9 @@ from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN,
                               redis_monitor, redis_server, wait_remote_routes)
 from conftest import (assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
                       publish_expiring_retained, run_bench, wait_for)
-from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
-                       PUBREL, USER_PROPERTY, connect_packet, p_pair, p_u32, packet, persistent,
-                       props, string, sub_options)
+from mqtt_wire import (CONNACK, DISCONNECT, MESSAGE_EXPIRY_INTERVAL, PINGREQ, PINGRESP, PUBACK,
+                       PUBCOMP, PUBLISH, PUBREC, PUBREL, USER_PROPERTY, connect_packet, p_pair,
+                       p_u32, packet, persistent, props, string, sub_options)
 
 SESSION_EXPIRY_INTERVAL = 0x11
 
@@ -227,6 +227,26 @@ def test_a_retained_message_that_expired_in_redis_is_not_loaded_again(cluster, c
     expect_only_the_lasting_retained(clients, b.port, "exp")
     wait_for(lambda: cluster.redis.command("HKEYS", "sb:retained") == "exp/long",
              what="the expired one deleted from Redis")
+
+
+def test_stored_expiry_times_are_on_redis_clock(cluster, clients):
+    """A node whose wall clock is 30 s behind stores a retained message's expiry time on Redis's
+    clock, as heartbeats are judged: a node that loads it later gives it what it has left, not
+    30 s less (nor, from a node ahead, more)."""
+    (late,) = cluster(1, names=["late"], env=clock_off_by(-30))
+    pub = clients.wire(late.port)
+    pub.connect("pub")
+    pub.publish("skew/t", b"x", qos=1, packet_id=1, retain=True,
+                properties=props(p_u32(MESSAGE_EXPIRY_INTERVAL, 60)))
+    pub.expect(PUBACK)
+    wait_for(lambda: cluster.redis.command("HLEN", "sb:retained") == "1", what="it in Redis")
+    (b,) = cluster(1, names=["b"])
+    b.wait_metric("sb_broker_retained_messages", 1)
+    s = clients.wire(b.port)
+    s.connect("sub")
+    s.subscribe(1, ("skew/t", 1))
+    m = s.expect_message()
+    assert m.topic == "skew/t" and m.props[MESSAGE_EXPIRY_INTERVAL] >= 50
 
 
 @both_versions
