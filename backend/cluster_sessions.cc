@@ -38,11 +38,12 @@ std::vector<std::string> SplitFields(std::string_view message, size_t parts) {
 constexpr const char* kDeleteIfOwner =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
-// Appends ARGV[1] to KEYS[1] if it exists: a record another node took (its node seemed dead) does
-// not come back as changes without their snapshot.
-constexpr const char* kAppendIfExists =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('APPEND', KEYS[1], ARGV[1]) "
-    "end return 0";
+// Appends ARGV[1] to KEYS[1] if it is ARGV[2] bytes long, as the node last wrote it; else -1:
+// a write was lost (Redis was unreachable, or another node took the record), and changes
+// appended to whatever is there would make a record that is not the session.
+constexpr const char* kAppendIfLength =
+    "if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2]) then "
+    "return redis.call('APPEND', KEYS[1], ARGV[1]) end return -1";
 // Sets KEYS[1] to ARGV[2] if it still holds ARGV[1]: a survivor takes a dead node's client id
 // only if nobody claimed it since.
 constexpr const char* kMoveIfOwner =
@@ -220,17 +221,24 @@ void ClusterSessions::HandOver(const std::string& node, const std::string& reque
 // ---- Records ----------------------------------------------------------------------------------
 
 void ClusterSessions::Record(const std::string& client_id, std::string snapshot,
-                             std::optional<std::chrono::milliseconds> ttl) {
+                             std::optional<std::chrono::milliseconds> ttl,
+                             std::function<void()> failed) {
   commands_->Command(
-      WithTtl({"SET", keys_.DurableSession(node_, client_id), std::move(snapshot)}, ttl), Ignore);
+      WithTtl({"SET", keys_.DurableSession(node_, client_id), std::move(snapshot)}, ttl),
+      [failed = std::move(failed)](absl::StatusOr<RedisReply> r) {
+        if (!r.ok()) failed();
+      });
   commands_->Command({"DEL", keys_.DurableQueue(node_, client_id)}, Ignore);
   commands_->Command({"SADD", keys_.NodeSessions(node_), client_id}, Ignore);
 }
 
-void ClusterSessions::RecordChanges(const std::string& client_id, std::string changes) {
-  commands_->Command(
-      {"EVAL", kAppendIfExists, "1", keys_.DurableSession(node_, client_id), std::move(changes)},
-      Ignore);
+void ClusterSessions::RecordChanges(const std::string& client_id, std::string changes,
+                                    size_t record_size, std::function<void()> refused) {
+  commands_->Command({"EVAL", kAppendIfLength, "1", keys_.DurableSession(node_, client_id),
+                      std::move(changes), std::to_string(record_size)},
+                     [refused = std::move(refused)](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok() || r->integer < 0) refused();
+                     });
 }
 
 void ClusterSessions::RecordQueued(const std::string& client_id, std::string delivery,

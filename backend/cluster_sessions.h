@@ -72,12 +72,13 @@ class ClusterSessions {
   // `disown`, so does the id's ownership, unless another node claimed it since.
   void Ended(const std::string& client_id, bool recorded, bool disown);
   // Writes this node's record of a persistent session; with `ttl`, the session is offline and
-  // expires then. The offline queue starts empty again.
+  // expires then. The offline queue starts empty again. `failed` runs if Redis did not take it.
   void Record(const std::string& client_id, std::string snapshot,
-              std::optional<std::chrono::milliseconds> ttl);
-  // Appends subscription changes (session_codec.h) to the record of a connected session, if
-  // this node still has it.
-  void RecordChanges(const std::string& client_id, std::string changes);
+              std::optional<std::chrono::milliseconds> ttl, std::function<void()> failed);
+  // Appends subscription changes (session_codec.h) to the record of a connected session, if it is
+  // `record_size` bytes long, as written; else (or if Redis did not take them) runs `refused`.
+  void RecordChanges(const std::string& client_id, std::string changes, size_t record_size,
+                     std::function<void()> refused);
   // Appends a delivery (session_codec.h) to an offline session's queue.
   void RecordQueued(const std::string& client_id, std::string delivery,
                     std::optional<std::chrono::milliseconds> ttl);

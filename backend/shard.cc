@@ -54,6 +54,8 @@ struct Shard::SessionSlot {
   bool recorded = false;           // this node has a record of it in Redis
   size_t record_bytes = 0;         // of the record as last written whole
   size_t appended_bytes = 0;       // of subscription changes appended to it since
+  uint64_t record_generation = 0;  // counts whole writes
+  bool record_unsure = false;      // a write since the last whole one was lost
   std::optional<mqtt::Will> will;  // waiting for its delay
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
@@ -186,14 +188,30 @@ void Shard::SubscriptionsChanged(Session& session, const std::vector<RouteChange
   std::string changes = EncodeSubscriptionChanges(session.subscriptions(), filters);
   // Appended while they add up to less than the record itself, then written whole again: each
   // change costs its own bytes, and the rewrites at most as many again.
-  if (!slot->recorded ||
+  if (!slot->recorded || slot->record_unsure ||
       slot->appended_bytes + changes.size() > std::max(slot->record_bytes, kMinRecordRewrite)) {
     Record(*slot, /*offline=*/false);
     return;
   }
+  size_t record_size = slot->record_bytes + slot->appended_bytes;
   slot->appended_bytes += changes.size();
-  ToCluster([client_id = slot->session.client_id(), changes = std::move(changes)](
-                ClusterSessions& sessions) { sessions.RecordChanges(client_id, changes); });
+  ToCluster([this, client_id = slot->session.client_id(), changes = std::move(changes), record_size,
+             id = slot->session.id(),
+             generation = slot->record_generation](ClusterSessions& sessions) {
+    sessions.RecordChanges(client_id, changes, record_size, [this, id, generation] {
+      asio::post(io_, [this, id, generation] { RecordLost(id, generation, /*rewrite=*/true); });
+    });
+  });
+}
+
+void Shard::RecordLost(uint64_t session_id, uint64_t generation, bool rewrite) {
+  SessionSlot* slot = FindSlot(session_id);
+  if (slot == nullptr || !slot->recorded || slot->record_generation != generation) return;
+  if (rewrite && slot->connection != nullptr && Recordable(*slot)) {
+    Record(*slot, /*offline=*/false);
+  } else {
+    slot->record_unsure = true;
+  }
 }
 
 bool Shard::Recordable(const SessionSlot& slot) const {
@@ -229,8 +247,14 @@ void Shard::Record(SessionSlot& slot, bool offline) {
   slot.recorded = true;
   slot.record_bytes = bytes.size();
   slot.appended_bytes = 0;
-  ToCluster([client_id = slot.session.client_id(), bytes = std::move(bytes),
-             ttl](ClusterSessions& sessions) { sessions.Record(client_id, bytes, ttl); });
+  slot.record_unsure = false;
+  ToCluster([this, client_id = slot.session.client_id(), bytes = std::move(bytes), ttl,
+             id = slot.session.id(),
+             generation = ++slot.record_generation](ClusterSessions& sessions) {
+    sessions.Record(client_id, bytes, ttl, [this, id, generation] {
+      asio::post(io_, [this, id, generation] { RecordLost(id, generation, /*rewrite=*/false); });
+    });
+  });
 }
 
 void Shard::ToCluster(std::function<void(ClusterSessions&)> f) {

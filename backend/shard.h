@@ -284,6 +284,10 @@ class Shard {
   // Writes the record of `slot`: its subscriptions and its connection's will, or with `offline`
   // everything it holds, the will that waits for its delay too.
   void Record(SessionSlot& slot, bool offline);
+  // A write of the record of session `session_id` was lost, or its changes refused (`rewrite`):
+  // unless it has been written whole since (`generation`), it is written whole again, at once
+  // for refused changes (Redis answered), else at its next change or disconnection.
+  void RecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
   // Appends a delivery to the record of an offline session.
   void RecordQueued(SessionSlot& slot, std::string delivery);
   // Runs `f` on the control thread with the cluster's sessions, if in a cluster.

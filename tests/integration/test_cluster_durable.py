@@ -308,6 +308,32 @@ def test_subscriptions_made_one_at_a_time_are_appended_to_the_record(cluster, cl
     assert got == [("many/1", 0), ("many/2", 1), ("many/299", 1)]
 
 
+def test_changes_are_not_appended_to_a_record_that_lost_a_write(cluster, clients):
+    """A record that is not as its node last wrote it (a write lost while Redis was unreachable,
+    say) takes no appended change: the node writes it whole again at once."""
+    a, b = cluster(2)
+    key = f"sb:session:{a.name}:lossy"
+    with redis_monitor(cluster.redis) as monitor:
+        w = clients.wire(a.port, 5)
+        assert w.connect("lossy", **persistent(5)).reason() == 0
+        w.subscribe(1, ("lossy/1", sub_options(1)))  # the first: written whole
+        assert cluster.redis.command("COPY", key, "backup") == "1"
+        w.subscribe(2, ("lossy/2", sub_options(1)))  # appended
+        # As if the append had been lost: the record as it was before it.
+        assert cluster.redis.command("COPY", "backup", key, "REPLACE") == "1"
+        w.subscribe(3, ("lossy/3", sub_options(1)))  # refused, so written whole
+        wait_for(lambda: len(monitor.commands("SET", key)) == 2, what="the record rewritten")
+    crash(a)
+    w.close()
+    back = clients.wire(b.port, 5, timeout=10)
+    ack = back.connect("lossy", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    publisher = clients.paho(b.port, "pub")
+    for i in (1, 2, 3):
+        publisher.publish(f"lossy/{i}", f"m{i}", 1)
+    assert receive(back, 3) == ["m1", "m2", "m3"]
+
+
 def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, processes):
     (a,) = cluster(1)
     w = clients.wire(a.port, 5)
