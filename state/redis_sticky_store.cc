@@ -20,15 +20,26 @@ RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> cli
   for (ThreadClient& c : clients) {
     auto t = std::make_unique<PerThread>(PerThread{c.io, c.client, {}});
     PerThread* raw = t.get();
-    c.client->OnConnect([raw] {
-      for (const auto& [key, u] : raw->unsynced) {
-        std::vector<std::string> set = {"SET", key, u.backend, "PX", Millis(u.ttl)};
-        if (u.only_if_absent) set.push_back("NX");
-        raw->client->Command(std::move(set), [](absl::StatusOr<RedisReply>) {});
-      }
-      raw->unsynced.clear();
-    });
+    c.client->OnConnect([raw] { Replay(raw); });
     threads_.push_back(std::move(t));
+  }
+}
+
+void RedisStickyStore::Replay(PerThread* t) {
+  if (!t->client->connected()) return;  // the next connection starts again
+  size_t n = std::min(PerThread::kReplayBatch, t->unsynced.size());
+  auto left = std::make_shared<size_t>(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto entry = t->unsynced.extract(t->unsynced.begin());
+    PerThread::Unsynced& u = entry.mapped();
+    std::vector<std::string> set = {"SET", entry.key(), u.backend, "PX", Millis(u.ttl)};
+    if (u.only_if_absent) set.push_back("NX");
+    t->client->Command(std::move(set), [t, left, key = std::move(entry.key()),
+                                        u = std::move(u)](absl::StatusOr<RedisReply> r) {
+      // Kept for the next connection, unless the client was bound again since.
+      if (!r.ok()) t->unsynced.emplace(key, u);
+      if (--*left == 0) Replay(t);
+    });
   }
 }
 
@@ -45,7 +56,10 @@ asio::awaitable<std::optional<std::string>> RedisStickyStore::Find(std::string_v
   Clock::time_point now = Clock::now();
   if (auto cached = local_.FindAt(pool, client_id, now, cache_ttl_)) co_return cached;
   PerThread* t = Current(co_await asio::this_coro::executor);
-  if (t == nullptr || !t->client->connected()) co_return local_.FindAt(pool, client_id, now);
+  if (t == nullptr || !t->client->connected() ||
+      t->unsynced.contains(keys_.Sticky(pool, client_id))) {
+    co_return local_.FindAt(pool, client_id, now);  // the cache has what Redis does not yet
+  }
   std::string owned_pool(pool), owned_id(client_id);
   // Named vectors around co_await: GCC 12 miscompiles braced lists of literals there.
   std::vector<std::string> get = {"GET", keys_.Sticky(pool, client_id)};
@@ -81,6 +95,7 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
   if (only_if_absent) set.push_back("NX");
   absl::StatusOr<RedisReply> r = co_await t->client->Call(std::move(set));
   if (!r.ok()) co_return fallback();
+  t->unsynced.erase(key);  // superseded
   std::string holder = owned_backend;
   if (r->nil()) {  // NX lost: another proxy recorded this client first; follow it
     std::vector<std::string> get = {"GET", key};

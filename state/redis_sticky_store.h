@@ -8,7 +8,10 @@
 //   Touch  PEXPIRE, fire and forget.
 //
 // While Redis is unreachable the proxy keeps binding in its cache; those records are written
-// back with SET NX when Redis returns (never overwriting what another proxy recorded meanwhile).
+// back with SET NX when Redis returns (never overwriting what another proxy recorded meanwhile),
+// a batch at a time, so that the calls of new clients do not wait behind them all (nor time out,
+// which would drop the connection and the rest of the batch with it); a write that fails is
+// kept for the next connection. Until its record is written back, a client is found in the cache.
 //
 // Each I/O thread has its own Redis connection; calls use the one of the thread they run on.
 #pragma once
@@ -55,9 +58,12 @@ class RedisStickyStore : public StickyStore {
       bool only_if_absent;  // a failover's re-binding overwrites what Redis holds
     };
     static constexpr size_t kMaxUnsynced = 100'000;
+    static constexpr size_t kReplayBatch = 500;
     absl::flat_hash_map<std::string, Unsynced> unsynced;
   };
   PerThread* Current(const boost::asio::any_io_executor& executor);
+  // Writes back the next batch of `t`'s unsynced records, and the next when they are answered.
+  static void Replay(PerThread* t);
 
   RedisKeys keys_;
   std::vector<std::unique_ptr<PerThread>> threads_;
