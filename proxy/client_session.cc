@@ -387,10 +387,14 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     listener_counters->active.fetch_sub(1, std::memory_order_relaxed);
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
   };
-  std::make_shared<Tunnel>(worker, std::move(client), std::move(backend), std::move(chosen),
-                           IdleTimeout(*listener, first), /*half_close=*/!mqtt_mode,
-                           std::move(hooks))
-      ->Start();
+  bool retired = chosen->retired.load();
+  auto tunnel = std::make_shared<Tunnel>(worker, std::move(client), std::move(backend),
+                                         std::move(chosen), IdleTimeout(*listener, first),
+                                         /*half_close=*/!mqtt_mode, std::move(hooks));
+  tunnel->Start();
+  // A reload dropped the backend while this client was being connected to it, after the
+  // workers closed its other clients: this one goes the same way.
+  if (retired) worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms));
 }
 
 }  // namespace proxy

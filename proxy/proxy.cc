@@ -224,15 +224,29 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
     bool moved = std::any_of(opened.begin(), opened.end(), [&](auto& o) { return o.name == name; });
     if (moved || !states.contains(name)) closing.push_back(name);
   }
+  // Backends the new file drops (or moves to another address): their clients are closed, spread
+  // over their pool's shutdown jitter, to reconnect to the backends that remain, rather than
+  // stay on one that no pool counts, checks or can drain any more.
+  std::vector<std::pair<const BackendState*, std::chrono::milliseconds>> retired;
+  for (const auto& [name, old] : pools_) {
+    for (const std::shared_ptr<BackendState>& b : old->backends()) {
+      auto kept = pools.find(name);
+      if (kept != pools.end() && kept->second->Find(b->name()) == b) continue;
+      b->retired.store(true);
+      retired.emplace_back(b.get(), std::chrono::milliseconds(old->config().shutdown_jitter_ms));
+    }
+  }
   auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
   for (size_t w = 0; w < workers_.size(); ++w) {
     Worker* worker = workers_[w].get();
     std::vector<std::pair<std::shared_ptr<const ListenerState>, tcp::acceptor>> accept;
     for (Opened& o : opened)
       accept.emplace_back(states[o.name], std::move(o.acceptors[w]));
-    asio::post(worker->io(), [worker, pools, states, closing, remaining, applied,
+    asio::post(worker->io(), [worker, pools, states, closing, remaining, applied, retired,
                               accept = std::make_shared<decltype(accept)>(std::move(accept))] {
       worker->SetPools(pools);
+      for (const auto& [backend, jitter] : retired)
+        worker->ShutdownSessions(backend, jitter);
       for (const std::string& name : closing)
         worker->StopAccepting(name);
       for (auto& [state, acceptor] : *accept)

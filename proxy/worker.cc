@@ -127,15 +127,16 @@ void Worker::Unregister(Tunnel* t) {
 }
 
 void Worker::ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter) {
-  // Spread the closes so that thousands of clients do not reconnect in the same millisecond.
-  std::mt19937_64 rng(std::random_device{}());
-  std::uniform_int_distribution<int64_t> delay(0, std::max<int64_t>(jitter.count(), 0));
-  auto now = Tunnel::Clock::now();
   for (auto& [to, set] : tunnels_) {
     if (backend != nullptr && to != backend) continue;
     for (auto& [raw, t] : set)
-      t->CloseAt(now + std::chrono::milliseconds(delay(rng)));
+      CloseWithin(*t, jitter);
   }
+}
+
+void Worker::CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter) {
+  std::uniform_int_distribution<int64_t> delay(0, std::max<int64_t>(jitter.count(), 0));
+  tunnel.CloseAt(Tunnel::Clock::now() + std::chrono::milliseconds(delay(rng_)));
 }
 
 void Worker::CloseAll() {

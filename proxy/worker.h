@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <memory>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ class Worker {
   // Closes the tunnels to `backend` (every tunnel when null), each at a random moment within
   // `jitter`.
   void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
+  // Closes `tunnel` at a random moment within `jitter`, so that the clients of many do not all
+  // reconnect in the same millisecond.
+  void CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter);
   // Closes every tunnel now (shutdown).
   void CloseAll();
 
@@ -77,6 +81,7 @@ class Worker {
   absl::flat_hash_map<const BackendState*, absl::flat_hash_map<Tunnel*, std::shared_ptr<Tunnel>>>
       tunnels_;
   std::vector<std::shared_ptr<Tunnel>> retired_;
+  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace proxy

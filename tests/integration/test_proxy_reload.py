@@ -1,6 +1,7 @@
 """SIGHUP: the proxy re-reads its file and applies it all or nothing. Backends that stay keep their
-connections, counts, health and operator changes; a file with an error, or one that cannot be
-applied, is refused and the running configuration stays."""
+connections, counts, health and operator changes, and the clients of those that go are closed; a
+file with an error, or one that cannot be applied, is refused and the running configuration
+stays."""
 import socket
 import time
 
@@ -31,16 +32,22 @@ def round_trip(c, topic):
 
 def test_reload_adds_and_removes_backends_keeping_connections(brokers, start_proxy, conns):
     b1, b2, b3 = brokers(3)
-    proxy = start_proxy({"p": pool(b1, b2, strategy="least-connections")})
+    settings = {"strategy": "least-connections", "shutdown_jitter_ms": 300}
+    proxy = start_proxy({"p": pool(b1, b2, **settings)})
     placed = place(proxy, conns, 4, "before")
     assert {n: len(c) for n, c in placed.items()} == {"b1": 2, "b2": 2}
 
-    proxy.reload({"p": pool(b1, b3, strategy="least-connections")})
+    proxy.reload({"p": pool(b1, b3, **settings)})
     assert set(proxy.backends()) == {"b1", "b3"}
     # The connections to b1, which stays, were not dropped: both directions still work.
     for i, c in enumerate(placed["b1"]):
         round_trip(c, f"kept/{i}")
     assert proxy.active()["b1"] == 2
+    # Those to b2, which went, were closed within the pool's shutdown jitter, for their clients
+    # to come back to a backend the pool has.
+    for c in placed["b2"]:
+        assert c.expect_closed(timeout=5) == []
+    b2.wait_connections(0)
 
     # New clients: b3 (empty) takes them until it is level with b1, and none ever reaches b2.
     b2_before = b2.metric("sb_broker_connections_accepted_total")
