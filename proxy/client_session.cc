@@ -222,11 +222,22 @@ asio::awaitable<BackendConnection> ConnectBackend(Worker& worker, const BackendS
 
 // The idle timeout of a tunnel: above 1.5 times the MQTT keep alive, so that the broker, which
 // enforces 1.5 times, times a silent client out first and says why (DESIGN.md, step 5).
-milliseconds IdleTimeout(const ListenerState& listener, const std::optional<FirstPacket>& first) {
-  if (first && first->connect.keep_alive_s > 0) {
-    return milliseconds(std::max<int64_t>(first->connect.keep_alive_s * 2000, 10'000));
-  }
+// A connection whose MQTT keep alive is `keep_alive_s` (0: none) may be silent for 1.5 times it
+// before the broker closes it; the proxy waits longer, so that the broker says why.
+milliseconds IdleTimeout(const ListenerState& listener, uint16_t keep_alive_s) {
+  if (keep_alive_s > 0) return milliseconds(std::max<int64_t>(keep_alive_s * 2000, 10'000));
   return milliseconds(int64_t{listener.config.idle_timeout_s} * 1000);
+}
+
+// An MQTT 5 broker may answer the CONNECT with a Server Keep Alive, which the client then follows
+// instead of its own (§3.2.2.3.14): the idle timeout follows it too.
+std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::string_view reply) {
+  absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(reply, reply.size());
+  if (!frame.ok() || !frame->has_value()) return std::nullopt;  // cut short: keep the client's
+  absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
+  const auto* connack = packet.ok() ? std::get_if<mqtt::Connack>(&*packet) : nullptr;
+  if (connack == nullptr || !connack->properties.server_keep_alive) return std::nullopt;
+  return IdleTimeout(listener, *connack->properties.server_keep_alive);
 }
 
 }  // namespace
@@ -382,15 +393,21 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     hooks.refresh_interval = std::chrono::duration_cast<milliseconds>(ttl) / 2;
   }
   guard.handed_over = true;
+  if (first && first->connect.version == mqtt::Version::k5) {
+    hooks.first_reply = [listener](std::string_view reply) {
+      return ServerKeepAlive(*listener, reply);
+    };
+  }
   hooks.close = [counted, listener_counters = listener->counters, touch] {
     counted->active.fetch_sub(1, std::memory_order_relaxed);
     listener_counters->active.fetch_sub(1, std::memory_order_relaxed);
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
   };
   bool retired = chosen->retired.load();
-  auto tunnel = std::make_shared<Tunnel>(worker, std::move(client), std::move(backend),
-                                         std::move(chosen), IdleTimeout(*listener, first),
-                                         /*half_close=*/!mqtt_mode, std::move(hooks));
+  auto tunnel =
+      std::make_shared<Tunnel>(worker, std::move(client), std::move(backend), std::move(chosen),
+                               IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
+                               /*half_close=*/!mqtt_mode, std::move(hooks));
   tunnel->Start();
   // A reload dropped the backend while this client was being connected to it, after the
   // workers closed its other clients: this one goes the same way.

@@ -106,7 +106,15 @@ bool Tunnel::Pump(Direction& d) {
     bool drained = got < buffer.size();
     bool ended = drained && d.from->peer_closed && !d.from->failed;
     if (drained && !d.from->peer_closed) d.from->readable = false;
-    if (d.bytes == 0 && &d == &down_) Judge(true);
+    if (d.bytes == 0 && &d == &down_) {
+      Judge(true);
+      if (auto first_reply = std::exchange(hooks_.first_reply, nullptr)) {
+        if (auto idle = first_reply(std::string_view(buffer.data(), got))) {
+          idle_timeout_ = *idle;
+          ArmTimer();
+        }
+      }
+    }
     d.bytes += got;
     d.counter->fetch_add(got, std::memory_order_relaxed);
     last_activity_ = Clock::now();

@@ -28,7 +28,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/raw_socket.h"
 
@@ -47,6 +49,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
     std::function<void()> refresh;
     std::chrono::milliseconds refresh_interval{0};  // 0: no refresh
     std::function<void()> close;
+    // Shown the backend's first bytes (the first read, at most 64 KiB); returns a new idle
+    // timeout if they call for one (an MQTT 5 CONNACK's Server Keep Alive).
+    std::function<std::optional<std::chrono::milliseconds>(std::string_view)> first_reply;
   };
 
   // `idle_timeout` 0: none. `half_close`: tcp semantics.

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import PUBLISH, connect_packet, packet, props, string
+from mqtt_wire import PUBLISH, SERVER_KEEP_ALIVE, connect_packet, packet, props, string
 from proxy_fixtures import (backend, brokers, conns, is_closed, is_open, pool,  # noqa: F401
                             start_proxy)
 
@@ -146,6 +146,20 @@ def test_keep_alive_sets_the_idle_timeout_above_the_listeners(brokers, start_pro
         time.sleep(1.0 - (time.monotonic() - start) % 1.0)
     assert is_open(pinging)
     assert silent_closed is not None and 0.9 <= silent_closed <= 2.5, silent_closed
+
+
+def test_a_server_keep_alive_sets_the_idle_timeout(start_broker, start_proxy, conns):
+    # An MQTT 5 client asking for no keep alive is told one by the broker (Server Keep Alive, 5 s
+    # here) and follows it; so does the proxy's idle timeout (twice it, and at least 10 s), not
+    # the listener's 1 s for clients without a keep alive.
+    b1 = start_broker("[limits]\nmax_keepalive_s = 5\n", name="b1")
+    proxy = start_proxy({"p": pool(b1)}, [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
+                                           "idle_timeout_s": 1}])
+    c = conns.wire(proxy.port, version=5)
+    ack = c.connect("told", keepalive=0)
+    assert ack.reason() == 0 and ack.properties().get(SERVER_KEEP_ALIVE) == 5
+    c.expect_silence(2.5)  # past the listener's idle timeout, within the broker's
+    c.ping()
 
 
 def test_broker_closes_a_silent_keep_alive_client_first(brokers, start_proxy, conns):
