@@ -240,6 +240,29 @@ std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::
   return IdleTimeout(listener, *connack->properties.server_keep_alive);
 }
 
+// A connection counted as a backend's from the moment the backend is chosen, so that the clients
+// arriving while it is being set up see it: least-connections spreads a burst of them instead of
+// sending all to the backend that was least loaded at its start, and max_connections holds.
+// Undone unless handed over to the tunnel, whose close hook undoes it.
+class Claim {
+ public:
+  Claim() = default;
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  ~Claim() { To(nullptr); }
+
+  void To(const std::shared_ptr<BackendState>& backend) {
+    if (backend == claimed_) return;
+    if (claimed_) claimed_->active.fetch_sub(1, std::memory_order_relaxed);
+    claimed_ = backend;
+    if (claimed_) claimed_->active.fetch_add(1, std::memory_order_relaxed);
+  }
+  void HandOver() { claimed_ = nullptr; }
+
+ private:
+  std::shared_ptr<BackendState> claimed_;
+};
+
 }  // namespace
 
 asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const ListenerState> listener,
@@ -301,19 +324,24 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   std::vector<std::shared_ptr<BackendState>> tried;
   std::shared_ptr<RawSocket> backend;
   bool local_failure = false;
+  Claim claim;
   for (uint32_t attempt = 0; attempt <= config.retries; ++attempt) {
     if (chosen == nullptr) {
       picker = worker.picker(pool_name);
       if (picker != nullptr) chosen = picker->Pick(key, tried);
     }
     if (chosen == nullptr) break;
+    claim.To(chosen);
     if (sticky && !bound) {
       // A new client: record the choice, unless another proxy has just recorded another one for
       // the same client id; then follow that one, so that both agree.
       bound = co_await pool.sticky()->Bind(config.name, client_id, chosen->name(),
                                            /*only_if_absent=*/true, ttl);
       std::shared_ptr<BackendState> b = pool.Find(*bound);
-      if (b != nullptr && b != chosen && b->usable() && !b->full()) chosen = b;
+      if (b != nullptr && b != chosen && b->usable() && !b->full()) {
+        chosen = b;
+        claim.To(chosen);
+      }
     }
     BackendConnection c =
         co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
@@ -378,7 +406,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     chosen->bytes_to_backend.fetch_add(initial.size(), std::memory_order_relaxed);
   }
 
-  chosen->active.fetch_add(1, std::memory_order_relaxed);
+  claim.HandOver();
   chosen->connections_total.fetch_add(1, std::memory_order_relaxed);
   Tunnel::Hooks hooks;
   BackendState* counted = chosen.get();

@@ -261,6 +261,26 @@ def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conn
     assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 2
 
 
+def test_a_client_counts_as_its_backends_while_it_is_being_connected(brokers, start_proxy, conns,
+                                                                      hung_port):
+    # A connection counts for least-connections (and max_connections) from the moment its
+    # backend is chosen, not once connected: while the proxy is still connecting a client to
+    # "hung", the next one goes to b1, and the failed attempt gives the count back.
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
+                                   strategy="least-connections", connect_timeout_ms=3000,
+                                   retries=1, passive={"failures": 100})}, threads=1)
+    clients = []
+    for i in range(2):
+        c = conns.wire(proxy.port, version=4)
+        c.send(connect_packet(f"counted-{i}", version=4))
+        clients.append(c)
+    wait_for(lambda: proxy.active() == {"hung": 1, "b1": 1}, what="one client on each backend")
+    for c in clients:
+        assert c.expect(CONNACK, timeout=10).reason() == 0
+    assert proxy.active() == {"hung": 0, "b1": 2}
+
+
 def test_client_that_leaves_during_the_connect_is_not_sent_on(brokers, start_proxy, conns,
                                                               hung_port):
     # A client gives up while the proxy is still trying "hung": its CONNECT, with a will, must
