@@ -243,12 +243,18 @@ def test_slow_start_ramps_a_recovered_broker(brokers, start_proxy, conns):
     assert landed.count("b2") >= 1, "a ramping backend still gets its share"
 
 
+def behind_hung(start_proxy, hung_port, b1, strategy, connect_timeout_ms):
+    """A one-thread proxy over "hung", to which connecting hangs until the pool's connect timeout,
+    and b1, with one retry and no passive ejection."""
+    return start_proxy({"p": pool(backend(hung_port, name="hung"), b1, strategy=strategy,
+                                  connect_timeout_ms=connect_timeout_ms, retries=1,
+                                  passive={"failures": 100})}, threads=1)
+
+
 def test_backend_connect_timeout_moves_on_to_the_next(brokers, start_proxy, conns, hung_port):
     # Connecting to "hung" hangs: only the pool's connect_timeout_ms ends the attempt.
     (b1,) = brokers(1)
-    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
-                                   strategy="weighted-round-robin", connect_timeout_ms=200,
-                                   retries=1, passive={"failures": 100})}, threads=1)
+    proxy = behind_hung(start_proxy, hung_port, b1, "weighted-round-robin", 200)
     times = []
     for i in range(4):
         c = conns.wire(proxy.port, version=4)
@@ -267,9 +273,7 @@ def test_a_client_counts_as_its_backends_while_it_is_being_connected(brokers, st
     # backend is chosen, not once connected: while the proxy is still connecting a client to
     # "hung", the next one goes to b1, and the failed attempt gives the count back.
     (b1,) = brokers(1)
-    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
-                                   strategy="least-connections", connect_timeout_ms=3000,
-                                   retries=1, passive={"failures": 100})}, threads=1)
+    proxy = behind_hung(start_proxy, hung_port, b1, "least-connections", 3000)
     clients = []
     for i in range(2):
         c = conns.wire(proxy.port, version=4)
@@ -288,9 +292,7 @@ def test_client_that_leaves_during_the_connect_is_not_sent_on(brokers, start_pro
     # client's next connection, and publish the will). One that sent more than its CONNECT
     # before it left (here a DISCONNECT, without waiting for the CONNACK) is still served.
     (b1,) = brokers(1)
-    proxy = start_proxy({"p": pool(backend(hung_port, name="hung"), b1,
-                                   strategy="weighted-round-robin", connect_timeout_ms=300,
-                                   retries=1, passive={"failures": 100})}, threads=1)
+    proxy = behind_hung(start_proxy, hung_port, b1, "weighted-round-robin", 300)
     watcher = conns.wire(b1.port, version=4)
     assert watcher.connect("watcher").reason() == 0
     watcher.subscribe(1, ("wills/#", 0))
