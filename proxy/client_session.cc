@@ -240,6 +240,13 @@ std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::
   return IdleTimeout(listener, *connack->properties.server_keep_alive);
 }
 
+// No backend serves the client: counted, and told so in MQTT (CONNACK "server unavailable").
+asio::awaitable<void> Unserved(const std::shared_ptr<RawSocket>& client, ListenerCounters& counters,
+                               RejectReason reason, const std::optional<FirstPacket>& first) {
+  counters.Reject(reason);
+  if (first) co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
+}
+
 // A connection counted as a backend's from the moment the backend is chosen, so that the clients
 // arriving while it is being set up see it: least-connections spreads a burst of them instead of
 // sending all to the backend that was least loaded at its start, and max_connections holds.
@@ -297,7 +304,10 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   // those tried stay excluded).
   const std::string& pool_name = listener->config.pool;
   PoolPicker* picker = worker.picker(pool_name);
-  if (picker == nullptr) co_return;  // a reload removed the pool in between
+  if (picker == nullptr) {  // a reload removed the pool while the CONNECT was being read
+    co_await Unserved(client, counters, RejectReason::kNoBackend, first);
+    co_return;
+  }
   std::shared_ptr<const Pool> pool_ref = picker->shared_pool();
   const Pool& pool = *pool_ref;
   const PoolConfig& config = pool.config();
@@ -343,6 +353,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
         claim.To(chosen);
       }
     }
+    local_failure = false;  // the last connect says why the client is not served
     BackendConnection c =
         co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
     if (c.local_error != 0) {
@@ -364,9 +375,9 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     tried.push_back(std::move(chosen));
   }
   if (chosen == nullptr) {
-    counters.Reject(local_failure ? RejectReason::kLocalResources : RejectReason::kNoBackend);
-    if (first)
-      co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
+    co_await Unserved(client, counters,
+                      local_failure ? RejectReason::kLocalResources : RejectReason::kNoBackend,
+                      first);
     co_return;
   }
   // Passive health hears the verdict from the tunnel, once the backend has answered.

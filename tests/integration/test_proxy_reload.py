@@ -180,6 +180,24 @@ def test_reload_during_a_connect_attempt_retries_on_the_reloaded_pool(brokers, s
     assert proxy.backend_metric("sb_proxy_backend_connect_errors_total", "hung", "p") == 1
 
 
+def test_a_client_whose_pool_a_reload_removed_is_told_so(brokers, start_proxy, conns):
+    # A client connects to the listener of pool "p", and sends its CONNECT only after a reload
+    # has moved the listener to pool "q": the setup it began on "p" cannot go on. It gets CONNACK
+    # "server unavailable" (counted as no_backend), to reconnect, rather than a silent close.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1)})
+    c = conns.wire(proxy.port, version=4)
+    wait_for(lambda: proxy.metric('sb_proxy_listener_active_connections{listener="mqtt"}') == 1,
+             what="the proxy to hold the connection")
+    proxy.reload({"q": pool(b2)}, [{"name": "mqtt", "protocol": "mqtt", "pool": "q"}])
+    c.send(connect_packet("late", version=4))
+    assert c.expect(CONNACK).reason() == 3  # 3.1.1: server unavailable
+    assert proxy.rejected("no_backend") == 1
+    again = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: again.connect("late"))
+    assert reply.reason() == 0 and name == "b2"
+
+
 def test_reload_applies_the_log_level_and_names_what_waits_for_a_restart(brokers, start_proxy,
                                                                           conns):
     (b1,) = brokers(1)
