@@ -1,6 +1,7 @@
 // RedisStickyStore.
 #include "state/redis_sticky_store.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
 namespace state {
@@ -20,26 +21,50 @@ RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> cli
   for (ThreadClient& c : clients) {
     auto t = std::make_unique<PerThread>(PerThread{c.io, c.client, {}});
     PerThread* raw = t.get();
-    c.client->OnConnect([raw] { Replay(raw); });
+    c.client->OnConnect([this, raw] {
+      // What failed on the last connection goes again, unless bound again since.
+      for (auto& [key, u] : raw->failed)
+        raw->unsynced.emplace(key, std::move(u));
+      raw->failed.clear();
+      Replay(raw);
+    });
     threads_.push_back(std::move(t));
   }
 }
 
 void RedisStickyStore::Replay(PerThread* t) {
-  if (!t->client->connected()) return;  // the next connection starts again
+  if (!t->client->connected() || t->in_flight > 0) return;
   size_t n = std::min(PerThread::kReplayBatch, t->unsynced.size());
-  auto left = std::make_shared<size_t>(n);
+  t->in_flight = n;
+  auto taken = std::make_shared<bool>(true);  // every write of the batch
   for (size_t i = 0; i < n; ++i) {
     auto entry = t->unsynced.extract(t->unsynced.begin());
     PerThread::Unsynced& u = entry.mapped();
     std::vector<std::string> set = {"SET", entry.key(), u.backend, "PX", Millis(u.ttl)};
     if (u.only_if_absent) set.push_back("NX");
-    t->client->Command(std::move(set), [t, left, key = std::move(entry.key()),
+    t->client->Command(std::move(set), [this, t, taken, key = std::move(entry.key()),
                                         u = std::move(u)](absl::StatusOr<RedisReply> r) {
-      // Kept for the next connection, unless the client was bound again since.
-      if (!r.ok()) t->unsynced.emplace(key, u);
-      if (--*left == 0) Replay(t);
+      if (!r.ok()) {
+        t->failed.emplace(key, u);  // unless bound again since
+        *taken = false;
+      }
+      if (--t->in_flight > 0) return;
+      // Posted: a connection that failed answers every call at once, from within the call.
+      if (*taken) asio::post(*t->io, [this, t] { Replay(t); });
+      Count(t);
     });
+  }
+  Count(t);
+}
+
+void RedisStickyStore::Count(PerThread* t) {
+  bool pending = !t->unsynced.empty() || !t->failed.empty() || t->in_flight > 0;
+  if (pending == t->pending) return;
+  t->pending = pending;
+  if (pending) {
+    pending_threads_.fetch_add(1);
+  } else {
+    pending_threads_.fetch_sub(1);
   }
 }
 
@@ -56,9 +81,10 @@ asio::awaitable<std::optional<std::string>> RedisStickyStore::Find(std::string_v
   Clock::time_point now = Clock::now();
   if (auto cached = local_.FindAt(pool, client_id, now, cache_ttl_)) co_return cached;
   PerThread* t = Current(co_await asio::this_coro::executor);
-  if (t == nullptr || !t->client->connected() ||
-      t->unsynced.contains(keys_.Sticky(pool, client_id))) {
-    co_return local_.FindAt(pool, client_id, now);  // the cache has what Redis does not yet
+  if (t == nullptr || !t->client->connected()) co_return local_.FindAt(pool, client_id, now);
+  if (pending_threads_.load() > 0) {
+    // Redis may not have it yet.
+    if (auto cached = local_.FindAt(pool, client_id, now)) co_return cached;
   }
   std::string owned_pool(pool), owned_id(client_id);
   // Named vectors around co_await: GCC 12 miscompiles braced lists of literals there.
@@ -88,6 +114,7 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
     } else if (t->unsynced.size() < PerThread::kMaxUnsynced) {
       t->unsynced.emplace(key, PerThread::Unsynced{holder, ttl, only_if_absent});
     }
+    Count(t);
     return holder;
   };
   if (t == nullptr || !t->client->connected()) co_return fallback();
@@ -96,6 +123,8 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
   absl::StatusOr<RedisReply> r = co_await t->client->Call(std::move(set));
   if (!r.ok()) co_return fallback();
   t->unsynced.erase(key);  // superseded
+  t->failed.erase(key);
+  Count(t);
   std::string holder = owned_backend;
   if (r->nil()) {  // NX lost: another proxy recorded this client first; follow it
     std::vector<std::string> get = {"GET", key};

@@ -2,20 +2,23 @@
 // front of it as a cache and behind it as the fallback.
 //
 //   Find   a record confirmed in the last `cache_ttl` comes from the cache; else GET from Redis
-//          (and cached); while Redis is unreachable, the cache answers whatever its age.
+//          (and cached); while Redis is unreachable, or records bound meanwhile are still being
+//          written back, the cache answers whatever its age.
 //   Bind   SET key backend NX PX ttl: the first proxy to record a new client wins, and GET tells
 //          the others who did, so that they follow it. Overwrites are plain SET PX.
 //   Touch  PEXPIRE, fire and forget.
 //
 // While Redis is unreachable the proxy keeps binding in its cache; those records are written
 // back with SET NX when Redis returns (never overwriting what another proxy recorded meanwhile),
-// a batch at a time, so that the calls of new clients do not wait behind them all (nor time out,
-// which would drop the connection and the rest of the batch with it); a write that fails is
-// kept for the next connection. Until its record is written back, a client is found in the cache.
+// a batch at a time, the next once the last is answered, so that the calls of new clients do not
+// wait behind them all (nor time out, which would drop the connection and the rest with it). A
+// write that fails (or is refused: Redis out of memory, read-only) stops the write-back, and is
+// sent again at the next connection.
 //
 // Each I/O thread has its own Redis connection; calls use the one of the thread they run on.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <memory>
 #include <string>
@@ -59,16 +62,25 @@ class RedisStickyStore : public StickyStore {
     };
     static constexpr size_t kMaxUnsynced = 100'000;
     static constexpr size_t kReplayBatch = 500;
-    absl::flat_hash_map<std::string, Unsynced> unsynced;
+    absl::flat_hash_map<std::string, Unsynced> unsynced;  // not yet sent
+    absl::flat_hash_map<std::string, Unsynced> failed;    // sent, not taken: at the next connection
+    size_t in_flight = 0;                                 // of the batch being written
+    bool pending = false;                                 // counted in pending_threads_
   };
   PerThread* Current(const boost::asio::any_io_executor& executor);
-  // Writes back the next batch of `t`'s unsynced records, and the next when they are answered.
-  static void Replay(PerThread* t);
+  // Writes back the next batch of `t`'s unsynced records; the next follows when all of it was
+  // taken.
+  void Replay(PerThread* t);
+  // Keeps pending_threads_ up to date with what `t` has left to write back.
+  void Count(PerThread* t);
 
   RedisKeys keys_;
   std::vector<std::unique_ptr<PerThread>> threads_;
   std::chrono::milliseconds cache_ttl_;
   LocalStickyStore local_;
+  // Threads with records bound during an outage not yet written back: Redis may lack a record
+  // that the cache, which all threads share, has.
+  std::atomic<size_t> pending_threads_{0};
 };
 
 }  // namespace state

@@ -118,6 +118,38 @@ TEST(RedisStickyStoreTest, ManyRecordsBoundDuringAnOutageAreAllWrittenBack) {
   EXPECT_EQ(written, kRecords);
 }
 
+TEST(RedisStickyStoreTest, AWriteBackCutShortByATimeoutGoesOnAtTheNextConnection) {
+  // Redis stops answering in the middle of the write-back: the calls time out and the client
+  // drops the connection, failing the rest of the batch at once. What was not written goes at
+  // the next connection.
+  constexpr int kRecords = 5'000;
+  uint16_t port = FreePort();
+  auto server = std::make_unique<RedisServer>(port);
+  Proxy a(port, std::chrono::milliseconds(0), std::chrono::milliseconds(50));
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  server->Stop();
+  ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
+  a.Await([&]() -> asio::awaitable<int> {
+    for (int i = 0; i < kRecords; ++i) {
+      co_await a.store->Bind("p", "c" + std::to_string(i), "b1", true, seconds(30));
+    }
+    co_return kRecords;
+  }());
+  server = std::make_unique<RedisServer>(port);
+  ASSERT_TRUE(RunUntil(
+      a.io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
+  server->Freeze();
+  ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
+  server->Thaw();
+  int64_t written = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (written < kRecords && std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<RedisReply> r = a.Await(a.client->Call({"DBSIZE"}));
+    if (r.ok()) written = r->integer;
+  }
+  EXPECT_EQ(written, kRecords);
+}
+
 TEST(RedisStickyStoreTest, RecordsExpire) {
   RedisServer server;
   Proxy a(server.port(), std::chrono::milliseconds(0));
