@@ -375,6 +375,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     tried.push_back(std::move(chosen));
   }
   if (chosen == nullptr) {
+    claim.To(nullptr);  // not while the refusal is written
     co_await Unserved(client, counters,
                       local_failure ? RejectReason::kLocalResources : RejectReason::kNoBackend,
                       first);
@@ -410,6 +411,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
                       backend);
     if (!co_await SendAll(*backend, initial, deadline)) {
       worker.ReportConnectFailure(chosen);
+      claim.To(nullptr);
       if (first)
         co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
       co_return;
