@@ -2,6 +2,7 @@
 // and the helpers that wait on it.
 #pragma once
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -9,8 +10,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,16 +23,31 @@
 
 namespace state {
 
+// A free loopback port below the kernel's ephemeral range, never handed out twice by this
+// process. A port the kernel picks (bind to port 0) is in that range, where the kernel may give
+// it to a client connection before redis-server binds it (tests/integration/conftest.py's
+// free_port has the same rule). 0 if none is found.
 inline uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  static std::set<int> handed_out;
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(std::min(10000, ephemeral_low / 2), ephemeral_low - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port = pick(rng);
+    if (handed_out.contains(port)) continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (!free) continue;
+    handed_out.insert(port);
+    return static_cast<uint16_t>(port);
+  }
+  return 0;
 }
 
 class RedisServer {
