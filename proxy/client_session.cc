@@ -230,14 +230,27 @@ milliseconds IdleTimeout(const ListenerState& listener, uint16_t keep_alive_s) {
 }
 
 // An MQTT 5 broker may answer the CONNECT with a Server Keep Alive, which the client then follows
-// instead of its own (§3.2.2.3.14): the idle timeout follows it too.
-std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::string_view reply) {
-  absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(reply, reply.size());
-  if (!frame.ok() || !frame->has_value()) return std::nullopt;  // cut short: keep the client's
-  absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
-  const auto* connack = packet.ok() ? std::get_if<mqtt::Connack>(&*packet) : nullptr;
-  if (connack == nullptr || !connack->properties.server_keep_alive) return std::nullopt;
-  return IdleTimeout(listener, *connack->properties.server_keep_alive);
+// instead of its own (§3.2.2.3.14): the idle timeout follows it too. `reply` is a read from the
+// broker; `done` stays false while it held nothing but whole AUTH packets (enhanced
+// authentication, §4.12), which come before the CONNACK.
+std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::string_view reply,
+                                            bool& done) {
+  done = true;
+  while (true) {
+    absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(reply, reply.size());
+    if (!frame.ok() || !frame->has_value()) {
+      done = !reply.empty() || !frame.ok();  // cut short: keep the client's
+      return std::nullopt;
+    }
+    if ((**frame).type() == mqtt::PacketType::kAuth) {
+      reply.remove_prefix((**frame).size);
+      continue;
+    }
+    absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
+    const auto* connack = packet.ok() ? std::get_if<mqtt::Connack>(&*packet) : nullptr;
+    if (connack == nullptr || !connack->properties.server_keep_alive) return std::nullopt;
+    return IdleTimeout(listener, *connack->properties.server_keep_alive);
+  }
 }
 
 // No backend serves the client: counted, and told so in MQTT (CONNACK "server unavailable").
@@ -435,8 +448,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
   guard.handed_over = true;
   if (first && first->connect.version == mqtt::Version::k5) {
-    hooks.first_reply = [listener](std::string_view reply) {
-      return ServerKeepAlive(*listener, reply);
+    hooks.first_reply = [listener](std::string_view reply, bool& done) {
+      return ServerKeepAlive(*listener, reply, done);
     };
   }
   hooks.close = [counted, listener_counters = listener->counters, touch] {

@@ -106,13 +106,15 @@ bool Tunnel::Pump(Direction& d) {
     bool drained = got < buffer.size();
     bool ended = drained && d.from->peer_closed && !d.from->failed;
     if (drained && !d.from->peer_closed) d.from->readable = false;
-    if (d.bytes == 0 && &d == &down_) {
-      Judge(true);
-      if (auto first_reply = std::exchange(hooks_.first_reply, nullptr)) {
-        if (auto idle = first_reply(std::string_view(buffer.data(), got))) {
-          idle_timeout_ = *idle;
-          ArmTimer();
-        }
+    if (d.bytes == 0 && &d == &down_) Judge(true);
+    if (&d == &down_ && hooks_.first_reply) {
+      bool done = true;
+      std::optional<std::chrono::milliseconds> idle =
+          hooks_.first_reply(std::string_view(buffer.data(), got), done);
+      if (done) hooks_.first_reply = nullptr;
+      if (idle) {
+        idle_timeout_ = *idle;
+        ArmTimer();
       }
     }
     d.bytes += got;

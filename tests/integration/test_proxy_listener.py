@@ -8,7 +8,8 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import PUBLISH, SERVER_KEEP_ALIVE, connect_packet, packet, props, string
+from mqtt_wire import (AUTH, AUTHENTICATION_METHOD, CONNACK, PUBLISH, SERVER_KEEP_ALIVE,
+                       connect_packet, p_str, p_u16, packet, props, string)
 from proxy_fixtures import (backend, brokers, conns, is_closed, is_open, pool,  # noqa: F401
                             start_proxy)
 
@@ -160,6 +161,37 @@ def test_a_server_keep_alive_sets_the_idle_timeout(start_broker, start_proxy, co
     assert ack.reason() == 0 and ack.properties().get(SERVER_KEEP_ALIVE) == 5
     c.expect_silence(2.5)  # past the listener's idle timeout, within the broker's
     c.ping()
+
+
+def test_a_server_keep_alive_behind_an_auth_exchange_sets_the_idle_timeout(start_proxy, conns):
+    # With enhanced authentication (MQTT 5.0 §4.12) AUTH packets come before the CONNACK: the
+    # Server Keep Alive is read from the CONNACK behind them. A scripted backend sends both at once.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+
+    def serve():
+        conn, _ = server.accept()
+        conn.recv(65536)  # the CONNECT
+        auth = packet(AUTH, 0, bytes([0x18]) + props(p_str(AUTHENTICATION_METHOD, "x")))
+        connack = packet(CONNACK, 0, bytes([0, 0]) + props(p_u16(SERVER_KEEP_ALIVE, 5)))
+        conn.sendall(auth + connack)
+        held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    proxy = start_proxy({"p": pool(backend(server.getsockname()[1], name="scripted"))},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p", "idle_timeout_s": 1}])
+    c = conns.wire(proxy.port, version=5)
+    c.send(connect_packet("authed", version=5, keepalive=0))
+    c.expect(AUTH)
+    assert c.expect(CONNACK).properties().get(SERVER_KEEP_ALIVE) == 5
+    c.expect_silence(2.5)  # past the listener's idle timeout
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
 
 
 def test_broker_closes_a_silent_keep_alive_client_first(brokers, start_proxy, conns):
