@@ -199,6 +199,10 @@ void NodeLink::Write() {
     if (ec) return Fail("write: " + ec.message());
     out_.Consume(written);
   }
+  // All written at once: Pump stopped encoding at the bound of out_, and no write completion
+  // will come to ask for more. Without this, what waits in the queue (and the publishers held
+  // back until it drains) would wait for the next forward, which they are the ones to send.
+  if (!queue_.empty()) shard_.MarkDirty(*this);
 }
 
 void NodeLink::Read() {
