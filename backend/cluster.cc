@@ -50,13 +50,6 @@ constexpr const char* kDeleteIfExpired =
     "return 0";
 constexpr std::chrono::milliseconds kExpirySlack{1000};
 
-// This host's wall clock, in milliseconds since the Unix epoch.
-int64_t HostMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
@@ -407,7 +400,7 @@ void Cluster::RetainedExpired(const std::string& topic) {
 }
 
 void Cluster::LearnClock() {
-  int64_t sent = HostMillis();
+  int64_t sent = HostClockMillis();
   commands_->Command({"TIME"}, [sent](absl::StatusOr<RedisReply> r) {
     if (!r.ok() || r->elements.size() != 2) return;
     int64_t seconds = 0, micros = 0;
@@ -416,7 +409,7 @@ void Cluster::LearnClock() {
     std::from_chars(s.data(), s.data() + s.size(), seconds);
     std::from_chars(us.data(), us.data() + us.size(), micros);
     // Redis read its clock about halfway through the round trip.
-    int64_t host = sent + (HostMillis() - sent) / 2;
+    int64_t host = sent + (HostClockMillis() - sent) / 2;
     SetWallClockOffset(std::chrono::milliseconds(seconds * 1000 + micros / 1000 - host));
   });
 }

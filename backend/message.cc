@@ -44,10 +44,14 @@ std::atomic<int64_t> wall_clock_offset_ms{0};
 
 }  // namespace
 
+int64_t HostClockMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 int64_t WallClockMillis() {
-  auto host = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  return host.count() + wall_clock_offset_ms.load(std::memory_order_relaxed);
+  return HostClockMillis() + wall_clock_offset_ms.load(std::memory_order_relaxed);
 }
 
 void SetWallClockOffset(std::chrono::milliseconds offset) {

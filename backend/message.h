@@ -62,5 +62,7 @@ std::string EncodeMessage(const Message& message, Clock::time_point now);
 // synchronised clocks. Without a cluster, this host's. Thread-safe.
 int64_t WallClockMillis();
 void SetWallClockOffset(std::chrono::milliseconds offset);
+// This host's wall clock alone, in milliseconds since the Unix epoch (to measure the offset).
+int64_t HostClockMillis();
 
 }  // namespace backend

@@ -198,10 +198,16 @@ void Shard::SubscriptionsChanged(Session& session, const std::vector<RouteChange
   ToCluster([this, client_id = slot->session.client_id(), changes = std::move(changes), record_size,
              id = slot->session.id(),
              generation = slot->record_generation](ClusterSessions& sessions) {
-    sessions.RecordChanges(client_id, changes, record_size, [this, id, generation] {
-      asio::post(io_, [this, id, generation] { RecordLost(id, generation, /*rewrite=*/true); });
-    });
+    sessions.RecordChanges(client_id, changes, record_size,
+                           WhenRecordLost(id, generation, /*rewrite=*/true));
   });
+}
+
+std::function<void()> Shard::WhenRecordLost(uint64_t session_id, uint64_t generation,
+                                            bool rewrite) {
+  return [this, session_id, generation, rewrite] {
+    asio::post(io_, [=, this] { RecordLost(session_id, generation, rewrite); });
+  };
 }
 
 void Shard::RecordLost(uint64_t session_id, uint64_t generation, bool rewrite) {
@@ -251,9 +257,7 @@ void Shard::Record(SessionSlot& slot, bool offline) {
   ToCluster([this, client_id = slot.session.client_id(), bytes = std::move(bytes), ttl,
              id = slot.session.id(),
              generation = ++slot.record_generation](ClusterSessions& sessions) {
-    sessions.Record(client_id, bytes, ttl, [this, id, generation] {
-      asio::post(io_, [this, id, generation] { RecordLost(id, generation, /*rewrite=*/false); });
-    });
+    sessions.Record(client_id, bytes, ttl, WhenRecordLost(id, generation, /*rewrite=*/false));
   });
 }
 

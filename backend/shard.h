@@ -288,6 +288,8 @@ class Shard {
   // unless it has been written whole since (`generation`), it is written whole again, at once
   // for refused changes (Redis answered), else at its next change or disconnection.
   void RecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
+  // RecordLost on this shard's thread, for the control thread to call.
+  std::function<void()> WhenRecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
   // Appends a delivery to the record of an offline session.
   void RecordQueued(SessionSlot& slot, std::string delivery);
   // Runs `f` on the control thread with the cluster's sessions, if in a cluster.

@@ -220,10 +220,9 @@ asio::awaitable<BackendConnection> ConnectBackend(Worker& worker, const BackendS
   co_return BackendConnection{.socket = std::move(socket)};
 }
 
-// The idle timeout of a tunnel: above 1.5 times the MQTT keep alive, so that the broker, which
-// enforces 1.5 times, times a silent client out first and says why (DESIGN.md, step 5).
-// A connection whose MQTT keep alive is `keep_alive_s` (0: none) may be silent for 1.5 times it
-// before the broker closes it; the proxy waits longer, so that the broker says why.
+// The idle timeout of a tunnel whose MQTT keep alive is `keep_alive_s` (0: none, the listener's
+// then): above the 1.5 times the broker enforces, so that the broker times a silent client out
+// first and says why (DESIGN.md, step 5).
 milliseconds IdleTimeout(const ListenerState& listener, uint16_t keep_alive_s) {
   if (keep_alive_s > 0) return milliseconds(std::max<int64_t>(keep_alive_s * 2000, 10'000));
   return milliseconds(int64_t{listener.config.idle_timeout_s} * 1000);

@@ -23,11 +23,9 @@ MessagePtr Expiring(std::optional<uint32_t> interval_s) {
   return MakeMessage("a/b", "payload", mqtt::QoS::k1, true, std::move(properties), 0, kNow);
 }
 
-// `bytes` with its wall-clock expiry replaced by `left` from now.
+// `bytes` with its stored expiry replaced by `left` from now.
 std::string ExpiringIn(std::string bytes, milliseconds left) {
-  auto at = std::chrono::duration_cast<milliseconds>(
-      (std::chrono::system_clock::now() + left).time_since_epoch());
-  auto ms = static_cast<uint64_t>(at.count());
+  auto ms = static_cast<uint64_t>(WallClockMillis() + left.count());
   for (int i = 0; i < 8; ++i)
     bytes[1 + i] = static_cast<char>(ms >> (56 - 8 * i));
   return bytes;

@@ -87,35 +87,46 @@ TEST(RedisStickyStoreTest, WorksFromTheCacheWhileRedisIsDownAndWritesBackAfter) 
   EXPECT_TRUE(seen);
 }
 
-TEST(RedisStickyStoreTest, ManyRecordsBoundDuringAnOutageAreAllWrittenBack) {
-  // More than Redis writes within the command timeout: sent at once, the calls behind would time
-  // out, drop the connection and lose the records not yet written.
-  constexpr int kRecords = 50'000;
-  uint16_t port = FreePort();
-  auto server = std::make_unique<RedisServer>(port);
-  Proxy a(port, std::chrono::milliseconds(0), std::chrono::milliseconds(20));
+// Binds `records` clients ("c0", "c1", ...) on `a` while the Redis of `server` is down, then
+// starts an empty Redis on the same port and waits until `a` is connected to it again.
+void BindDuringAnOutage(std::unique_ptr<RedisServer>& server, Proxy& a, int records) {
   ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  uint16_t port = server->port();
   server->Stop();
   ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
   // In one coroutine: Await runs the loop 10 ms at a time.
   a.Await([&]() -> asio::awaitable<int> {
-    for (int i = 0; i < kRecords; ++i) {
+    for (int i = 0; i < records; ++i) {
       co_await a.store->Bind("p", "c" + std::to_string(i), "b1", true, seconds(30));
     }
-    co_return kRecords;
+    co_return records;
   }());
   server = std::make_unique<RedisServer>(port);
   ASSERT_TRUE(RunUntil(
       a.io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
+}
+
+// The keys in Redis, once there are `expected`, or after 30 s.
+int64_t KeysOnceThere(Proxy& a, int64_t expected) {
+  int64_t keys = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (keys < expected && std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<RedisReply> r = a.Await(a.client->Call({"DBSIZE"}));
+    if (r.ok()) keys = r->integer;
+  }
+  return keys;
+}
+
+TEST(RedisStickyStoreTest, ManyRecordsBoundDuringAnOutageAreAllWrittenBack) {
+  // More than Redis writes within the command timeout: sent at once, the calls behind would time
+  // out, drop the connection and lose the records not yet written.
+  constexpr int kRecords = 50'000;
+  auto server = std::make_unique<RedisServer>();
+  Proxy a(server->port(), std::chrono::milliseconds(0), std::chrono::milliseconds(20));
+  ASSERT_NO_FATAL_FAILURE(BindDuringAnOutage(server, a, kRecords));
   // Until its record is written back, a client is found in the cache, not missed in Redis.
   EXPECT_EQ(a.Find("c" + std::to_string(kRecords - 1)), "b1");
-  int64_t written = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (written < kRecords && std::chrono::steady_clock::now() < deadline) {
-    absl::StatusOr<RedisReply> r = a.Await(a.client->Call({"DBSIZE"}));
-    if (r.ok()) written = r->integer;
-  }
-  EXPECT_EQ(written, kRecords);
+  EXPECT_EQ(KeysOnceThere(a, kRecords), kRecords);
 }
 
 TEST(RedisStickyStoreTest, AWriteBackCutShortByATimeoutGoesOnAtTheNextConnection) {
@@ -123,31 +134,13 @@ TEST(RedisStickyStoreTest, AWriteBackCutShortByATimeoutGoesOnAtTheNextConnection
   // drops the connection, failing the rest of the batch at once. What was not written goes at
   // the next connection.
   constexpr int kRecords = 5'000;
-  uint16_t port = FreePort();
-  auto server = std::make_unique<RedisServer>(port);
-  Proxy a(port, std::chrono::milliseconds(0), std::chrono::milliseconds(50));
-  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
-  server->Stop();
-  ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
-  a.Await([&]() -> asio::awaitable<int> {
-    for (int i = 0; i < kRecords; ++i) {
-      co_await a.store->Bind("p", "c" + std::to_string(i), "b1", true, seconds(30));
-    }
-    co_return kRecords;
-  }());
-  server = std::make_unique<RedisServer>(port);
-  ASSERT_TRUE(RunUntil(
-      a.io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
+  auto server = std::make_unique<RedisServer>();
+  Proxy a(server->port(), std::chrono::milliseconds(0), std::chrono::milliseconds(50));
+  ASSERT_NO_FATAL_FAILURE(BindDuringAnOutage(server, a, kRecords));
   server->Freeze();
   ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
   server->Thaw();
-  int64_t written = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (written < kRecords && std::chrono::steady_clock::now() < deadline) {
-    absl::StatusOr<RedisReply> r = a.Await(a.client->Call({"DBSIZE"}));
-    if (r.ok()) written = r->integer;
-  }
-  EXPECT_EQ(written, kRecords);
+  EXPECT_EQ(KeysOnceThere(a, kRecords), kRecords);
 }
 
 TEST(RedisStickyStoreTest, RecordsExpire) {
