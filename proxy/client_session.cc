@@ -17,6 +17,7 @@
 #include "mqtt/error.h"
 #include "net/local_shortage.h"
 #include "net/proxy_protocol.h"
+#include "proxy/connack_reader.h"
 #include "proxy/tunnel.h"
 #include "proxy/worker.h"
 
@@ -228,30 +229,6 @@ milliseconds IdleTimeout(const ListenerState& listener, uint16_t keep_alive_s) {
   return milliseconds(int64_t{listener.config.idle_timeout_s} * 1000);
 }
 
-// An MQTT 5 broker may answer the CONNECT with a Server Keep Alive, which the client then follows
-// instead of its own (§3.2.2.3.14): the idle timeout follows it too. `reply` is a read from the
-// broker; `done` stays false while it held nothing but whole AUTH packets (enhanced
-// authentication, §4.12), which come before the CONNACK.
-std::optional<milliseconds> ServerKeepAlive(const ListenerState& listener, std::string_view reply,
-                                            bool& done) {
-  done = true;
-  while (true) {
-    absl::StatusOr<std::optional<mqtt::Frame>> frame = mqtt::ParseFrame(reply, reply.size());
-    if (!frame.ok() || !frame->has_value()) {
-      done = !reply.empty() || !frame.ok();  // cut short: keep the client's
-      return std::nullopt;
-    }
-    if ((**frame).type() == mqtt::PacketType::kAuth) {
-      reply.remove_prefix((**frame).size);
-      continue;
-    }
-    absl::StatusOr<mqtt::Packet> packet = mqtt::DecodePacket(**frame, mqtt::Version::k5);
-    const auto* connack = packet.ok() ? std::get_if<mqtt::Connack>(&*packet) : nullptr;
-    if (connack == nullptr || !connack->properties.server_keep_alive) return std::nullopt;
-    return IdleTimeout(listener, *connack->properties.server_keep_alive);
-  }
-}
-
 // No backend serves the client: counted, and told so in MQTT (CONNACK "server unavailable").
 asio::awaitable<void> Unserved(const std::shared_ptr<RawSocket>& client, ListenerCounters& counters,
                                RejectReason reason, const std::optional<FirstPacket>& first) {
@@ -447,8 +424,14 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
   guard.handed_over = true;
   if (first && first->connect.version == mqtt::Version::k5) {
-    hooks.first_reply = [listener](std::string_view reply, bool& done) {
-      return ServerKeepAlive(*listener, reply, done);
+    // The client follows the CONNACK's Server Keep Alive, if any, instead of its own: so does
+    // the idle timeout.
+    hooks.first_reply = [listener, reader = ConnackReader()](
+                            std::string_view reply,
+                            bool& done) mutable -> std::optional<milliseconds> {
+      std::optional<uint16_t> keep_alive_s = reader.Feed(reply, done);
+      if (!keep_alive_s) return std::nullopt;
+      return IdleTimeout(*listener, *keep_alive_s);
     };
   }
   hooks.close = [counted, listener_counters = listener->counters, touch] {

@@ -163,9 +163,11 @@ def test_a_server_keep_alive_sets_the_idle_timeout(start_broker, start_proxy, co
     c.ping()
 
 
-def test_a_server_keep_alive_behind_an_auth_exchange_sets_the_idle_timeout(start_proxy, conns):
+@pytest.mark.parametrize("cut", [False, True], ids=["in-one-read", "a-byte-at-a-time"])
+def test_a_server_keep_alive_behind_an_auth_exchange_sets_the_idle_timeout(start_proxy, conns, cut):
     # With enhanced authentication (MQTT 5.0 §4.12) AUTH packets come before the CONNACK: the
-    # Server Keep Alive is read from the CONNACK behind them. A scripted backend sends both at once.
+    # Server Keep Alive is read from the CONNACK behind them. A scripted backend sends both at
+    # once, or a byte per TCP segment, so that the proxy reads them cut anywhere.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
@@ -176,7 +178,13 @@ def test_a_server_keep_alive_behind_an_auth_exchange_sets_the_idle_timeout(start
         conn.recv(65536)  # the CONNECT
         auth = packet(AUTH, 0, bytes([0x18]) + props(p_str(AUTHENTICATION_METHOD, "x")))
         connack = packet(CONNACK, 0, bytes([0, 0]) + props(p_u16(SERVER_KEEP_ALIVE, 5)))
-        conn.sendall(auth + connack)
+        if cut:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(auth + connack)):
+                conn.sendall((auth + connack)[i:i + 1])
+                time.sleep(0.01)  # one segment, and one read, per byte
+        else:
+            conn.sendall(auth + connack)
         held.append(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
