@@ -76,12 +76,12 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
   auto live = std::make_shared<std::vector<std::string>>();
   auto round = std::make_shared<Round>();
   round->waiting = 2;
-  round->done = [this, view, live](bool ok) {
+  round->done = [this, view, live, read_after = operator_changes_](bool ok) {
     if (!ok) {
       in_flight_ = false;
       return;
     }
-    ReadOthers(std::move(*live), std::move(*view));
+    ReadOthers(std::move(*live), std::move(*view), read_after);
   };
   client_->Command(HeartbeatCommand(keys_.Proxies(), instance_, liveness_),
                    [this, live, round](absl::StatusOr<RedisReply> r) {
@@ -102,14 +102,22 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
   });
 }
 
-void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view) {
+void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, uint64_t read_after) {
   view.live_proxies = static_cast<uint32_t>(live.size()) + 1;
   auto shared = std::make_shared<TierView>(std::move(view));
   auto round = std::make_shared<Round>();
   round->waiting = 2 * live.size();
-  round->done = [this, shared](bool ok) {
+  round->done = [this, shared, read_after](bool ok) {
     in_flight_ = false;
-    if (ok && on_view) on_view(*shared);
+    if (!ok) return;
+    // The read came before these changes, on the same connection: they are newer than it.
+    absl::erase_if(recent_operators_, [&](const auto& entry) {
+      const auto& [number, state] = entry.second;
+      if (number <= read_after) return true;
+      shared->operators[entry.first] = state;
+      return false;
+    });
+    if (on_view) on_view(*shared);
   };
   if (live.empty()) return round->done(true);
   for (const std::string& id : live) {
@@ -138,6 +146,7 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view) {
 
 void RedisTierState::SetOperator(const std::string& backend, const OperatorState& state) {
   unsent_operators_[backend] = state;
+  recent_operators_[backend] = {++operator_changes_, state};
   client_->Command({"HSET", keys_.Operator(), backend, EncodeOperator(state)},
                    [this, backend, state](absl::StatusOr<RedisReply> r) {
                      auto it = unsent_operators_.find(backend);

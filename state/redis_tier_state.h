@@ -33,7 +33,8 @@ class RedisTierState : public TierState {
   static OperatorState DecodeOperator(std::string_view text);
 
  private:
-  void ReadOthers(std::vector<std::string> live, TierView view);
+  // `read_after`: the operator changes made here before the round's read of the operators.
+  void ReadOthers(std::vector<std::string> live, TierView view, uint64_t read_after);
 
   std::shared_ptr<RedisClient> client_;
   RedisKeys keys_;
@@ -42,6 +43,11 @@ class RedisTierState : public TierState {
   bool in_flight_ = false;
   // Operator changes not yet confirmed by Redis (made while it was unreachable, say).
   absl::flat_hash_map<std::string, OperatorState> unsent_operators_;
+  // Operator changes made here, numbered, until a round's read has seen them: a round whose read
+  // went out before a change answers with the state before it, which must not undo the change
+  // for a round.
+  uint64_t operator_changes_ = 0;
+  absl::flat_hash_map<std::string, std::pair<uint64_t, OperatorState>> recent_operators_;
 };
 
 }  // namespace state

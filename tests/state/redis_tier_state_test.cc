@@ -110,6 +110,31 @@ TEST(RedisTierStateTest, OperatorChangesReachOthersAndOutliveTheProxy) {
   EXPECT_TRUE(again.view.operators["p/x"].draining);
 }
 
+TEST(RedisTierStateTest, ARoundReadBeforeAnOperatorChangeDoesNotUndoIt) {
+  // The operator change is made here while a round is in flight: the round's read of the
+  // operators went to Redis ahead of the change's write and answers with the state before it.
+  RedisServer server;
+  asio::io_context io;
+  Instance a(io, server.port(), "a");
+  ASSERT_TRUE(RunUntil(io, [&] { return a.client->connected(); }));
+  a.tier->Report({});
+  a.tier->SetOperator("p/x", {.draining = true});
+  ASSERT_TRUE(RunUntil(io, [&] { return a.views == 1; }));
+  ASSERT_TRUE(a.view.operators.contains("p/x"));
+  EXPECT_TRUE(a.view.operators["p/x"].draining);
+  // Changed back the same way: the next round does not bring the drain back either.
+  a.tier->Report({});
+  a.tier->SetOperator("p/x", {.draining = false});
+  ASSERT_TRUE(RunUntil(io, [&] { return a.views == 2; }));
+  EXPECT_FALSE(a.view.operators["p/x"].draining);
+  // Once a read has seen the change, Redis has the last word: another proxy's later change
+  // reaches this one.
+  Instance b(io, server.port(), "b");
+  ASSERT_TRUE(RunUntil(io, [&] { return b.client->connected(); }));
+  b.tier->SetOperator("p/x", {.draining = true});
+  EXPECT_TRUE(Converge(io, {&a, &b}, {{}, {}}, [&] { return a.view.operators["p/x"].draining; }));
+}
+
 TEST(RedisTierStateTest, OperatorChangesWhileRedisIsDownAreSentWhenItReturns) {
   uint16_t port = FreePort();
   auto server = std::make_unique<RedisServer>(port);
