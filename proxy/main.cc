@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (vm.count("check")) {
-    if (absl::Status s = proxy::ResolveAddresses(*config); !s.ok()) {
+    if (absl::Status s = proxy::ResolveConfig(*config).status(); !s.ok()) {
       std::cerr << "switchboard: " << path << ": " << s.message() << "\n";
       return 2;
     }

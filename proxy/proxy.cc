@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "base/absl_format.h"
 #include "net/http_server.h"
@@ -29,12 +30,8 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-struct BackendEndpoints {
-  tcp::endpoint data;
-  tcp::endpoint check;
-};
-
-absl::StatusOr<BackendEndpoints> ResolveBackend(const std::string& pool, const BackendConfig& b) {
+absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(const std::string& pool,
+                                                       const BackendConfig& b) {
   auto failed = [&](std::string_view key, const absl::Status& s) {
     return absl::InvalidArgumentError(
         fmt::format("pool.{} backend \"{}\": {}: {}", pool, b.name, key, s.message()));
@@ -43,41 +40,42 @@ absl::StatusOr<BackendEndpoints> ResolveBackend(const std::string& pool, const B
   if (!data.ok()) return failed("address", data.status());
   absl::StatusOr<tcp::endpoint> check = b.check_address ? net::Resolve(*b.check_address) : data;
   if (!check.ok()) return failed("check_address", check.status());
-  return BackendEndpoints{*data, *check};
-}
-
-absl::StatusOr<tcp::endpoint> ResolveBind(const ListenerConfig& l) {
-  absl::StatusOr<tcp::endpoint> ep = net::Resolve(l.bind);
-  if (!ep.ok()) {
-    return absl::InvalidArgumentError(
-        fmt::format("listener \"{}\": bind: {}", l.name, ep.status().message()));
-  }
-  return ep;
+  return ResolvedConfig::Backend{*data, *check};
 }
 
 }  // namespace
 
-absl::Status ResolveAddresses(const ProxyConfig& config) {
+absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config) {
+  ResolvedConfig out;
   for (const auto& [name, pool] : config.pools) {
     for (const BackendConfig& b : pool.backends) {
-      if (absl::StatusOr<BackendEndpoints> r = ResolveBackend(name, b); !r.ok()) return r.status();
+      absl::StatusOr<ResolvedConfig::Backend> r = ResolveBackend(name, b);
+      if (!r.ok()) return r.status();
+      out.backends[{name, b.name}] = *r;
     }
   }
   for (const ListenerConfig& l : config.listeners) {
-    if (absl::StatusOr<tcp::endpoint> r = ResolveBind(l); !r.ok()) return r.status();
+    absl::StatusOr<tcp::endpoint> ep = net::Resolve(l.bind);
+    if (!ep.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("listener \"{}\": bind: {}", l.name, ep.status().message()));
+    }
+    out.binds[l.name] = *ep;
   }
   if (config.admin) {
     absl::StatusOr<tcp::endpoint> r = net::Resolve(*config.admin);
     if (!r.ok())
       return absl::InvalidArgumentError(fmt::format("proxy.admin: {}", r.status().message()));
   }
-  return absl::OkStatus();
+  out.config = std::move(config);
+  return out;
 }
 
 Proxy::Proxy(std::string config_path, ProxyConfig config)
     : config_path_(std::move(config_path)),
       config_(std::move(config)),
-      threads_(std::make_unique<net::IoThreads>(config_.threads, "worker")) {
+      threads_(std::make_unique<net::IoThreads>(config_.threads, "worker")),
+      reloader_(std::make_unique<asio::thread_pool>(1)) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     workers_.push_back(
         std::make_unique<Worker>(*this, i, threads_->context(i), config_.yield_before_sleep));
@@ -117,7 +115,9 @@ Proxy::Proxy(std::string config_path, ProxyConfig config)
 Proxy::~Proxy() = default;
 
 absl::Status Proxy::Start() {
-  if (absl::Status s = Apply(config_); !s.ok()) return s;
+  absl::StatusOr<ResolvedConfig> resolved = ResolveConfig(config_);
+  if (!resolved.ok()) return resolved.status();
+  if (absl::Status s = Apply(std::move(*resolved)); !s.ok()) return s;
   for (auto& client : redis_clients_)
     client->Start();
   asio::post(threads_->context(0), [this] { tier_sync_->Start(); });
@@ -139,22 +139,21 @@ absl::Status Proxy::Start() {
   return absl::OkStatus();
 }
 
-absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
-  // 1. Pools: resolve every backend; keep the state of backends that keep name and addresses.
-  // Nothing live changes before step 3: weights and limits changed in the file wait in
-  // `new_weights` and `new_limits`.
+absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied) {
+  ProxyConfig& next = resolved.config;
+  // 1. Pools: keep the state of backends that keep name and addresses. Nothing live changes
+  // before step 3: weights and limits changed in the file wait in `new_weights` and `new_limits`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
   std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights, new_limits;
   std::vector<std::pair<std::string, std::shared_ptr<BackendState>>> operator_weights_dropped;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
     for (const BackendConfig& bc : pc.backends) {
-      absl::StatusOr<BackendEndpoints> resolved = ResolveBackend(name, bc);
-      if (!resolved.ok()) return resolved.status();
+      const ResolvedConfig::Backend& endpoints = resolved.backends.at({name, bc.name});
       std::shared_ptr<BackendState> state;
       if (auto old = pools_.find(name); old != pools_.end()) {
         std::shared_ptr<BackendState> b = old->second->Find(bc.name);
-        if (b != nullptr && b->endpoint == resolved->data && b->check_endpoint == resolved->check) {
+        if (b != nullptr && b->endpoint == endpoints.data && b->check_endpoint == endpoints.check) {
           state = b;
           // A weight changed in the file overrides one set through the admin API.
           if (b->file_weight != bc.weight) {
@@ -168,7 +167,7 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
       }
       if (state == nullptr) {
         state =
-            std::make_shared<BackendState>(bc, resolved->data, resolved->check, pc.health.policy);
+            std::make_shared<BackendState>(bc, endpoints.data, endpoints.check, pc.health.policy);
       }
       backends.push_back(std::move(state));
     }
@@ -190,16 +189,15 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
     if (it != bound_.end() && it->second.bind == lc.bind && it->second.protocol == lc.protocol) {
       continue;  // keeps its sockets
     }
-    absl::StatusOr<tcp::endpoint> ep = ResolveBind(lc);
-    if (!ep.ok()) return ep.status();
+    tcp::endpoint ep = resolved.binds.at(lc.name);
     Opened o{lc.name, {}, 0};
     for (auto& w : workers_) {
-      absl::StatusOr<tcp::acceptor> a = net::Listen(w->io(), *ep, /*reuse_port=*/true);
+      absl::StatusOr<tcp::acceptor> a = net::Listen(w->io(), ep, /*reuse_port=*/true);
       if (!a.ok())
         return absl::UnavailableError(
             fmt::format("listener {}: {}", lc.name, a.status().message()));
-      ep->port(a->local_endpoint().port());  // with port 0, every worker takes the same one
-      o.port = ep->port();
+      ep.port(a->local_endpoint().port());  // with port 0, every worker takes the same one
+      o.port = ep.port();
       o.acceptors.push_back(std::move(*a));
     }
     opened.push_back(std::move(o));
@@ -288,28 +286,49 @@ absl::Status Proxy::Apply(ProxyConfig next, std::function<void()> applied) {
   return absl::OkStatus();
 }
 
-absl::Status Proxy::Reload() {
-  absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
-  if (!next.ok()) return next.status();
-  if (next->threads != config_.threads || next->admin != config_.admin ||
-      next->instance != config_.instance ||
-      next->yield_before_sleep != config_.yield_before_sleep || next->redis != config_.redis) {
+void Proxy::Reload() {
+  asio::post(*reloader_, [this] {
+    absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
+    absl::StatusOr<ResolvedConfig> resolved =
+        next.ok() ? ResolveConfig(std::move(*next)) : next.status();
+    asio::post(threads_->context(0), [this, resolved = std::move(resolved)]() mutable {
+      ApplyReload(std::move(resolved));
+    });
+  });
+}
+
+void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved) {
+  if (stopping_) {
+    spdlog::warn("reload ignored: stopping");
+    return;
+  }
+  if (!resolved.ok()) {
+    spdlog::error("reload refused, the running configuration stays: {}",
+                  resolved.status().message());
+    return;
+  }
+  ProxyConfig& next = resolved->config;
+  if (next.threads != config_.threads || next.admin != config_.admin ||
+      next.instance != config_.instance || next.yield_before_sleep != config_.yield_before_sleep ||
+      next.redis != config_.redis) {
     spdlog::warn(
         "reload: [proxy] threads, admin, instance and yield_before_sleep, and [redis], apply at "
         "the next restart");
   }
-  if (next->log_level != config_.log_level) {
-    spdlog::info("reload: log level {}", next->log_level);
-    spdlog::set_level(spdlog::level::from_str(next->log_level));
+  if (next.log_level != config_.log_level) {
+    spdlog::info("reload: log level {}", next.log_level);
+    spdlog::set_level(spdlog::level::from_str(next.log_level));
   }
   // What is fixed at startup stays.
-  next->threads = config_.threads;
-  next->yield_before_sleep = config_.yield_before_sleep;
-  next->admin = config_.admin;
-  next->instance = config_.instance;
-  next->redis = config_.redis;
+  next.threads = config_.threads;
+  next.yield_before_sleep = config_.yield_before_sleep;
+  next.admin = config_.admin;
+  next.instance = config_.instance;
+  next.redis = config_.redis;
   // Logged once every worker has the new configuration: from then on it is in force.
-  return Apply(std::move(*next), [path = config_path_] { spdlog::info("reloaded {}", path); });
+  absl::Status s =
+      Apply(std::move(*resolved), [path = config_path_] { spdlog::info("reloaded {}", path); });
+  if (!s.ok()) spdlog::error("reload refused, the running configuration stays: {}", s.message());
 }
 
 void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {
@@ -351,8 +370,8 @@ void Proxy::Run() {
         if (signal == SIGHUP) {
           if (stopping_) {
             spdlog::warn("reload ignored: stopping");
-          } else if (absl::Status s = Reload(); !s.ok()) {
-            spdlog::error("reload refused, the running configuration stays: {}", s.message());
+          } else {
+            Reload();
           }
           signals.async_wait(on_signal);
           return;

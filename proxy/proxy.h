@@ -5,25 +5,34 @@
 // there. Configuration changes reach the other workers by posting; no lock is on the path of a
 // connection.
 //
-// A reload is all or nothing: the new file is parsed, every new address resolved and every new
+// A reload is all or nothing: the new file is parsed, every address resolved and every new
 // listener bound before anything changes; any failure leaves the old configuration in force.
+// The file is read and its host names resolved on a thread of its own, so that a slow resolver
+// holds up the reload, not the connections of thread 0.
 // Backends that keep their name and address keep their health, counts, operator changes and
 // connections; listeners that keep their address keep their sockets.
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "health/health_state.h"
 #include "proxy/config.h"
 #include "proxy/listener_state.h"
 #include "proxy/pool.h"
 #include "state/redis_client.h"
+
+namespace boost::asio {
+class thread_pool;
+}  // namespace boost::asio
 
 namespace net {
 class HttpServer;
@@ -36,9 +45,21 @@ class HealthManager;
 class TierSync;
 class Worker;
 
-// Resolves every address of `config` as starting the proxy would: the first that fails, named by
-// its key. For --check.
-[[nodiscard]] absl::Status ResolveAddresses(const ProxyConfig& config);
+// A configuration with its addresses resolved. Resolving is blocking and may take seconds (the
+// system resolver, for host names), so a reload does it off the I/O threads, before Apply.
+struct ResolvedConfig {
+  struct Backend {
+    boost::asio::ip::tcp::endpoint data;
+    boost::asio::ip::tcp::endpoint check;
+  };
+  ProxyConfig config;
+  std::map<std::pair<std::string, std::string>, Backend> backends;  // by pool and backend name
+  std::map<std::string, boost::asio::ip::tcp::endpoint> binds;      // by listener name
+};
+
+// Resolves every address of `config` as starting the proxy would (the admin address too, which
+// the admin server resolves itself): the first that fails, named by its key.
+[[nodiscard]] absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config);
 
 class Proxy {
  public:
@@ -58,8 +79,9 @@ class Proxy {
   void Run();
   // Stops at once: closes the listeners and every connection and ends Run.
   void Shutdown();
-  // Re-reads the configuration file and applies it; the old one stays on any error.
-  [[nodiscard]] absl::Status Reload();
+  // Re-reads the configuration file and resolves its addresses on a thread of its own, then
+  // applies it on the control thread; the old one stays on any error, which is logged.
+  void Reload();
 
   HealthManager& health() { return *health_; }
   TierSync& tier() { return *tier_sync_; }
@@ -77,7 +99,9 @@ class Proxy {
 
  private:
   // Applies a configuration; `applied` runs (on some worker's thread) once every worker has it.
-  absl::Status Apply(ProxyConfig next, std::function<void()> applied = {});
+  absl::Status Apply(ResolvedConfig next, std::function<void()> applied = {});
+  // The second half of Reload, on the control thread.
+  void ApplyReload(absl::StatusOr<ResolvedConfig> next);
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
@@ -104,6 +128,9 @@ class Proxy {
   std::map<std::string, uint16_t> ports_;
   bool stopping_ = false;   // from a stop signal on
   bool shut_down_ = false;  // Shutdown ran
+  // Reads and resolves reloaded files, one at a time, in order. Last, so that it is joined
+  // before anything its work refers to goes.
+  std::unique_ptr<boost::asio::thread_pool> reloader_;
 };
 
 }  // namespace proxy

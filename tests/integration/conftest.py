@@ -120,6 +120,16 @@ def clock_off_by(seconds):
     return env
 
 
+SLOW_RESOLVER = BIN.parent / "tests" / "libslow_resolver.so"
+
+
+def slow_resolver(ms):
+    """The environment of a process whose system resolver takes `ms` for any host name ending in
+    ".slow.test", which it resolves to 127.0.0.1 (tests/integration/slow_resolver.cc)."""
+    assert SLOW_RESOLVER.exists(), f"{SLOW_RESOLVER} missing: scripts/build builds it"
+    return {**os.environ, "LD_PRELOAD": str(SLOW_RESOLVER), "SLOW_RESOLVER_MS": str(ms)}
+
+
 class Process:
     """A child process with its output in a log file."""
 

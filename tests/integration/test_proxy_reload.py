@@ -2,10 +2,11 @@
 connections, counts, health and operator changes, and the clients of those that go are closed; a
 file with an error, or one that cannot be applied, is refused and the running configuration
 stays."""
+import signal
 import socket
 import time
 
-from conftest import wait_for
+from conftest import slow_resolver, wait_for
 from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, hung_port,  # noqa: F401
                             is_open, pool, start_proxy, tcp_sockets)
@@ -214,3 +215,21 @@ def test_reload_applies_the_log_level_and_names_what_waits_for_a_restart(brokers
     s = conns.socket(proxy.port)
     s.sendall(b"GET / HTTP/1.1\r\n\r\n")
     wait_for(lambda: refusal in proxy.log(), what="the refusal logged at debug")
+
+
+def test_a_slow_resolver_holds_up_the_reload_not_the_connections(brokers, start_proxy, conns):
+    # A reload resolves host names on a thread of its own. While the system resolver takes 4 s
+    # over the new backend's name, the one I/O thread (which also runs the reload) goes on
+    # relaying for its clients and accepting new ones; then the reload applies.
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1)}, threads=1, env=slow_resolver(4000))
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("before").reason() == 0
+    proxy.write_config({"p": pool(b1, dict(backend(b2), address=f"b2.slow.test:{b2.port}"))})
+    proxy.signal(signal.SIGHUP)
+    round_trip(c, "during")
+    fresh = conns.wire(proxy.port, version=4)
+    assert fresh.connect("during").reason() == 0
+    assert "] reloaded " not in proxy.log()  # all that happened while the name was resolved
+    wait_for(lambda: "] reloaded " in proxy.log(), timeout=10, what="the reload, once resolved")
+    assert set(proxy.backends()) == {"b1", "b2"}
