@@ -19,17 +19,20 @@ RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> cli
                                    std::chrono::milliseconds cache_ttl)
     : keys_(std::move(keys)), cache_ttl_(cache_ttl) {
   for (ThreadClient& c : clients) {
-    auto t = std::make_unique<PerThread>(PerThread{c.io, c.client, {}});
+    auto t = std::make_unique<PerThread>(
+        PerThread{.io = c.io, .client = c.client, .retry = asio::steady_timer(*c.io)});
     PerThread* raw = t.get();
-    c.client->OnConnect([this, raw] {
-      // What failed on the last connection goes again, unless bound again since.
-      for (auto& [key, u] : raw->failed)
-        raw->unsynced.emplace(key, std::move(u));
-      raw->failed.clear();
-      Replay(raw);
-    });
+    c.client->OnConnect([this, raw] { Retry(raw); });
     threads_.push_back(std::move(t));
   }
+}
+
+void RedisStickyStore::Retry(PerThread* t) {
+  t->retry.cancel();
+  for (auto& [key, u] : t->failed)
+    t->unsynced.emplace(key, std::move(u));
+  t->failed.clear();
+  Replay(t);
 }
 
 void RedisStickyStore::Replay(PerThread* t) {
@@ -49,8 +52,16 @@ void RedisStickyStore::Replay(PerThread* t) {
         *taken = false;
       }
       if (--t->in_flight > 0) return;
-      // Posted: a connection that failed answers every call at once, from within the call.
-      if (*taken) asio::post(*t->io, [this, t] { Replay(t); });
+      if (*taken) {
+        // Posted: a connection that failed answers every call at once, from within the call.
+        asio::post(*t->io, [this, t] { Replay(t); });
+      } else if (t->client->connected()) {
+        // Refused: sent again later (a lost connection sends it again when it comes back).
+        t->retry.expires_after(kRetryAfter);
+        t->retry.async_wait([this, t](const boost::system::error_code& ec) {
+          if (!ec) Retry(t);
+        });
+      }
       Count(t);
     });
   }

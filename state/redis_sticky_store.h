@@ -12,14 +12,16 @@
 // back with SET NX when Redis returns (never overwriting what another proxy recorded meanwhile),
 // a batch at a time, the next once the last is answered, so that the calls of new clients do not
 // wait behind them all (nor time out, which would drop the connection and the rest with it). A
-// write that fails (or is refused: Redis out of memory, read-only) stops the write-back, and is
-// sent again at the next connection.
+// write that fails stops the write-back; it goes again at the next connection, or, refused by a
+// Redis that stays connected (out of memory, read-only), kRetryAfter later.
 //
 // Each I/O thread has its own Redis connection; calls use the one of the thread they run on.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,14 +65,19 @@ class RedisStickyStore : public StickyStore {
     static constexpr size_t kMaxUnsynced = 100'000;
     static constexpr size_t kReplayBatch = 500;
     absl::flat_hash_map<std::string, Unsynced> unsynced;  // not yet sent
-    absl::flat_hash_map<std::string, Unsynced> failed;    // sent, not taken: at the next connection
+    absl::flat_hash_map<std::string, Unsynced> failed;    // sent, not taken: to be sent again
     size_t in_flight = 0;                                 // of the batch being written
     bool pending = false;                                 // counted in pending_threads_
+    boost::asio::steady_timer retry;                      // for `failed`, while connected
   };
+  static constexpr std::chrono::seconds kRetryAfter{1};
+
   PerThread* Current(const boost::asio::any_io_executor& executor);
   // Writes back the next batch of `t`'s unsynced records; the next follows when all of it was
   // taken.
   void Replay(PerThread* t);
+  // Sends what failed again (unless bound again since), and goes on with the write-back.
+  void Retry(PerThread* t);
   // Keeps pending_threads_ up to date with what `t` has left to write back.
   void Count(PerThread* t);
 

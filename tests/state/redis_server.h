@@ -52,7 +52,11 @@ inline uint16_t FreePort() {
 
 class RedisServer {
  public:
-  explicit RedisServer(uint16_t port = FreePort()) : port_(port) { Start(); }
+  // `options`: more command-line options for redis-server ("--maxmemory", "1", ...).
+  explicit RedisServer(uint16_t port = FreePort(), std::vector<std::string> options = {})
+      : port_(port), options_(std::move(options)) {
+    Start();
+  }
   ~RedisServer() { Stop(); }
 
   uint16_t port() const { return port_; }
@@ -61,9 +65,15 @@ class RedisServer {
   void Start() {
     pid_ = fork();
     if (pid_ == 0) {
-      std::string port = std::to_string(port_);
-      execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--loglevel", "warning", nullptr);
+      std::vector<std::string> args = {
+          "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+          "--appendonly", "no",     "--loglevel",          "warning"};
+      args.insert(args.end(), options_.begin(), options_.end());
+      std::vector<char*> argv;
+      for (std::string& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execvp("redis-server", argv.data());
       _exit(127);
     }
     // Ready when it accepts a connection; the deadline fails the test through the caller.
@@ -96,6 +106,7 @@ class RedisServer {
 
  private:
   uint16_t port_;
+  std::vector<std::string> options_;
   pid_t pid_ = -1;
 };
 

@@ -88,8 +88,10 @@ TEST(RedisStickyStoreTest, WorksFromTheCacheWhileRedisIsDownAndWritesBackAfter) 
 }
 
 // Binds `records` clients ("c0", "c1", ...) on `a` while the Redis of `server` is down, then
-// starts an empty Redis on the same port and waits until `a` is connected to it again.
-void BindDuringAnOutage(std::unique_ptr<RedisServer>& server, Proxy& a, int records) {
+// starts an empty Redis on the same port (with `options`) and waits until `a` is connected to it
+// again.
+void BindDuringAnOutage(std::unique_ptr<RedisServer>& server, Proxy& a, int records,
+                        std::vector<std::string> options = {}) {
   ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
   uint16_t port = server->port();
   server->Stop();
@@ -101,7 +103,7 @@ void BindDuringAnOutage(std::unique_ptr<RedisServer>& server, Proxy& a, int reco
     }
     co_return records;
   }());
-  server = std::make_unique<RedisServer>(port);
+  server = std::make_unique<RedisServer>(port, std::move(options));
   ASSERT_TRUE(RunUntil(
       a.io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
 }
@@ -141,6 +143,23 @@ TEST(RedisStickyStoreTest, AWriteBackCutShortByATimeoutGoesOnAtTheNextConnection
   ASSERT_TRUE(RunUntil(a.io, [&] { return !a.client->connected(); }));
   server->Thaw();
   EXPECT_EQ(KeysOnceThere(a, kRecords), kRecords);
+}
+
+TEST(RedisStickyStoreTest, AWriteBackRefusedByARedisThatStaysConnectedGoesAgain) {
+  // The Redis that comes back is out of memory (maxmemory 1 byte, no eviction): it refuses every
+  // write with an error reply and keeps the connection. Once it has room, the records go.
+  constexpr int kRecords = 1'000;
+  auto server = std::make_unique<RedisServer>();
+  Proxy a(server->port(), std::chrono::milliseconds(0));
+  ASSERT_NO_FATAL_FAILURE(BindDuringAnOutage(
+      server, a, kRecords, {"--maxmemory", "1", "--maxmemory-policy", "noeviction"}));
+  absl::StatusOr<RedisReply> refused =
+      a.Await(a.client->Call({"SET", "probe", "x"}));  // behind the write-back's first batch
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_EQ(a.Find("c0"), "b1");  // meanwhile from the cache
+  ASSERT_TRUE(a.Await(a.client->Call({"CONFIG", "SET", "maxmemory", "0"})).ok());
+  EXPECT_EQ(KeysOnceThere(a, kRecords), kRecords);
+  EXPECT_TRUE(a.client->connected());
 }
 
 TEST(RedisStickyStoreTest, RecordsExpire) {
