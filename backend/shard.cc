@@ -78,7 +78,8 @@ Shard::Shard(Broker& broker, uint32_t index, asio::io_context& io)
       io_(io),
       acceptor_(io),
       accept_retry_(io),
-      shutdown_timer_(io) {
+      shutdown_timer_(io),
+      record_retry_(io) {
   read_scratch_.resize(64 * 1024);
 }
 
@@ -215,8 +216,29 @@ void Shard::RecordLost(uint64_t session_id, uint64_t generation, bool rewrite) {
   if (slot == nullptr || !slot->recorded || slot->record_generation != generation) return;
   if (rewrite && slot->connection != nullptr && Recordable(*slot)) {
     Record(*slot, /*offline=*/false);
-  } else {
-    slot->record_unsure = true;
+    return;
+  }
+  // Redis refused the write (out of memory, read-only) or did not answer: again a little later,
+  // for a session may make no change that would rewrite it (and a client told its subscription
+  // was taken expects it to survive a crash of this node).
+  slot->record_unsure = true;
+  if (unsure_records_.empty()) {
+    record_retry_.expires_after(kRecordRetry);
+    record_retry_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) RewriteUnsureRecords();
+    });
+  }
+  unsure_records_.insert(session_id);
+}
+
+void Shard::RewriteUnsureRecords() {
+  absl::flat_hash_set<uint64_t> unsure;
+  unsure.swap(unsure_records_);
+  for (uint64_t id : unsure) {
+    SessionSlot* slot = FindSlot(id);
+    if (slot != nullptr && slot->recorded && slot->record_unsure && Recordable(*slot)) {
+      Record(*slot, /*offline=*/slot->connection == nullptr);
+    }
   }
 }
 

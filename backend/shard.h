@@ -286,8 +286,11 @@ class Shard {
   void Record(SessionSlot& slot, bool offline);
   // A write of the record of session `session_id` was lost, or its changes refused (`rewrite`):
   // unless it has been written whole since (`generation`), it is written whole again, at once
-  // for refused changes (Redis answered), else at its next change or disconnection.
+  // for refused changes of a connected session (Redis answered), else at its next change or
+  // disconnection, or kRecordRetry later, whichever comes first.
   void RecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
+  // Writes whole again the records RecordLost left unsure.
+  void RewriteUnsureRecords();
   // RecordLost on this shard's thread, for the control thread to call.
   std::function<void()> WhenRecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
   // Appends a delivery to the record of an offline session.
@@ -336,6 +339,10 @@ class Shard {
   bool stopping_ = false;      // CloseClients ran: adopt nothing more
   bool links_closed_ = false;  // CloseLinks ran: open no more
   boost::asio::steady_timer shutdown_timer_;
+  // Sessions whose records lost a write, for RewriteUnsureRecords, when the timer is armed.
+  static constexpr std::chrono::seconds kRecordRetry{1};
+  absl::flat_hash_set<uint64_t> unsure_records_;
+  boost::asio::steady_timer record_retry_;
 
   SubscriptionTrie routes_;
   std::vector<Subscriber> matches_;  // scratch for Publish

@@ -334,6 +334,30 @@ def test_changes_are_not_appended_to_a_record_that_lost_a_write(cluster, clients
     assert receive(back, 3) == ["m1", "m2", "m3"]
 
 
+def test_a_record_redis_refused_is_written_again_without_a_change(cluster, clients):
+    """A whole write of a record that Redis refused while staying connected (out of memory here)
+    is made again once Redis takes writes, though the session makes no change that would
+    rewrite it: the client was told its subscription was taken."""
+    a, b = cluster(2)
+    w = clients.wire(a.port, 5)
+    assert w.connect("refused", **persistent(5)).reason() == 0
+    cluster.redis.command("CONFIG", "SET", "maxmemory", "1")  # no eviction: writes are refused
+    try:
+        # The SUBACK comes after Redis answered the record's write: it refused it.
+        assert w.subscribe(1, ("refused/1", sub_options(1))).suback_codes() == [1]
+        assert not recorded(cluster, a, "refused")
+    finally:
+        cluster.redis.command("CONFIG", "SET", "maxmemory", "0")
+    wait_for(lambda: recorded(cluster, a, "refused"), what="the record written again")
+    crash(a)
+    w.close()
+    back = clients.wire(b.port, 5, timeout=10)
+    ack = back.connect("refused", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    clients.paho(b.port, "pub").publish("refused/1", "kept", 1)
+    assert receive(back, 1) == ["kept"]
+
+
 def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, processes):
     (a,) = cluster(1)
     w = clients.wire(a.port, 5)
