@@ -242,9 +242,13 @@ void ClusterSessions::RecordChanges(const std::string& client_id, std::string ch
 }
 
 void ClusterSessions::RecordQueued(const std::string& client_id, std::string delivery,
-                                   std::optional<std::chrono::milliseconds> ttl) {
+                                   std::optional<std::chrono::milliseconds> ttl,
+                                   std::function<void()> failed) {
   std::string key = keys_.DurableQueue(node_, client_id);
-  commands_->Command({"RPUSH", key, std::move(delivery)}, Ignore);
+  commands_->Command({"RPUSH", key, std::move(delivery)},
+                     [failed = std::move(failed)](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok()) failed();
+                     });
   if (ttl) {
     commands_->Command({"PEXPIRE", key, std::to_string(std::max<int64_t>(ttl->count(), 1))},
                        Ignore);

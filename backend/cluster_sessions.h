@@ -79,9 +79,13 @@ class ClusterSessions {
   // `record_size` bytes long, as written; else (or if Redis did not take them) runs `refused`.
   void RecordChanges(const std::string& client_id, std::string changes, size_t record_size,
                      std::function<void()> refused);
-  // Appends a delivery (session_codec.h) to an offline session's queue.
+  // Appends a delivery (session_codec.h) to an offline session's queue. `failed` runs if Redis
+  // did not take it.
   void RecordQueued(const std::string& client_id, std::string delivery,
-                    std::optional<std::chrono::milliseconds> ttl);
+                    std::optional<std::chrono::milliseconds> ttl, std::function<void()> failed);
+
+  // Redis is connected: records can be written.
+  bool connected() const { return commands_->connected(); }
 
   // A message on this node's node-events channel.
   void OnEvent(std::string_view message);

@@ -222,16 +222,29 @@ void Shard::RecordLost(uint64_t session_id, uint64_t generation, bool rewrite) {
   // for a session may make no change that would rewrite it (and a client told its subscription
   // was taken expects it to survive a crash of this node).
   slot->record_unsure = true;
-  if (unsure_records_.empty()) {
-    record_retry_.expires_after(kRecordRetry);
-    record_retry_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) RewriteUnsureRecords();
-    });
-  }
+  if (unsure_records_.empty()) ArmRecordRetry();
   unsure_records_.insert(session_id);
 }
 
+void Shard::ArmRecordRetry() {
+  record_retry_.expires_after(kRecordRetry);
+  record_retry_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    ToCluster([this](ClusterSessions& sessions) {
+      asio::post(io_, [this, connected = sessions.connected()] {
+        if (connected) {
+          RewriteUnsureRecords();
+        } else {
+          ArmRecordRetry();
+        }
+      });
+    });
+  });
+}
+
 void Shard::RewriteUnsureRecords() {
+  // Once the links are closed, this node is leaving: the survivors adopt what it recorded.
+  if (links_closed_) return;
   absl::flat_hash_set<uint64_t> unsure;
   unsure.swap(unsure_records_);
   for (uint64_t id : unsure) {
@@ -892,8 +905,13 @@ void Shard::RecordQueued(SessionSlot& slot, std::string delivery) {
   if (slot.expires_at != Clock::time_point::max()) {
     ttl = std::chrono::ceil<std::chrono::milliseconds>(slot.expires_at - Clock::now());
   }
-  ToCluster([client_id = slot.session.client_id(), delivery = std::move(delivery),
-             ttl](ClusterSessions& sessions) { sessions.RecordQueued(client_id, delivery, ttl); });
+  // Lost, it is written with the whole record again (RecordLost).
+  ToCluster([this, client_id = slot.session.client_id(), delivery = std::move(delivery), ttl,
+             id = slot.session.id(),
+             generation = slot.record_generation](ClusterSessions& sessions) {
+    sessions.RecordQueued(client_id, delivery, ttl,
+                          WhenRecordLost(id, generation, /*rewrite=*/false));
+  });
 }
 
 void Shard::ReceiveDeliveries(ShardBatch batch) {

@@ -284,12 +284,14 @@ class Shard {
   // Writes the record of `slot`: its subscriptions and its connection's will, or with `offline`
   // everything it holds, the will that waits for its delay too.
   void Record(SessionSlot& slot, bool offline);
-  // A write of the record of session `session_id` was lost, or its changes refused (`rewrite`):
-  // unless it has been written whole since (`generation`), it is written whole again, at once
-  // for refused changes of a connected session (Redis answered), else at its next change or
-  // disconnection, or kRecordRetry later, whichever comes first.
+  // A write of the record of session `session_id` (or of its queue) was lost, or its changes
+  // refused (`rewrite`): unless it has been written whole since (`generation`), it is written
+  // whole again, at once for refused changes of a connected session (Redis answered), else at
+  // its next change or disconnection, or kRecordRetry later, whichever comes first.
   void RecordLost(uint64_t session_id, uint64_t generation, bool rewrite);
-  // Writes whole again the records RecordLost left unsure.
+  // In kRecordRetry, writes whole again the records RecordLost left unsure, if Redis is
+  // connected then (during an outage every write would fail at once), else waits again.
+  void ArmRecordRetry();
   void RewriteUnsureRecords();
   // RecordLost on this shard's thread, for the control thread to call.
   std::function<void()> WhenRecordLost(uint64_t session_id, uint64_t generation, bool rewrite);

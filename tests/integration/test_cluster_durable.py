@@ -1,6 +1,8 @@
 """Persistent sessions that outlive the crash of their node (issue: the broker cluster; DESIGN.md:
 durable sessions): a node records each persistent session in Redis; when it dies, a survivor
 adopts its sessions, or a client that comes back first takes its session from the record."""
+import contextlib
+import re
 import signal
 import socket
 import time
@@ -334,20 +336,35 @@ def test_changes_are_not_appended_to_a_record_that_lost_a_write(cluster, clients
     assert receive(back, 3) == ["m1", "m2", "m3"]
 
 
+@contextlib.contextmanager
+def out_of_memory(redis):
+    """Within it, Redis refuses every write with an error and keeps its connections (maxmemory of
+    1 byte, and no eviction, Redis's default policy)."""
+    redis.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        yield
+    finally:
+        redis.command("CONFIG", "SET", "maxmemory", "0")
+
+
+def refusals(redis, command):
+    """How many times Redis refused `command` (e.g. "rpush") before running it."""
+    stats = redis.command("INFO", "commandstats")
+    match = re.search(rf"cmdstat_{command}:.*rejected_calls=(\d+)", stats)
+    return int(match.group(1)) if match else 0
+
+
 def test_a_record_redis_refused_is_written_again_without_a_change(cluster, clients):
-    """A whole write of a record that Redis refused while staying connected (out of memory here)
-    is made again once Redis takes writes, though the session makes no change that would
-    rewrite it: the client was told its subscription was taken."""
+    """A whole write of a record that Redis refused while staying connected is made again once
+    Redis takes writes, though the session makes no change that would rewrite it: the client
+    was told its subscription was taken."""
     a, b = cluster(2)
     w = clients.wire(a.port, 5)
     assert w.connect("refused", **persistent(5)).reason() == 0
-    cluster.redis.command("CONFIG", "SET", "maxmemory", "1")  # no eviction: writes are refused
-    try:
+    with out_of_memory(cluster.redis):
         # The SUBACK comes after Redis answered the record's write: it refused it.
         assert w.subscribe(1, ("refused/1", sub_options(1))).suback_codes() == [1]
         assert not recorded(cluster, a, "refused")
-    finally:
-        cluster.redis.command("CONFIG", "SET", "maxmemory", "0")
     wait_for(lambda: recorded(cluster, a, "refused"), what="the record written again")
     crash(a)
     w.close()
@@ -355,6 +372,27 @@ def test_a_record_redis_refused_is_written_again_without_a_change(cluster, clien
     ack = back.connect("refused", **persistent(5))
     assert ack.reason() == 0 and ack.session_present
     clients.paho(b.port, "pub").publish("refused/1", "kept", 1)
+    assert receive(back, 1) == ["kept"]
+
+
+def test_a_queued_message_redis_refused_is_written_again(cluster, clients):
+    """A message queued for an offline session whose append to the record Redis refused goes
+    into the record written whole again once Redis takes writes: its PUBACK said it was taken."""
+    a, b = cluster(2)
+    go_offline(clients, a, "away")
+    key = f"sb:session:{a.name}:away"
+    wait_for(lambda: recorded(cluster, a, "away"), what="the offline session recorded")
+    size = int(cluster.redis.command("STRLEN", key))
+    before = refusals(cluster.redis, "rpush")
+    with out_of_memory(cluster.redis):
+        clients.paho(a.port, "pub").publish("inbox/away", "kept", 1)
+        wait_for(lambda: refusals(cluster.redis, "rpush") > before, what="the append refused")
+    wait_for(lambda: int(cluster.redis.command("STRLEN", key)) > size,
+             what="the record written again, with the message")
+    crash(a)
+    back = clients.wire(b.port, 5, timeout=10)
+    ack = back.connect("away", **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
     assert receive(back, 1) == ["kept"]
 
 
