@@ -28,7 +28,7 @@ RedisStickyStore::RedisStickyStore(RedisKeys keys, std::vector<ThreadClient> cli
 }
 
 void RedisStickyStore::Retry(PerThread* t) {
-  t->retry.cancel();
+  t->retry.expires_at(asio::steady_timer::time_point::min());  // cancelled, and not armed
   for (auto& [key, u] : t->failed)
     t->unsynced.emplace(key, std::move(u));
   t->failed.clear();
@@ -55,17 +55,22 @@ void RedisStickyStore::Replay(PerThread* t) {
       if (*taken) {
         // Posted: a connection that failed answers every call at once, from within the call.
         asio::post(*t->io, [this, t] { Replay(t); });
-      } else if (t->client->connected()) {
-        // Refused: sent again later (a lost connection sends it again when it comes back).
-        t->retry.expires_after(kRetryAfter);
-        t->retry.async_wait([this, t](const boost::system::error_code& ec) {
-          if (!ec) Retry(t);
-        });
+      } else {
+        RetryLater(t);
       }
       Count(t);
     });
   }
   Count(t);
+}
+
+void RedisStickyStore::RetryLater(PerThread* t) {
+  // A lost connection sends it all again when it comes back.
+  if (!t->client->connected() || t->retry.expiry() > asio::steady_timer::clock_type::now()) return;
+  t->retry.expires_after(kRetryAfter);
+  t->retry.async_wait([this, t](const boost::system::error_code& ec) {
+    if (!ec) Retry(t);
+  });
 }
 
 void RedisStickyStore::Count(PerThread* t) {
@@ -126,6 +131,7 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
       t->unsynced.emplace(key, PerThread::Unsynced{holder, ttl, only_if_absent});
     }
     Count(t);
+    if (t->client->connected()) RetryLater(t);  // refused by a Redis that stays connected
     return holder;
   };
   if (t == nullptr || !t->client->connected()) co_return fallback();

@@ -13,7 +13,8 @@
 // a batch at a time, the next once the last is answered, so that the calls of new clients do not
 // wait behind them all (nor time out, which would drop the connection and the rest with it). A
 // write that fails stops the write-back; it goes again at the next connection, or, refused by a
-// Redis that stays connected (out of memory, read-only), kRetryAfter later.
+// Redis that stays connected (out of memory, read-only), kRetryAfter later. So does a binding
+// that Redis refused.
 //
 // Each I/O thread has its own Redis connection; calls use the one of the thread they run on.
 #pragma once
@@ -68,7 +69,7 @@ class RedisStickyStore : public StickyStore {
     absl::flat_hash_map<std::string, Unsynced> failed;    // sent, not taken: to be sent again
     size_t in_flight = 0;                                 // of the batch being written
     bool pending = false;                                 // counted in pending_threads_
-    boost::asio::steady_timer retry;                      // for `failed`, while connected
+    boost::asio::steady_timer retry;  // while connected; armed while its expiry is ahead
   };
   static constexpr std::chrono::seconds kRetryAfter{1};
 
@@ -78,6 +79,8 @@ class RedisStickyStore : public StickyStore {
   void Replay(PerThread* t);
   // Sends what failed again (unless bound again since), and goes on with the write-back.
   void Retry(PerThread* t);
+  // Retry in kRetryAfter, unless already due or the connection is lost (its return retries).
+  void RetryLater(PerThread* t);
   // Keeps pending_threads_ up to date with what `t` has left to write back.
   void Count(PerThread* t);
 

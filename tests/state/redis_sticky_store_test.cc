@@ -162,6 +162,15 @@ TEST(RedisStickyStoreTest, AWriteBackRefusedByARedisThatStaysConnectedGoesAgain)
   EXPECT_TRUE(a.client->connected());
 }
 
+TEST(RedisStickyStoreTest, ABindingRefusedByARedisThatStaysConnectedGoesAgain) {
+  RedisServer server(FreePort(), {"--maxmemory", "1", "--maxmemory-policy", "noeviction"});
+  Proxy a(server.port(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(RunUntil(a.io, [&] { return a.client->connected(); }));
+  EXPECT_EQ(a.Bind("c0", "b1", true), "b1");  // refused by Redis, kept in the cache
+  ASSERT_TRUE(a.Await(a.client->Call({"CONFIG", "SET", "maxmemory", "0"})).ok());
+  EXPECT_EQ(KeysOnceThere(a, 1), 1);
+}
+
 TEST(RedisStickyStoreTest, RecordsExpire) {
   RedisServer server;
   Proxy a(server.port(), std::chrono::milliseconds(0));
