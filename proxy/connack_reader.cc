@@ -19,7 +19,11 @@ std::optional<uint16_t> ConnackReader::Feed(std::string_view read, bool& done) {
     if (!frame.ok()) return std::nullopt;
     if (!frame->has_value()) {  // cut short, or read up to the end of whole AUTH packets
       done = false;
-      held_ = std::string(reply);  // `reply` may point into held_: copied before it is replaced
+      if (held_.empty()) {
+        held_ = reply;
+      } else {
+        held_.erase(0, reply.data() - held_.data());  // the AUTH packets read whole
+      }
       return std::nullopt;
     }
     if ((**frame).type() != mqtt::PacketType::kAuth) {

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "base/logging.h"
+#include "net/listen.h"
 #include "proxy/proxy.h"
 
 namespace po = boost::program_options;
@@ -47,7 +48,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (vm.count("check")) {
-    if (absl::Status s = proxy::ResolveConfig(*config).status(); !s.ok()) {
+    absl::Status s = proxy::ResolveConfig(*config).status();
+    if (s.ok() && config->admin) {  // resolved by the admin server at start
+      if (absl::StatusOr<boost::asio::ip::tcp::endpoint> admin = net::Resolve(*config->admin);
+          !admin.ok()) {
+        s = absl::InvalidArgumentError("proxy.admin: " + std::string(admin.status().message()));
+      }
+    }
+    if (!s.ok()) {
       std::cerr << "switchboard: " << path << ": " << s.message() << "\n";
       return 2;
     }

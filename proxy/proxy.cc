@@ -62,11 +62,6 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config) {
     }
     out.binds[l.name] = *ep;
   }
-  if (config.admin) {
-    absl::StatusOr<tcp::endpoint> r = net::Resolve(*config.admin);
-    if (!r.ok())
-      return absl::InvalidArgumentError(fmt::format("proxy.admin: {}", r.status().message()));
-  }
   out.config = std::move(config);
   return out;
 }
@@ -287,6 +282,7 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
 }
 
 void Proxy::Reload() {
+  spdlog::info("reloading {}", config_path_);
   asio::post(*reloader_, [this] {
     absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
     absl::StatusOr<ResolvedConfig> resolved =

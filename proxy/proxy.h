@@ -57,8 +57,8 @@ struct ResolvedConfig {
   std::map<std::string, boost::asio::ip::tcp::endpoint> binds;      // by listener name
 };
 
-// Resolves every address of `config` as starting the proxy would (the admin address too, which
-// the admin server resolves itself): the first that fails, named by its key.
+// Resolves the addresses of `config` that the pools and listeners use (the admin server
+// resolves its own, once, at start): the first that fails, named by its key.
 [[nodiscard]] absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config);
 
 class Proxy {

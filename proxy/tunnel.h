@@ -49,9 +49,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
     std::function<void()> refresh;
     std::chrono::milliseconds refresh_interval{0};  // 0: no refresh
     std::function<void()> close;
-    // Shown what the backend sends, a read at a time, until it sets `done` (the first read,
-    // unless an MQTT 5 AUTH exchange comes before the CONNACK); returns a new idle timeout if
-    // what it saw calls for one (the CONNACK's Server Keep Alive).
+    // Shown what the backend sends, a read at a time, until it sets `done` (once it has the
+    // whole CONNACK, after any MQTT 5 AUTH exchange); returns a new idle timeout if what it saw
+    // calls for one (the CONNACK's Server Keep Alive).
     std::function<std::optional<std::chrono::milliseconds>(std::string_view, bool& done)>
         first_reply;
   };

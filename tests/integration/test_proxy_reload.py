@@ -227,6 +227,7 @@ def test_a_slow_resolver_holds_up_the_reload_not_the_connections(brokers, start_
     assert c.connect("before").reason() == 0
     proxy.write_config({"p": pool(b1, dict(backend(b2), address=f"b2.slow.test:{b2.port}"))})
     proxy.signal(signal.SIGHUP)
+    wait_for(lambda: "reloading " in proxy.log(), what="the reload begun")
     round_trip(c, "during")
     fresh = conns.wire(proxy.port, version=4)
     assert fresh.connect("during").reason() == 0
