@@ -50,6 +50,13 @@ constexpr const char* kDeleteIfExpired =
     "return 0";
 constexpr std::chrono::milliseconds kExpirySlack{1000};
 
+// Sets field ARGV[1] of hash KEYS[1] to ARGV[3] if it still holds ARGV[2].
+constexpr const char* kReplaceIfSame =
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+    "  return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) "
+    "end "
+    "return 0";
+
 }  // namespace
 
 Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig& config,
@@ -431,6 +438,13 @@ void Cluster::LoadRetained() {
         // Its time ran out while no node held it: nobody may receive it now (§3.3.2.3.3).
         RetainedExpired(topic);
         continue;
+      }
+      if ((*m)->expires_at && IsIntervalFormat(bytes)) {
+        // Stored by a build before expiry times were: its interval would start afresh at every
+        // load. Stored again with the time it expires, unless a node set the topic meanwhile.
+        commands_->Command(
+            {"EVAL", kReplaceIfSame, "1", keys_.Retained(), topic, bytes, EncodeMessage(**m, now)},
+            [](absl::StatusOr<RedisReply>) {});
       }
       broker_.RetainLocal(*m);
       ++loaded;

@@ -86,9 +86,13 @@ std::string EncodeMessage(const Message& m, Clock::time_point now) {
   return bytes;
 }
 
+bool IsIntervalFormat(std::string_view bytes) {
+  return bytes.empty() || bytes[0] != kWallClockFormat;
+}
+
 absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes, Clock::time_point now) {
   std::optional<uint64_t> expires_ms;  // absent in the format before
-  if (!bytes.empty() && bytes[0] == kWallClockFormat) {
+  if (!IsIntervalFormat(bytes)) {
     if (bytes.size() < kHeaderBytes) return absl::DataLossError("stored message: cut short");
     expires_ms = 0;
     for (size_t i = 1; i < kHeaderBytes; ++i)

@@ -56,6 +56,8 @@ MessagePtr MakeMessage(std::string topic, std::string payload, mqtt::QoS qos, bo
 std::string EncodeMessage(const Message& message, Clock::time_point now);
 [[nodiscard]] absl::StatusOr<MessagePtr> DecodeMessage(std::string_view bytes,
                                                        Clock::time_point now);
+// Whether `bytes` are of the format before, whose expiry is an interval counted from its reading.
+bool IsIntervalFormat(std::string_view bytes);
 
 // The cluster's clock, which stored expiry times are on: this host's wall clock plus the offset
 // a cluster measured against Redis's (TIME), as heartbeats are judged, so that nodes need no

@@ -73,6 +73,8 @@ TEST(StoredMessage, ReadsTheFormatBefore) {
   absl::StatusOr<MessagePtr> m = DecodeMessage(bytes, kNow + seconds(5));
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(*(*m)->expires_at, kNow + seconds(65));
+  EXPECT_TRUE(IsIntervalFormat(bytes));
+  EXPECT_FALSE(IsIntervalFormat(EncodeMessage(**m, kNow)));
 }
 
 TEST(StoredMessage, RefusesBadBytes) {
