@@ -23,7 +23,10 @@ std::optional<Event> HealthState::OnCheck(bool ok, Clock::time_point now) {
   if (ok && ejected(now)) {
     ejected_until_ = {};  // an active success ends an ejection
     consecutive_connect_failures_ = 0;
-    if (up_) return Event::kRestored;
+    if (up_) {
+      streak_ = 0;  // and breaks a run of failed checks, as any success does
+      return Event::kRestored;
+    }
   }
   if (ok == up_) {
     streak_ = 0;
@@ -42,11 +45,14 @@ std::optional<Event> HealthState::OnConnectFailure(Clock::time_point now, bool m
       std::min(consecutive_connect_failures_ + 1, policy_.passive_failures);
   if (consecutive_connect_failures_ < policy_.passive_failures || !may_eject) return std::nullopt;
   consecutive_connect_failures_ = 0;
-  if (ejections_ > 0 && now - last_ejection_ > 2 * policy_.eject_max) ejections_ = 0;
+  // Forgotten after a quiet period, from the end of the last ejection.
+  if (ejections_ > 0 && now - last_ejection_end_ > 2 * policy_.eject_max) ejections_ = 0;
   ++ejections_;
-  auto backoff = policy_.eject_base * (int64_t{1} << std::min<uint32_t>(ejections_ - 1, 20));
-  ejected_until_ = now + std::min<Millis>(backoff, policy_.eject_max);
-  last_ejection_ = now;
+  Millis backoff = policy_.eject_base;
+  for (uint32_t i = 1; i < ejections_ && backoff < policy_.eject_max; ++i)
+    backoff *= 2;
+  ejected_until_ = now + std::min(backoff, policy_.eject_max);
+  last_ejection_end_ = ejected_until_;
   return Event::kEjected;
 }
 

@@ -76,7 +76,7 @@ class HealthState {
   uint32_t consecutive_connect_failures_ = 0;
   uint32_t ejections_ = 0;
   Clock::time_point ejected_until_{};
-  Clock::time_point last_ejection_{};
+  Clock::time_point last_ejection_end_{};  // as planned, however early a success ended it
 };
 
 }  // namespace health

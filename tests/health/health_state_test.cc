@@ -105,11 +105,60 @@ TEST(HealthStateTest, EjectionsAreForgottenAfterAQuietPeriod) {
   HealthState h(TestPolicy());
   h.OnConnectFailure(t0);
   h.OnConnectFailure(t0);
-  auto later = t0 + milliseconds(9000);  // more than 2 x eject_max after the last ejection
+  auto later = t0 + milliseconds(9001);  // more than 2 x eject_max after the ejection's end
   h.Tick(later);
   h.OnConnectFailure(later);
   h.OnConnectFailure(later);
   EXPECT_EQ(h.ejected_until(), later + milliseconds(1000));
+}
+
+TEST(HealthStateTest, TheQuietPeriodCountsFromTheEndOfTheEjection) {
+  HealthState h(TestPolicy());
+  Clock::time_point t = t0;
+  for (int i = 0; i < 3; ++i) {  // 1, 2, then 4 s
+    h.OnConnectFailure(t);
+    h.OnConnectFailure(t);
+    t = h.ejected_until();
+    h.Tick(t);
+  }
+  // 7 s after the end of a 4 s ejection, 11 s after its start: not yet forgotten.
+  t += milliseconds(7000);
+  h.OnConnectFailure(t);
+  h.OnConnectFailure(t);
+  EXPECT_EQ(h.ejected_until(), t + milliseconds(4000));
+  t = h.ejected_until();
+  h.Tick(t);
+  t += milliseconds(8001);
+  h.OnConnectFailure(t);
+  h.OnConnectFailure(t);
+  EXPECT_EQ(h.ejected_until(), t + milliseconds(1000));
+}
+
+TEST(HealthStateTest, TheBackoffReachesAnEjectMaxFarAboveTheBase) {
+  Policy p = TestPolicy();
+  p.eject_base = milliseconds(10);
+  p.eject_max = std::chrono::hours(24);
+  HealthState h(p);
+  Clock::time_point t = t0;
+  for (int i = 0; i < 30; ++i) {
+    h.OnConnectFailure(t);
+    h.OnConnectFailure(t);
+    if (i < 29) t = h.ejected_until();
+    h.Tick(t);
+  }
+  EXPECT_EQ(h.ejected_until() - t, std::chrono::hours(24));
+}
+
+TEST(HealthStateTest, ASuccessEndingAnEjectionBreaksARunOfFailedChecks) {
+  HealthState h(TestPolicy());  // fall 3
+  h.OnCheck(false, t0);
+  h.OnCheck(false, t0);
+  h.OnConnectFailure(t0);
+  h.OnConnectFailure(t0);
+  ASSERT_FALSE(h.available(t0));
+  EXPECT_EQ(h.OnCheck(true, t0), Event::kRestored);
+  EXPECT_EQ(h.OnCheck(false, t0), std::nullopt);  // one failure in a row, not three
+  EXPECT_TRUE(h.up());
 }
 
 TEST(HealthStateTest, TickBeforeTheEndDoesNothing) {
