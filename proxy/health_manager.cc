@@ -245,7 +245,6 @@ void HealthManager::RampSlowStart(const std::shared_ptr<Monitor>& m) {
 }
 
 void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& backend) {
-  backend->failure_streak.store(true, std::memory_order_relaxed);
   asio::post(control_, [this, backend] {
     auto it = monitors_.find(backend.get());
     if (it == monitors_.end()) return;
@@ -255,6 +254,10 @@ void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& ba
     bool was_held = h.ejection_held();
     bool may_eject = MayEject(*m.pool, *backend, now);
     std::optional<health::Event> event = h.OnConnectFailure(now, may_eject);
+    // Set here, after the count: a success reported from another thread meanwhile, if it came
+    // first, would otherwise reset a count this failure then starts again, and leave the flag
+    // saying there is nothing to reset.
+    backend->failure_streak.store(true, std::memory_order_relaxed);
     if (!may_eject && h.ejection_held()) {
       backend->ejections_held.fetch_add(1, std::memory_order_relaxed);
       if (!was_held) {
