@@ -14,6 +14,12 @@ namespace health {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 
+std::string HostHeader(const asio::ip::tcp::endpoint& target) {
+  std::string host = target.address().to_string();
+  if (target.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(target.port());
+}
+
 asio::awaitable<CheckResult> HttpChecker::Check(asio::ip::tcp::endpoint target,
                                                 std::chrono::milliseconds timeout) {
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
@@ -23,7 +29,7 @@ asio::awaitable<CheckResult> HttpChecker::Check(asio::ip::tcp::endpoint target,
           co_return *failed;
         }
         http::request<http::empty_body> request(http::verb::get, path_, 11);
-        request.set(http::field::host, target.address().to_string());
+        request.set(http::field::host, HostHeader(target));
         request.set(http::field::user_agent, "switchboard-health");
         request.set(http::field::connection, "close");
         auto [wec, written] =

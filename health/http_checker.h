@@ -8,6 +8,10 @@
 
 namespace health {
 
+// The Host header of a request to `target`: address:port, an IPv6 address in brackets
+// (RFC 9110 §7.2, RFC 3986 §3.2.2).
+std::string HostHeader(const boost::asio::ip::tcp::endpoint& target);
+
 class HttpChecker : public Checker {
  public:
   explicit HttpChecker(std::string path) : path_(std::move(path)) {}
