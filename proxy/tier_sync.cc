@@ -48,8 +48,10 @@ void TierSync::Tick() {
   std::vector<state::LocalReport> reports;
   for (const auto& [name, pool] : pools_) {
     for (const auto& b : pool->backends()) {
+      // The checks' verdict, not passive ejections: those are this proxy's own experience of
+      // its connects, held to the pool's max_ejection_percent here and not across the tier.
       reports.push_back(
-          {Key(*pool, *b), b->active.load(std::memory_order_relaxed), b->health.available(now)});
+          {Key(*pool, *b), b->active.load(std::memory_order_relaxed), b->health.up()});
     }
   }
   tier_->Report(std::move(reports));
@@ -61,7 +63,6 @@ void TierSync::Tick() {
 
 void TierSync::Apply(const state::TierView& view) {
   live_proxies_ = view.live_proxies;
-  auto now = health::Clock::now();
   for (const auto& [name, pool] : pools_) {
     bool changed = false;
     for (const auto& b : pool->backends()) {
@@ -69,8 +70,7 @@ void TierSync::Apply(const state::TierView& view) {
       state::TierView::Backend seen;
       if (auto it = view.backends.find(key); it != view.backends.end()) seen = it->second;
       b->remote_active.store(seen.remote_active, std::memory_order_relaxed);
-      bool down = state::DownForAll(policy_, seen.down_votes, !b->health.available(now),
-                                    view.live_proxies) &&
+      bool down = state::DownForAll(policy_, seen.down_votes, !b->health.up(), view.live_proxies) &&
                   seen.down_votes > 0;  // this proxy's own verdict acts through `available`
       if (b->down_for_all.exchange(down) != down) {
         changed = true;

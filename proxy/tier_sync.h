@@ -1,14 +1,14 @@
 // Keeps this proxy in step with the rest of the tier through the shared TierState (state/),
 // on the control thread.
 //
-// Every 100 ms it reports this proxy's connections and own health verdict per backend, and
-// applies the view of the other live proxies that comes back: their connection counts (added to
-// this proxy's own by least-connections), the tier's health verdict (a backend down for all under
-// the configured policy is not chosen, whatever this proxy's checks say), and operator changes
-// made through any proxy (drain, weight). Operator changes made here are applied at once and
-// shared. When Redis is unreachable the tier state does nothing and the last view stays in force
-// for kStaleView; after that this proxy goes by its own counts and verdicts (and the operator
-// changes it last saw) until Redis returns.
+// Every 100 ms it reports this proxy's connections and its checks' verdict per backend (its passive
+// ejections stay its own), and applies the view of the other live proxies that comes back: their
+// connection counts (added to this proxy's own by least-connections), the tier's health verdict (a
+// backend down for all under the configured policy is not chosen, whatever this proxy's checks
+// say), and operator changes made through any proxy (drain, weight). Operator changes made here are
+// applied at once and shared. When Redis is unreachable the tier state does nothing and the last
+// view stays in force for kStaleView; after that this proxy goes by its own counts and verdicts
+// (and the operator changes it last saw) until Redis returns.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

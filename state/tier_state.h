@@ -24,7 +24,7 @@ namespace state {
 struct LocalReport {
   std::string backend;  // "pool/backend"
   int64_t active = 0;   // this proxy's connections to it
-  bool up = true;       // this proxy's own health verdict
+  bool up = true;       // this proxy's own checks' verdict (not its passive ejections)
 };
 
 struct OperatorState {

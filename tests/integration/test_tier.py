@@ -250,6 +250,29 @@ def test_health_policy_any_takes_a_backend_down_everywhere(brokers, start_proxy,
         assert landed == "b1"
 
 
+def test_a_passive_ejection_stays_with_the_proxy_that_made_it(brokers, start_proxy, conns,
+                                                              redis_server):
+    # Proxy p1 knows b2 at an address where nothing listens (no active checks): its connects fail
+    # and it ejects b2. That is its own experience, as Envoy's outlier detection is each Envoy's:
+    # p2, which reaches b2, keeps using it ("any" policy; several view rounds).
+    bs = brokers(2)
+    redis = {"url": redis_server.url, "health_policy": "any"}
+    unreachable = {"name": "b2", "address": f"127.0.0.1:{free_port()}"}
+    p1 = start_proxy({"brokers": pool(backend(bs[0]), unreachable)}, name="p1", redis=redis)
+    p2 = start_proxy({"brokers": pool(*bs)}, name="p2", redis=redis)
+    for i in range(4):  # round robin: every other one fails over from b2 to b1
+        assert conns.wire(p1.port).connect(f"p1-{i}").reason() == 0
+    p1.wait_state("b2", "ejected")
+    wait_for(lambda: p2.metric("sb_proxy_tier_proxies") == 2, what="both proxies live")
+    landed = set()
+    for i in range(6):
+        _, backend_name = p2.landing(lambda i=i: conns.wire(p2.port).connect(f"p2-{i}"))
+        landed.add(backend_name)
+    assert landed == {"b1", "b2"}
+    assert p2.state("b2") == "up"
+    assert p2.metric('sb_proxy_backend_down_for_all{pool="brokers",backend="b2"}') == 0
+
+
 def test_health_policy_majority_needs_more_than_half(brokers, start_proxy, conns, redis_server):
     _, b = two_proxies_one_sees_b2_down(brokers, start_proxy, redis_server, "majority")
     wait_for(lambda: b.metric("sb_proxy_tier_proxies") == 2, what="both proxies live")
