@@ -30,9 +30,10 @@ struct BackendState {
         health(policy),
         file_weight(this->config.weight) {}
 
-  const BackendConfig config;
+  const BackendConfig config;  // as first loaded (a reload may change its check_address)
   const boost::asio::ip::tcp::endpoint endpoint;
-  const boost::asio::ip::tcp::endpoint check_endpoint;
+  // Where its active checks go; a reload may change it. Control thread only.
+  boost::asio::ip::tcp::endpoint check_endpoint;
 
   std::atomic<uint32_t> weight;             // configured, or set through the admin API
   std::atomic<uint32_t> max_connections;    // as the file says at the last (re)load; 0: none

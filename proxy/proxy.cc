@@ -136,10 +136,12 @@ absl::Status Proxy::Start() {
 
 absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied) {
   ProxyConfig& next = resolved.config;
-  // 1. Pools: keep the state of backends that keep name and addresses. Nothing live changes
-  // before step 3: weights and limits changed in the file wait in `new_weights` and `new_limits`.
+  // 1. Pools: keep the state of backends that keep name and address. Nothing live changes
+  // before step 3: weights, limits and check addresses changed in the file wait in `new_weights`,
+  // `new_limits` and `new_checks`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
   std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights, new_limits;
+  std::vector<std::pair<std::shared_ptr<BackendState>, tcp::endpoint>> new_checks;
   std::vector<std::pair<std::string, std::shared_ptr<BackendState>>> operator_weights_dropped;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
@@ -148,8 +150,9 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
       std::shared_ptr<BackendState> state;
       if (auto old = pools_.find(name); old != pools_.end()) {
         std::shared_ptr<BackendState> b = old->second->Find(bc.name);
-        if (b != nullptr && b->endpoint == endpoints.data && b->check_endpoint == endpoints.check) {
+        if (b != nullptr && b->endpoint == endpoints.data) {
           state = b;
+          if (b->check_endpoint != endpoints.check) new_checks.emplace_back(b, endpoints.check);
           // A weight changed in the file overrides one set through the admin API.
           if (b->file_weight != bc.weight) {
             new_weights.emplace_back(b, bc.weight);
@@ -206,6 +209,8 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   }
   for (auto& [state, limit] : new_limits)
     state->max_connections.store(limit);
+  for (auto& [state, check] : new_checks)
+    state->check_endpoint = check;  // the next check goes there
   std::map<std::string, std::shared_ptr<const ListenerState>> states;
   for (const ListenerConfig& lc : next.listeners) {
     auto& counters = listener_counters_[lc.name];

@@ -10,7 +10,8 @@
 // The file is read and its host names resolved on a thread of its own, so that a slow resolver
 // holds up the reload, not the connections of thread 0.
 // Backends that keep their name and address keep their health, counts, operator changes and
-// connections; listeners that keep their address keep their sockets.
+// connections (a new check_address only moves their checks); listeners that keep their address
+// keep their sockets.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from conftest import slow_resolver, wait_for
+from conftest import free_port, slow_resolver, wait_for
 from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, hung_port,  # noqa: F401
                             is_open, pool, start_proxy, tcp_sockets)
@@ -56,6 +56,24 @@ def test_reload_adds_and_removes_backends_keeping_connections(brokers, start_pro
     assert {n: len(c) for n, c in fresh.items()} == {"b3": 4, "b1": 2}
     assert b2.metric("sb_broker_connections_accepted_total") == b2_before
     assert b3.metric("sb_broker_connections") == 4
+
+
+def test_a_new_check_address_moves_the_checks_and_keeps_the_clients(brokers, start_proxy, conns):
+    # Only b2's check address changes, to a port where nothing listens: b2 stays the same backend,
+    # its client stays connected (a dropped backend's would be closed within the 200 ms jitter),
+    # and its checks go to the new address, so it goes down (on_down "none": the client stays).
+    b1, b2 = brokers(2)
+    settings = {"health": dict(FAST_HEALTH), "shutdown_jitter_ms": 200}
+    proxy = start_proxy({"p": pool(b1, b2, **settings)})
+    placed = place(proxy, conns, 2, "kept")
+    assert set(placed) == {"b1", "b2"}
+    dead = {**backend(b2), "check_address": f"127.0.0.1:{free_port()}"}
+    proxy.reload({"p": pool(b1, dead, **settings)})
+    proxy.wait_state("b2", "down")
+    for name, (c,) in placed.items():
+        round_trip(c, f"kept/{name}")
+    assert proxy.active() == {"b1": 1, "b2": 1}
+    assert b2.metric("sb_broker_connections") == 1
 
 
 def test_reload_opens_and_closes_listeners(brokers, start_proxy, conns):
