@@ -52,6 +52,9 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
     // §3.3.4, against the Receive Maximum announced in CONNACK. 3.1.1 has none to announce, and
     // its clients (and mosquitto) expect no limit but the 65,535 packet identifiers.
     if (version_ == mqtt::Version::k5 && session_->inbound_qos2_pending() > limits.max_inflight) {
+      // Not taken: a persistent session's client sends it again after reconnecting (§4.4), and
+      // must not be told it was delivered already.
+      session_->ReleaseInboundQos2(p.packet_id);
       return ProtocolError(ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded");
     }
   }

@@ -5,8 +5,9 @@ import socket
 import time
 
 from conftest import assert_serves, both_versions, wait_for
-from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PUBREC,
-                       SERVER_KEEP_ALIVE, connect_packet, packet, persistent, props, string)
+from mqtt_wire import (CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+                       PUBREL, SERVER_KEEP_ALIVE, connect_packet, packet, persistent, props,
+                       string)
 
 
 @both_versions
@@ -182,15 +183,35 @@ def test_max_packet_bytes_is_announced(start_broker, clients):
 
 def test_inbound_qos2_beyond_receive_maximum(start_broker, clients):
     # §3.3.4: more unreleased QoS 2 PUBLISH than the Receive Maximum the server announced is a
-    # protocol violation: DISCONNECT 0x93.
+    # protocol violation: DISCONNECT 0x93. The one refused was not taken: sent again by the
+    # client of a persistent session (§4.4), it is delivered, not acknowledged as a duplicate.
     broker = start_broker("[limits]\nmax_inflight = 2\n")
+    sub = clients.wire(broker.port)
+    sub.connect("watcher")
+    sub.subscribe(1, ("in/t", 2))
     c = clients.wire(broker.port)
-    assert c.connect("eager").properties().get(0x21) == 2  # Receive Maximum
+    assert c.connect("eager", **persistent(5)).properties().get(0x21) == 2  # Receive Maximum
     for pid in (1, 2):
-        c.publish("in/t", b"x", qos=2, packet_id=pid)
+        c.publish("in/t", f"m{pid}".encode(), qos=2, packet_id=pid)
         assert c.expect(PUBREC).packet_id() == pid
-    c.publish("in/t", b"x", qos=2, packet_id=3)
+    c.publish("in/t", b"m3", qos=2, packet_id=3)
     assert [p.reason() for p in c.expect_closed()] == [0x93]
+    got = [sub.expect_message() for _ in range(2)]
+    for m in got:
+        sub.ack(PUBREC, m.packet_id)
+        sub.expect(PUBREL)
+        sub.ack(PUBCOMP, m.packet_id)
+    assert [m.payload for m in got] == [b"m1", b"m2"]
+
+    again = clients.wire(broker.port)
+    assert again.connect("eager", **persistent(5)).session_present
+    for pid in (1, 2):  # released now, as the client would after its PUBRECs
+        again.ack(PUBREL, pid)
+        assert again.expect(PUBCOMP).packet_id() == pid
+    again.publish("in/t", b"m3", qos=2, packet_id=3, dup=True)
+    assert again.expect(PUBREC).packet_id() == 3
+    m = sub.expect_message()
+    assert m.payload == b"m3"
 
 
 def test_inbound_qos2_in_311_has_no_receive_maximum(start_broker, clients):
