@@ -22,9 +22,12 @@ void Connection::HandlePubrec(const mqtt::Pubrec& p) {
       shard_.MarkDirty(*this);
       break;
     case Session::AckResult::kUnknown:
-      // §4.3.3: answer an unknown identifier so the client can finish its side.
-      Send(mqtt::Pubrel{.packet_id = p.packet_id,
-                        .reason = mqtt::ReasonCode::kPacketIdentifierNotFound});
+      // §4.3.3: answer an unknown identifier so the client can finish its side; an error PUBREC
+      // has finished it already.
+      if (!mqtt::IsError(p.reason)) {
+        Send(mqtt::Pubrel{.packet_id = p.packet_id,
+                          .reason = mqtt::ReasonCode::kPacketIdentifierNotFound});
+      }
       break;
   }
 }

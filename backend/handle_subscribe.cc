@@ -48,7 +48,8 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
   // persistent session would keep a subscription that was never routed).
   for (const mqtt::TopicSubscription& t : s.topics) {
     std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(t.filter);
-    if (shared && t.options.no_local) {  // §3.8.3.1
+    // A malformed one ($share//x) is no shared subscription: its SUBACK says 0x8F.
+    if (shared && !shared->group.empty() && t.options.no_local) {  // §3.8.3.1
       return ProtocolError(ReasonCode::kProtocolError, "No Local on a shared subscription");
     }
   }

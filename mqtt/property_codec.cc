@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "mqtt/topic.h"
+
 namespace mqtt {
 namespace {
 
@@ -93,9 +95,14 @@ void ReadOne(ByteReader& r, PropertyId id, PropertyContext context, Properties& 
     case PropertyId::kContentType:
       SetOnce(r, p.content_type, std::string(r.Utf8()));
       return;
-    case PropertyId::kResponseTopic:
-      SetOnce(r, p.response_topic, std::string(r.Utf8()));
+    case PropertyId::kResponseTopic: {
+      std::string_view topic = r.Utf8();
+      if (r.ok() && !IsValidTopicName(topic)) {  // a topic name, no wildcards (§3.3.2.3.5)
+        r.Fail(ReasonCode::kProtocolError, "response topic is not a topic name");
+      }
+      SetOnce(r, p.response_topic, std::string(topic));
       return;
+    }
     case PropertyId::kCorrelationData:
       SetOnce(r, p.correlation_data, std::string(r.Binary()));
       return;

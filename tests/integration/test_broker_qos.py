@@ -100,6 +100,17 @@ def test_pubrel_for_unknown_identifier(broker, clients):
     assert (comp.packet_id(), comp.reason()) == (99, 0x92)
 
 
+def test_error_pubrec_for_unknown_identifier_gets_no_pubrel(broker, clients):
+    # MQTT 5.0 §4.3.3: a PUBREC with an error reason ends the exchange on the client's side; a
+    # PUBREL 0x92 answers only a successful one for an unknown identifier.
+    c = clients.wire(broker.port)
+    c.connect("rec")
+    c.ack(PUBREC, 98, reason=0x80)
+    c.ack(PUBREC, 99)
+    rel = c.expect(PUBREL)
+    assert (rel.packet_id(), rel.reason()) == (99, 0x92)
+
+
 @both_versions
 def test_unacknowledged_messages_are_resent_with_same_ids_after_reconnect(broker, clients,
                                                                          version):

@@ -206,6 +206,18 @@ def test_shared_subscription_gets_no_retained_messages(broker, clients):
     assert member.expect_message().payload == b"live"
 
 
+def test_no_local_on_a_malformed_shared_filter_is_an_invalid_filter(broker, clients):
+    # "$share//x" has no group: not a shared subscription but an invalid filter (0x8F in its
+    # SUBACK), whatever its options; No Local is a protocol error on a shared subscription only.
+    c = clients.wire(broker.port)
+    c.connect("nl-malformed")
+    body = (b"\x00\x01" + props() + string("$share//x") + bytes([sub_options(0, no_local=True)])
+            + string("nl/fine") + bytes([sub_options(0)]))
+    c.send(packet(SUBSCRIBE, 2, body))
+    assert c.expect(SUBACK).suback_codes() == [0x8F, 0]
+    assert c.ping()
+
+
 def test_no_local_on_shared_subscription_is_a_protocol_error(broker, clients):
     c = clients.wire(broker.port)
     c.connect("nl-shared", **persistent(5))

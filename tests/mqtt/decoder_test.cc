@@ -327,6 +327,10 @@ TEST(DecodeConnectTest, PropertyViolations) {
        R::kMalformedPacket},
       {"Authentication Data without Authentication Method",
        Connect5WithProperties("04 16 00 01 'x'"), R::kProtocolError},
+      {"Response Topic with a wildcard in the will", Connect5WithWillProperties("04 08 00 01 '#'"),
+       R::kProtocolError},
+      {"empty Response Topic in the will", Connect5WithWillProperties("03 08 00 00"),
+       R::kProtocolError},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(FailureOf(c.bytes, Version::k5), c.reason) << c.what;
