@@ -17,6 +17,9 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr auto kImmediateReset = std::chrono::seconds(2);
+// How long a broker may take to answer a CONNECT (a cluster node claiming a session from a node
+// that does not answer waits 2 s for it) before it counts as failed.
+constexpr auto kNoAnswer = std::chrono::seconds(10);
 // Reads per direction before other connections of the thread get their turn.
 constexpr int kReadsPerTurn = 4;
 // How long a client may go on sending after the broker ended its session.
@@ -47,6 +50,7 @@ void Tunnel::Start() {
   if (hooks_.refresh && hooks_.refresh_interval.count() > 0) {
     next_refresh_ = started_at_ + hooks_.refresh_interval;
   }
+  if (!half_close_) judge_at_ = started_at_ + kNoAnswer;
   worker_.Register(shared_from_this());
   client_->set_sink(this);
   backend_->set_sink(this);
@@ -150,6 +154,14 @@ bool Tunnel::EndOfStream(Direction& d) {
   // last bytes went out.
   d.eof = true;
   if (&d == &down_ && RefusedAtOnce()) Judge(false);
+  if (&d == &up_ && !half_close_ && down_.bytes == 0) {
+    // An MQTT client that left before the broker answered its CONNECT: nothing will come for it,
+    // and a hung broker would never close. What the client sent goes on, then a FIN. Past the
+    // window in which leaving says nothing about the broker, the client gave up waiting.
+    if (Clock::now() - started_at_ >= kImmediateReset) Judge(false);
+    Close();
+    return false;
+  }
   Direction& other = &d == &up_ ? down_ : up_;
   if (other.eof || lingering_) {
     Close();
@@ -190,13 +202,17 @@ void Tunnel::Judge(bool ok) {
 
 bool Tunnel::RefusedAtOnce() const {
   // After the client's end of stream, closing is the backend's normal answer, silent or not:
-  // a client that connects and leaves at once (a TCP ping, a scanner) says nothing about it.
-  return down_.bytes == 0 && !up_.eof && Clock::now() - started_at_ < kImmediateReset;
+  // a client that connects and leaves at once (a TCP ping, a scanner) says nothing about it. An
+  // MQTT broker answers a CONNECT before anything else, so closing before it did is a refusal
+  // however late.
+  return down_.bytes == 0 && !up_.eof &&
+         (!half_close_ || Clock::now() - started_at_ < kImmediateReset);
 }
 
 void Tunnel::ArmTimer() {
   Clock::time_point at = std::min(close_at_, next_refresh_);
   if (idle_timeout_.count() > 0) at = std::min(at, last_activity_ + idle_timeout_);
+  if (!judged_) at = std::min(at, judge_at_);
   if (at == Clock::time_point::max()) return;
   timer_.expires_at(at);
   timer_.async_wait(
@@ -210,6 +226,7 @@ void Tunnel::OnTimer(const boost::system::error_code& ec) {
     Refresh();
     next_refresh_ = now + hooks_.refresh_interval;
   }
+  if (now >= judge_at_) Judge(false);  // an MQTT broker that has not answered the CONNECT
   bool idle = idle_timeout_.count() > 0 && now - last_activity_ >= idle_timeout_;
   if (idle || now >= close_at_) return Close();
   ArmTimer();
@@ -224,8 +241,9 @@ void Tunnel::CloseAt(Clock::time_point when) {
 void Tunnel::Close() {
   if (closed_) return;
   closed_ = true;
-  // A backend that said nothing, but kept the connection past the window of a refusal.
-  if (Clock::now() - started_at_ >= kImmediateReset) Judge(true);
+  // A backend that said nothing, but kept the connection past the window of a refusal: fine for
+  // a TCP service, which may wait for its client; an MQTT broker had a CONNECT to answer.
+  if (Clock::now() - started_at_ >= kImmediateReset) Judge(half_close_);
   client_->Close();  // closing a descriptor also takes it out of the epoll set
   backend_->Close();
   timer_.cancel();

@@ -19,9 +19,13 @@
 //
 // Passive health hears of the connection from the tunnel, not at the TCP connect: a backend that
 // accepts and then closes or resets without a byte within two seconds, before the client closed,
-// has failed; its first byte (or a silent session that outlives those two seconds) is a success.
-// Counting the accepted connect as a success would reset the count of failures in a row at every
-// such connection, and a backend that accepts and drops every client would never be ejected.
+// has failed; its first byte is a success. Counting the accepted connect as a success would reset
+// the count of failures in a row at every such connection, and a backend that accepts and drops
+// every client would never be ejected. A session silent for longer: in tcp mode a success (a
+// service may wait for its client); in mqtt mode, where the broker has a CONNECT to answer, a
+// failure, once the broker closes before answering, the client gives up or the session ends, or
+// 10 s pass, so that a hung broker (accepting in the kernel, answering nothing) is ejected
+// without active checks.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
@@ -111,6 +115,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   Clock::time_point started_at_;
   Clock::time_point last_activity_;
   Clock::time_point close_at_ = Clock::time_point::max();
+  Clock::time_point judge_at_ = Clock::time_point::max();  // mqtt: the broker's time to answer
   Clock::time_point next_refresh_ = Clock::time_point::max();
   bool resume_posted_ = false;
   bool lingering_ = false;  // the backend is gone; what the client still sends is dropped

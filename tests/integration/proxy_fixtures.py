@@ -501,6 +501,17 @@ def hung_port():
 
 
 @pytest.fixture
+def silent_port():
+    """The port of a listener that never accepts: the kernel completes the handshakes (up to its
+    backlog) and takes what clients send, and nothing ever answers, as with a hung broker."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
 def dropping_port():
     """The port of a listener that accepts every connection, reads what the client sends first
     and resets it without a byte in answer: a service that is up as far as TCP goes, but refuses

@@ -13,7 +13,7 @@ from conftest import wait_for
 from mqtt_wire import CONNACK, DISCONNECT, connect_packet, packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms,  # noqa: F401
                             dropping_port, hung_port, is_closed, is_open, pool, restart_broker,
-                            start_proxy, tcp_sockets)
+                            silent_port, start_proxy, tcp_sockets)
 
 
 def test_kill_9_clients_fail_over_and_the_broker_comes_back(brokers, start_proxy, conns, tmp_path,
@@ -208,6 +208,51 @@ def test_backend_that_accepts_and_drops_every_client_is_ejected(brokers, start_p
         c = conns.wire(proxy.port, version=4)
         assert c.connect(f"after-{i}").reason() == 0
     assert proxy.active()["drop"] == 0
+
+
+def clients_waiting_on_silent(proxy, conns, n):
+    """Connects 2n clients, each sending its CONNECT; round robin sends every other one to the
+    silent backend (first in the pool). Returns all of them once n wait there."""
+    waiting = []
+    for i in range(2 * n):
+        c = conns.wire(proxy.port, version=4)
+        c.send(connect_packet(f"waiting-{i}", version=4))
+        waiting.append(c)
+    wait_for(lambda: proxy.active().get("silent") == n, what=f"{n} clients waiting on silent")
+    return waiting
+
+
+def a_silent_and_a_real_backend(brokers, start_proxy, silent_port):
+    (b1,) = brokers(1)
+    return start_proxy({"p": pool(backend(silent_port, name="silent"), b1,
+                                   strategy="weighted-round-robin",
+                                   passive={"failures": 3, "eject_base_ms": 20000,
+                                            "eject_max_ms": 30000})}, threads=1)
+
+
+def test_a_broker_that_never_answers_is_ejected_when_its_clients_give_up(brokers, start_proxy,
+                                                                         conns, silent_port):
+    # "silent" completes TCP handshakes in the kernel and never answers a CONNECT, as a hung
+    # broker does, and there are no active checks. Its clients give up after a while, as a
+    # client's own CONNACK timeout does: each session over without an answer is a failure, and
+    # three in a row eject it (before, a silent session that lasted counted as a success).
+    proxy = a_silent_and_a_real_backend(brokers, start_proxy, silent_port)
+    waiting = clients_waiting_on_silent(proxy, conns, 3)
+    time.sleep(2.1)  # the clients' patience, past the 2 s in which leaving says nothing
+    for c in waiting:
+        c.close()
+    proxy.wait_state("silent", "ejected")
+    for i in range(4):
+        assert conns.wire(proxy.port, version=4).connect(f"after-{i}").reason() == 0
+    assert proxy.active()["silent"] == 0
+
+
+def test_a_broker_that_never_answers_is_ejected_after_ten_seconds(brokers, start_proxy, conns,
+                                                                  silent_port):
+    # The same, with clients that wait on: 10 s without an answer to the CONNECT is a failure.
+    proxy = a_silent_and_a_real_backend(brokers, start_proxy, silent_port)
+    clients_waiting_on_silent(proxy, conns, 3)
+    proxy.wait_state("silent", "ejected", timeout=15)
 
 
 @pytest.mark.parametrize("version,reason", [(4, 3), (5, 0x88)], ids=["v311", "v5"])
