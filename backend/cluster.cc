@@ -107,7 +107,12 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   routes_epoch_ = fmt::format("{:08x}{:08x}", random(), random());
 }
 
-Cluster::~Cluster() = default;
+Cluster::~Cluster() {
+  // Commands still waiting (the threads may stop before Redis answered) are answered now, while
+  // what their callbacks use is still there; the clients' own destructors come after the rest.
+  commands_->Stop();
+  events_->Stop();
+}
 
 void Cluster::Start() {
   spdlog::info("cluster: node {} joining through {} as {}", node_,
@@ -202,6 +207,10 @@ void Cluster::Heartbeat() {
                          // Each live peer's address and routes version, then the peers as a whole.
                          auto live = std::make_shared<std::vector<LivePeer>>();
                          auto waiting = std::make_shared<size_t>(0);
+                         // A read that failed says nothing about its peer: the round is dropped,
+                         // not taken for the peer's departure (its routes withdrawn, its
+                         // sessions adopted while it lives).
+                         auto failed = std::make_shared<bool>(false);
                          for (const RedisReply& e : r->elements) {
                            if (e.str != node_) ++*waiting;
                          }
@@ -211,11 +220,15 @@ void Cluster::Heartbeat() {
                            std::string name = e.str;
                            commands_->Command(
                                {"HMGET", keys_.Node(name), "address", "routes-version"},
-                               [this, live, waiting, name](absl::StatusOr<RedisReply> a) {
-                                 if (a.ok() && a->elements.size() == 2 && !a->elements[0].nil()) {
+                               [this, live, waiting, failed, name](absl::StatusOr<RedisReply> a) {
+                                 if (!a.ok()) {
+                                   *failed = true;
+                                 } else if (a->elements.size() == 2 && !a->elements[0].nil()) {
                                    live->push_back({name, a->elements[0].str, a->elements[1].str});
                                  }
-                                 if (--*waiting == 0) OnLivePeers(std::move(*live));
+                                 if (--*waiting == 0 && !*failed && !stopped_) {
+                                   OnLivePeers(std::move(*live));
+                                 }
                                });
                          }
                        });

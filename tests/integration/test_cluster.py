@@ -256,6 +256,28 @@ def test_a_retained_message_stored_with_an_interval_only_gets_its_expiry_time(cl
     assert b.metric("sb_broker_retained_messages") == 0
 
 
+def test_a_peer_whose_record_cannot_be_read_is_not_taken_for_gone(cluster, clients):
+    """Each heartbeat, a node reads every live peer's record (HMGET). A read that fails (here the
+    record has the wrong type, so Redis answers with an error) says nothing about the peer: it
+    stays a peer, with its routes. It used to be taken for gone: its routes withdrawn, and its
+    sessions adopted while it lived."""
+    a, b = cluster(2)
+    sub = clients.wire(b.port)
+    sub.connect("far")
+    sub.subscribe(1, ("peer/t", 0))
+    wait_remote_routes(a, 1)
+    key = f"sb:node:{b.name}"
+    with redis_monitor(cluster.redis) as monitor:
+        cluster.redis.command("SET", key, "not a hash")  # one command: never absent meanwhile
+        reads = len(monitor.commands("HMGET", key))
+        wait_for(lambda: len(monitor.commands("HMGET", key)) >= reads + 3,
+                 what="three of a's reads of b's record refused")
+    clients.paho(a.port, "pub").publish("peer/t", "still routed", 0)
+    assert sub.expect_message().payload == b"still routed"
+    assert f"node {b.name} left" not in a.log()
+    assert a.metric(REMOTE_ROUTES) == 1
+
+
 def test_stored_expiry_times_are_on_redis_clock(cluster, clients):
     """A node whose wall clock is 30 s behind stores a retained message's expiry time on Redis's
     clock, as heartbeats are judged: a node that loads it later gives it what it has left, not
