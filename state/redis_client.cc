@@ -248,6 +248,9 @@ void RedisClient::Impl::ConnectTo(const std::string& address) {
     Lost(why);
     return;
   }
+  // A connection that only listens (pub/sub) sends nothing the watchdog could time: TCP keep
+  // alive is what tells it that a silent network dropped its peer.
+  redisEnableKeepAlive(&context->c);
   context->data = this;
   context->ev.data = this;
   context->ev.addRead = AddRead;
