@@ -55,7 +55,6 @@ struct Shard::SessionSlot {
   size_t record_bytes = 0;         // of the record as last written whole
   size_t appended_bytes = 0;       // of subscription changes appended to it since
   uint64_t record_generation = 0;  // counts whole writes
-  bool record_unsure = false;      // a write since the last whole one was lost
   std::optional<mqtt::Will> will;  // waiting for its delay
   Clock::time_point will_at = Clock::time_point::max();
   Clock::time_point expires_at = Clock::time_point::max();
@@ -189,7 +188,7 @@ void Shard::SubscriptionsChanged(Session& session, const std::vector<RouteChange
   std::string changes = EncodeSubscriptionChanges(session.subscriptions(), filters);
   // Appended while they add up to less than the record itself, then written whole again: each
   // change costs its own bytes, and the rewrites at most as many again.
-  if (!slot->recorded || slot->record_unsure ||
+  if (!slot->recorded || unsure_records_.contains(slot->session.id()) ||
       slot->appended_bytes + changes.size() > std::max(slot->record_bytes, kMinRecordRewrite)) {
     Record(*slot, /*offline=*/false);
     return;
@@ -221,7 +220,6 @@ void Shard::RecordLost(uint64_t session_id, uint64_t generation, bool rewrite) {
   // Redis refused the write (out of memory, read-only) or did not answer: again a little later,
   // for a session may make no change that would rewrite it (and a client told its subscription
   // was taken expects it to survive a crash of this node).
-  slot->record_unsure = true;
   if (unsure_records_.empty()) ArmRecordRetry();
   unsure_records_.insert(session_id);
 }
@@ -249,7 +247,7 @@ void Shard::RewriteUnsureRecords() {
   unsure.swap(unsure_records_);
   for (uint64_t id : unsure) {
     SessionSlot* slot = FindSlot(id);
-    if (slot != nullptr && slot->recorded && slot->record_unsure && Recordable(*slot)) {
+    if (slot != nullptr && slot->recorded && Recordable(*slot)) {
       Record(*slot, /*offline=*/slot->connection == nullptr);
     }
   }
@@ -288,7 +286,7 @@ void Shard::Record(SessionSlot& slot, bool offline) {
   slot.recorded = true;
   slot.record_bytes = bytes.size();
   slot.appended_bytes = 0;
-  slot.record_unsure = false;
+  unsure_records_.erase(slot.session.id());
   ToCluster([this, client_id = slot.session.client_id(), bytes = std::move(bytes), ttl,
              id = slot.session.id(),
              generation = ++slot.record_generation](ClusterSessions& sessions) {

@@ -341,7 +341,8 @@ class Shard {
   bool stopping_ = false;      // CloseClients ran: adopt nothing more
   bool links_closed_ = false;  // CloseLinks ran: open no more
   boost::asio::steady_timer shutdown_timer_;
-  // Sessions whose records lost a write, for RewriteUnsureRecords, when the timer is armed.
+  // Sessions whose records lost a write since they were last written whole: to be rewritten
+  // whole, by their next change or by RewriteUnsureRecords once the timer fires.
   static constexpr std::chrono::seconds kRecordRetry{1};
   absl::flat_hash_set<uint64_t> unsure_records_;
   boost::asio::steady_timer record_retry_;

@@ -131,7 +131,7 @@ asio::awaitable<std::string> RedisStickyStore::Bind(std::string_view pool,
       t->unsynced.emplace(key, PerThread::Unsynced{holder, ttl, only_if_absent});
     }
     Count(t);
-    if (t->client->connected()) RetryLater(t);  // refused by a Redis that stays connected
+    RetryLater(t);  // refused by a Redis that stays connected
     return holder;
   };
   if (t == nullptr || !t->client->connected()) co_return fallback();

@@ -20,6 +20,20 @@ Policy TestPolicy() {
 
 const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
 
+// TestPolicy's passive_failures connect failures in a row at `at`: an ejection.
+void Eject(HealthState& h, Clock::time_point at) {
+  h.OnConnectFailure(at);
+  h.OnConnectFailure(at);
+}
+
+// An ejection at `at`, waited out; returns when it ended.
+Clock::time_point EjectAndWaitOut(HealthState& h, Clock::time_point at) {
+  Eject(h, at);
+  Clock::time_point end = h.ejected_until();
+  h.Tick(end);
+  return end;
+}
+
 TEST(HealthStateTest, StartsUpAndGoesDownAfterFallFailuresInARow) {
   HealthState h(TestPolicy());
   EXPECT_TRUE(h.available(t0));
@@ -103,35 +117,23 @@ TEST(HealthStateTest, AnActiveSuccessEndsAnEjection) {
 
 TEST(HealthStateTest, EjectionsAreForgottenAfterAQuietPeriod) {
   HealthState h(TestPolicy());
-  h.OnConnectFailure(t0);
-  h.OnConnectFailure(t0);
-  auto later = t0 + milliseconds(9001);  // more than 2 x eject_max after the ejection's end
-  h.Tick(later);
-  h.OnConnectFailure(later);
-  h.OnConnectFailure(later);
+  Clock::time_point end = EjectAndWaitOut(h, t0);
+  Clock::time_point later = end + milliseconds(8001);  // more than 2 x eject_max after its end
+  Eject(h, later);
   EXPECT_EQ(h.ejected_until(), later + milliseconds(1000));
 }
 
 TEST(HealthStateTest, TheQuietPeriodCountsFromTheEndOfTheEjection) {
   HealthState h(TestPolicy());
   Clock::time_point t = t0;
-  for (int i = 0; i < 3; ++i) {  // 1, 2, then 4 s
-    h.OnConnectFailure(t);
-    h.OnConnectFailure(t);
-    t = h.ejected_until();
-    h.Tick(t);
-  }
+  for (int i = 0; i < 3; ++i)  // 1, 2, then 4 s
+    t = EjectAndWaitOut(h, t);
   // 7 s after the end of a 4 s ejection, 11 s after its start: not yet forgotten.
   t += milliseconds(7000);
-  h.OnConnectFailure(t);
-  h.OnConnectFailure(t);
-  EXPECT_EQ(h.ejected_until(), t + milliseconds(4000));
-  t = h.ejected_until();
-  h.Tick(t);
-  t += milliseconds(8001);
-  h.OnConnectFailure(t);
-  h.OnConnectFailure(t);
-  EXPECT_EQ(h.ejected_until(), t + milliseconds(1000));
+  t = EjectAndWaitOut(h, t);
+  EXPECT_EQ(t, t0 + milliseconds(1000 + 2000 + 4000 + 7000 + 4000));
+  Eject(h, t + milliseconds(8001));
+  EXPECT_EQ(h.ejected_until(), t + milliseconds(8001 + 1000));
 }
 
 TEST(HealthStateTest, TheBackoffReachesAnEjectMaxFarAboveTheBase) {
@@ -140,12 +142,9 @@ TEST(HealthStateTest, TheBackoffReachesAnEjectMaxFarAboveTheBase) {
   p.eject_max = std::chrono::hours(24);
   HealthState h(p);
   Clock::time_point t = t0;
-  for (int i = 0; i < 30; ++i) {
-    h.OnConnectFailure(t);
-    h.OnConnectFailure(t);
-    if (i < 29) t = h.ejected_until();
-    h.Tick(t);
-  }
+  for (int i = 0; i < 29; ++i)
+    t = EjectAndWaitOut(h, t);
+  Eject(h, t);
   EXPECT_EQ(h.ejected_until() - t, std::chrono::hours(24));
 }
 
@@ -153,8 +152,7 @@ TEST(HealthStateTest, ASuccessEndingAnEjectionBreaksARunOfFailedChecks) {
   HealthState h(TestPolicy());  // fall 3
   h.OnCheck(false, t0);
   h.OnCheck(false, t0);
-  h.OnConnectFailure(t0);
-  h.OnConnectFailure(t0);
+  Eject(h, t0);
   ASSERT_FALSE(h.available(t0));
   EXPECT_EQ(h.OnCheck(true, t0), Event::kRestored);
   EXPECT_EQ(h.OnCheck(false, t0), std::nullopt);  // one failure in a row, not three

@@ -21,6 +21,14 @@ def crash(node):
     node.proc.wait()
 
 
+def resume(clients, node, client_id):
+    """A 5.0 connection of `client_id` to `node` that resumes its persistent session."""
+    w = clients.wire(node.port, 5, timeout=10)
+    ack = w.connect(client_id, **persistent(5))
+    assert ack.reason() == 0 and ack.session_present
+    return w
+
+
 def routed_anywhere(node, count):
     """True when `node` routes `count` filters, its own or the other nodes'."""
     return node.metric(LOCAL_ROUTES) + node.metric(REMOTE_ROUTES) == count
@@ -130,9 +138,7 @@ def test_a_client_back_within_its_will_delay_on_another_node_cancels_the_will(cl
     # Adopted first, so that the will is armed there when the client comes back.
     wait_for(lambda: b.metric(RESTORED) == 1, what="the session adopted")
     adopted = time.monotonic()
-    back = clients.wire(b.port, 5)
-    ack = back.connect("dev", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, b, "dev")
     resumed_after = time.monotonic() - start
     assert resumed_after < 2, f"resumed {resumed_after:.2f} s after the shutdown: too late"
     # Past the will delay as armed on b: resuming in time cancelled the will.
@@ -241,9 +247,7 @@ def test_an_offline_session_outlives_its_node(cluster, clients):
     for i in range(2):
         publisher.publish("inbox/sleeper", f"after{i}", 1)
 
-    back = clients.wire(c.port, 5)
-    ack = back.connect("sleeper", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, c, "sleeper")
     assert receive(back, 5) == ["before0", "before1", "before2", "after0", "after1"]
     assert cluster.redis.command("GET", "sb:owner:sleeper") == c.name
     assert not recorded(cluster, a, "sleeper")
@@ -258,9 +262,7 @@ def test_a_client_back_before_the_node_is_declared_dead_takes_its_record(cluster
     crash(a)
     first.close()
     # At once, while b still counts a as alive: b asks a, gets no answer, reads a's record.
-    second = clients.wire(b.port, 5, timeout=10)
-    ack = second.connect("quick", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    second = resume(clients, b, "quick")
     assert b.metric(RESTORED) == 1
     wait_for(lambda: routed_anywhere(c, 1), what="c routing to b's session")
     clients.paho(c.port, "pub").publish("jobs/quick", "resumed", 1)
@@ -295,9 +297,7 @@ def test_subscriptions_made_one_at_a_time_are_appended_to_the_record(cluster, cl
     # The first SUBSCRIBE wrote it, and it was rewritten when the changes outgrew it.
     assert 1 < len(written_whole) <= 4, written_whole
 
-    back = clients.wire(b.port, 5, timeout=10)
-    ack = back.connect("many", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, b, "many")
     publisher = clients.paho(b.port, "pub")
     for topic in ("many/0", "many/1", "many/2", "many/3", "many/299"):
         publisher.publish(topic, topic, 1)
@@ -327,9 +327,7 @@ def test_changes_are_not_appended_to_a_record_that_lost_a_write(cluster, clients
         wait_for(lambda: len(monitor.commands("SET", key)) == 2, what="the record rewritten")
     crash(a)
     w.close()
-    back = clients.wire(b.port, 5, timeout=10)
-    ack = back.connect("lossy", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, b, "lossy")
     publisher = clients.paho(b.port, "pub")
     for i in (1, 2, 3):
         publisher.publish(f"lossy/{i}", f"m{i}", 1)
@@ -368,9 +366,7 @@ def test_a_record_redis_refused_is_written_again_without_a_change(cluster, clien
     wait_for(lambda: recorded(cluster, a, "refused"), what="the record written again")
     crash(a)
     w.close()
-    back = clients.wire(b.port, 5, timeout=10)
-    ack = back.connect("refused", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, b, "refused")
     clients.paho(b.port, "pub").publish("refused/1", "kept", 1)
     assert receive(back, 1) == ["kept"]
 
@@ -390,9 +386,7 @@ def test_a_queued_message_redis_refused_is_written_again(cluster, clients):
     wait_for(lambda: int(cluster.redis.command("STRLEN", key)) > size,
              what="the record written again, with the message")
     crash(a)
-    back = clients.wire(b.port, 5, timeout=10)
-    ack = back.connect("away", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, b, "away")
     assert receive(back, 1) == ["kept"]
 
 
@@ -411,9 +405,7 @@ def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, pr
     crash(a)
     again = restart_broker(a, tmp_path, processes)
     again.wait_metric("sb_broker_sessions", 1)
-    w = clients.wire(again.port, 5)
-    ack = w.connect("loyal", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    w = resume(clients, again, "loyal")
     assert receive(w, 1) == ["kept"]
 
 
@@ -490,9 +482,7 @@ def test_a_claim_while_the_session_is_being_adopted_waits_for_it(cluster, client
     adopter = wait_for(lambda: survivors.get(owner()), timeout=5, interval=0,
                        what="a survivor adopting the session")
     claimer = c if adopter is b else b
-    back = clients.wire(claimer.port, 5, timeout=10)
-    ack = back.connect("dev", **persistent(5))
-    assert ack.reason() == 0 and ack.session_present
+    back = resume(clients, claimer, "dev")
     assert receive(back, 1) == ["x" * 20_000]
 
 
