@@ -26,6 +26,10 @@ namespace state {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
+// Reconnects wait from the first to the last, doubling after each failed attempt.
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kLastBackoff{5000};
+
 std::string RedactRedisUrl(std::string_view url) {
   size_t at = url.rfind('@');
   if (at == std::string_view::npos) return std::string(url);
@@ -130,7 +134,8 @@ struct RedisClient::Impl {
   bool want_read = false, want_write = false, reading = false, writing = false;
   bool connected = false, stopped = false;
   Clock::time_point connect_started;
-  std::chrono::milliseconds backoff{100};
+  std::chrono::milliseconds backoff = kFirstBackoff;
+  Clock::time_point ready_at;
   asio::ip::tcp::resolver resolver;
   asio::steady_timer reconnect_timer;
   asio::steady_timer watchdog;
@@ -298,7 +303,7 @@ void RedisClient::Impl::Handshake() {
 
 void RedisClient::Impl::Ready() {
   connected = true;
-  backoff = std::chrono::milliseconds(100);
+  ready_at = Clock::now();
   spdlog::info("redis {}:{} connected", options.host, options.port);
   SendSubscriptions();
   for (auto& f : on_connect)
@@ -350,6 +355,9 @@ void RedisClient::Impl::ArmWrite() {
 void RedisClient::Impl::Lost(std::string_view why) {
   bool was_connected = connected;
   connected = false;
+  // The backoff starts again only after a connection that lasted: a server that drops every
+  // connection right after the handshake is not reconnected to ten times a second.
+  if (was_connected && Clock::now() - ready_at >= kLastBackoff) backoff = kFirstBackoff;
   // Calls still waiting can no longer be answered.
   while (!pending.empty()) {
     pending.front()->Finish(absl::UnavailableError(fmt::format("redis: {}", why)));
@@ -368,7 +376,7 @@ void RedisClient::Impl::Lost(std::string_view why) {
 void RedisClient::Impl::ScheduleReconnect() {
   if (stopped) return;
   reconnect_timer.expires_after(backoff);
-  backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  backoff = std::min(backoff * 2, kLastBackoff);
   reconnect_timer.async_wait([this, alive = owner](const boost::system::error_code& ec) {
     if (!ec && !alive.expired() && context == nullptr) Connect();
   });

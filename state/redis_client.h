@@ -2,7 +2,8 @@
 // that no I/O thread ever blocks on Redis.
 //
 // One client is one connection, used from its io_context's thread only. It connects at Start()
-// and, whenever the connection fails, reconnects with a backoff that doubles from 100 ms to 5 s.
+// and, whenever the connection fails, reconnects with a backoff that doubles from 100 ms to 5 s
+// (and starts from 100 ms again once a connection has lasted 5 s).
 // Commands are pipelined: each is written at once and its reply arrives in order. Every call has a
 // deadline; since replies come in order, a late reply means the connection is stuck, so the
 // client fails that call, drops the connection and reconnects. While disconnected, calls fail at

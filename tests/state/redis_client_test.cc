@@ -5,6 +5,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include "tests/state/redis_server.h"
 
@@ -172,6 +175,38 @@ TEST(RedisClientTest, AStuckCallTimesOutAndTheClientReconnects) {
   ASSERT_TRUE(RunUntil(
       io, [&] { return connects == 2; }, std::chrono::seconds(8)));
   EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
+}
+
+// A server that answers the handshake's PING, then closes each connection: the client backs off
+// further at each reconnect rather than starting again at every handshake.
+TEST(RedisClientTest, BacksOffFromAServerThatDropsEveryConnection) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  std::vector<std::chrono::steady_clock::time_point> accepted;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          asio::ip::tcp::socket s = co_await acceptor.async_accept(asio::use_awaitable);
+          accepted.push_back(std::chrono::steady_clock::now());
+          std::array<char, 64> request;
+          co_await s.async_read_some(asio::buffer(request), asio::use_awaitable);
+          std::string_view pong = "+PONG\r\n";
+          co_await asio::async_write(s, asio::buffer(pong), asio::use_awaitable);
+        }
+      },
+      asio::detached);
+  auto c = RedisClient::Create(io, Options(acceptor.local_endpoint().port()));
+  int connects = 0;
+  c->OnConnect([&] { ++connects; });
+  c->Start();
+  // Each connection counts as made: the handshake went through.
+  ASSERT_TRUE(RunUntil(io, [&] { return connects == 4; }));
+  ASSERT_EQ(accepted.size(), 4u);
+  // Timers never fire early: the waits are at least 100, 200 and 400 ms.
+  EXPECT_GE(accepted[1] - accepted[0], std::chrono::milliseconds(100));
+  EXPECT_GE(accepted[2] - accepted[1], std::chrono::milliseconds(200));
+  EXPECT_GE(accepted[3] - accepted[2], std::chrono::milliseconds(400));
 }
 
 TEST(RedisClientTest, SubscriberReceivesAndResubscribesAfterReconnect) {
