@@ -440,10 +440,11 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
   };
   bool retired = chosen->retired.load();
-  auto tunnel =
-      std::make_shared<Tunnel>(worker, std::move(client), std::move(backend), std::move(chosen),
-                               IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
-                               /*half_close=*/!mqtt_mode, std::move(hooks));
+  auto tunnel = std::make_shared<Tunnel>(
+      worker, std::move(client), std::move(backend), std::move(chosen),
+      IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
+      /*half_close=*/!mqtt_mode, milliseconds(mqtt_mode ? config.answer_timeout_ms : 0),
+      std::move(hooks));
   tunnel->Start();
   // A reload dropped the backend while this client was being connected to it, after the
   // workers closed its other clients: this one goes the same way.

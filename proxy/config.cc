@@ -77,6 +77,7 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
   p.sticky_ttl_s = U32(t, "sticky_ttl_s", p.sticky_ttl_s, 1, 30 * 86'400);
   p.retries = U32(t, "retries", p.retries, 0, 100);
   p.connect_timeout_ms = U32(t, "connect_timeout_ms", p.connect_timeout_ms, 1, 600'000);
+  p.answer_timeout_ms = U32(t, "answer_timeout_ms", p.answer_timeout_ms, 1, 600'000);
   p.proxy_protocol = t.Bool("proxy_protocol", p.proxy_protocol);
   p.on_down = t.OneOf("on_down", "none", {"none", "shutdown-sessions"}) == "shutdown-sessions"
                   ? OnDown::kShutdownSessions

@@ -51,6 +51,7 @@ struct PoolConfig {
   uint32_t sticky_ttl_s = 1800;
   uint32_t retries = 3;
   uint32_t connect_timeout_ms = 2000;
+  uint32_t answer_timeout_ms = 10000;  // mqtt: a CONNECT unanswered this long is a failed connect
   bool proxy_protocol = false;
   OnDown on_down = OnDown::kNone;
   uint32_t shutdown_jitter_ms = 5000;

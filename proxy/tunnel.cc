@@ -17,9 +17,6 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr auto kImmediateReset = std::chrono::seconds(2);
-// How long a broker may take to answer a CONNECT (a cluster node claiming a session from a node
-// that does not answer waits 2 s for it) before it counts as failed.
-constexpr auto kNoAnswer = std::chrono::seconds(10);
 // Reads per direction before other connections of the thread get their turn.
 constexpr int kReadsPerTurn = 4;
 // How long a client may go on sending after the broker ended its session.
@@ -28,7 +25,8 @@ constexpr auto kLinger = std::chrono::seconds(1);
 
 Tunnel::Tunnel(Worker& worker, std::shared_ptr<RawSocket> client,
                std::shared_ptr<RawSocket> backend, std::shared_ptr<BackendState> state,
-               std::chrono::milliseconds idle_timeout, bool half_close, Hooks hooks)
+               std::chrono::milliseconds idle_timeout, bool half_close,
+               std::chrono::milliseconds answer_timeout, Hooks hooks)
     : worker_(worker),
       client_(std::move(client)),
       backend_(std::move(backend)),
@@ -36,6 +34,7 @@ Tunnel::Tunnel(Worker& worker, std::shared_ptr<RawSocket> client,
       timer_(worker.io()),
       idle_timeout_(idle_timeout),
       half_close_(half_close),
+      answer_timeout_(answer_timeout),
       hooks_(std::move(hooks)),
       up_{client_.get(), backend_.get(), &state_->bytes_to_backend},
       down_{backend_.get(), client_.get(), &state_->bytes_to_client} {}
@@ -50,7 +49,7 @@ void Tunnel::Start() {
   if (hooks_.refresh && hooks_.refresh_interval.count() > 0) {
     next_refresh_ = started_at_ + hooks_.refresh_interval;
   }
-  if (!half_close_) judge_at_ = started_at_ + kNoAnswer;
+  if (answer_timeout_.count() > 0) judge_at_ = started_at_ + answer_timeout_;
   worker_.Register(shared_from_this());
   client_->set_sink(this);
   backend_->set_sink(this);

@@ -24,8 +24,8 @@
 // every client would never be ejected. A session silent for longer: in tcp mode a success (a
 // service may wait for its client); in mqtt mode, where the broker has a CONNECT to answer, a
 // failure, once the broker closes before answering, the client gives up or the session ends, or
-// 10 s pass, so that a hung broker (accepting in the kernel, answering nothing) is ejected
-// without active checks.
+// the pool's answer_timeout_ms passes, so that a hung broker (accepting in the kernel, answering
+// nothing) is ejected without active checks.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
@@ -60,10 +60,11 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
         first_reply;
   };
 
-  // `idle_timeout` 0: none. `half_close`: tcp semantics.
+  // `idle_timeout` 0: none. `half_close`: tcp semantics. `answer_timeout` (mqtt): how long the
+  // broker may take to answer the CONNECT before it counts as failed; 0: no limit.
   Tunnel(Worker& worker, std::shared_ptr<RawSocket> client, std::shared_ptr<RawSocket> backend,
          std::shared_ptr<BackendState> state, std::chrono::milliseconds idle_timeout,
-         bool half_close, Hooks hooks);
+         bool half_close, std::chrono::milliseconds answer_timeout, Hooks hooks);
   ~Tunnel();
 
   void Start();
@@ -109,6 +110,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   boost::asio::steady_timer timer_;
   std::chrono::milliseconds idle_timeout_;
   bool half_close_;
+  std::chrono::milliseconds answer_timeout_;
   Hooks hooks_;
   Direction up_;    // client -> backend
   Direction down_;  // backend -> client

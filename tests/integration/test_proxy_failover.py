@@ -222,10 +222,10 @@ def clients_waiting_on_silent(proxy, conns, n):
     return waiting
 
 
-def a_silent_and_a_real_backend(brokers, start_proxy, silent_port):
+def a_silent_and_a_real_backend(brokers, start_proxy, silent_port, **settings):
     (b1,) = brokers(1)
     return start_proxy({"p": pool(backend(silent_port, name="silent"), b1,
-                                   strategy="weighted-round-robin",
+                                   strategy="weighted-round-robin", **settings,
                                    passive={"failures": 3, "eject_base_ms": 20000,
                                             "eject_max_ms": 30000})}, threads=1)
 
@@ -247,12 +247,18 @@ def test_a_broker_that_never_answers_is_ejected_when_its_clients_give_up(brokers
     assert proxy.active()["silent"] == 0
 
 
-def test_a_broker_that_never_answers_is_ejected_after_ten_seconds(brokers, start_proxy, conns,
-                                                                  silent_port):
-    # The same, with clients that wait on: 10 s without an answer to the CONNECT is a failure.
-    proxy = a_silent_and_a_real_backend(brokers, start_proxy, silent_port)
+@pytest.mark.parametrize("answer_timeout_ms", [None, 3000], ids=["default", "3s"])
+def test_a_broker_that_never_answers_is_ejected_after_the_answer_timeout(
+        brokers, start_proxy, conns, silent_port, answer_timeout_ms):
+    # The same, with clients that wait on: answer_timeout_ms (default 10 s) without an answer to
+    # the CONNECT is a failure.
+    settings = {} if answer_timeout_ms is None else {"answer_timeout_ms": answer_timeout_ms}
+    proxy = a_silent_and_a_real_backend(brokers, start_proxy, silent_port, **settings)
     clients_waiting_on_silent(proxy, conns, 3)
+    started = time.monotonic()
     proxy.wait_state("silent", "ejected", timeout=15)
+    # Not sooner than the timeout allows (the three connects began before `started`).
+    assert time.monotonic() - started >= (answer_timeout_ms or 10000) / 1000 - 1.5
 
 
 @pytest.mark.parametrize("version,reason", [(4, 3), (5, 0x88)], ids=["v311", "v5"])

@@ -45,6 +45,7 @@ TEST(ProxyConfigTest, MinimalHasDefaults) {
   EXPECT_EQ(p.strategy, balancer::StrategyKind::kLeastConnections);
   EXPECT_FALSE(p.sticky);
   EXPECT_EQ(p.retries, 3u);
+  EXPECT_EQ(p.answer_timeout_ms, 10000u);
   EXPECT_FALSE(p.health.active);
   ASSERT_EQ(p.backends.size(), 1u);
   EXPECT_EQ(p.backends[0].address, (base::HostPort{"127.0.0.1", 1884}));
@@ -80,6 +81,7 @@ strategy = "source-hash"
 hash_key = "source-ip"
 retries = 0
 connect_timeout_ms = 50
+answer_timeout_ms = 3000
 proxy_protocol = true
 on_down = "shutdown-sessions"
 shutdown_jitter_ms = 10
@@ -133,6 +135,8 @@ address = "127.0.0.1:3"
   const PoolConfig& p = c->pools.at("p");
   EXPECT_EQ(p.strategy, balancer::StrategyKind::kSourceHash);
   EXPECT_EQ(p.hash_key, HashKey::kSourceIp);
+  EXPECT_EQ(p.connect_timeout_ms, 50u);
+  EXPECT_EQ(p.answer_timeout_ms, 3000u);
   EXPECT_TRUE(p.proxy_protocol);
   EXPECT_EQ(p.on_down, OnDown::kShutdownSessions);
   EXPECT_EQ(c->pools.at("q").slow_start_s, 30u);  // not for source-hash
