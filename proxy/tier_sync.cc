@@ -28,7 +28,7 @@ void TierSync::Tick() {
   auto now = health::Clock::now();
   if (degraded != was_degraded_) {
     if (degraded) {
-      spdlog::warn("shared state unreachable: degraded, routing on the last view");
+      spdlog::warn("shared state unreachable or failing: degraded, routing on the last view");
       degraded_since_ = now;
     } else {
       spdlog::info("shared state reachable again: re-publishing and re-syncing");

@@ -1,6 +1,8 @@
 // RedisTierState: publish this proxy's state, read the others', in one pipelined round.
 #include "state/redis_tier_state.h"
 
+#include <spdlog/spdlog.h>
+
 #include <charconv>
 #include <memory>
 
@@ -10,14 +12,15 @@ namespace state {
 
 namespace {
 
-// A reply counter: runs `done` when every reply of a round has arrived.
+// A reply counter: runs `done` when every reply of a round has arrived, with the first error
+// (empty if none).
 struct Round {
   size_t waiting = 0;
-  bool failed = false;
-  std::function<void(bool ok)> done;
-  void Arrived(bool ok) {
-    failed = failed || !ok;
-    if (--waiting == 0) done(!failed);
+  std::string error;
+  std::function<void(const std::string& error)> done;
+  void Arrived(const absl::StatusOr<RedisReply>& r) {
+    if (!r.ok() && error.empty()) error = std::string(r.status().message());
+    if (--waiting == 0) done(error);
   }
 };
 
@@ -49,6 +52,22 @@ OperatorState RedisTierState::DecodeOperator(std::string_view text) {
   return s;
 }
 
+bool RedisTierState::degraded() const {
+  return !client_->connected() || Clock::now() - last_round_ok_ >= kFailingRounds;
+}
+
+void RedisTierState::RoundEnded(const std::string& error) {
+  in_flight_ = false;
+  if (error.empty()) {
+    last_round_ok_ = Clock::now();
+    rounds_failing_ = false;
+    return;
+  }
+  // Logged once per run of failures: a lost connection says so itself, an error reply not.
+  if (!rounds_failing_ && client_->connected()) spdlog::warn("shared state: {}", error);
+  rounds_failing_ = true;
+}
+
 void RedisTierState::Report(std::vector<LocalReport> reports) {
   if (in_flight_ || !client_->connected()) return;  // degraded: keep the last view
   in_flight_ = true;
@@ -70,19 +89,16 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
   }
   client_->Command({"PEXPIRE", keys_.Connections(instance_), ttl}, ignore);
   client_->Command({"PEXPIRE", keys_.Health(instance_), ttl}, ignore);
-  client_->Command({"EXEC"}, ignore);
-
   auto view = std::make_shared<TierView>();
   auto live = std::make_shared<std::vector<std::string>>();
   auto round = std::make_shared<Round>();
-  round->waiting = 2;
-  round->done = [this, view, live, read_after = operator_changes_](bool ok) {
-    if (!ok) {
-      in_flight_ = false;
-      return;
-    }
+  round->waiting = 3;
+  round->done = [this, view, live, read_after = operator_changes_](const std::string& error) {
+    if (!error.empty()) return RoundEnded(error);
     ReadOthers(std::move(*live), std::move(*view), read_after);
   };
+  // A refused write inside aborts the transaction: EXEC answers with an error.
+  client_->Command({"EXEC"}, [round](absl::StatusOr<RedisReply> r) { round->Arrived(r); });
   client_->Command(HeartbeatCommand(keys_.Proxies(), instance_, liveness_),
                    [this, live, round](absl::StatusOr<RedisReply> r) {
                      if (r.ok()) {
@@ -90,7 +106,7 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
                          if (e.str != instance_) live->push_back(e.str);
                        }
                      }
-                     round->Arrived(r.ok());
+                     round->Arrived(r);
                    });
   client_->Command({"HGETALL", keys_.Operator()}, [view, round](absl::StatusOr<RedisReply> r) {
     if (r.ok()) {
@@ -98,7 +114,7 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
         view->operators[r->elements[i].str] = DecodeOperator(r->elements[i + 1].str);
       }
     }
-    round->Arrived(r.ok());
+    round->Arrived(r);
   });
 }
 
@@ -107,9 +123,9 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, ui
   auto shared = std::make_shared<TierView>(std::move(view));
   auto round = std::make_shared<Round>();
   round->waiting = 2 * live.size();
-  round->done = [this, shared, read_after](bool ok) {
-    in_flight_ = false;
-    if (!ok) return;
+  round->done = [this, shared, read_after](const std::string& error) {
+    RoundEnded(error);
+    if (!error.empty()) return;
     // The read came before these changes, on the same connection: they are newer than it.
     absl::erase_if(recent_operators_, [&](const auto& entry) {
       const auto& [number, state] = entry.second;
@@ -119,7 +135,7 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, ui
     });
     if (on_view) on_view(*shared);
   };
-  if (live.empty()) return round->done(true);
+  if (live.empty()) return round->done("");
   for (const std::string& id : live) {
     client_->Command({"HGETALL", keys_.Connections(id)},
                      [shared, round](absl::StatusOr<RedisReply> r) {
@@ -131,7 +147,7 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, ui
                            shared->backends[r->elements[i].str].remote_active += n;
                          }
                        }
-                       round->Arrived(r.ok());
+                       round->Arrived(r);
                      });
     client_->Command({"HGETALL", keys_.Health(id)}, [shared, round](absl::StatusOr<RedisReply> r) {
       if (r.ok()) {
@@ -139,7 +155,7 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, ui
           if (r->elements[i + 1].str == "down") ++shared->backends[r->elements[i].str].down_votes;
         }
       }
-      round->Arrived(r.ok());
+      round->Arrived(r);
     });
   }
 }

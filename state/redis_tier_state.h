@@ -7,9 +7,12 @@
 // refreshing: its keys expire and it leaves the live set within three seconds, and its counts
 // with it. While Redis is unreachable, Report does nothing and the proxy keeps its last view;
 // when Redis returns, the next Report publishes everything again, operator changes made in the
-// meantime included.
+// meantime included. A Redis that stays connected but answers the rounds with errors (read-only
+// after a failover, out of memory, a forbidding ACL) counts as unreachable too once no round has
+// gone through for kFailingRounds.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -26,13 +29,18 @@ class RedisTierState : public TierState {
 
   void Report(std::vector<LocalReport> reports) override;
   void SetOperator(const std::string& backend, const OperatorState& state) override;
-  bool degraded() const override { return !client_->connected(); }
+  bool degraded() const override;
 
   // "draining=0 weight=3", and back.
   static std::string EncodeOperator(const OperatorState& s);
   static OperatorState DecodeOperator(std::string_view text);
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kFailingRounds{1000};
+
+  // A round ended: `error` is empty if it went through.
+  void RoundEnded(const std::string& error);
   // `read_after`: the operator changes made here before the round's read of the operators.
   void ReadOthers(std::vector<std::string> live, TierView view, uint64_t read_after);
 
@@ -41,6 +49,8 @@ class RedisTierState : public TierState {
   std::string instance_;
   std::chrono::milliseconds liveness_;
   bool in_flight_ = false;
+  Clock::time_point last_round_ok_ = Clock::now();
+  bool rounds_failing_ = false;  // since the last round that went through
   // Operator changes not yet confirmed by Redis (made while it was unreachable, say).
   absl::flat_hash_map<std::string, OperatorState> unsent_operators_;
   // Operator changes made here, numbered, until a round's read has seen them: a round whose read

@@ -151,6 +151,30 @@ TEST(RedisTierStateTest, OperatorChangesWhileRedisIsDownAreSentWhenItReturns) {
   ASSERT_TRUE(Converge(io, {&a, &b}, {{}, {}}, [&] { return b.view.operators.contains("p/y"); }));
 }
 
+// Connected, but every round answered with an error (here WRONGTYPE; in life READONLY after a
+// failover, or OOM): degraded, as when unreachable, so that the proxy stops trusting its last
+// view; and no longer once the rounds go through again.
+TEST(RedisTierStateTest, RoundsFailingOnAConnectedRedisDegrade) {
+  RedisServer server;
+  asio::io_context io;
+  Instance a(io, server.port(), "a");
+  auto admin = Connected(io, [&] {
+    RedisOptions o;
+    o.port = server.port();
+    return o;
+  }());
+  ASSERT_NE(admin, nullptr);
+  ASSERT_TRUE(Converge(io, {&a}, {{}}, [&] { return a.views > 0; }));
+  EXPECT_FALSE(a.tier->degraded());
+  ASSERT_TRUE(Exec(io, *admin, {"SET", "t:proxies", "not a sorted set"}).ok());
+  ASSERT_TRUE(Converge(io, {&a}, {{}}, [&] { return a.tier->degraded(); }));
+  EXPECT_TRUE(a.client->connected());
+  int views = a.views;
+  ASSERT_TRUE(Exec(io, *admin, {"DEL", "t:proxies"}).ok());
+  ASSERT_TRUE(Converge(io, {&a}, {{}}, [&] { return !a.tier->degraded(); }));
+  EXPECT_GT(a.views, views);
+}
+
 TEST(RedisTierStateTest, OperatorEncoding) {
   OperatorState s{.draining = true, .weight = 7};
   EXPECT_EQ(RedisTierState::EncodeOperator(s), "draining=1 weight=7");
