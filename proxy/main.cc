@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
   }
   proxy::Proxy proxy(path, std::move(*config));
   if (absl::Status s = proxy.Start(); !s.ok()) {
+    // An address that does not resolve is the file's error, as --check reports it; one that
+    // cannot be bound is the machine's.
+    if (absl::IsInvalidArgument(s)) {
+      std::cerr << "switchboard: " << path << ": " << s.message() << "\n";
+      return 2;
+    }
     std::cerr << "switchboard: " << s.message() << "\n";
     return 1;
   }

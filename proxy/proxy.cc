@@ -66,10 +66,16 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config) {
   return out;
 }
 
+struct Proxy::Signals {
+  explicit Signals(asio::io_context& io) : set(io, SIGTERM, SIGINT, SIGHUP) {}
+  asio::signal_set set;
+};
+
 Proxy::Proxy(std::string config_path, ProxyConfig config)
     : config_path_(std::move(config_path)),
       config_(std::move(config)),
       threads_(std::make_unique<net::IoThreads>(config_.threads, "worker")),
+      signals_(std::make_unique<Signals>(threads_->context(0))),
       reloader_(std::make_unique<asio::thread_pool>(1)) {
   for (size_t i = 0; i < threads_->size(); ++i) {
     workers_.push_back(
@@ -140,9 +146,14 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   // before step 3: weights, limits and check addresses changed in the file wait in `new_weights`,
   // `new_limits` and `new_checks`.
   std::map<std::string, std::shared_ptr<const Pool>> pools;
-  std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_weights, new_limits;
+  struct NewWeight {
+    std::string pool;
+    std::shared_ptr<BackendState> backend;
+    uint32_t weight;
+  };
+  std::vector<NewWeight> new_weights;
+  std::vector<std::pair<std::shared_ptr<BackendState>, uint32_t>> new_limits;
   std::vector<std::pair<std::shared_ptr<BackendState>, tcp::endpoint>> new_checks;
-  std::vector<std::pair<std::string, std::shared_ptr<BackendState>>> operator_weights_dropped;
   for (const auto& [name, pc] : next.pools) {
     std::vector<std::shared_ptr<BackendState>> backends;
     for (const BackendConfig& bc : pc.backends) {
@@ -154,10 +165,7 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
           state = b;
           if (b->check_endpoint != endpoints.check) new_checks.emplace_back(b, endpoints.check);
           // A weight changed in the file overrides one set through the admin API.
-          if (b->file_weight != bc.weight) {
-            new_weights.emplace_back(b, bc.weight);
-            operator_weights_dropped.emplace_back(name, b);
-          }
+          if (b->file_weight != bc.weight) new_weights.push_back({name, b, bc.weight});
           if (b->max_connections.load() != bc.max_connections) {
             new_limits.emplace_back(b, bc.max_connections);
           }
@@ -202,10 +210,14 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   }
 
   // 3. Commit: from here on nothing fails.
-  for (auto& [state, weight] : new_weights) {
-    state->file_weight = weight;
-    state->operator_weight.reset();  // the file's new weight overrides the operator's
-    state->weight.store(weight);
+  // Only a reload has weights to change, and it runs on the control thread: the tier's record of
+  // the operator's weight goes in the same turn, or a view read before (already queued here)
+  // would bring the old weight back, here and on every other proxy.
+  for (const NewWeight& w : new_weights) {
+    w.backend->file_weight = w.weight;
+    w.backend->operator_weight.reset();  // the file's new weight overrides the operator's
+    w.backend->weight.store(w.weight);
+    tier_sync_->OperatorChanged(*pools.at(w.pool), *w.backend);
   }
   for (auto& [state, limit] : new_limits)
     state->max_connections.store(limit);
@@ -273,13 +285,9 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
     retired_counters_.push_back(it->second);
     it = listener_counters_.erase(it);
   }
-  asio::post(threads_->context(0), [this, pools, dropped = std::move(operator_weights_dropped)] {
+  asio::post(threads_->context(0), [this, pools] {
     health_->Watch(pools);
     tier_sync_->SetPools(pools);
-    // The tier's record of the operator's weight too, or its next view would bring it back (here
-    // and on every other proxy).
-    for (const auto& [pool_name, backend] : dropped)
-      tier_sync_->OperatorChanged(*pools.at(pool_name), *backend);
   });
   pools_ = std::move(pools);
   config_ = std::move(next);
@@ -316,10 +324,7 @@ void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved) {
         "reload: [proxy] threads, admin, instance and yield_before_sleep, and [redis], apply at "
         "the next restart");
   }
-  if (next.log_level != config_.log_level) {
-    spdlog::info("reload: log level {}", next.log_level);
-    spdlog::set_level(spdlog::level::from_str(next.log_level));
-  }
+  bool new_level = next.log_level != config_.log_level;
   // What is fixed at startup stays.
   next.threads = config_.threads;
   next.yield_before_sleep = config_.yield_before_sleep;
@@ -329,7 +334,14 @@ void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved) {
   // Logged once every worker has the new configuration: from then on it is in force.
   absl::Status s =
       Apply(std::move(*resolved), [path = config_path_] { spdlog::info("reloaded {}", path); });
-  if (!s.ok()) spdlog::error("reload refused, the running configuration stays: {}", s.message());
+  if (!s.ok()) {
+    spdlog::error("reload refused, the running configuration stays: {}", s.message());
+    return;
+  }
+  if (new_level) {  // only once the file is in force: a refused one changes nothing
+    spdlog::info("reload: log level {}", config_.log_level);
+    spdlog::set_level(spdlog::level::from_str(config_.log_level));
+  }
 }
 
 void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {
@@ -351,7 +363,7 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
 
 void Proxy::Run() {
   asio::io_context& control = threads_->context(0);
-  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  asio::signal_set& signals = signals_->set;
   asio::steady_timer stop_timer(control);
   health::Clock::time_point give_up;
   // The last phase of a graceful stop: polls until the connections are gone.

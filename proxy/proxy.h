@@ -68,7 +68,7 @@ class Proxy {
   ~Proxy();
 
   // Binds the listeners and the admin API and starts health checks; fails, saying why, if any
-  // address cannot be resolved or bound.
+  // address cannot be resolved (InvalidArgument, naming the key) or bound.
   [[nodiscard]] absl::Status Start();
   // Runs until SIGTERM or SIGINT; SIGHUP reloads the configuration file.
   //
@@ -99,6 +99,8 @@ class Proxy {
   bool stopping() const { return stopping_; }
 
  private:
+  struct Signals;  // the signal set (proxy.cc)
+
   // Applies a configuration; `applied` runs (on some worker's thread) once every worker has it.
   absl::Status Apply(ResolvedConfig next, std::function<void()> applied = {});
   // The second half of Reload, on the control thread.
@@ -129,6 +131,9 @@ class Proxy {
   std::map<std::string, uint16_t> ports_;
   bool stopping_ = false;   // from a stop signal on
   bool shut_down_ = false;  // Shutdown ran
+  // Caught from construction on, so that a signal during Start (resolving can take seconds)
+  // waits for Run rather than kill the process.
+  std::unique_ptr<Signals> signals_;
   // Reads and resolves reloaded files, one at a time, in order. Last, so that it is joined
   // before anything its work refers to goes.
   std::unique_ptr<boost::asio::thread_pool> reloader_;

@@ -123,11 +123,15 @@ def clock_off_by(seconds):
 SLOW_RESOLVER = BIN.parent / "tests" / "libslow_resolver.so"
 
 
-def slow_resolver(ms):
+def slow_resolver(ms, mark=None):
     """The environment of a process whose system resolver takes `ms` for any host name ending in
-    ".slow.test", which it resolves to 127.0.0.1 (tests/integration/slow_resolver.cc)."""
+    ".slow.test", which it resolves to 127.0.0.1 (tests/integration/slow_resolver.cc); with
+    `mark`, a path, such a lookup first writes the process id there."""
     assert SLOW_RESOLVER.exists(), f"{SLOW_RESOLVER} missing: scripts/build builds it"
-    return {**os.environ, "LD_PRELOAD": str(SLOW_RESOLVER), "SLOW_RESOLVER_MS": str(ms)}
+    env = {**os.environ, "LD_PRELOAD": str(SLOW_RESOLVER), "SLOW_RESOLVER_MS": str(ms)}
+    if mark is not None:
+        env["SLOW_RESOLVER_MARK"] = str(mark)
+    return env
 
 
 class Process:

@@ -98,14 +98,16 @@ def test_tcp_listener_refuses_a_client_id_hash(tmp_path):
     assert f"{path}:8: listener[0].pool: a tcp listener needs a pool" in r.stderr, r.stderr
 
 
-def test_check_resolves_every_address(tmp_path):
-    # A name that cannot resolve would stop the proxy at its start; --check says so first, naming
-    # the key. ".invalid" never resolves (RFC 6761); the timeout leaves room for a slow resolver.
+@pytest.mark.parametrize("mode", [["--check"], []], ids=["check", "start"])
+def test_an_address_that_does_not_resolve_is_the_files_error(tmp_path, mode):
+    # A name that cannot resolve stops the proxy at its start as a configuration error (status 2,
+    # the file and the key named), and --check says so first. ".invalid" never resolves (RFC
+    # 6761); the timeout leaves room for a slow resolver.
     path = tmp_path / "unresolvable.toml"
     path.write_text(BASE.format(protocol="mqtt", listener_pool="brokers", weight=1,
                                 port=free_port(), admin=free_port(), pool_extra="")
                     .replace("127.0.0.1:1884", "no-such-host.invalid:1884"))
-    r = subprocess.run([BIN / "switchboard", "--check", "--config", path], capture_output=True,
+    r = subprocess.run([BIN / "switchboard", *mode, "--config", path], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert (f'{path}: pool.brokers backend "b1": address: cannot resolve "no-such-host.invalid"'

@@ -2,8 +2,10 @@
 connections, counts, health and operator changes, and the clients of those that go are closed; a
 file with an error, or one that cannot be applied, is refused and the running configuration
 stays."""
+import os
 import signal
 import socket
+import threading
 import time
 
 from conftest import free_port, slow_resolver, wait_for
@@ -118,9 +120,10 @@ def test_broken_file_on_sighup_is_refused_and_the_old_one_stays(brokers, start_p
 
 def test_reload_is_all_or_nothing(brokers, start_proxy, conns):
     # A valid file that cannot be applied (a new listener on a port in use) changes nothing, not
-    # even the pool it also changes, nor the weight of a backend that stays.
+    # even the pool it also changes, the weight of a backend that stays, or the log level.
     b1, b2 = brokers(2)
     proxy = start_proxy({"p": pool(b1)})
+    proxy.log_level = "debug"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -133,6 +136,10 @@ def test_reload_is_all_or_nothing(brokers, start_proxy, conns):
     assert proxy.backends()["b1"]["weight"] == 1
     placed = place(proxy, conns, 2, "old-config")
     assert list(placed) == ["b1"]
+    conns.socket(proxy.port).sendall(b"GET / HTTP/1.1\r\n\r\n")
+    wait_for(lambda: proxy.rejected("malformed_first_packet") == 1, what="a refusal")
+    assert "log level debug" not in proxy.log()
+    assert "refusing a first packet" not in proxy.log()  # logged at debug only
 
 
 def test_reload_keeps_operator_changes_and_applies_file_weights(brokers, start_proxy, conns):
@@ -252,3 +259,24 @@ def test_a_slow_resolver_holds_up_the_reload_not_the_connections(brokers, start_
     assert "] reloaded " not in proxy.log()  # all that happened while the name was resolved
     wait_for(lambda: "] reloaded " in proxy.log(), timeout=10, what="the reload, once resolved")
     assert set(proxy.backends()) == {"b1", "b2"}
+
+
+def test_a_sighup_while_starting_reloads_once_started(brokers, start_proxy, conns, tmp_path):
+    # Resolving a backend's name at start takes 2 s here. A SIGHUP meanwhile (a service manager's
+    # reload, a log rotation) used to find no handler and kill the process; now it waits for the
+    # proxy to run, and reloads then.
+    (b1,) = brokers(1)
+    mark = tmp_path / "resolving"
+
+    def hang_up_while_resolving():
+        wait_for(lambda: mark.exists() and mark.read_text().strip(), what="the slow lookup")
+        os.kill(int(mark.read_text()), signal.SIGHUP)
+
+    sender = threading.Thread(target=hang_up_while_resolving)
+    sender.start()
+    proxy = start_proxy({"p": pool(dict(backend(b1), address=f"b1.slow.test:{b1.port}"))},
+                        env=slow_resolver(2000, mark=mark))
+    sender.join()
+    wait_for(lambda: "] reloaded " in proxy.log(), timeout=10, what="the reload after the start")
+    assert proxy.alive()
+    assert conns.wire(proxy.port, version=4).connect("after").reason() == 0
