@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "base/config_file.h"
@@ -14,15 +16,47 @@ namespace {
 
 using base::ConfigTable;
 
-base::HostPort Address(const ConfigTable& t, std::string_view key, bool required) {
+// What an address is for: a listener or the admin API binds it (":PORT" is every interface, port
+// 0 any free one); a backend's is connected to, so it needs both a host and a port.
+enum class Use { kBind, kConnect };
+
+base::HostPort Address(const ConfigTable& t, std::string_view key, Use use) {
   std::string text = t.String(key, "");
   if (text.empty()) {
-    if (required) t.Fail(key, "expected HOST:PORT (required)");
+    t.Fail(key, "expected HOST:PORT (required)");
     return {};
   }
   absl::StatusOr<base::HostPort> parsed = base::ParseHostPort(text);
-  if (!parsed.ok()) t.Fail(key, std::string(parsed.status().message()));
+  if (!parsed.ok()) {
+    t.Fail(key, std::string(parsed.status().message()));
+  } else if (use == Use::kConnect && (text.front() == ':' || parsed->port == 0)) {
+    t.Fail(key,
+           fmt::format("expected HOST:PORT to connect to, with a port from 1, got \"{}\"", text));
+  }
   return parsed.value_or(base::HostPort{});
+}
+
+// Names go into admin API paths (/api/backends/NAME/...), metric labels and shared-state keys,
+// which join them with '/' and ':': so neither may be in one, nor anything a URL would escape.
+bool ValidName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+constexpr std::string_view kNameExpected =
+    "expected a name of letters, digits, '-', '_' and '.' (required)";
+
+std::string Name(const ConfigTable& t) {
+  std::string name = t.String("name", "");
+  if (!ValidName(name)) t.Fail("name", kNameExpected);
+  return name;
+}
+
+// Whether two listeners' addresses would take each other's connections: the same port, and
+// the same host or a wildcard on either side (port 0 takes a free port, never a taken one).
+bool Overlap(const base::HostPort& a, const base::HostPort& b) {
+  auto wildcard = [](const base::HostPort& x) { return x.host == "0.0.0.0" || x.host == "::"; };
+  return a.port != 0 && a.port == b.port && (a.host == b.host || wildcard(a) || wildcard(b));
 }
 
 uint32_t U32(const ConfigTable& t, std::string_view key, uint32_t fallback, int64_t min,
@@ -92,13 +126,14 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
   std::set<std::string> names;
   for (const ConfigTable& b : t.Tables("backend")) {
     BackendConfig backend;
-    backend.name = b.String("name", "");
-    if (backend.name.empty()) b.Fail("name", "expected a non-empty name (required)");
+    backend.name = Name(b);
     if (!names.insert(backend.name).second) b.Fail("name", "expected a name unique in its pool");
-    backend.address = Address(b, "address", true);
+    backend.address = Address(b, "address", Use::kConnect);
     backend.weight = U32(b, "weight", backend.weight, 0, 1000);
     backend.max_connections = U32(b, "max_connections", backend.max_connections, 0, 100'000'000);
-    if (b.Has("check_address")) backend.check_address = Address(b, "check_address", true);
+    if (b.Has("check_address")) {
+      backend.check_address = Address(b, "check_address", Use::kConnect);
+    }
     p.backends.push_back(std::move(backend));
   }
   if (p.backends.empty()) t.Fail("backend", "expected at least one [[pool.NAME.backend]]");
@@ -114,7 +149,7 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
   ConfigTable root = file.root();
   if (std::optional<ConfigTable> p = root.Table("proxy")) {
     c.instance = p->String("instance", "");
-    if (p->Has("admin")) c.admin = Address(*p, "admin", true);
+    if (p->Has("admin")) c.admin = Address(*p, "admin", Use::kBind);
     c.admin_token = p->String("admin_token", "");
     if (p->Has("admin_token") && c.admin_token.size() < 16)
       p->Fail("admin_token", "expected at least 16 characters");
@@ -138,18 +173,25 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     c.redis.sticky_cache_ms = U32(*r, "sticky_cache_ms", c.redis.sticky_cache_ms, 0, 60'000);
   }
   if (std::optional<ConfigTable> pools = root.Table("pool")) {
-    for (const auto& [name, table] : pools->NamedTables())
+    for (const auto& [name, table] : pools->NamedTables()) {
+      if (!ValidName(name)) pools->Fail(name, kNameExpected);
       c.pools[name] = ReadPool(name, table);
+    }
   }
   std::set<std::string> listener_names;
   std::vector<ConfigTable> listeners = root.Tables("listener");
   if (listeners.empty()) root.Fail("listener", "expected at least one [[listener]]");
   for (const ConfigTable& l : listeners) {
     ListenerConfig listener;
-    listener.name = l.String("name", "");
-    if (listener.name.empty()) l.Fail("name", "expected a non-empty name (required)");
+    listener.name = Name(l);
     if (!listener_names.insert(listener.name).second) l.Fail("name", "expected a unique name");
-    listener.bind = Address(l, "bind", true);
+    listener.bind = Address(l, "bind", Use::kBind);
+    for (const ListenerConfig& other : c.listeners) {
+      if (Overlap(listener.bind, other.bind)) {
+        l.Fail("bind", fmt::format("expected an address of its own: listener \"{}\" binds {}",
+                                   other.name, other.bind.ToString()));
+      }
+    }
     listener.protocol =
         l.OneOf("protocol", "mqtt", {"mqtt", "tcp"}) == "tcp" ? Protocol::kTcp : Protocol::kMqtt;
     listener.pool = l.String("pool", "");

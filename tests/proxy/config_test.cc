@@ -29,6 +29,11 @@ std::string WithPoolKey(const std::string& line) {
   return text;
 }
 
+// kMinimal with `line` added to its backend's table.
+std::string WithBackendKey(const std::string& line) {
+  return std::string(kMinimal) + line + "\n";
+}
+
 std::string Error(const std::string& text) {
   absl::StatusOr<ProxyConfig> c = ParseProxyConfig(text, "t.toml");
   EXPECT_FALSE(c.ok()) << "accepted:\n" << text;
@@ -188,6 +193,56 @@ TEST(ProxyConfigTest, TcpListenerRefusesTheConnectKeys) {
                  "pool = \"brokers\"\nprotocol = \"tcp\"\n" + key);
     EXPECT_THAT(Error(text), HasSubstr("listener[0]." + key.substr(0, key.find(' ')) +
                                        ": only for protocol = \"mqtt\""));
+  }
+}
+
+// Names go into admin API paths, metric labels and shared-state keys joined with '/' and ':':
+// pool "a/b" with backend "c" would share its drain, counts and votes with pool "a"'s "b/c".
+TEST(ProxyConfigTest, NamesAreLettersDigitsDashesUnderscoresAndDots) {
+  std::string backend = kMinimal;
+  backend.replace(backend.find("name = \"b1\""), 11, "name = \"b/1\"");
+  EXPECT_THAT(Error(backend),
+              HasSubstr("pool.brokers.backend[0].name: expected a name of letters"));
+  std::string pool = kMinimal;
+  for (auto [from, to] : {std::pair{"pool = \"brokers\"", "pool = \"a:b\""},
+                          {"[pool.brokers]", "[pool.\"a:b\"]"},
+                          {"[[pool.brokers.backend]]", "[[pool.\"a:b\".backend]]"}}) {
+    pool.replace(pool.find(from), std::string_view(from).size(), to);
+  }
+  EXPECT_THAT(Error(pool), HasSubstr("pool.a:b: expected a name of letters"));
+  std::string listener = kMinimal;
+  listener.replace(listener.find("name = \"mqtt\""), 13, "name = \"m qtt\"");
+  EXPECT_THAT(Error(listener), HasSubstr("listener[0].name: expected a name of letters"));
+  std::string fine = kMinimal;
+  fine.replace(fine.find("name = \"b1\""), 11, "name = \"broker-1.eu_west\"");
+  EXPECT_TRUE(ParseProxyConfig(fine, "t.toml").ok());
+}
+
+TEST(ProxyConfigTest, BackendAddressesNeedAHostAndAPort) {
+  for (std::string address : {":1884", "127.0.0.1:0"}) {
+    std::string text = kMinimal;
+    text.replace(text.find("127.0.0.1:1884"), 14, address);
+    EXPECT_THAT(Error(text), HasSubstr("pool.brokers.backend[0].address: expected HOST:PORT to "
+                                       "connect to, with a port from 1, got \"" +
+                                       address + "\""));
+  }
+  EXPECT_THAT(Error(WithBackendKey("check_address = \"127.0.0.1:0\"")),
+              HasSubstr("check_address: expected HOST:PORT to connect to"));
+}
+
+TEST(ProxyConfigTest, ListenersDoNotShareAnAddress) {
+  auto with_second = [](std::string bind) {
+    return std::string(kMinimal) + "[[listener]]\nname = \"other\"\nbind = \"" + bind +
+           "\"\npool = \"brokers\"\n";
+  };
+  for (std::string bind : {"127.0.0.1:1883", "0.0.0.0:1883", ":1883", "[::]:1883"}) {
+    EXPECT_THAT(Error(with_second(bind)),
+                HasSubstr("listener[1].bind: expected an address of its own: listener \"mqtt\" "
+                          "binds 127.0.0.1:1883"))
+        << bind;
+  }
+  for (std::string bind : {"127.0.0.2:1883", "127.0.0.1:1884", "127.0.0.1:0"}) {
+    EXPECT_TRUE(ParseProxyConfig(with_second(bind), "t.toml").ok()) << bind;
   }
 }
 
