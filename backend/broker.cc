@@ -55,7 +55,7 @@ absl::Status Broker::Start() {
   if (config_.admin) {
     admin_ = std::make_unique<net::HttpServer>(
         threads_->context(0), [this](const net::HttpRequest& r) -> net::HttpResponse {
-          if (r.method != "GET") return {405, "text/plain", "method not allowed\n"};
+          if (r.method != "GET") return {405, "text/plain", "use GET\n", {{"Allow", "GET"}}};
           if (r.path == "/healthz") {
             return accepting_ ? net::HttpResponse{200, "text/plain", "ok\n"}
                               : net::HttpResponse{503, "text/plain", "shutting down\n"};

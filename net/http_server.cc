@@ -105,9 +105,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       }
       if (ec.category() == http::make_error_code(http::error::body_limit).category()) {
         // The request cannot be read: say why, then close (what follows it cannot be found).
-        bool too_large = ec == http::error::body_limit || ec == http::error::header_limit;
-        return Respond(too_large ? 413 : 400, too_large ? "too large\n" : "bad request\n",
-                       "text/plain", 11, /*keep_alive=*/false);
+        HttpResponse refusal = ec == http::error::body_limit
+                                   ? HttpResponse{413, "text/plain", "body too large\n"}
+                               : ec == http::error::header_limit
+                                   ? HttpResponse{431, "text/plain", "header too large\n"}
+                                   : HttpResponse{400, "text/plain", "bad request\n"};
+        return Respond(std::move(refusal), 11, /*keep_alive=*/false);
       }
       if (ec) return;
       const auto& req = parser->get();
@@ -119,20 +122,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
       request.authorization = std::string(req[http::field::authorization]);
       request.body = req.body();
-      HttpResponse out = server->handler(request);
-      Respond(out.status, std::move(out.body), out.content_type, req.version(), req.keep_alive(),
-              out.www_authenticate);
+      Respond(server->handler(request), req.version(), req.keep_alive());
     }
 
-    void Respond(int status, std::string body, std::string_view content_type, unsigned version,
-                 bool keep_alive, std::string_view www_authenticate = {}) {
-      response.emplace(static_cast<http::status>(status), version);
+    void Respond(HttpResponse out, unsigned version, bool keep_alive) {
+      response.emplace(static_cast<http::status>(out.status), version);
       response->set(http::field::server, "switchboard");
-      response->set(http::field::content_type, content_type);
-      if (!www_authenticate.empty()) response->set(http::field::www_authenticate, www_authenticate);
+      response->set(http::field::content_type, out.content_type);
+      for (const auto& [name, value] : out.headers)
+        response->set(name, value);
       response->keep_alive(keep_alive);
-      response->body() = std::move(body);
+      response->body() = std::move(out.body);
       response->prepare_payload();
+      // The answer has a deadline of its own: a client that does not read it is dropped.
+      stream.expires_after(kRequestTimeout);
       http::async_write(stream, *response,
                         [self = shared_from_this()](beast::error_code ec, size_t) {
                           if (ec) return;

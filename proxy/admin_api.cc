@@ -24,6 +24,12 @@ net::HttpResponse Error(unsigned status, std::string_view message) {
   return Json(status, json::object{{"error", message}});
 }
 
+net::HttpResponse MethodNotAllowed(std::string_view allow) {
+  net::HttpResponse r = Error(405, fmt::format("use {}", allow));
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
 // Whether `authorization` carries `token` as a bearer token; anything goes without a token. The
 // comparison takes as long whatever the first differing byte, so that timing does not spell the
 // token out.
@@ -212,7 +218,7 @@ net::HttpResponse BackendAction(Proxy& proxy, std::string_view name, std::string
 
 net::HttpResponse HandleAdmin(Proxy& proxy, const net::HttpRequest& r) {
   if (r.path == "/healthz" || r.path == "/metrics" || r.path == "/api/pools") {
-    if (r.method != "GET") return Error(405, "use GET");
+    if (r.method != "GET") return MethodNotAllowed("GET");
     if (r.path == "/healthz") {
       return proxy.stopping() ? net::HttpResponse{503, "text/plain", "stopping\n"}
                               : net::HttpResponse{200, "text/plain", "ok\n"};
@@ -222,10 +228,10 @@ net::HttpResponse HandleAdmin(Proxy& proxy, const net::HttpRequest& r) {
   }
   constexpr std::string_view kBackends = "/api/backends/";
   if (r.path.rfind(kBackends, 0) == 0) {
-    if (r.method != "POST") return Error(405, "use POST");
+    if (r.method != "POST") return MethodNotAllowed("POST");
     if (!Authorized(proxy.config().admin_token, r.authorization)) {
       net::HttpResponse denied = Error(401, "expected Authorization: Bearer ([proxy] admin_token)");
-      denied.www_authenticate = "Bearer realm=\"switchboard\"";
+      denied.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"switchboard\"");
       return denied;
     }
     std::string_view rest = std::string_view(r.path).substr(kBackends.size());

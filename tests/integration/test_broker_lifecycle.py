@@ -1,5 +1,6 @@
 """The process: admin endpoints (/healthz, /metrics), graceful shutdown on SIGTERM, and refusing a
 bad configuration before binding anything."""
+import http.client
 import re
 import resource
 import signal
@@ -17,6 +18,11 @@ from mqtt_wire import (CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, con
 def test_healthz_and_unknown_paths(broker):
     assert http_get(f"http://127.0.0.1:{broker.admin_port}/healthz") == (200, "ok\n")
     assert http_get(f"http://127.0.0.1:{broker.admin_port}/nope")[0] == 404
+    c = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=5)
+    c.request("POST", "/healthz")
+    r = c.getresponse()
+    assert (r.status, r.getheader("Allow")) == (405, "GET")
+    c.close()
 
 
 def test_metrics_count_what_happened(broker, clients):

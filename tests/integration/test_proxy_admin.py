@@ -86,9 +86,15 @@ def test_unknown_backend_action_and_method(brokers, start_proxy):
         assert status == 404 and 'no backend named "nobody"' in answer["error"], answer
     assert proxy.post("/api/backends/b1/explode")[0] == 404
     assert proxy.post("/api/backends/b1")[0] == 404
-    assert http_get(proxy.url("/api/backends/b1/drain"))[0] == 405
-    for path in ("/healthz", "/metrics", "/api/pools"):
-        assert proxy.post(path)[0] == 405, path
+    # A 405 names the method that would do (RFC 9110 §15.5.6).
+    for method, path, allow in (("GET", "/api/backends/b1/drain", "POST"),
+                                ("POST", "/healthz", "GET"), ("POST", "/metrics", "GET"),
+                                ("POST", "/api/pools", "GET")):
+        c = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=5)
+        c.request(method, path)
+        r = c.getresponse()
+        assert (r.status, r.getheader("Allow")) == (405, allow), (method, path)
+        c.close()
     assert proxy.post("/nothing-here")[0] == 404
     assert http_get(proxy.url("/nothing-here"))[0] == 404
     assert proxy.state("b1") == "up"
@@ -98,8 +104,9 @@ def test_unknown_backend_action_and_method(brokers, start_proxy):
 @pytest.mark.parametrize("request_bytes,status", [
     (b"POST /api/backends/b1/weight HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
      + b"1" * 200000, 413),
+    (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10000 + b"\r\n\r\n", 431),
     (b"NOT HTTP AT ALL\r\n\r\n", 400),
-], ids=["body-over-64-KiB", "garbage"])
+], ids=["body-over-64-KiB", "header-over-8-KiB", "garbage"])
 def test_a_request_that_cannot_be_read_gets_an_answer(brokers, start_proxy, request_bytes, status):
     # Not a silent close: the status says why, and arrives (no reset), although the client is
     # still sending the rest.
