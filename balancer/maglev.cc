@@ -52,6 +52,24 @@ MaglevTable MaglevTable::Build(const std::vector<Entry>& backends, uint32_t size
       }
     }
   }
+  // A backend far lighter than the others (1 beside 66 of 1000) may find the table full before
+  // it earned a slot. It takes the first slot of its permutation whose owner has others to
+  // spare, so that it stays reachable (a client hashed to an excluded backend probes on).
+  std::vector<uint32_t> owned(n, 0);
+  for (uint32_t owner : table.slots_)
+    ++owned[owner];
+  for (size_t i : order) {
+    if (owned[i] > 0) continue;
+    for (uint64_t j = 0; j < size; ++j) {
+      uint64_t slot = (offset[i] + j * skip[i]) % size;
+      uint32_t& owner = table.slots_[slot];
+      if (owned[owner] < 2) continue;
+      --owned[owner];
+      owner = static_cast<uint32_t>(i);
+      owned[i] = 1;
+      break;
+    }
+  }
   return table;
 }
 

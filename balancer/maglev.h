@@ -7,7 +7,8 @@
 //   slot_j = (offset + j * skip) mod M,  offset = h1(name) mod M,  skip = h2(name) mod (M-1) + 1,
 // and the backends take turns claiming their next preferred free slot until the table is full.
 // Weights (as in Envoy's and Katran's weighted Maglev): in each round a backend earns its weight
-// in credit and claims one slot per max_weight of credit, so slot counts follow weights.
+// in credit and claims one slot per max_weight of credit, so slot counts follow weights. Every
+// backend owns at least one slot while the table has more slots than backends.
 //
 // The table is a pure function of the (name, weight) pairs, not of their order: every proxy
 // builds the same table. M must be prime (so every skip visits every slot); 65537 by default.

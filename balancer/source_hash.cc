@@ -25,7 +25,8 @@ std::optional<size_t> SourceHash::Pick(const PoolView& pool, std::string_view ke
   if (table_.empty()) return std::nullopt;
   uint64_t h = StableHash(key);
   size_t first = h % table_.size();
-  // Every member owns at least one slot, so a full turn of the table finds any that is allowed.
+  // Every member owns at least one slot (the table has more slots than a pool has backends), so
+  // a full turn of the table finds any that is allowed.
   for (size_t probe = 0; probe < table_.size(); ++probe) {
     size_t candidate = members_[table_.Slot(first + probe)];
     if (exclude.empty() || !exclude[candidate]) return candidate;

@@ -90,6 +90,20 @@ TEST(MaglevTest, TinyPrimeTablesAreFull) {
   }
 }
 
+// 66 backends of weight 1000 fill 65537 slots in 993 rounds; one of weight 1 would earn its
+// first slot only in round 1000. It still gets one, or a pool whose heavy backends are all
+// excluded (full, tried) would find no backend though one is usable.
+TEST(MaglevTest, AFarLighterBackendStillOwnsASlot) {
+  auto names = Names(67);
+  std::vector<uint32_t> weights(66, 1000);
+  weights.push_back(1);
+  MaglevTable t = MaglevTable::Build(Entries(names, weights));
+  auto counts = SlotCounts(t, names.size());
+  EXPECT_EQ(counts.back(), 1);  // taken from a heavy one: the others keep their share
+  for (size_t i = 0; i + 1 < counts.size(); ++i)
+    EXPECT_GE(counts[i], 65537 / 67) << names[i];
+}
+
 TEST(MaglevTest, RemovingOneOfNMovesAboutItsShare) {
   for (int n : {3, 5, 10, 20}) {
     auto names = Names(n);
