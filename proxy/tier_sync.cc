@@ -79,7 +79,15 @@ void TierSync::Apply(const state::TierView& view) {
                      view.live_proxies);
       }
       auto op = view.operators.find(key);
-      if (op == view.operators.end()) continue;
+      if (op == view.operators.end()) {
+        // Redis lost the tier's record of a change in force here (restarted without
+        // persistence, flushed, evicted): written again, or proxies started since would not
+        // know of it. Not from the view of this proxy alone, which has no operators to miss.
+        if (!own_view_only_ && (b->draining.load() || b->operator_weight)) {
+          OperatorChanged(*pool, *b);
+        }
+        continue;
+      }
       const state::OperatorState& o = op->second;
       if (b->draining.exchange(o.draining) != o.draining) changed = true;
       uint32_t weight = o.weight.value_or(b->file_weight);

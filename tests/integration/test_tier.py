@@ -167,6 +167,26 @@ def test_drain_and_weight_reach_every_proxy_and_outlive_a_restart(brokers, start
              what="the end of the drain everywhere")
 
 
+def test_operator_changes_lost_by_redis_are_written_again(brokers, start_proxy, conns,
+                                                         redis_server):
+    # Redis restarted without persistence (here: flushed) forgets a drain and a weight still in
+    # force on the running proxies; they write them again, so a proxy started after learns them
+    # (before, the new proxy sent clients to the drained backend).
+    bs = brokers(2)
+    (a,) = start_tier(start_proxy, redis_server, bs, n=1, strategy="weighted-round-robin")
+    assert a.post("/api/backends/b1/drain")[0] == 200
+    assert a.post("/api/backends/b2/weight", b"4")[0] == 200
+    redis_server.command("FLUSHALL")
+    wait_for(lambda: redis_server.command("HLEN", "sb:operator") == "2",
+             what="the changes written again")
+    c = start_proxy({"brokers": pool(*bs, strategy="weighted-round-robin")}, name="p3",
+                    redis={"url": redis_server.url})
+    wait_for(lambda: operator(c) == {"b1": (True, 1), "b2": (False, 4)},
+             what="the operator changes on a new proxy")
+    _, landed = c.landing(lambda: conns.wire(c.port).connect("after-the-flush"))
+    assert landed == "b2"
+
+
 def test_a_killed_proxys_counts_expire(brokers, start_proxy, conns, redis_server):
     bs = brokers(2)
     a, b = start_tier(start_proxy, redis_server, bs, strategy="least-connections")
