@@ -145,7 +145,9 @@ std::string Metrics(const Proxy& proxy) {
        [](const BackendState& b) { return double(b.checks_failed.load()); }},
       {"sb_proxy_backend_check_latency_seconds", "gauge", "Duration of the last health check.",
        [](const BackendState& b) { return double(b.check_latency_us.load()) / 1e6; }},
-      {"sb_proxy_backend_transitions_total", "counter", "Health transitions.",
+      {"sb_proxy_backend_transitions_total", "counter",
+       "Health events: went down or came up (active checks), ejected or restored (passive); "
+       "each logged. Not those a reload carries over.",
        [](const BackendState& b) { return double(b.transitions.load()); }},
       {"sb_proxy_backend_ejections_held_total", "counter",
        "Failures that would have ejected the backend, held back by max_ejection_percent.",

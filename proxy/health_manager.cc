@@ -33,6 +33,7 @@ struct HealthManager::Monitor {
   asio::steady_timer eject_timer;
   asio::steady_timer ramp_timer;
   bool stopped = false;
+  bool inconclusive = false;  // the last check could not be made (this proxy's own trouble)
 };
 
 HealthManager::HealthManager(asio::io_context& control, std::string instance, EventHandler on_event)
@@ -62,8 +63,20 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
     if (m->stopped) co_return;
     BackendState& b = *m->backend;
     if (r.inconclusive) {
-      spdlog::warn("pool {}: could not check {}: {}", m->pool->name(), b.name(), r.error);
+      // Said once per run, not at every interval of every backend while the proxy is short of
+      // descriptors or ports.
+      if (!std::exchange(m->inconclusive, true)) {
+        spdlog::warn(
+            "pool {}: could not check {}: {} (again at debug level until a check can be "
+            "made)",
+            m->pool->name(), b.name(), r.error);
+      } else {
+        spdlog::debug("pool {}: could not check {}: {}", m->pool->name(), b.name(), r.error);
+      }
       continue;
+    }
+    if (std::exchange(m->inconclusive, false)) {
+      spdlog::info("pool {}: checks of {} can be made again", m->pool->name(), b.name());
     }
     b.checks_total.fetch_add(1, std::memory_order_relaxed);
     b.check_latency_us.store(static_cast<uint64_t>(r.latency.count()), std::memory_order_relaxed);

@@ -404,10 +404,10 @@ def test_proxy_out_of_descriptors_refuses_without_blaming_the_backends(brokers, 
 
 def test_proxy_out_of_descriptors_does_not_fail_its_checks(brokers, start_proxy):
     # A check the proxy cannot even start (no descriptor for its socket) says nothing about the
-    # backend: no failure, no verdict.
+    # backend: no failure, no verdict. It is a warning once, not at every interval.
     (b1,) = brokers(1)
     proxy = start_proxy({"p": pool(backend(b1, check=None), health={**FAST_HEALTH, "type": "tcp"})},
-                        threads=1)
+                        threads=1, log_level="debug")
     proxy.wait_state("b1", "up")
     m = 'pool="p",backend="b1"'
     checks = proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}")
@@ -421,6 +421,8 @@ def test_proxy_out_of_descriptors_does_not_fail_its_checks(brokers, start_proxy)
     assert proxy.metric(f"sb_proxy_backend_checks_failed_total{{{m}}}") == 0
     wait_for(lambda: proxy.metric(f"sb_proxy_backend_checks_total{{{m}}}") > checks,
              what="checks again")
+    wait_for(lambda: "checks of b1 can be made again" in proxy.log(), what="the end logged")
+    assert proxy.log().count("until a check can be made") == 1  # the warning; the rest at debug
 
 
 def cpu_seconds(pid):
