@@ -39,6 +39,7 @@ class ConnectRun {
 
   absl::StatusOr<boost::json::object> Run() {
     threads_.Start();
+    connections_.assign(o_.clients, 0);
     for (uint32_t i = 0; i < o_.clients; ++i) {
       uint32_t w = i % threads_.size();
       retry_.push_back(std::make_unique<asio::steady_timer>(threads_.context(w)));
@@ -88,6 +89,7 @@ class ConnectRun {
     boost::json::object r;
     r["scenario"] = "connect";
     r["clients"] = o_.clients;
+    r["fresh_ids"] = o_.fresh_ids;
     r["rate_target"] = o_.rate;
     r["seconds"] = seconds;
     r["cycles"] = cycles;
@@ -124,7 +126,9 @@ class ConnectRun {
 
   void Cycle(uint32_t loop, uint32_t worker) {
     if (stopping_) return;
-    ClientOptions co{.client_id = fmt::format("{}-{}", o_.client_prefix, loop),
+    std::string id = fmt::format("{}-{}", o_.client_prefix, loop);
+    if (o_.fresh_ids) id += fmt::format("-{}", connections_[loop]++);
+    ClientOptions co{.client_id = std::move(id),
                      .version = o_.version,
                      .keep_alive_s = o_.keep_alive_s,
                      .clean_start = !o_.persistent,
@@ -160,6 +164,7 @@ class ConnectRun {
   std::vector<WorkerStats> stats_;
   std::vector<std::unique_ptr<asio::steady_timer>> retry_;  // also the open loop's schedule
   std::vector<Clock::time_point> next_start_;
+  std::vector<uint64_t> connections_;  // per loop, for --fresh-ids; touched by its worker only
   std::atomic<bool> measuring_{false};
   std::atomic<bool> stopping_{false};
 };

@@ -55,6 +55,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       "keepalive", po::value<uint16_t>(&o.keep_alive_s)->default_value(o.keep_alive_s),
       "keep alive seconds")("clean", "clean sessions (default)")(
       "persistent", "persistent sessions (clean start 0, session expiry 300 s in 5.0)")(
+      "fresh-ids",
+      "connect: a new client id at every connection (each a new client to a "
+      "sticky table), not one per loop (returning clients)")(
       "client-prefix", po::value<std::string>(&o.client_prefix)->default_value(o.client_prefix),
       "client id prefix")("topic-prefix",
                           po::value<std::string>(&o.topic_prefix)->default_value(o.topic_prefix),
@@ -84,6 +87,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   }
   o.quiet = vm.count("quiet") > 0;
   o.persistent = vm.count("persistent") > 0;
+  o.fresh_ids = vm.count("fresh-ids") > 0;
   if (o.persistent && vm.count("clean")) {
     return absl::InvalidArgumentError("--clean and --persistent exclude each other");
   }

@@ -34,6 +34,7 @@ struct Options {
   mqtt::Version version = mqtt::Version::k5;
   uint16_t keep_alive_s = 60;
   bool persistent = false;
+  bool fresh_ids = false;  // connect: a new client id at every connection, not one per loop
   std::string client_prefix = "sb-bench";
   std::string topic_prefix = "bench";
   std::string json_path;

@@ -81,7 +81,7 @@ struct Publisher {
   };
   absl::flat_hash_map<uint64_t, Pending> pending;           // closed loop only
   absl::flat_hash_map<uint32_t, SequenceTracker> trackers;  // by subscriber, or one (key 0)
-  double tokens = 0;                                        // open loop
+  int64_t next_due_ns = 0;  // open loop: when its next message is due (0: not started)
 };
 
 struct Subscriber {
@@ -121,7 +121,9 @@ class PubSubRun {
   void SendReceipt(uint32_t from_worker, const Receipt& r);
   void FlushReceipts(uint32_t worker);
   void TryPublish(Publisher& p);
-  void PublishOne(Publisher& p);
+  // Publishes the next message stamped `stamp_ns`; false if the client refused it (QoS > 0
+  // with its in-flight window full).
+  bool PublishOne(Publisher& p, int64_t stamp_ns);
   void Tick(uint32_t worker);
   void ArmTick(uint32_t worker);
   bool Drained();
@@ -132,8 +134,8 @@ class PubSubRun {
   std::vector<std::unique_ptr<Publisher>> publishers_;
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
   std::vector<std::unique_ptr<asio::steady_timer>> ticks_;
-  std::vector<Clock::time_point> last_tick_;  // per worker, written by its thread only
   std::chrono::microseconds tick_{1000};
+  int64_t period_ns_ = 0;  // open loop: between two messages of one publisher
   uint32_t receipts_per_message_ = 1;
   bool per_subscriber_tracking_ = false;
   bool loopback_ = false;  // publisher i and subscriber i share one client
@@ -274,46 +276,44 @@ void PubSubRun::TryPublish(Publisher& p) {
          p.client->connected()) {
     if (o_.qos != mqtt::QoS::k0 && p.client->inflight() >= p.client->receive_maximum()) return;
     p.pending[p.next_sequence] = {receipts_per_message_, Clock::now()};
-    PublishOne(p);
+    PublishOne(p, NowNs());
   }
 }
 
-void PubSubRun::PublishOne(Publisher& p) {
+bool PubSubRun::PublishOne(Publisher& p, int64_t stamp_ns) {
   WorkerStats& st = stats_[p.worker];
-  int64_t now = NowNs();
   thread_local std::string payload;
   if (payload.size() != payload_.size()) payload = payload_;
-  WriteStamp({p.id, p.next_sequence, now}, payload);
-  if (!p.client->Publish(p.topic, payload, o_.qos)) return;
+  WriteStamp({p.id, p.next_sequence, stamp_ns}, payload);
+  if (!p.client->Publish(p.topic, payload, o_.qos)) return false;
   ++p.next_sequence;
   st.sent.Add();
-  if (now >= measure_from_ns_.load(std::memory_order_relaxed) &&
-      now < measure_until_ns_.load(std::memory_order_relaxed)) {
+  if (stamp_ns >= measure_from_ns_.load(std::memory_order_relaxed) &&
+      stamp_ns < measure_until_ns_.load(std::memory_order_relaxed)) {
     ++st.sent_measured;
   }
+  return true;
 }
 
 // Every tick_: the open loop's pacing, and the closed loop's loss timeout.
 void PubSubRun::Tick(uint32_t worker) {
   Clock::time_point now = Clock::now();
+  int64_t now_ns = NowNs();
   bool publishing = publishing_.load(std::memory_order_relaxed);
-  // Tokens for the time that actually passed since the last tick (a timer fires late, never
-  // early), with up to 10 ms of catching up, so that the rate holds whatever the timer slack.
-  Clock::time_point& last = last_tick_[worker];
-  Seconds elapsed = last == Clock::time_point() ? Seconds(tick_) : now - last;
-  last = now;
-  double per_publisher_per_s = o_.rate / static_cast<double>(publishers_.size());
-  double earned = per_publisher_per_s * std::min(elapsed.count(), 0.010);
   for (auto& pub : publishers_) {
     Publisher& p = *pub;
     if (p.worker != worker || !p.client || !p.client->connected()) continue;
     if (o_.rate > 0) {
       if (!publishing) continue;
-      p.tokens = std::min(p.tokens + earned, per_publisher_per_s * 0.010 + 1.0);
-      while (p.tokens >= 1.0) {
-        p.tokens -= 1.0;
-        PublishOne(p);
-      }
+      // Publishers start at evenly spread phases of their period, so that the rate is smooth
+      // rather than a burst from every publisher on the same tick.
+      if (p.next_due_ns == 0) p.next_due_ns = now_ns + period_ns_ * p.id / publishers_.size();
+      // Every message that is due goes out, each stamped with the time it was due rather than
+      // sent (wrk2's correction for coordinated omission): a late tick, or a window full of
+      // unacknowledged messages, delays the message as the system under test would have, and
+      // counts in its latency instead of vanishing from it.
+      while (p.next_due_ns <= now_ns && PublishOne(p, p.next_due_ns))
+        p.next_due_ns += period_ns_;
       continue;
     }
     bool freed = false;
@@ -363,12 +363,8 @@ bool PubSubRun::Drained() {
 
 absl::StatusOr<boost::json::object> PubSubRun::Run() {
   BuildTopology();
-  // Open loop: publishers start at evenly spread phases of their period, so that the rate is
-  // smooth rather than a burst from every publisher on the same tick.
-  for (auto& p : publishers_) {
-    p->tokens = static_cast<double>(p->id) / static_cast<double>(publishers_.size());
-  }
   if (o_.rate > 0) {
+    period_ns_ = static_cast<int64_t>(1e9 * static_cast<double>(publishers_.size()) / o_.rate);
     double per_worker_per_s = o_.rate / static_cast<double>(threads_.size());
     tick_ = std::clamp(std::chrono::microseconds(static_cast<int64_t>(1e6 / per_worker_per_s)),
                        std::chrono::microseconds(50), std::chrono::microseconds(1000));
@@ -377,7 +373,6 @@ absl::StatusOr<boost::json::object> PubSubRun::Run() {
   for (size_t i = 0; i < threads_.size(); ++i) {
     ticks_.push_back(std::make_unique<asio::steady_timer>(threads_.context(i)));
   }
-  last_tick_.assign(threads_.size(), Clock::time_point());
 
   // Subscribers first, each subscribed before any publisher connects.
   Connector subs(o_.connect_concurrency);
