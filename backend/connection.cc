@@ -95,7 +95,7 @@ bool Connection::ReadOnce() {
   return true;
 }
 
-void Connection::ReadWhilePaused() {
+void Connection::ReadPending() {
   // Bounded: what a client sent while we did not read it is at most its socket's buffer.
   for (int reads = 0; reads < 16; ++reads) {
     if (!ReadOnce()) return;
@@ -214,9 +214,11 @@ void Connection::OnWritable(const boost::system::error_code& ec) {
 }
 
 void Connection::CloseAfterWriteError() {
-  // A client we stopped reading may have said goodbye in what we did not read: a DISCONNECT
-  // there discards its will (§3.14.4), as it would had we read it in time.
-  if (read_paused_ || held_back_) ReadWhilePaused();
+  // The client may have said goodbye in what we have not read yet: a DISCONNECT there discards
+  // its will (§3.14.4), as it would had we read it in time. So for one we stopped reading, and
+  // for one whose DISCONNECT and end of stream arrived in the same turn as the write's error
+  // (its reset: the bytes before it can still be read).
+  ReadPending();
   Close(std::nullopt, /*publish_will=*/true);
 }
 
@@ -301,7 +303,7 @@ void Connection::OnKeepAlive(const boost::system::error_code& ec) {
   if (now >= deadline && (read_paused_ || held_back_)) {
     // We stopped reading this client, it did not stop writing: what it sent meanwhile (a
     // PINGREQ) counts before it is judged silent.
-    ReadWhilePaused();
+    ReadPending();
     if (closed_) return;
     deadline = last_packet_at_ + keep_alive_timeout_;
   }

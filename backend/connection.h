@@ -65,6 +65,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::optional<mqtt::Will>& will() const { return will_; }
   // Another node's link to this one (node_link.h), rather than a client.
   bool is_node_link() const { return !link_peer_.empty(); }
+
   bool dirty = false;  // queued for the shard's flush
 
  private:
@@ -77,9 +78,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // One read and the packets it completes; false when there was nothing to read or the
   // connection closed. Pauses reading when the write buffer is over its limit.
   bool ReadOnce();
-  // While reading is paused: reads what the client has sent meanwhile, when it matters (the
-  // keep alive is due, or the connection is closing).
-  void ReadWhilePaused();
+  // Reads what the client has sent and we have not read yet (a bounded amount), when it matters
+  // out of turn: reading is paused and the keep alive is due, or the connection is closing.
+  void ReadPending();
   // Decodes and handles every whole packet in `data`, read at `now`; returns the bytes consumed.
   size_t Process(std::string_view data, Clock::time_point now);
   void Dispatch(mqtt::Packet&& packet);
@@ -114,6 +115,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // message went to has taken it (handle_publish.cc).
   std::shared_ptr<AckWait> HoldAck(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
   void SendAck(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
+  // Sends the acknowledgement now, or, while earlier ones are held, in its turn behind them.
+  void Acknowledge(mqtt::QoS qos, uint16_t packet_id, mqtt::ReasonCode reason);
   void ReleaseAcks();
   // A message another node forwarded over its link to this node (handle_publish.cc).
   void HandleForward(mqtt::Publish&& publish);

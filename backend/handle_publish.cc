@@ -46,8 +46,8 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
 
   if (p.qos == mqtt::QoS::k2) {
     if (!session_->BeginInboundQos2(p.packet_id)) {
-      Send(mqtt::Pubrec{.packet_id = p.packet_id});  // a retransmission: delivered already
-      return;
+      // A retransmission: delivered already. Its PUBREC still takes its turn (§4.6).
+      return Acknowledge(p.qos, p.packet_id, ReasonCode::kSuccess);
     }
     // §3.3.4, against the Receive Maximum announced in CONNACK. 3.1.1 has none to announce, and
     // its clients (and mosquitto) expect no limit but the 65,535 packet identifiers.
@@ -80,12 +80,15 @@ void Connection::HandlePublish(mqtt::Publish&& p) {
   if (p.qos == mqtt::QoS::k0) return;
   if (wait != nullptr) {
     wait->Seal();
-  } else if (!held_acks_.empty()) {
-    held_acks_.push_back({next_ack_seq_++, p.qos, p.packet_id, reason, true});  // keeps order
-    ReleaseAcks();
   } else {
-    SendAck(p.qos, p.packet_id, reason);
+    Acknowledge(p.qos, p.packet_id, reason);
   }
+}
+
+void Connection::Acknowledge(mqtt::QoS qos, uint16_t packet_id, ReasonCode reason) {
+  if (held_acks_.empty()) return SendAck(qos, packet_id, reason);
+  held_acks_.push_back({next_ack_seq_++, qos, packet_id, reason, true});  // behind the held ones
+  ReleaseAcks();
 }
 
 void Connection::SendAck(mqtt::QoS qos, uint16_t packet_id, ReasonCode reason) {

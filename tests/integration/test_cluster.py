@@ -69,6 +69,28 @@ def test_acknowledgements_keep_the_order_of_publishes_that_wait_for_different_no
     assert acks == list(range(1, 601))
 
 
+def test_a_repeated_qos2_publish_is_acknowledged_in_its_turn(cluster, clients):
+    # A QoS 2 PUBLISH sent again after a reconnect (received on the session's earlier
+    # connection, not yet released) is not delivered again, and its PUBREC goes out in its turn
+    # (§4.6): behind the PUBACK of a message sent before it, which waits for b to take it. It
+    # went out at once, ahead of that PUBACK.
+    a, b = cluster(2)
+    sub = clients.paho(b.port, "sub-b")
+    sub.subscribe("to-b", 1)
+    wait_remote_routes(a, 1)
+    first = clients.wire(a.port, version=4)
+    assert first.connect("pub", **persistent(4)).reason() == 0
+    first.send(packet(PUBLISH, 0x04, string("to-b") + struct.pack("!H", 7) + b"once"))
+    assert first.expect(PUBREC).packet_id() == 7
+    first.close()
+    again = clients.wire(a.port, version=4)
+    assert again.connect("pub", **persistent(4)).session_present
+    again.send(packet(PUBLISH, 0x02, string("to-b") + struct.pack("!H", 1) + b"q1") +
+               packet(PUBLISH, 0x0C, string("to-b") + struct.pack("!H", 7) + b"once"))
+    assert [again.recv().type for _ in range(2)] == [PUBACK, PUBREC]
+    assert [m.payload for m in sub.wait_messages(2)] == [b"once", b"q1"]
+
+
 def test_a_peers_routes_are_read_again_only_after_they_changed(cluster, clients):
     # Besides the route events, every 10 heartbeats (1 s here) each node reads the routes hash of
     # each other node whose routes-version moved, to catch up on what no event brought (routes
