@@ -14,6 +14,7 @@
 // UNSUBSCRIBE); connection.cc has the I/O and the rest.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
@@ -23,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "backend/ack_wait.h"
 #include "backend/backpressure.h"
 #include "backend/node_link.h"
@@ -65,7 +67,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::optional<mqtt::Will>& will() const { return will_; }
   // Another node's link to this one (node_link.h), rather than a client.
   bool is_node_link() const { return !link_peer_.empty(); }
-
+  // A message routed to this client as it was published (not a retained one sent on
+  // subscribing). On the shard's thread.
+  void NoteLive(const Message& m) {
+    if (subscribes_pending_ == 0) return;
+    Clock::time_point& newest = live_while_subscribing_[m.topic];
+    newest = std::max(newest, m.received_at);
+  }
   bool dirty = false;  // queued for the shard's flush
 
  private:
@@ -172,6 +180,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   std::deque<HeldAck> held_acks_;
   uint64_t next_ack_seq_ = 0;
+  // SUBSCRIBEs whose SUBACK (and retained messages) wait for the other shards and Redis; and,
+  // meanwhile, the newest live message of each topic this client was sent (HandleSubscribe).
+  uint32_t subscribes_pending_ = 0;
+  absl::flat_hash_map<std::string, Clock::time_point> live_while_subscribing_;
   // This connection is another node's link (client id "$node/..." with sb.link.node).
   std::string link_peer_;
   bool writing_ = false;  // an async_wait for writability is pending

@@ -5,7 +5,8 @@
 // beyond max_subscriptions (3.1.1 maps all three to 0x80). Accepted filters go to every shard's
 // routing replica; SUBACK is sent once all replicas have them, followed by the retained messages
 // the Retain Handling option asks for (0: always, 1: only for a new subscription, 2: never; never
-// for shared subscriptions, §4.8.2).
+// for shared subscriptions, §4.8.2), except one older than a live message of its topic that the
+// client was sent meanwhile.
 #include <algorithm>
 
 #include "backend/broker.h"
@@ -86,14 +87,25 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
   }
   if (!changes.empty()) shard_.SubscriptionsChanged(*session_, changes);
 
+  // This shard routes to the new subscriptions at once, the others (and, in a cluster, the other
+  // nodes) once they have them, when the SUBACK goes out with the retained messages. A live
+  // message of the meantime is newer than the retained one of its topic then, or the same: the
+  // retained one is not sent after it (§4.6), only one newer than anything live the client has.
+  bool watch_live = !retained.empty();
+  if (watch_live) ++subscribes_pending_;
   shard_.ChangeRoutes(std::move(changes), [self = shared_from_this(), ack = std::move(ack),
-                                           retained = std::move(retained)] {
+                                           retained = std::move(retained), watch_live] {
     if (self->closed_ || self->session_ == nullptr) return;
     self->Send(ack);
     Clock::time_point now = Clock::now();
     size_t max_queued = self->shard_.config().limits.max_queued_messages;
+    auto seen_live = [&](const Message& m) {
+      auto it = self->live_while_subscribing_.find(m.topic);
+      return it != self->live_while_subscribing_.end() && it->second >= m.received_at;
+    };
     for (const RetainedRequest& r : retained) {
       for (const MessagePtr& m : self->shard_.broker().MatchRetained(r.filter, now)) {
+        if (seen_live(*m)) continue;
         Delivery d{.message = m, .qos = std::min(m->qos, r.qos), .retain = true};
         if (r.subscription_id != 0) d.subscription_ids.push_back(r.subscription_id);
         // A filter may match more retained messages than the queue holds: move them on into the
@@ -105,6 +117,7 @@ void Connection::HandleSubscribe(mqtt::Subscribe&& s) {
         }
       }
     }
+    if (watch_live && --self->subscribes_pending_ == 0) self->live_while_subscribing_.clear();
     self->shard_.MarkDirty(*self);
   });
 }

@@ -32,6 +32,7 @@ std::shared_ptr<Message> NewMessage(std::string topic, std::string payload, mqtt
     m->properties = std::make_unique<const mqtt::Properties>(std::move(properties));
   }
   m->publisher_session = publisher_session;
+  m->received_at = now;
   return m;
 }
 

@@ -35,6 +35,8 @@ struct Message {
   std::optional<Clock::time_point> expires_at;
   // The session that published it, for No Local (§3.8.3.1); 0 for none.
   uint64_t publisher_session = 0;
+  // When this node took it in: which of two copies of a topic's state is the newer.
+  Clock::time_point received_at;
 
   bool expired(Clock::time_point now) const { return expires_at && now >= *expires_at; }
 };

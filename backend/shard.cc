@@ -831,6 +831,7 @@ void Shard::Deliver(uint64_t session_id, Delivery delivery) {
     slot->connection->Drain();
     MarkDirty(*slot->connection);
   }
+  if (slot->connection != nullptr) slot->connection->NoteLive(*delivery.message);
   std::optional<std::string> recorded;  // the delivery, for an offline session's record
   if (slot->connection == nullptr && slot->recorded) {
     recorded = EncodeDelivery(delivery, Clock::now());

@@ -18,7 +18,8 @@ from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN,
 from conftest import (assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
                       publish_expiring_retained, run_bench, wait_for)
 from mqtt_wire import (CONNACK, DISCONNECT, MESSAGE_EXPIRY_INTERVAL, PINGREQ, PINGRESP, PUBACK,
-                       PUBCOMP, PUBLISH, PUBREC, PUBREL, USER_PROPERTY, connect_packet, p_pair,
+                       PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, USER_PROPERTY,
+                       connect_packet, p_pair,
                        p_u32, packet, persistent, props, string, sub_options)
 
 SESSION_EXPIRY_INTERVAL = 0x11
@@ -89,6 +90,32 @@ def test_a_repeated_qos2_publish_is_acknowledged_in_its_turn(cluster, clients):
                packet(PUBLISH, 0x0C, string("to-b") + struct.pack("!H", 7) + b"once"))
     assert [again.recv().type for _ in range(2)] == [PUBACK, PUBREC]
     assert [m.payload for m in sub.wait_messages(2)] == [b"once", b"q1"]
+
+
+def test_a_retained_message_older_than_what_went_out_live_is_not_sent_after_it(cluster, clients):
+    # The SUBACK waits for Redis (frozen here: until the call times out); the node routes to the
+    # new subscription meanwhile. A live "v2" sent then is newer than the retained "v1": the
+    # client ends with v2, not with v1 sent after it as the retained message (§4.6).
+    (a,) = cluster(1)
+    publisher = clients.wire(a.port, version=4)
+    assert publisher.connect("pub").reason() == 0
+    publisher.publish("state", b"v1", retain=True)
+    subscriber = clients.wire(a.port, version=4)
+    assert subscriber.connect("sub").reason() == 0
+    wait_for(lambda: a.metric("sb_broker_retained_messages") == 1, what="v1 retained")
+    cluster.redis.signal(signal.SIGSTOP)
+    try:
+        subscriber.send(packet(SUBSCRIBE, 2, struct.pack("!H", 1) + string("state") + b"\x00"))
+        wait_for(lambda: a.metric("sb_broker_subscriptions") == 1, what="the route in place")
+        publisher.publish("state", b"v2")
+        got = []
+        while (p := subscriber.recv(timeout=10)).type != SUBACK:
+            got.append(p.message().payload)
+    finally:
+        cluster.redis.signal(signal.SIGCONT)
+    assert got == [b"v2"]
+    publisher.publish("state", b"v3")
+    assert subscriber.expect_message().payload == b"v3"  # no v1 in between
 
 
 def test_a_peers_routes_are_read_again_only_after_they_changed(cluster, clients):
