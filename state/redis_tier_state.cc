@@ -71,8 +71,8 @@ void RedisTierState::RoundEnded(const std::string& error) {
 void RedisTierState::Report(std::vector<LocalReport> reports) {
   if (in_flight_ || !client_->connected()) return;  // degraded: keep the last view
   in_flight_ = true;
-  for (const auto& [backend, op] : unsent_operators_)
-    SetOperator(backend, op);
+  for (const auto& [backend, change] : unsent_operators_)
+    Replay(backend, change);
   std::string ttl = std::to_string(liveness_.count());
   std::vector<std::string> conns = {"HSET", keys_.Connections(instance_)};
   std::vector<std::string> health = {"HSET", keys_.Health(instance_)};
@@ -108,14 +108,18 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
                      }
                      round->Arrived(r);
                    });
-  client_->Command({"HGETALL", keys_.Operator()}, [view, round](absl::StatusOr<RedisReply> r) {
-    if (r.ok()) {
-      for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-        view->operators[r->elements[i].str] = DecodeOperator(r->elements[i + 1].str);
-      }
-    }
-    round->Arrived(r);
-  });
+  client_->Command({"HGETALL", keys_.Operator()},
+                   [this, view, round](absl::StatusOr<RedisReply> r) {
+                     if (r.ok()) {
+                       seen_operators_.clear();
+                       for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+                         const std::string& key = r->elements[i].str;
+                         view->operators[key] = DecodeOperator(r->elements[i + 1].str);
+                         seen_operators_[key] = r->elements[i + 1].str;
+                       }
+                     }
+                     round->Arrived(r);
+                   });
 }
 
 void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, uint64_t read_after) {
@@ -161,15 +165,57 @@ void RedisTierState::ReadOthers(std::vector<std::string> live, TierView view, ui
 }
 
 void RedisTierState::SetOperator(const std::string& backend, const OperatorState& state) {
-  unsent_operators_[backend] = state;
+  // Unsent until Redis confirms it; a change made over an unsent one replaced what that one did.
+  auto [it, first] = unsent_operators_.try_emplace(backend);
+  if (first) {
+    auto seen = seen_operators_.find(backend);
+    if (seen != seen_operators_.end()) it->second.replaced = seen->second;
+  }
+  it->second.state = state;
   recent_operators_[backend] = {++operator_changes_, state};
+  // Made now: the last change wins, whatever the tier had.
   client_->Command({"HSET", keys_.Operator(), backend, EncodeOperator(state)},
                    [this, backend, state](absl::StatusOr<RedisReply> r) {
-                     auto it = unsent_operators_.find(backend);
-                     if (r.ok() && it != unsent_operators_.end() && it->second == state) {
-                       unsent_operators_.erase(it);
-                     }
+                     if (r.ok()) Settled(backend, state, /*overtaken=*/false);
                    });
+}
+
+void RedisTierState::Replay(const std::string& backend, const Unsent& change) {
+  // Made while Redis was unreachable (or refused it): written only if the tier still has what
+  // it replaced. Otherwise another proxy changed the backend since, and its change is the later.
+  static const std::string kCompareAndSet = R"(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1)";
+  OperatorState state = change.state;
+  client_->Command({"EVAL", kCompareAndSet, "1", keys_.Operator(), backend, EncodeOperator(state),
+                    change.replaced.value_or("")},
+                   [this, backend, state](absl::StatusOr<RedisReply> r) {
+                     if (!r.ok()) return;
+                     bool overtaken = r->integer == 0;
+                     if (overtaken) {
+                       spdlog::warn(
+                           "shared state: the operator change to {} made while Redis was "
+                           "unreachable gives way to a later one from another proxy",
+                           backend);
+                     }
+                     Settled(backend, state, overtaken);
+                   });
+}
+
+void RedisTierState::Settled(const std::string& backend, const OperatorState& state,
+                             bool overtaken) {
+  auto it = unsent_operators_.find(backend);
+  if (it == unsent_operators_.end() || !(it->second.state == state)) return;  // changed again
+  unsent_operators_.erase(it);
+  // Written, it stays laid over views read before it (recent_operators_). Overtaken, the next
+  // view's record stands, not this proxy's change.
+  if (!overtaken) return;
+  auto recent = recent_operators_.find(backend);
+  if (recent != recent_operators_.end() && recent->second.second == state) {
+    recent_operators_.erase(recent);
+  }
 }
 
 }  // namespace state

@@ -7,13 +7,16 @@
 // refreshing: its keys expire and it leaves the live set within three seconds, and its counts
 // with it. While Redis is unreachable, Report does nothing and the proxy keeps its last view;
 // when Redis returns, the next Report publishes everything again, operator changes made in the
-// meantime included. A Redis that stays connected but answers the rounds with errors (read-only
-// after a failover, out of memory, a forbidding ACL) counts as unreachable too once no round has
-// gone through for kFailingRounds.
+// meantime included, unless another proxy changed the same backend meanwhile: then its change,
+// the later one, stands (each replayed change is written only over the value it replaced). A Redis
+// that stays connected but answers the rounds with errors (read-only after a failover, out of
+// memory, a forbidding ACL) counts as unreachable too once no round has gone through for
+// kFailingRounds.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "state/redis_client.h"
@@ -51,8 +54,20 @@ class RedisTierState : public TierState {
   bool in_flight_ = false;
   Clock::time_point last_round_ok_ = Clock::now();
   bool rounds_failing_ = false;  // since the last round that went through
-  // Operator changes not yet confirmed by Redis (made while it was unreachable, say).
-  absl::flat_hash_map<std::string, OperatorState> unsent_operators_;
+  // Operator changes not yet confirmed by Redis (made while it was unreachable, say), each with
+  // the tier's value it replaced as this proxy last read it (none: no record).
+  struct Unsent {
+    OperatorState state;
+    std::optional<std::string> replaced;
+  };
+  absl::flat_hash_map<std::string, Unsent> unsent_operators_;
+  // The tier's operator records as of the last view.
+  absl::flat_hash_map<std::string, std::string> seen_operators_;
+  // Writes an unsent change where the tier still has the value it replaced.
+  void Replay(const std::string& backend, const Unsent& change);
+  // The change to `backend` is settled, written or `overtaken` by another proxy's: no longer sent
+  // again.
+  void Settled(const std::string& backend, const OperatorState& state, bool overtaken);
   // Operator changes made here, numbered, until a round's read has seen them: a round whose read
   // went out before a change answers with the state before it, which must not undo the change
   // for a round.

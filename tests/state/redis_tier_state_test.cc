@@ -14,9 +14,14 @@ namespace asio = boost::asio;
 
 struct Instance {
   Instance(asio::io_context& io, uint16_t port, std::string id,
-           std::chrono::milliseconds liveness = std::chrono::milliseconds(3000)) {
+           std::chrono::milliseconds liveness = std::chrono::milliseconds(3000),
+           std::optional<std::string> user = std::nullopt) {
     RedisOptions o;
     o.port = port;
+    if (user) {
+      o.username = user;
+      o.password = "secret";
+    }
     client = RedisClient::Create(io, o);
     tier = std::make_unique<RedisTierState>(client, RedisKeys("t:"), id, liveness);
     tier->on_view = [this](const TierView& v) {
@@ -173,6 +178,41 @@ TEST(RedisTierStateTest, RoundsFailingOnAConnectedRedisDegrade) {
   ASSERT_TRUE(Exec(io, *admin, {"DEL", "t:proxies"}).ok());
   ASSERT_TRUE(Converge(io, {&a}, {{}}, [&] { return !a.tier->degraded(); }));
   EXPECT_GT(a.views, views);
+}
+
+// a loses Redis (its user disabled, its connection killed) while b keeps it. a drains p/x, b
+// then sets a weight on it: when a is back, its change is not written over b's later one.
+TEST(RedisTierStateTest, AChangeMadeWhileCutOffGivesWayToALaterOneFromAnotherProxy) {
+  RedisServer server;
+  asio::io_context io;
+  auto admin = Connected(io, [&] {
+    RedisOptions o;
+    o.port = server.port();
+    return o;
+  }());
+  ASSERT_NE(admin, nullptr);
+  ASSERT_TRUE(Exec(io, *admin, {"ACL", "SETUSER", "a", "on", ">secret", "~*", "+@all"}).ok());
+  Instance a(io, server.port(), "a", std::chrono::milliseconds(3000), "a");
+  Instance b(io, server.port(), "b");
+  ASSERT_TRUE(RunUntil(io, [&] { return a.client->connected() && b.client->connected(); }));
+  b.tier->SetOperator("p/x", {.weight = 2});
+  ASSERT_TRUE(
+      Converge(io, {&a, &b}, {{}, {}}, [&] { return a.view.operators["p/x"].weight == 2u; }));
+
+  ASSERT_TRUE(Exec(io, *admin, {"ACL", "SETUSER", "a", "off"}).ok());
+  ASSERT_TRUE(Exec(io, *admin, {"CLIENT", "KILL", "USER", "a"}).ok());
+  ASSERT_TRUE(RunUntil(io, [&] { return !a.client->connected(); }));
+  a.tier->SetOperator("p/x", {.draining = true, .weight = 2});  // unsent
+  b.tier->SetOperator("p/x", {.weight = 5});                    // later, and written
+  ASSERT_TRUE(Converge(io, {&b}, {{}}, [&] { return b.view.operators["p/x"].weight == 5u; }));
+
+  ASSERT_TRUE(Exec(io, *admin, {"ACL", "SETUSER", "a", "on"}).ok());
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return a.client->connected(); }, std::chrono::seconds(8)));
+  ASSERT_TRUE(Converge(io, {&a, &b}, {{}, {}}, [&] {
+    return a.view.operators["p/x"].weight == 5u && !a.view.operators["p/x"].draining;
+  }));
+  EXPECT_EQ(Exec(io, *admin, {"HGET", "t:operator", "p/x"})->str, "draining=0 weight=5");
 }
 
 TEST(RedisTierStateTest, OperatorEncoding) {
