@@ -69,10 +69,7 @@ void Tunnel::OnEvents(RawSocket& s, uint32_t) {
 
 bool Tunnel::Flush(Direction& d) {
   ssize_t n = ::send(d.to->fd(), d.pending.data(), d.pending.size(), MSG_NOSIGNAL);
-  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-    Close();
-    return false;
-  }
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Failed(*d.to);
   size_t written = n > 0 ? static_cast<size_t>(n) : 0;
   d.pending.erase(0, written);
   if (!d.pending.empty()) {
@@ -81,7 +78,18 @@ bool Tunnel::Flush(Direction& d) {
   }
   std::string().swap(d.pending);  // an idle direction holds no buffer
   last_activity_ = Clock::now();
+  // Lingering, the broker's last bytes were waiting: its end of stream follows them.
+  if (&d == &down_ && lingering_) ::shutdown(client_->fd(), SHUT_WR);
   return true;
+}
+
+bool Tunnel::Failed(const RawSocket& s) {
+  // In mqtt mode, the broker's failure (it reset the connection: a broker that closes with
+  // bytes of the client unread) ends the session as its end of stream does, so that what it
+  // said last, still on its way to the client, is not destroyed with the client's connection.
+  if (!half_close_ && &s == backend_.get() && !lingering_) return Linger();
+  Close();
+  return false;
 }
 
 bool Tunnel::Pump(Direction& d) {
@@ -97,8 +105,7 @@ bool Tunnel::Pump(Direction& d) {
       }
       if (errno == EINTR) continue;
       if (&d == &down_ && RefusedAtOnce()) Judge(false);
-      Close();
-      return false;
+      return Failed(*d.from);
     }
     if (n == 0) return EndOfStream(d);
     auto got = static_cast<size_t>(n);
@@ -124,10 +131,7 @@ bool Tunnel::Pump(Direction& d) {
     d.counter->fetch_add(got, std::memory_order_relaxed);
     last_activity_ = Clock::now();
     ssize_t w = ::send(d.to->fd(), buffer.data(), got, MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      Close();
-      return false;
-    }
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Failed(*d.to);
     auto written = w > 0 ? static_cast<size_t>(w) : 0;
     if (written < got) {
       d.pending.assign(buffer.data() + written, got - written);
@@ -173,14 +177,16 @@ bool Tunnel::EndOfStream(Direction& d) {
 }
 
 bool Tunnel::Linger() {
-  // The broker's last words (a DISCONNECT with its reason) have gone to the client, which may
-  // still be sending (the PUBLISH the broker refused, say). Closing on its unread bytes would
-  // reset the connection, and a reset can destroy those last words before the client reads them.
-  // So the client's side ends as the broker ends its own: a FIN first, then what the client still
-  // sends is read and dropped until it closes, or for a second at most. The connection no longer
-  // counts as the backend's.
+  // The broker's last words (a DISCONNECT with its reason) go to the client, which may still be
+  // sending (the PUBLISH the broker refused, say). Closing on its unread bytes would reset the
+  // connection, and a reset can destroy those last words before the client reads them. So the
+  // client's side ends as the broker ends its own: a FIN once what the broker sent has gone (at
+  // once, or when the pending rest is written: Flush), then what the client still sends is read
+  // and dropped until it closes, or for a second at most. The connection no longer counts as the
+  // backend's.
   lingering_ = true;
-  ::shutdown(client_->fd(), SHUT_WR);
+  down_.eof = true;  // nothing more comes from the broker
+  if (down_.pending.empty()) ::shutdown(client_->fd(), SHUT_WR);
   backend_->Close();
   std::string().swap(up_.pending);
   if (hooks_.close) std::exchange(hooks_.close, nullptr)();

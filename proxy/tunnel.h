@@ -14,8 +14,9 @@
 //
 // End of stream: in tcp mode it is passed on as a half-close and the other direction goes on; in
 // mqtt mode, which has no half-close, the backend's end of stream ends the session (the client's
-// is passed on, and the broker closes in turn). An error in either direction, the idle timeout or
-// Close() ends both.
+// is passed on, and the broker closes in turn), and so does an error on the backend's socket (a
+// broker that resets: what it sent before still reaches the client). Any other error, the idle
+// timeout or Close() ends both at once.
 //
 // Passive health hears of the connection from the tunnel, not at the TCP connect: a backend that
 // accepts and then closes or resets without a byte within two seconds, before the client closed,
@@ -97,6 +98,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   bool EndOfStream(Direction& d);
   // The broker ended an MQTT session: ends the client's side politely (see tunnel.cc); false.
   bool Linger();
+  // A read from or a write to `s` failed: closes the tunnel, or, for the broker's socket in mqtt
+  // mode, lingers. False.
+  bool Failed(const RawSocket& s);
   bool RefusedAtOnce() const;
   // Reports the backend's verdict to passive health, once.
   void Judge(bool ok);

@@ -642,12 +642,12 @@ def recv_until(sock, expected_len, timeout=3.0):
 class Mosquitto(Process):
     """mosquitto on a free loopback port, anonymous clients allowed."""
 
-    def __init__(self, tmp_path, name, port=None):
+    def __init__(self, tmp_path, name, port=None, extra=""):
         self.name = name
         self.port = port or free_port()
         conf = tmp_path / f"{name}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest stderr\n")  # unbuffered
+                        "persistence false\nlog_dest stderr\n" + extra)  # unbuffered
         super().__init__(["mosquitto", "-c", conf], tmp_path / f"{name}.log")
         wait_for(lambda: self._listening() or not self.alive(), timeout=10,
                  what=f"{name} listening")
@@ -663,9 +663,10 @@ class Mosquitto(Process):
 
 @pytest.fixture
 def start_mosquitto(tmp_path, processes):
-    """start_mosquitto(name, port=None) -> a running Mosquitto, stopped after the test."""
-    def start(name, port=None):
-        m = Mosquitto(tmp_path, name, port)
+    """start_mosquitto(name, port=None, extra="") -> a running Mosquitto (`extra`: more lines of
+    its configuration), stopped after the test."""
+    def start(name, port=None, extra=""):
+        m = Mosquitto(tmp_path, name, port, extra)
         processes.append(m)
         return m
     return start

@@ -1,10 +1,13 @@
 """The proxy in front of brokers that are not ours: mosquitto, checked with MQTT health checks
 (CONNECT, CONNACK, DISCONNECT), with mosquitto_pub and mosquitto_sub as clients."""
+import contextlib
 import re
 import subprocess
 
 from conftest import start_broker, wait_for  # noqa: F401
-from proxy_fixtures import backend, free_port, pool, start_mosquitto, start_proxy  # noqa: F401
+from mqtt_wire import PUBLISH, packet, props, string
+from proxy_fixtures import (backend, conns, free_port, pool, start_mosquitto,  # noqa: F401
+                            start_proxy)
 
 MQTT_HEALTH = {"type": "mqtt", "interval_ms": 200, "fast_interval_ms": 200, "timeout_ms": 300,
                "rise": 2, "fall": 2}
@@ -81,3 +84,20 @@ def test_mqtt_3_1_clients_reach_mosquitto_and_our_broker(start_mosquitto, start_
         proxy = start_proxy({"p": pool(backend(port, name=name))}, name=f"proxy-{name}")
         pub_sub_through(proxy, "old/clients", f"3.1 via {name}", version="mqttv31")
         assert proxy.rejected("malformed_first_packet") == 0
+
+
+def test_mosquittos_last_words_reach_a_client_still_sending(start_mosquitto, start_proxy, conns):
+    # mosquitto refuses a PUBLISH over its max_packet_size while the client is still sending it,
+    # and closes with the rest unread: a reset, not a FIN. The proxy takes that as the end of the
+    # session, as it takes a FIN: the client gets what mosquitto sent before, then a clean end of
+    # stream. Before, the reset closed the client's side at once, with a reset of its own.
+    m1 = start_mosquitto("m1", extra="max_packet_size 1024\n")
+    proxy = start_proxy({"p": pool(backend(m1.port, name="m1", check=None))})
+    c = conns.wire(proxy.port)
+    assert c.connect("too-big").reason() == 0
+    with contextlib.suppress(OSError):  # the proxy may stop reading once mosquitto has gone
+        c.sock.sendall(packet(PUBLISH, 0, string("big/t") + props() + bytes(2_000_000)))
+    answer = b""
+    while chunk := c.sock.recv(65536):  # a reset raises
+        answer += chunk
+    assert answer == b"" or answer[0] == 0xE0, answer  # nothing, or a DISCONNECT
