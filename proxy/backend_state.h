@@ -39,6 +39,7 @@ struct BackendState {
   std::atomic<uint32_t> max_connections;    // as the file says at the last (re)load; 0: none
   std::atomic<bool> draining{false};        // no new connections; existing ones stay
   std::atomic<bool> retired{false};         // a reload dropped it: its connections are closed
+  std::atomic<uint64_t> shutdowns{0};       // times on_down closed its connections
   std::atomic<bool> available{true};        // health: up and not ejected
   std::atomic<int64_t> up_since_ns{0};      // steady clock, for slow start; 0: long up
   std::atomic<int64_t> active{0};           // this proxy's open connections to it

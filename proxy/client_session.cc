@@ -323,6 +323,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   std::vector<std::shared_ptr<BackendState>> tried;
   std::shared_ptr<RawSocket> backend;
   bool local_failure = false;
+  uint64_t shutdowns_before = 0;  // the chosen backend's, when its connect began
   Claim claim;
   for (uint32_t attempt = 0; attempt <= config.retries; ++attempt) {
     if (chosen == nullptr) {
@@ -343,6 +344,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       }
     }
     local_failure = false;  // the last connect says why the client is not served
+    shutdowns_before = chosen->shutdowns.load();
     BackendConnection c =
         co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
     if (c.local_error != 0) {
@@ -439,16 +441,16 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     listener_counters->active.fetch_sub(1, std::memory_order_relaxed);
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
   };
-  bool retired = chosen->retired.load();
+  // A reload dropped the backend, or on_down closed its sessions, while this client was being
+  // connected to it, after the workers closed its other clients: this one goes the same way.
+  bool closing = chosen->retired.load() || chosen->shutdowns.load() != shutdowns_before;
   auto tunnel = std::make_shared<Tunnel>(
       worker, std::move(client), std::move(backend), std::move(chosen),
       IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
       /*half_close=*/!mqtt_mode, milliseconds(mqtt_mode ? config.answer_timeout_ms : 0),
       std::move(hooks));
   tunnel->Start();
-  // A reload dropped the backend while this client was being connected to it, after the
-  // workers closed its other clients: this one goes the same way.
-  if (retired) worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms));
+  if (closing) worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms));
 }
 
 }  // namespace proxy

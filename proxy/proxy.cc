@@ -354,6 +354,7 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
   auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
   spdlog::info("pool {}: closing the sessions of {} over {} ms", pool.name(), backend.name(),
                jitter.count());
+  backend.shutdowns.fetch_add(1);  // and those of clients being connected to it (client_session)
   for (auto& w : workers_) {
     Worker* worker = w.get();
     const BackendState* b = &backend;
