@@ -57,8 +57,9 @@ absl::Status Broker::Start() {
         threads_->context(0), [this](const net::HttpRequest& r) -> net::HttpResponse {
           if (r.method != "GET") return {405, "text/plain", "use GET\n", {{"Allow", "GET"}}};
           if (r.path == "/healthz") {
-            return accepting_ ? net::HttpResponse{200, "text/plain", "ok\n"}
-                              : net::HttpResponse{503, "text/plain", "shutting down\n"};
+            if (!accepting_) return {503, "text/plain", "shutting down\n"};
+            if (cluster_ && !cluster_->ready()) return {503, "text/plain", "joining the cluster\n"};
+            return {200, "text/plain", "ok\n"};
           }
           if (r.path == "/metrics") {
             return {200, std::string(base::kMetricsContentType), RenderMetrics()};

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <random>
 
+#include "absl/cleanup/cleanup.h"
 #include "backend/broker.h"
 #include "backend/shard.h"
 #include "base/absl_format.h"
@@ -86,13 +87,14 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   commands_->OnConnect([this] {
     // Before anything stored is read: its expiry times are on Redis's clock.
     LearnClock();
-    // After a gap, publish everything this node has, and read everything the others have.
-    std::vector<std::string> del = {"DEL", keys_.Routes(node_)};
-    commands_->Command(std::move(del), [](absl::StatusOr<RedisReply>) {});
-    for (const auto& [field, count] : local_routes_) {
-      commands_->Command({"HSET", keys_.Routes(node_), field, std::to_string(count)},
-                         [](absl::StatusOr<RedisReply>) {});
-    }
+    // After a gap, publish everything this node has, and read everything the others have. In one
+    // transaction: a peer's read between the DEL and the HSETs would find no routes.
+    auto ignore = [](absl::StatusOr<RedisReply>) {};
+    commands_->Command({"MULTI"}, ignore);
+    commands_->Command({"DEL", keys_.Routes(node_)}, ignore);
+    for (const auto& [field, count] : local_routes_)
+      commands_->Command({"HSET", keys_.Routes(node_), field, std::to_string(count)}, ignore);
+    commands_->Command({"EXEC"}, ignore);
     RoutesChanged();  // no events for what was rewritten: the others find it by the version
     if (std::exchange(connected_before_, true)) {
       redis_since_ = std::chrono::steady_clock::now();  // a reconnection
@@ -117,6 +119,7 @@ Cluster::~Cluster() {
 void Cluster::Start() {
   spdlog::info("cluster: node {} joining through {} as {}", node_,
                state::RedactRedisUrl(config_.redis_url), advertise_);
+  started_at_ = std::chrono::steady_clock::now();
   commands_->Start();
   events_->Start();
   heartbeat_.expires_after(std::chrono::milliseconds(config_.heartbeat_ms));
@@ -243,6 +246,11 @@ void Cluster::Heartbeat() {
   });
 }
 
+bool Cluster::ready() const {
+  return peer_rounds_ >= 2 || std::chrono::steady_clock::now() - started_at_ >=
+                                  2 * std::chrono::milliseconds(config_.node_timeout_ms);
+}
+
 void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   std::map<std::string, Peer> next;
   for (const auto& [name, address, routes_version] : live) {
@@ -257,6 +265,15 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
     next.emplace(name, Peer{index, name, {ip, hp->port}});
     route_versions_[index].seen = routes_version;
   }
+  // Just after Redis came back, a peer missing from the live set may only not have beaten
+  // since: every node's heartbeats stopped with Redis. It stays, its link and routes with it
+  // (what the link carries was acknowledged to publishers), until a node timeout has passed
+  // with heartbeats going; one really gone leaves then.
+  if (std::chrono::steady_clock::now() - redis_since_ <
+      2 * std::chrono::milliseconds(config_.node_timeout_ms)) {
+    for (const auto& [name, p] : peers_)
+      next.emplace(name, p);  // no-op for those present
+  }
   bool changed = next.size() != peers_.size();
   for (const auto& [name, p] : next) {
     auto old = peers_.find(name);
@@ -266,14 +283,12 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   for (const auto& [name, p] : peers_) {
     if (next.contains(name)) continue;
     spdlog::info("cluster: node {} left", name);
-    if (std::chrono::steady_clock::now() - redis_since_ >=
-        2 * std::chrono::milliseconds(config_.node_timeout_ms)) {
-      sessions_->NodeLeft(name);
-    }
+    sessions_->NodeLeft(name);
     for (const auto& [field, count] : known_routes_[p.index])
       gone.push_back({p.index, field, 0});
     known_routes_.erase(p.index);
     route_versions_.erase(p.index);
+    route_events_.erase(p.index);
   }
   std::vector<std::string> joined;
   for (const auto& [name, p] : next) {
@@ -285,6 +300,9 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   for (const std::string& name : joined)
     spdlog::info("cluster: node {} joined", name);
   if (!joined.empty()) Resync(/*all=*/true);
+  if (peer_rounds_ < 2 && ++peer_rounds_ == 2) {
+    spdlog::info("cluster: node {} in the cluster with {} peers", node_, peers_.size());
+  }
 }
 
 void Cluster::Resync(bool all) {
@@ -295,19 +313,38 @@ void Cluster::Resync(bool all) {
     const RouteVersions& versions = route_versions_[index];
     if (!all && !versions.seen.empty() && versions.seen == versions.synced) continue;
     std::string version = versions.seen;
+    RouteEvents& events = route_events_[index];
+    ++events.reads;
+    uint64_t events_before = events.heard;
     // The version read before the hash: a change between the two is read now and again later.
     commands_->Command({"HGETALL", keys_.Routes(name)},
-                       [this, index, version](absl::StatusOr<RedisReply> r) {
-                         if (!r.ok() || stopped_) return;
+                       [this, index, version, events_before](absl::StatusOr<RedisReply> r) {
                          // A peer that left meanwhile keeps no routes here: its reply is stale.
                          auto v = route_versions_.find(index);
-                         if (v == route_versions_.end()) return;
+                         if (v == route_versions_.end() || stopped_) return;
+                         RouteEvents& events = route_events_[index];
+                         absl::Cleanup done = [&events] {
+                           // (A read from before the peer left and joined again finds none.)
+                           if (events.reads > 0 && --events.reads == 0) events.last.clear();
+                         };
+                         if (!r.ok()) return;
                          v->second.synced = version;
                          absl::flat_hash_map<std::string, uint32_t> now;
                          for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
                            now[r->elements[i].str] = ParseCount(r->elements[i + 1].str);
                          }
                          auto& known = known_routes_[index];
+                         // Fields an event changed since the read went out: the event is as new
+                         // as the read, or newer.
+                         for (const auto& [field, at] : events.last) {
+                           if (at <= events_before) continue;
+                           auto k = known.find(field);
+                           if (k == known.end()) {
+                             now.erase(field);
+                           } else {
+                             now[field] = k->second;
+                           }
+                         }
                          std::vector<RemoteRouteChange> changes;
                          for (const auto& [field, count] : now) {
                            auto k = known.find(field);
@@ -334,6 +371,9 @@ void Cluster::OnRouteEvent(std::string_view message) {
   if (peer == peers_.end()) return;  // not live yet: the resync when it joins reads its routes
   std::string field(message.substr(a + 1, b - a - 1));
   uint32_t count = ParseCount(std::string(message.substr(b + 1)));
+  RouteEvents& events = route_events_[peer->second.index];
+  ++events.heard;
+  if (events.reads > 0) events.last[field] = events.heard;
   auto& known = known_routes_[peer->second.index];
   if (count == 0) {
     known.erase(field);

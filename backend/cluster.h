@@ -87,6 +87,13 @@ class Cluster {
   // Whether a CONNECT's password is the cluster's secret; any thread.
   bool IsSecret(const std::optional<std::string>& password) const;
 
+  // Whether the node may be sent clients (its /healthz): it knows the live peers and their
+  // routes (two heartbeat rounds through: the second comes after the first's route reads), or
+  // two node timeouts have passed since the start without that (Redis unreachable, say), and it
+  // serves alone as it would on losing Redis. Before,
+  // its clients' messages would match no other node's subscribers, and a client moving here
+  // would leave its session behind. On the control thread.
+  bool ready() const;
   // For /metrics, on the control thread.
   size_t peers() const { return peers_.size(); }
   size_t local_routes() const { return local_routes_.size(); }
@@ -134,6 +141,16 @@ class Cluster {
   absl::flat_hash_map<std::string, uint32_t> indices_;       // every name ever seen
   // What this node has told its shards of each peer's routes, to turn a full read into changes.
   absl::flat_hash_map<uint32_t, absl::flat_hash_map<std::string, uint32_t>> known_routes_;
+  // Route events heard from each peer, counted, and, while full reads of its routes are in
+  // flight, the count at each field's last event: a read sent before an event it may not reflect
+  // leaves that field as the event set it (events come on another connection, and can overtake
+  // a read's reply).
+  struct RouteEvents {
+    uint64_t heard = 0;
+    uint32_t reads = 0;
+    absl::flat_hash_map<std::string, uint64_t> last;
+  };
+  absl::flat_hash_map<uint32_t, RouteEvents> route_events_;
   // Each peer's routes-version: as its last heartbeat read it, and as of its last full read. The
   // periodic resync skips a peer whose version has not moved, so that its cost does not grow with
   // every node's routes while nothing changes.
@@ -148,8 +165,10 @@ class Cluster {
   std::unique_ptr<ClusterSessions> sessions_;
   bool connected_before_ = false;
   // When Redis last came back after a gap: the others' heartbeats may look stale until they
-  // write again, so for a while nobody is taken for dead enough to have their sessions adopted.
+  // write again, so for a while nobody is taken for gone.
   std::chrono::steady_clock::time_point redis_since_;
+  std::chrono::steady_clock::time_point started_at_;
+  uint32_t peer_rounds_ = 0;  // heartbeat rounds that read the live peers, up to 2
   mutable std::mutex secret_mutex_;
   std::optional<std::string> secret_;  // guarded by secret_mutex_
 };

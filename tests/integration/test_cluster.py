@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from cluster_fixtures import (HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES, TAKEN_IN, cluster,  # noqa: F401
-                              redis_monitor, redis_server, wait_remote_routes)
+from cluster_fixtures import (CLUSTER_CONFIG, HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES,  # noqa: F401
+                              TAKEN_IN, cluster, redis_monitor, redis_server, wait_remote_routes)
 from conftest import (assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
                       publish_expiring_retained, run_bench, wait_for)
 from mqtt_wire import (CONNACK, DISCONNECT, MESSAGE_EXPIRY_INTERVAL, PINGREQ, PINGRESP, PUBACK,
@@ -680,6 +680,56 @@ def test_without_redis_a_node_serves_its_own_clients(cluster, clients):
     sub.subscribe("alone/#", 1)
     clients.paho(a.port, "alone-pub").publish("alone/1", "still", 1)
     assert sub.wait_messages(1)[0].payload == b"still"
+
+
+def test_redis_back_after_a_long_outage_is_no_departure_of_the_peers(cluster, clients):
+    # Every node's heartbeats stop with Redis. When it returns, the first node to beat finds the
+    # others silent for longer than the node timeout; that is no departure: links and routes
+    # stay, and the messages acknowledged meanwhile arrive. Before, the peer "left": its routes
+    # were withdrawn and what its link carried was counted taken and dropped.
+    a, b = cluster(2)
+    sub = clients.paho(b.port, "far-sub")
+    sub.subscribe("far/#", 1)
+    wait_remote_routes(a, 1)
+    pub = clients.paho(a.port, "near-pub")
+    cluster.redis.stop()
+    for node in (a, b):
+        wait_for(lambda n=node: n.metric("sb_broker_cluster_redis_up") == 0,
+                 what=f"{node.name} notices Redis gone")
+    time.sleep(2.5)  # the outage itself: longer than the node timeout (1 s)
+    cluster.redis.start()
+    sent = 0
+    deadline = time.monotonic() + 10
+    while not all(n.metric("sb_broker_cluster_redis_up") == 1 for n in (a, b)) or sent < 40:
+        assert time.monotonic() < deadline, "both nodes back on Redis"
+        pub.publish("far/1", f"m{sent}", 1)  # waits for its PUBACK
+        sent += 1
+    assert [m.payload.decode() for m in sub.wait_messages(sent)] == [f"m{i}" for i in range(sent)]
+    assert f"node {b.name} left" not in a.log() and f"node {a.name} left" not in b.log()
+
+
+def test_a_new_node_is_healthy_only_once_it_routes_to_the_others(cluster, clients,
+                                                                   start_broker):
+    # /healthz, which a proxy's checks follow, says 503 "joining the cluster" until the node knows
+    # the live nodes and their routes: a client sent to it at once reaches subscribers elsewhere.
+    # Redis is frozen for the first second of the new node: it joins after that, and is healthy
+    # only then (before: at once, knowing nothing).
+    (a,) = cluster(1)
+    sub = clients.paho(a.port, "sub-a")
+    sub.subscribe("to-a", 1)
+    wait_for(lambda: a.metric(LOCAL_ROUTES) == 1, what="a's route")
+    cluster.redis.signal(signal.SIGSTOP)
+    thaw = threading.Timer(1.0, cluster.redis.signal, (signal.SIGCONT,))
+    thaw.start()
+    try:
+        c = start_broker(config=CLUSTER_CONFIG.format(node_timeout_ms=1000), name="late",
+                         extra_args=("--redis", cluster.redis.url))
+    finally:
+        thaw.join()
+    assert c.metric(REMOTE_ROUTES) == 1  # when first healthy
+    assert "in the cluster with 1 peers" in c.log()
+    clients.paho(c.port, "pub-c").publish("to-a", "first", 1)
+    assert sub.wait_messages(1)[0].payload == b"first"
 
 
 def test_the_cluster_catches_up_when_redis_returns(cluster, clients):
