@@ -65,6 +65,28 @@ void Worker::UpdateListener(std::shared_ptr<const ListenerState> listener) {
   if (it != acceptors_.end()) it->second->listener = std::move(listener);
 }
 
+namespace {
+
+bool IsConnectionError(int error) {
+  switch (error) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
   // Wait for the listening socket, then accept what is there with accept4: the connections
   // never become Asio sockets (see raw_socket.h).
@@ -77,7 +99,9 @@ void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
           ::accept4(a->acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        if (errno == EINTR || errno == ECONNABORTED) continue;
+        // Linux hands the pending network error of the one connection to accept (accept(2)):
+        // that connection is gone, the next may be fine.
+        if (IsConnectionError(errno)) continue;
         // Typically out of descriptors: back off instead of spinning on the error.
         spdlog::warn("listener {}: accept: {}", a->listener->config.name, std::strerror(errno));
         a->retry.expires_after(std::chrono::milliseconds(100));
