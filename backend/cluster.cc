@@ -13,6 +13,7 @@
 #include "base/absl_format.h"
 #include "base/host_port.h"
 #include "state/heartbeat.h"
+#include "state/replace_field.h"
 
 namespace backend {
 
@@ -50,13 +51,6 @@ constexpr const char* kDeleteIfExpired =
     "end "
     "return 0";
 constexpr std::chrono::milliseconds kExpirySlack{1000};
-
-// Sets field ARGV[1] of hash KEYS[1] to ARGV[3] if it still holds ARGV[2].
-constexpr const char* kReplaceIfSame =
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
-    "  return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) "
-    "end "
-    "return 0";
 
 }  // namespace
 
@@ -247,8 +241,7 @@ void Cluster::Heartbeat() {
 }
 
 bool Cluster::ready() const {
-  return peer_rounds_ >= 2 || std::chrono::steady_clock::now() - started_at_ >=
-                                  2 * std::chrono::milliseconds(config_.node_timeout_ms);
+  return peer_rounds_ >= 2 || std::chrono::steady_clock::now() - started_at_ >= Grace();
 }
 
 void Cluster::OnLivePeers(std::vector<LivePeer> live) {
@@ -269,8 +262,7 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   // since: every node's heartbeats stopped with Redis. It stays, its link and routes with it
   // (what the link carries was acknowledged to publishers), until a node timeout has passed
   // with heartbeats going; one really gone leaves then.
-  if (std::chrono::steady_clock::now() - redis_since_ <
-      2 * std::chrono::milliseconds(config_.node_timeout_ms)) {
+  if (std::chrono::steady_clock::now() - redis_since_ < Grace()) {
     for (const auto& [name, p] : peers_)
       next.emplace(name, p);  // no-op for those present
   }
@@ -496,7 +488,7 @@ void Cluster::LoadRetained() {
         // Stored by a build before expiry times were: its interval would start afresh at every
         // load. Stored again with the time it expires, unless a node set the topic meanwhile.
         commands_->Command(
-            {"EVAL", kReplaceIfSame, "1", keys_.Retained(), topic, bytes, EncodeMessage(**m, now)},
+            state::ReplaceFieldCommand(keys_.Retained(), topic, bytes, EncodeMessage(**m, now)),
             [](absl::StatusOr<RedisReply>) {});
       }
       broker_.RetainLocal(*m);

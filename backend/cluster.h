@@ -90,9 +90,9 @@ class Cluster {
   // Whether the node may be sent clients (its /healthz): it knows the live peers and their
   // routes (two heartbeat rounds through: the second comes after the first's route reads), or
   // two node timeouts have passed since the start without that (Redis unreachable, say), and it
-  // serves alone as it would on losing Redis. Before,
-  // its clients' messages would match no other node's subscribers, and a client moving here
-  // would leave its session behind. On the control thread.
+  // serves alone as it would on losing Redis. Before, its clients' messages would match no other
+  // node's subscribers, and a client moving here would leave its session behind. On the control
+  // thread.
   bool ready() const;
   // For /metrics, on the control thread.
   size_t peers() const { return peers_.size(); }
@@ -102,6 +102,11 @@ class Cluster {
 
  private:
   void Heartbeat();
+  // Two node timeouts: how long a joining node may take to learn the cluster, and how long after
+  // Redis returns nobody is taken for gone.
+  std::chrono::milliseconds Grace() const {
+    return 2 * std::chrono::milliseconds(config_.node_timeout_ms);
+  }
   void LoadSecret();
   struct LivePeer {
     std::string name;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "state/heartbeat.h"
+#include "state/replace_field.h"
 
 namespace state {
 
@@ -183,14 +184,9 @@ void RedisTierState::SetOperator(const std::string& backend, const OperatorState
 void RedisTierState::Replay(const std::string& backend, const Unsent& change) {
   // Made while Redis was unreachable (or refused it): written only if the tier still has what
   // it replaced. Otherwise another proxy changed the backend since, and its change is the later.
-  static const std::string kCompareAndSet = R"(
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if (current or '') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1)";
   OperatorState state = change.state;
-  client_->Command({"EVAL", kCompareAndSet, "1", keys_.Operator(), backend, EncodeOperator(state),
-                    change.replaced.value_or("")},
+  client_->Command(ReplaceFieldCommand(keys_.Operator(), backend, change.replaced.value_or(""),
+                                       EncodeOperator(state)),
                    [this, backend, state](absl::StatusOr<RedisReply> r) {
                      if (!r.ok()) return;
                      bool overtaken = r->integer == 0;
