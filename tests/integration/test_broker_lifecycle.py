@@ -129,8 +129,12 @@ def test_sigterm_does_not_wait_for_sockets_without_connect(broker, clients):
     assert [p.reason() for p in c.expect_closed()] == [0x8B]
     c.close()
     for s in (idle, half):
-        s.settimeout(3)
-        assert s.recv(10) == b""
+        s.settimeout(3)  # still open after 3 s: the recv raises a timeout
+        try:
+            assert s.recv(10) == b""
+        except ConnectionResetError:
+            # Closed with its partial CONNECT still unread by the broker: a reset, not a FIN.
+            assert s is half
         s.close()
     broker.proc.wait(timeout=5)
     elapsed = time.monotonic() - start
