@@ -92,6 +92,7 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     RoutesChanged();  // no events for what was rewritten: the others find it by the version
     if (std::exchange(connected_before_, true)) {
       redis_since_ = std::chrono::steady_clock::now();  // a reconnection
+      resync_after_grace_ = true;
     } else {
       sessions_->Recover();
     }
@@ -229,6 +230,10 @@ void Cluster::Heartbeat() {
                                });
                          }
                        });
+    if (resync_after_grace_ && std::chrono::steady_clock::now() - redis_since_ >= Grace()) {
+      resync_after_grace_ = false;
+      Resync(/*all=*/true);
+    }
     if (++ticks_ % 10 == 0) {
       Resync(/*all=*/false);
       LearnClock();  // the host's clock may have been stepped
@@ -343,8 +348,17 @@ void Cluster::Resync(bool all) {
                            if (k == known.end() || k->second != count)
                              changes.push_back({index, field, count});
                          }
+                         // Just after Redis returned (empty, if it restarted), a peer may not have
+                         // written its routes back yet: a read then adds, it does not withdraw.
+                         // One read of every peer after the grace withdraws what is gone.
+                         bool settling = std::chrono::steady_clock::now() - redis_since_ < Grace();
                          for (const auto& [field, count] : known) {
-                           if (!now.contains(field)) changes.push_back({index, field, 0});
+                           if (now.contains(field)) continue;
+                           if (settling) {
+                             now.emplace(field, count);
+                           } else {
+                             changes.push_back({index, field, 0});
+                           }
                          }
                          known = std::move(now);
                          if (!changes.empty()) PushRoutes(std::move(changes));

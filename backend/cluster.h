@@ -172,6 +172,7 @@ class Cluster {
   // When Redis last came back after a gap: the others' heartbeats may look stale until they
   // write again, so for a while nobody is taken for gone.
   std::chrono::steady_clock::time_point redis_since_;
+  bool resync_after_grace_ = false;  // every peer's routes read once the grace is over
   std::chrono::steady_clock::time_point started_at_;
   uint32_t peer_rounds_ = 0;  // heartbeat rounds that read the live peers, up to 2
   mutable std::mutex secret_mutex_;
