@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 #include <charconv>
+#include <cstdlib>
 #include <random>
 
 #include "absl/cleanup/cleanup.h"
@@ -101,7 +102,7 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
   });
   events_->OnConnect([this] { Resync(/*all=*/true); });
   std::random_device random;
-  routes_epoch_ = fmt::format("{:08x}{:08x}", random(), random());
+  incarnation_ = fmt::format("{:08x}{:08x}", random(), random());
 }
 
 Cluster::~Cluster() {
@@ -199,9 +200,11 @@ void Cluster::Heartbeat() {
     commands_->Command({"PEXPIRE", keys_.Node(node_), std::to_string(2 * config_.node_timeout_ms)},
                        ignore);
     commands_->Command(state::HeartbeatCommand(keys_.Nodes(), node_,
-                                               std::chrono::milliseconds(config_.node_timeout_ms)),
+                                               std::chrono::milliseconds(config_.node_timeout_ms),
+                                               state::Fence{keys_.Adoption(node_), incarnation_}),
                        [this](absl::StatusOr<RedisReply> r) {
                          if (!r.ok() || stopped_) return;
+                         if (r->type == RedisReply::Type::kString) Fenced(r->str);
                          // Each live peer's address and routes version, then the peers as a whole.
                          auto live = std::make_shared<std::vector<LivePeer>>();
                          auto waiting = std::make_shared<size_t>(0);
@@ -245,6 +248,18 @@ void Cluster::Heartbeat() {
   });
 }
 
+void Cluster::Fenced(const std::string& fence) {
+  std::string_view adopter(fence);
+  adopter.remove_prefix(std::min(adopter.size(), incarnation_.size() + 1));
+  spdlog::critical(
+      "cluster: node {} was taken for gone (silent for over {} ms) and {} adopted its sessions; "
+      "exiting with status {} to be restarted clean",
+      node_, config_.node_timeout_ms, adopter, kFencedExitStatus);
+  spdlog::default_logger()->flush();
+  // No shutdown: it would write records and publish wills that are the adopter's now.
+  std::_Exit(kFencedExitStatus);
+}
+
 bool Cluster::ready() const {
   return peer_rounds_ >= 2 || std::chrono::steady_clock::now() - started_at_ >= Grace();
 }
@@ -280,7 +295,8 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   for (const auto& [name, p] : peers_) {
     if (next.contains(name)) continue;
     spdlog::info("cluster: node {} left", name);
-    sessions_->NodeLeft(name);
+    const std::string& version = route_versions_[p.index].seen;
+    sessions_->NodeLeft(name, version.substr(0, version.find('.')));
     for (const auto& [field, count] : known_routes_[p.index])
       gone.push_back({p.index, field, 0});
     known_routes_.erase(p.index);
@@ -446,7 +462,7 @@ void Cluster::RoutesChanged() {
 }
 
 std::string Cluster::RoutesVersion() const {
-  return fmt::format("{}.{}", routes_epoch_, routes_changes_);
+  return fmt::format("{}.{}", incarnation_, routes_changes_);
 }
 
 void Cluster::RetainedChanged(const MessagePtr& message) {

@@ -56,6 +56,10 @@ struct RemoteRouteChange {
 
 class Cluster {
  public:
+  // The exit status of a node that learns the others adopted its sessions (Fenced): EX_TEMPFAIL,
+  // for a supervisor to restart it.
+  static constexpr int kFencedExitStatus = 75;
+
   Cluster(Broker& broker, boost::asio::io_context& control, const ClusterConfig& config,
           std::string node, boost::asio::ip::tcp::endpoint advertise);
   ~Cluster();
@@ -102,6 +106,12 @@ class Cluster {
 
  private:
   void Heartbeat();
+  // Another node took this run for gone and adopted its sessions (`fence`: "RUN ADOPTER"): its
+  // clients' sessions and wills are that node's now, and its peers have dropped its routes and
+  // links. It must not serve on beside them: the process exits at once with kFencedExitStatus,
+  // as if it had crashed, and comes back clean when restarted. (HBase fences a region server
+  // the same way: one declared dead aborts when it learns of it.)
+  [[noreturn]] void Fenced(const std::string& fence);
   // Two node timeouts: how long a joining node may take to learn the cluster, and how long after
   // Redis returns nobody is taken for gone.
   std::chrono::milliseconds Grace() const {
@@ -164,8 +174,10 @@ class Cluster {
     std::string synced;
   };
   absl::flat_hash_map<uint32_t, RouteVersions> route_versions_;
-  // This node's: a random value per process, so that a restart never repeats one, and a count.
-  std::string routes_epoch_;
+  // This run of the node: a random value per process, so that a restart never repeats one. It
+  // leads this node's routes-version (then a count of changes), so the others know each run
+  // they see go (adopt:NODE names it).
+  std::string incarnation_;
   uint64_t routes_changes_ = 0;
   std::unique_ptr<ClusterSessions> sessions_;
   bool connected_before_ = false;

@@ -50,6 +50,16 @@ constexpr const char* kMoveIfOwner =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) "
     "return 1 end return 0";
 
+// Sets KEYS[1] to "ARGV[1] ARGV[2]" (the run adopted, the adopter) for ARGV[3] ms unless it
+// already names the run ARGV[1]: one survivor adopts each run of a node, however close together
+// the survivors saw it go, and a run after a restart is adopted again when it dies in turn. The
+// value is also the fence of the run it names (state/heartbeat.h), should that run still live.
+constexpr const char* kAdoptOnce =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.find(v, ARGV[1] .. ' ', 1, true) == 1 then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
+    "return 1";
+
 void Ignore(absl::StatusOr<RedisReply>) {}
 
 std::vector<std::string> WithTtl(std::vector<std::string> command,
@@ -324,10 +334,11 @@ std::optional<SessionSnapshot> ClusterSessions::FromRecord(const std::string& no
 
 // ---- Adoption ---------------------------------------------------------------------------------
 
-void ClusterSessions::NodeLeft(const std::string& node) {
-  commands_->Command({"SET", keys_.Adoption(node), node_, "NX", "PX", "60000"},
+void ClusterSessions::NodeLeft(const std::string& node, const std::string& incarnation) {
+  commands_->Command({"EVAL", kAdoptOnce, "1", keys_.Adoption(node), incarnation, node_,
+                      std::to_string(kAdoptionKept.count())},
                      [this, node](absl::StatusOr<RedisReply> r) {
-                       if (r.ok() && !r->nil()) AdoptAll(node);  // this node won
+                       if (r.ok() && r->integer == 1) AdoptAll(node);  // this node won
                      });
 }
 

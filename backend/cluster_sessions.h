@@ -22,13 +22,15 @@
 //              routes are everywhere: the new owner, as it announces the imported session's
 //              routes, tells the old one ("taken", on its node-events channel, right behind the
 //              route events on the same Redis connection, so heard after them).
-//   adoption   when a node leaves, one survivor (adopt:NODE, SET NX) takes every session of its
-//              list whose owner is still the dead node: each becomes an offline session there,
-//              its subscriptions routed again, until its client comes back or it expires. A will
-//              in the record is published there once the delay it had left has passed (all of
-//              it if the record saw the client connected: the node died, and its connection with
-//              it), counted from the adoption. A node that restarts before anyone adopts its
-//              sessions takes them back the same way.
+//   adoption   when a node leaves, one survivor (adopt:NODE, once per run of the node) takes
+//              every session of its list whose owner is still the dead node: each becomes an
+//              offline session there, its subscriptions routed again, until its client comes
+//              back or it expires. A will in the record is published there once the delay it had
+//              left has passed (all of it if the record saw the client connected: the node died,
+//              and its connection with it), counted from the adoption. A node that restarts
+//              before anyone adopts its sessions takes them back the same way. A node that was
+//              only silent (stopped, paused, cut off from Redis) and finds its run adopted exits
+//              (Cluster::Fenced).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -89,14 +91,18 @@ class ClusterSessions {
 
   // A message on this node's node-events channel.
   void OnEvent(std::string_view message);
-  // `node` left the cluster: adopt its sessions, unless another survivor does.
-  void NodeLeft(const std::string& node);
+  // `node`, in its run `incarnation` (Cluster: empty for a build that names none), left the
+  // cluster: adopt its sessions, unless another survivor does.
+  void NodeLeft(const std::string& node, const std::string& incarnation);
   // At start: the sessions this node recorded in a previous run and nobody adopted since.
   void Recover();
   // Claims still waiting go ahead without a session.
   void Stop();
 
   static constexpr std::chrono::milliseconds kClaimTimeout{2000};
+  // How long adopt:NODE names the run adopted: a run that resumes within it (stopped, paused,
+  // cut off from Redis) learns that it was replaced (Cluster::Fenced).
+  static constexpr std::chrono::milliseconds kAdoptionKept{3'600'000};
 
   // For /metrics.
   uint64_t handed_out() const { return handed_out_; }

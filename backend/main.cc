@@ -5,7 +5,9 @@
 //                      [--log-level LEVEL]
 //
 // Flags override the file. A configuration error names the file (or flag), the key and what was
-// expected, and exits with status 2 before anything is bound.
+// expected, and exits with status 2 before anything is bound; a failure to start exits with 1. A
+// cluster node that learns the other nodes took it for gone and adopted its sessions exits with
+// 75 (Cluster::kFencedExitStatus): restart it.
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>

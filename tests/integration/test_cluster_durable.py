@@ -447,6 +447,47 @@ def test_a_claim_that_gives_up_on_a_slow_owner_leaves_the_will_to_it(cluster, cl
     watcher.expect_silence(0.5)  # and only once
 
 
+def test_a_node_taken_for_gone_exits_when_it_wakes(cluster, clients):
+    """A node frozen past the node timeout is taken for gone: its sessions are adopted, its
+    clients' wills published. When it wakes it must not serve on beside the adopter (two owners
+    of one session, wills already out for clients it still serves): it exits, status 75, and its
+    clients resume their sessions on the adopter."""
+    a, b, watcher = watched_pair(cluster, clients)
+    device = with_will(clients, a, "dev")
+    device.subscribe(1, ("inbox/dev", sub_options(1)))
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
+    a.signal(signal.SIGSTOP)
+    try:
+        expect_will(watcher, "dev")  # the node timeout (1 s) passed, b adopted the session
+    finally:
+        a.signal(signal.SIGCONT)
+    assert a.proc.wait(timeout=5) == 75, a.log()
+    assert "adopted its sessions" in a.log()
+    device.expect_closed(timeout=5)
+    back = resume(clients, b, "dev")
+    clients.paho(b.port, "pub").publish("inbox/dev", "after", 1)
+    assert receive(back, 1) == ["after"]
+    watcher.expect_silence(0.5)  # the will went out once
+
+
+def test_a_node_that_dies_again_soon_after_a_restart_is_adopted_again(cluster, clients, tmp_path,
+                                                                     processes):
+    """adopt:NODE names the run of the node adopted: a later run of it that dies within the
+    key's life is adopted too (it used to wait for the key to expire, a minute, its clients'
+    sessions and wills stuck in Redis)."""
+    a, b, watcher = watched_pair(cluster, clients)
+    with_will(clients, a, "dev-1")
+    wait_for(lambda: recorded(cluster, a, "dev-1"), what="dev-1 recorded")
+    crash(a)
+    expect_will(watcher, "dev-1")
+    again = restart_broker(a, tmp_path, processes)
+    with_will(clients, again, "dev-2")
+    wait_for(lambda: recorded(cluster, again, "dev-2"), what="dev-2 recorded")
+    crash(again)
+    expect_will(watcher, "dev-2")
+    assert b.metric(RESTORED) == 2
+
+
 def owner_of(redis, client_id):
     """A function returning the node that owns `client_id`, over one connection to Redis kept
     open (redis-cli would take milliseconds per look)."""

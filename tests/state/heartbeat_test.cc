@@ -80,5 +80,26 @@ TEST_F(HeartbeatTest, OnlyMembersHeardWithinTheWindowAreLive) {
   EXPECT_TRUE(Exec(io, *c, {"ZSCORE", "hb", "gone"})->nil());
 }
 
+TEST_F(HeartbeatTest, AMemberWhoseRunWasReplacedIsNotStamped) {
+  ASSERT_TRUE(Exec(io, *c, {"SET", "fence", "run1 other"}).ok());
+  auto fenced =
+      Exec(io, *c, HeartbeatCommand("hb", "me", milliseconds(1000), Fence{"fence", "run1"}));
+  ASSERT_TRUE(fenced.ok()) << fenced.status();
+  EXPECT_EQ(fenced->type, RedisReply::Type::kString);
+  EXPECT_EQ(fenced->str, "run1 other");
+  EXPECT_TRUE(Exec(io, *c, {"ZSCORE", "hb", "me"})->nil());
+  // Another run of the same member (a restart), or a prefix of the run's name: it beats.
+  for (const char* run : {"run2", "run"}) {
+    auto live = Exec(io, *c, HeartbeatCommand("hb", "me", milliseconds(1000), Fence{"fence", run}));
+    ASSERT_TRUE(live.ok()) << live.status();
+    EXPECT_EQ(Members(live), std::vector<std::string>{"me"}) << run;
+  }
+  // No fence at all.
+  ASSERT_TRUE(Exec(io, *c, {"DEL", "fence"}).ok());
+  auto live =
+      Exec(io, *c, HeartbeatCommand("hb", "me", milliseconds(1000), Fence{"fence", "run1"}));
+  EXPECT_EQ(Members(live), std::vector<std::string>{"me"});
+}
+
 }  // namespace
 }  // namespace state
