@@ -259,6 +259,7 @@ std::string Broker::RenderMetrics() const {
     totals.clustered = true;
     totals.redis_up = cluster_->connected();
     totals.nodes = static_cast<int64_t>(cluster_->peers()) + 1;
+    totals.node_name_shared = cluster_->name_shared();
     totals.local_routes = static_cast<int64_t>(cluster_->local_routes());
     totals.remote_routes = static_cast<int64_t>(cluster_->remote_routes());
     totals.sessions_handed_out = static_cast<int64_t>(cluster_->sessions().handed_out());

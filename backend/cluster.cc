@@ -63,6 +63,8 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
       node_(std::move(node)),
       advertise_(base::HostPort{advertise.address().to_string(), advertise.port()}.ToString()),
       keys_(config.prefix),
+      name_("node", node_, keys_.NameRun("node", node_),
+            2 * std::chrono::milliseconds(config.node_timeout_ms)),
       heartbeat_(control) {
   state::RedisOptions options = *state::ParseRedisUrl(config.redis_url);  // checked on load
   commands_ = state::RedisClient::Create(control, options);
@@ -199,6 +201,7 @@ void Cluster::Heartbeat() {
         ignore);
     commands_->Command({"PEXPIRE", keys_.Node(node_), std::to_string(2 * config_.node_timeout_ms)},
                        ignore);
+    commands_->Command(name_.Command(), [this](absl::StatusOr<RedisReply> r) { name_.Replied(r); });
     commands_->Command(state::HeartbeatCommand(keys_.Nodes(), node_,
                                                std::chrono::milliseconds(config_.node_timeout_ms),
                                                state::Fence{keys_.Adoption(node_), incarnation_}),

@@ -33,6 +33,7 @@
 #include "backend/cluster_sessions.h"
 #include "backend/config.h"
 #include "backend/message.h"
+#include "state/name_claim.h"
 #include "state/redis_client.h"
 #include "state/redis_keys.h"
 
@@ -103,6 +104,7 @@ class Cluster {
   size_t local_routes() const { return local_routes_.size(); }
   size_t remote_routes() const;
   bool connected() const { return commands_->connected(); }
+  bool name_shared() const { return name_.shared(); }
 
  private:
   void Heartbeat();
@@ -147,6 +149,7 @@ class Cluster {
   state::RedisKeys keys_;
   std::shared_ptr<state::RedisClient> commands_;
   std::shared_ptr<state::RedisClient> events_;
+  state::NameClaim name_;
   boost::asio::steady_timer heartbeat_;
   int ticks_ = 0;
   bool stopped_ = false;

@@ -95,6 +95,10 @@ std::string RenderMetrics(const std::vector<const ShardMetrics*>& shards,
   if (totals.clustered) {
     m.Family("sb_broker_cluster_redis_up", "gauge", "1 while the cluster's Redis answers.");
     m.Sample("sb_broker_cluster_redis_up", totals.redis_up ? 1 : 0);
+    m.Family("sb_broker_cluster_node_name_shared", "gauge",
+             "1 while another node of the cluster has this one's name too: they overwrite each "
+             "other's routes and sessions.");
+    m.Sample("sb_broker_cluster_node_name_shared", totals.node_name_shared ? 1 : 0);
     m.Family("sb_broker_cluster_nodes", "gauge", "Live nodes of the cluster, this one included.");
     m.Sample("sb_broker_cluster_nodes", static_cast<double>(totals.nodes));
     m.Family("sb_broker_cluster_links_up", "gauge",

@@ -79,7 +79,8 @@ struct BrokerTotals {
   // The cluster, when the node is in one.
   bool clustered = false;
   bool redis_up = false;
-  int64_t nodes = 0;  // live, this one included
+  int64_t nodes = 0;              // live, this one included
+  bool node_name_shared = false;  // another live node has this one's name (name_claim.h)
   int64_t local_routes = 0;
   int64_t remote_routes = 0;
   int64_t sessions_handed_out = 0;  // to other nodes that took their client ids over

@@ -88,6 +88,10 @@ std::string Metrics(const Proxy& proxy) {
              "1 while the shared state (Redis) is unreachable and the proxy routes on its last "
              "view.");
     m.Sample("sb_proxy_degraded", proxy.tier().degraded() ? 1 : 0);
+    m.Family("sb_proxy_instance_shared", "gauge",
+             "1 while another proxy of the tier has this one's instance name too: each overwrites "
+             "the other's connection counts and health votes.");
+    m.Sample("sb_proxy_instance_shared", proxy.tier().instance_shared() ? 1 : 0);
     m.Family("sb_proxy_tier_proxies", "gauge", "Live proxies of the tier, this one included.");
     m.Sample("sb_proxy_tier_proxies", proxy.tier().live_proxies());
   }

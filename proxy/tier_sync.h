@@ -37,6 +37,7 @@ class TierSync {
   void OperatorChanged(const Pool& pool, const BackendState& backend);
 
   bool degraded() const { return tier_->degraded(); }
+  bool instance_shared() const { return tier_->instance_shared(); }
   uint32_t live_proxies() const { return live_proxies_; }
 
   static std::string Key(const Pool& pool, const BackendState& b) {

@@ -10,6 +10,7 @@ class LocalTierState : public TierState {
   void Report(std::vector<LocalReport> reports) override;
   void SetOperator(const std::string& backend, const OperatorState& state) override;
   bool degraded() const override { return false; }
+  bool instance_shared() const override { return false; }
 
  private:
   TierView view_;

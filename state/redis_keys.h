@@ -72,9 +72,14 @@ class RedisKeys {
   std::string NodeSessions(std::string_view node) const {
     return fmt::format("{}sessions:{}", prefix_, node);
   }
-  // STRING the node that adopts a dead node's sessions; TTL 60 s.
+  // STRING "RUN ADOPTER": the run of a dead node whose sessions ADOPTER adopts; TTL an hour.
   std::string Adoption(std::string_view node) const {
     return fmt::format("{}adopt:{}", prefix_, node);
+  }
+  // STRING the run (a random id per process) that last wrote under a name, proxy instance or
+  // node (name_claim.h); TTL a few rounds. `kind` is "proxy" or "node".
+  std::string NameRun(std::string_view kind, std::string_view name) const {
+    return fmt::format("{}run:{}:{}", prefix_, kind, name);
   }
 
  private:

@@ -32,7 +32,8 @@ RedisTierState::RedisTierState(std::shared_ptr<RedisClient> client, RedisKeys ke
     : client_(std::move(client)),
       keys_(std::move(keys)),
       instance_(std::move(instance)),
-      liveness_(liveness) {}
+      liveness_(liveness),
+      name_("proxy instance", instance_, keys_.NameRun("proxy", instance_), liveness_) {}
 
 std::string RedisTierState::EncodeOperator(const OperatorState& s) {
   std::string out = s.draining ? "draining=1" : "draining=0";
@@ -109,6 +110,7 @@ void RedisTierState::Report(std::vector<LocalReport> reports) {
                      }
                      round->Arrived(r);
                    });
+  client_->Command(name_.Command(), [this](absl::StatusOr<RedisReply> r) { name_.Replied(r); });
   client_->Command({"HGETALL", keys_.Operator()},
                    [this, view, round](absl::StatusOr<RedisReply> r) {
                      if (r.ok()) {

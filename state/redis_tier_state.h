@@ -2,6 +2,7 @@
 //
 //   MULTI; DEL conns:I; HSET conns:I ...; PEXPIRE conns:I 3000; (the same for health:I); EXEC
 //   EVAL heartbeat proxies I 3000          this proxy is alive; the live proxies (heartbeat.h)
+//   SET run:proxy:I RUN GET PX 3000        no other proxy is instance I too (name_claim.h)
 //   HGETALL operator                       operator changes
 // then HGETALL conns:J and health:J of every other live proxy J. A proxy that dies stops
 // refreshing: its keys expire and it leaves the live set within three seconds, and its counts
@@ -19,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "state/name_claim.h"
 #include "state/redis_client.h"
 #include "state/redis_keys.h"
 #include "state/tier_state.h"
@@ -33,6 +35,7 @@ class RedisTierState : public TierState {
   void Report(std::vector<LocalReport> reports) override;
   void SetOperator(const std::string& backend, const OperatorState& state) override;
   bool degraded() const override;
+  bool instance_shared() const override { return name_.shared(); }
 
   // "draining=0 weight=3", and back.
   static std::string EncodeOperator(const OperatorState& s);
@@ -51,6 +54,7 @@ class RedisTierState : public TierState {
   RedisKeys keys_;
   std::string instance_;
   std::chrono::milliseconds liveness_;
+  NameClaim name_;
   bool in_flight_ = false;
   Clock::time_point last_round_ok_ = Clock::now();
   bool rounds_failing_ = false;  // since the last round that went through

@@ -50,6 +50,8 @@ class TierState {
   virtual void SetOperator(const std::string& backend, const OperatorState& state) = 0;
   // Redis is configured but unreachable: the proxy runs on its last view.
   virtual bool degraded() const = 0;
+  // Another live proxy writes under this one's instance name (name_claim.h).
+  virtual bool instance_shared() const = 0;
 
   std::function<void(const TierView&)> on_view;
 };

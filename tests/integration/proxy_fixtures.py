@@ -121,11 +121,11 @@ class Proxy(Process):
     """
 
     def __init__(self, tmp_path, pools, listeners=None, name="proxy", threads=2,
-                 log_level="info", redis=None, ports=None, env=None, settings=None):
+                 log_level="info", redis=None, ports=None, env=None, settings=None, instance=None):
         self.name = name
         self.redis = redis
         self.settings = settings
-        self.instance = name
+        self.instance = instance or name
         self.tmp_path = tmp_path
         self.admin_port = free_port()
         self.threads = threads

@@ -15,7 +15,7 @@ import pytest
 
 from cluster_fixtures import (CLUSTER_CONFIG, HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES,  # noqa: F401
                               TAKEN_IN, cluster, redis_monitor, redis_server, wait_remote_routes)
-from conftest import (assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
+from conftest import (Broker, assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
                       publish_expiring_retained, run_bench, wait_for)
 from mqtt_wire import (CONNACK, DISCONNECT, MESSAGE_EXPIRY_INTERVAL, PINGREQ, PINGRESP, PUBACK,
                        PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, USER_PROPERTY,
@@ -669,6 +669,24 @@ def test_metrics_show_the_cluster(cluster, clients):
                 "sb_broker_messages_forwarded_total",
                 "sb_broker_messages_received_from_nodes_total"):
         assert key in m, key
+
+
+def test_two_nodes_with_one_name_are_told(cluster, tmp_path, processes):
+    """A second node started under a name already in the cluster (a copied configuration)
+    overwrites the first's routes and takes its session requests: both say so, in their logs and
+    in /metrics, until one is gone."""
+    (a,) = cluster(1, names=["n1"])
+    assert a.metric("sb_broker_cluster_node_name_shared") == 0
+    (tmp_path / "twin").mkdir()
+    twin = Broker(tmp_path / "twin", CLUSTER_CONFIG.format(node_timeout_ms=1000), "n1",
+                  extra_args=("--redis", cluster.redis.url))
+    processes.append(twin)
+    for node in (a, twin):
+        wait_for(lambda n=node: n.metric("sb_broker_cluster_node_name_shared") == 1,
+                 what="the node told")
+        assert 'node "n1" is in use by another process too' in node.log()
+    twin.stop()
+    wait_for(lambda: a.metric("sb_broker_cluster_node_name_shared") == 0, what="a alone again")
 
 
 def test_without_redis_a_node_serves_its_own_clients(cluster, clients):

@@ -59,6 +59,22 @@ def test_sticky_across_proxies(brokers, start_proxy, conns, redis_server):
     assert redis_server.command("EXISTS", "sb:sticky:brokers:roamer-0") == "1"
 
 
+def test_two_proxies_with_one_instance_name_are_told(brokers, start_proxy, redis_server):
+    """Two proxies configured with the same `instance` overwrite each other's counts and health
+    votes in Redis: each says so, in its log and in /metrics, until the other is gone."""
+    bs = brokers(2)
+    redis = {"url": redis_server.url}
+    a = start_proxy({"brokers": pool(*bs)}, name="a", instance="twin", redis=redis)
+    b = start_proxy({"brokers": pool(*bs)}, name="b", instance="twin", redis=redis)
+    c = start_proxy({"brokers": pool(*bs)}, name="c", redis=redis)
+    for p in (a, b):
+        wait_for(lambda p=p: p.metric("sb_proxy_instance_shared") == 1, what=f"{p.name} told")
+        assert 'proxy instance "twin" is in use by another process too' in p.log()
+    assert c.metric("sb_proxy_instance_shared") == 0
+    b.stop()
+    wait_for(lambda: a.metric("sb_proxy_instance_shared") == 0, what="a alone again")
+
+
 def test_two_tiers_share_one_redis_apart_by_prefix(brokers, start_proxy, conns, redis_server):
     bs = brokers(2)
     a = start_proxy({"brokers": pool(*bs, sticky=True)}, name="a",

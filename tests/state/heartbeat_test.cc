@@ -38,18 +38,7 @@ std::vector<std::string> Members(const absl::StatusOr<RedisReply>& r) {
   return out;
 }
 
-class HeartbeatTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    RedisOptions o;
-    o.port = server.port();
-    c = Connected(io, o);
-    ASSERT_TRUE(c);
-  }
-  RedisServer server;
-  asio::io_context io;
-  std::shared_ptr<RedisClient> c;
-};
+using HeartbeatTest = WithRedis;
 
 TEST_F(HeartbeatTest, StampsWithRedissClock) {
   int64_t before = RedisNowMs(io, *c);

@@ -1,7 +1,8 @@
 // A real redis-server on a free loopback port for the duration of a test, without persistence,
-// and the helpers that wait on it.
+// the helpers that wait on it, and a test fixture with a connected client.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -136,5 +137,19 @@ inline absl::StatusOr<RedisReply> Exec(boost::asio::io_context& io, RedisClient&
   RunUntil(io, [&] { return result.has_value(); });
   return result.value_or(absl::DeadlineExceededError("test deadline"));
 }
+
+// A test with a redis-server of its own and a client connected to it.
+class WithRedis : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RedisOptions o;
+    o.port = server.port();
+    c = Connected(io, o);
+    ASSERT_TRUE(c);
+  }
+  RedisServer server;
+  boost::asio::io_context io;
+  std::shared_ptr<RedisClient> c;
+};
 
 }  // namespace state
