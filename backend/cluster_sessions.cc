@@ -82,9 +82,22 @@ ClusterSessions::ClusterSessions(Broker& broker, asio::io_context& control,
       commands_(std::move(commands)),
       keys_(keys),
       node_(std::move(node)),
-      peer_index_(std::move(peer_index)) {}
+      peer_index_(std::move(peer_index)),
+      recovery_deadline_(control, kClaimTimeout) {
+  recovery_deadline_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (!recovered_) {
+      spdlog::warn(
+          "cluster: the records of {}'s last run are not listed after {} ms: clients "
+          "are served without them",
+          node_, kClaimTimeout.count());
+    }
+    Recovered();
+  });
+}
 
 void ClusterSessions::Stop() {
+  Recovered();
   while (!claims_.empty())
     FinishClaim(claims_.begin()->first, std::nullopt);
 }
@@ -92,6 +105,12 @@ void ClusterSessions::Stop() {
 // ---- Claims -----------------------------------------------------------------------------------
 
 void ClusterSessions::Claim(const std::string& client_id, bool clean_start, ClaimDone done) {
+  if (!recovered_) {
+    after_recovery_.push_back([this, client_id, clean_start, done = std::move(done)] {
+      Claim(client_id, clean_start, done);
+    });
+    return;
+  }
   commands_->Command(
       {"SET", keys_.Owner(client_id), node_, "GET"},
       [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
@@ -343,15 +362,24 @@ void ClusterSessions::NodeLeft(const std::string& node, const std::string& incar
 }
 
 void ClusterSessions::Recover() {
-  AdoptAll(node_);
+  AdoptAll(node_, [this] { Recovered(); });
 }
 
-void ClusterSessions::AdoptAll(const std::string& node) {
+void ClusterSessions::Recovered() {
+  if (std::exchange(recovered_, true)) return;
+  recovery_deadline_.cancel();
+  for (auto& claim : std::exchange(after_recovery_, {}))
+    claim();
+}
+
+void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> listed) {
   commands_->Command({"SMEMBERS", keys_.NodeSessions(node)},
-                     [this, node](absl::StatusOr<RedisReply> r) {
-                       if (!r.ok()) return;
-                       for (const RedisReply& e : r->elements)
-                         Adopt(node, e.str);
+                     [this, node, listed = std::move(listed)](absl::StatusOr<RedisReply> r) {
+                       if (r.ok()) {
+                         for (const RedisReply& e : r->elements)
+                           Adopt(node, e.str);
+                       }
+                       if (listed) listed();
                      });
 }
 

@@ -64,6 +64,9 @@ class ClusterSessions {
   // Makes this node the owner of `client_id`; `done` gets the session to resume, if another
   // node held one (none when Redis is down; for a clean start, or a session that ended with its
   // connection, only the will it had waiting, if any, to be published now: Shard::PublishIfEnded).
+  // Until the node has listed the records of its previous run (Recover), claims wait for the
+  // list, kClaimTimeout at most: the id may be this node's from before a crash, its session in
+  // a record and not in this process.
   using ClaimDone = std::function<void(std::optional<SessionSnapshot> session)>;
   void Claim(const std::string& client_id, bool clean_start, ClaimDone done);
   // The session of `client_id` is imported on its shard, the announcements of its routes on
@@ -94,7 +97,8 @@ class ClusterSessions {
   // `node`, in its run `incarnation` (Cluster: empty for a build that names none), left the
   // cluster: adopt its sessions, unless another survivor does.
   void NodeLeft(const std::string& node, const std::string& incarnation);
-  // At start: the sessions this node recorded in a previous run and nobody adopted since.
+  // At start (the first connection to Redis): the sessions this node recorded in a previous run
+  // and nobody adopted since.
   void Recover();
   // Claims still waiting go ahead without a session.
   void Stop();
@@ -139,7 +143,11 @@ class ClusterSessions {
   std::optional<SessionSnapshot> FromRecord(const std::string& node, const std::string& client_id,
                                             const RecordRead& read, bool clean_start,
                                             bool with_will);
-  void AdoptAll(const std::string& node);
+  // `listed` runs once every session of `node`'s list is being adopted (each in adopting_), or
+  // the list could not be read.
+  void AdoptAll(const std::string& node, std::function<void()> listed = {});
+  // The records of the previous run are listed, or Redis took too long: claims go ahead.
+  void Recovered();
   void Adopt(const std::string& node, const std::string& client_id);
   // The record of an adopted session is read: the session goes to its shard (if there was one),
   // then whatever waited for it.
@@ -158,6 +166,9 @@ class ClusterSessions {
   absl::flat_hash_map<std::string, std::vector<std::function<void()>>> adopting_;
   // Client ids whose sessions were handed over from another node, by that node, until imported.
   absl::flat_hash_map<std::string, std::string> moved_from_;
+  bool recovered_ = false;
+  std::vector<std::function<void()>> after_recovery_;  // claims waiting for Recovered
+  boost::asio::steady_timer recovery_deadline_;
   uint64_t next_claim_ = 0;
   uint64_t handed_out_ = 0;
   uint64_t taken_in_ = 0;

@@ -272,16 +272,18 @@ def start_proxy(tmp_path, processes):
     return start
 
 
-def restart_broker(old, tmp_path, processes):
-    """Starts a broker again on the ports and arguments of `old` (stopped or killed)."""
+def restart_broker(old, tmp_path, processes, wait=True):
+    """Starts a broker again on the ports and arguments of `old` (stopped or killed); with `wait`,
+    returns once it is healthy."""
     b = Broker.__new__(Broker)
     b.port, b.admin_port, b.config_path = old.port, old.admin_port, old.config_path
     b.name = old.name
     n = sum(1 for p in tmp_path.glob(f"{old.name}*.log"))
     Process.__init__(b, old.args, tmp_path / f"{old.name}.{n}.log")
     processes.append(b)
-    wait_for(lambda: b.healthy() or not b.alive(), timeout=10, what=f"{old.name} back up")
-    assert b.alive(), b.log()
+    if wait:
+        wait_for(lambda: b.healthy() or not b.alive(), timeout=10, what=f"{old.name} back up")
+        assert b.alive(), b.log()
     return b
 
 

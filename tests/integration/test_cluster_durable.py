@@ -10,7 +10,8 @@ import time
 from cluster_fixtures import (LOCAL_ROUTES, REMOTE_ROUTES, cluster, redis_monitor,  # noqa: F401
                               redis_server, wait_remote_routes)
 from conftest import wait_for
-from mqtt_wire import DISCONNECT, PUBACK, WILL_DELAY_INTERVAL, p_u32, persistent, props, sub_options
+from mqtt_wire import (CONNACK, DISCONNECT, PUBACK, WILL_DELAY_INTERVAL, connect_packet, p_u32,
+                       persistent, props, sub_options)
 from proxy_fixtures import FAST_HEALTH, conns, pool, restart_broker, start_proxy  # noqa: F401
 
 RESTORED = "sb_broker_cluster_sessions_restored_total"
@@ -406,6 +407,44 @@ def test_a_restarted_node_takes_its_sessions_back(cluster, clients, tmp_path, pr
     again = restart_broker(a, tmp_path, processes)
     again.wait_metric("sb_broker_sessions", 1)
     w = resume(clients, again, "loyal")
+    assert receive(w, 1) == ["kept"]
+
+
+def listening(clients, port):
+    """A wire client connected to `port`, or None while nothing listens there."""
+    try:
+        return clients.wire(port, 5, timeout=10)
+    except ConnectionRefusedError:
+        return None
+
+
+def test_a_client_back_the_moment_its_node_restarts_gets_its_session(cluster, clients, tmp_path,
+                                                                    processes):
+    """A node back from a crash owns the client ids of its last run, their sessions in its
+    records, not in the new process: a claim that comes before the node has listed them (here:
+    before it reaches Redis at all, frozen) waits for the list, and the client resumes. It used
+    to be served at once without a session, the record then thrown away."""
+    (a,) = cluster(1)
+    w = clients.wire(a.port, 5)
+    assert w.connect("loyal", **persistent(5)).reason() == 0
+    w.subscribe(1, ("news/#", sub_options(1)))
+    w.disconnect()
+    publisher = clients.paho(a.port, "pub")
+    publisher.publish("news/1", "kept", 1)
+    wait_for(lambda: cluster.redis.command("LLEN", f"sb:session-queue:{a.name}:loyal") == "1",
+             what="the queue recorded")
+    publisher.close()
+    crash(a)
+    cluster.redis.signal(signal.SIGSTOP)
+    try:
+        again = restart_broker(a, tmp_path, processes, wait=False)
+        w = wait_for(lambda: listening(clients, again.port), what="the node listening")
+        w.send(connect_packet("loyal", **persistent(5)))
+        time.sleep(0.3)  # the CONNECT waits on the node, Redis still frozen: a stimulus
+    finally:
+        cluster.redis.signal(signal.SIGCONT)
+    ack = w.expect(CONNACK)
+    assert ack.reason() == 0 and ack.session_present
     assert receive(w, 1) == ["kept"]
 
 
