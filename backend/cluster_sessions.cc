@@ -83,7 +83,8 @@ ClusterSessions::ClusterSessions(Broker& broker, asio::io_context& control,
       keys_(keys),
       node_(std::move(node)),
       peer_index_(std::move(peer_index)),
-      recovery_deadline_(control, kClaimTimeout) {
+      recovery_deadline_(control, kClaimTimeout),
+      retry_(control) {
   recovery_deadline_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     if (!recovered_) {
@@ -97,6 +98,9 @@ ClusterSessions::ClusterSessions(Broker& broker, asio::io_context& control,
 }
 
 void ClusterSessions::Stop() {
+  stopped_ = true;
+  retry_.cancel();
+  to_retry_.clear();
   Recovered();
   while (!claims_.empty())
     FinishClaim(claims_.begin()->first, std::nullopt);
@@ -356,9 +360,28 @@ std::optional<SessionSnapshot> ClusterSessions::FromRecord(const std::string& no
 void ClusterSessions::NodeLeft(const std::string& node, const std::string& incarnation) {
   commands_->Command({"EVAL", kAdoptOnce, "1", keys_.Adoption(node), incarnation, node_,
                       std::to_string(kAdoptionKept.count())},
-                     [this, node](absl::StatusOr<RedisReply> r) {
-                       if (r.ok() && r->integer == 1) AdoptAll(node);  // this node won
+                     [this, node, incarnation](absl::StatusOr<RedisReply> r) {
+                       if (r.ok()) {
+                         if (r->integer == 1) AdoptAll(node);  // this node won
+                         return;
+                       }
+                       // Perhaps nobody took the node's sessions: again, while it is still gone.
+                       RetryLater([this, node, incarnation] {
+                         if (!peer_index_(node)) NodeLeft(node, incarnation);
+                       });
                      });
+}
+
+void ClusterSessions::RetryLater(std::function<void()> step) {
+  bool armed = !to_retry_.empty();
+  to_retry_.push_back(std::move(step));
+  if (armed) return;
+  retry_.expires_after(kAdoptionRetry);
+  retry_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    for (auto& step : std::exchange(to_retry_, {}))
+      step();
+  });
 }
 
 void ClusterSessions::Recover() {
@@ -378,6 +401,12 @@ void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> li
                        if (r.ok()) {
                          for (const RedisReply& e : r->elements)
                            Adopt(node, e.str);
+                       } else {
+                         // The adoption is this node's (adopt:NODE says so): nobody else lists
+                         // them.
+                         spdlog::warn("cluster: cannot list the sessions of {}: {}; again in {} ms",
+                                      node, r.status().message(), kAdoptionRetry.count());
+                         RetryLater([this, node] { AdoptAll(node); });
                        }
                        if (listed) listed();
                      });
@@ -389,7 +418,12 @@ void ClusterSessions::Adopt(const std::string& node, const std::string& client_i
   adopting_.try_emplace(client_id);
   commands_->Command({"EVAL", kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
                      [this, node, client_id](absl::StatusOr<RedisReply> r) {
-                       if (!r.ok() || r->integer != 1) {
+                       if (!r.ok()) {
+                         // What waits for it goes on without; the session is tried again.
+                         Adopted(client_id, std::nullopt);
+                         return RetryLater([this, node, client_id] { Adopt(node, client_id); });
+                       }
+                       if (r->integer != 1) {
                          // Claimed by a client since: its node took it.
                          return Adopted(client_id, std::nullopt);
                        }

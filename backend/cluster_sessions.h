@@ -28,9 +28,10 @@
 //              back or it expires. A will in the record is published there once the delay it had
 //              left has passed (all of it if the record saw the client connected: the node died,
 //              and its connection with it), counted from the adoption. A node that restarts
-//              before anyone adopts its sessions takes them back the same way. A node that was
-//              only silent (stopped, paused, cut off from Redis) and finds its run adopted exits
-//              (Cluster::Fenced).
+//              before anyone adopts its sessions takes them back the same way. A step Redis
+//              fails (the adoption's claim, the list, a session's move) is tried again a second
+//              later. A node that was only silent (stopped, paused, cut off from Redis) and
+//              finds its run adopted exits (Cluster::Fenced).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -104,6 +105,8 @@ class ClusterSessions {
   void Stop();
 
   static constexpr std::chrono::milliseconds kClaimTimeout{2000};
+  // How long a step of an adoption that Redis failed waits before it is tried again.
+  static constexpr std::chrono::milliseconds kAdoptionRetry{1000};
   // How long adopt:NODE names the run adopted: a run that resumes within it (stopped, paused,
   // cut off from Redis) learns that it was replaced (Cluster::Fenced).
   static constexpr std::chrono::milliseconds kAdoptionKept{3'600'000};
@@ -148,6 +151,8 @@ class ClusterSessions {
   void AdoptAll(const std::string& node, std::function<void()> listed = {});
   // The records of the previous run are listed, or Redis took too long: claims go ahead.
   void Recovered();
+  // Runs `step` of an adoption again after kAdoptionRetry (Redis failed it), unless stopped.
+  void RetryLater(std::function<void()> step);
   void Adopt(const std::string& node, const std::string& client_id);
   // The record of an adopted session is read: the session goes to its shard (if there was one),
   // then whatever waited for it.
@@ -169,6 +174,9 @@ class ClusterSessions {
   bool recovered_ = false;
   std::vector<std::function<void()>> after_recovery_;  // claims waiting for Recovered
   boost::asio::steady_timer recovery_deadline_;
+  std::vector<std::function<void()>> to_retry_;
+  boost::asio::steady_timer retry_;
+  bool stopped_ = false;
   uint64_t next_claim_ = 0;
   uint64_t handed_out_ = 0;
   uint64_t taken_in_ = 0;

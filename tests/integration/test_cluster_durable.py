@@ -527,6 +527,25 @@ def test_a_node_that_dies_again_soon_after_a_restart_is_adopted_again(cluster, c
     assert b.metric(RESTORED) == 2
 
 
+def test_an_adoption_redis_failed_is_tried_again(cluster, clients):
+    """The survivor that won a dead node's adoption could not list its sessions (here: an ACL
+    forbids SMEMBERS for a while): it tries again, and the sessions, their wills with them, are
+    adopted once Redis lets it. Before, they waited for their clients to come back, and the
+    wills of those that never would were never published."""
+    a, b, watcher = watched_pair(cluster, clients)
+    with_will(clients, a, "dev")
+    wait_for(lambda: recorded(cluster, a, "dev"), what="the session recorded")
+    assert cluster.redis.command("ACL", "SETUSER", "default", "-smembers") == "OK"
+    try:
+        crash(a)
+        wait_for(lambda: "smembers" in cluster.redis.command("ACL", "LOG"),
+                 what="the listing refused")
+    finally:
+        assert cluster.redis.command("ACL", "SETUSER", "default", "+smembers") == "OK"
+    expect_will(watcher, "dev")
+    assert b.metric(RESTORED) == 1
+
+
 def owner_of(redis, client_id):
     """A function returning the node that owns `client_id`, over one connection to Redis kept
     open (redis-cli would take milliseconds per look)."""
