@@ -19,13 +19,16 @@ std::vector<std::string> NameClaim::Command() const {
   return {"SET", key_, run_, "GET", "PX", std::to_string(ttl_.count())};
 }
 
-void NameClaim::Replied(const absl::StatusOr<RedisReply>& reply) {
+void NameClaim::Replied(const absl::StatusOr<RedisReply>& reply,
+                        std::chrono::steady_clock::time_point now) {
   if (!reply.ok()) return;
   // Nothing there (the first run of the name, or a Redis that lost its keys) is no other run.
   bool other = written_ && !reply->nil() && reply->str != run_;
   written_ = true;
-  if (other == shared_) return;
-  shared_ = other;
+  if (other) other_seen_ = now;
+  bool shared = other || (shared_ && now - other_seen_ < ttl_);
+  if (shared == shared_) return;
+  shared_ = shared;
   if (shared_) {
     spdlog::error(
         "{} \"{}\" is in use by another process too ({} wrote {} since this one's last round): "

@@ -72,7 +72,8 @@ def test_two_proxies_with_one_instance_name_are_told(brokers, start_proxy, redis
         assert 'proxy instance "twin" is in use by another process too' in p.log()
     assert c.metric("sb_proxy_instance_shared") == 0
     b.stop()
-    wait_for(lambda: a.metric("sb_proxy_instance_shared") == 0, what="a alone again")
+    # Once b has been silent for the liveness window (3 s).
+    wait_for(lambda: a.metric("sb_proxy_instance_shared") == 0, timeout=10, what="a alone again")
 
 
 def test_two_tiers_share_one_redis_apart_by_prefix(brokers, start_proxy, conns, redis_server):

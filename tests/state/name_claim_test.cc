@@ -37,10 +37,32 @@ TEST_F(NameClaimTest, TwoRunsUnderOneNameSeeEachOther) {
   EXPECT_TRUE(a.shared());
   Round(b);
   EXPECT_TRUE(b.shared());
-  // b is gone: a's next round replaces b's value, the one after its own.
-  Round(a);
+}
+
+TEST_F(NameClaimTest, SharedUntilTheOtherRunIsSilentForTheTtl) {
+  NameClaim a("proxy instance", "p", "run:proxy:p", milliseconds(3000));
+  NameClaim b("proxy instance", "p", "run:proxy:p", milliseconds(3000));
+  auto t0 = std::chrono::steady_clock::now();
+  auto round = [&](NameClaim& claim, milliseconds at) {
+    claim.Replied(Exec(io, *c, claim.Command()), t0 + at);
+  };
+  round(a, milliseconds(0));
+  round(b, milliseconds(0));
+  round(a, milliseconds(100));
+  ASSERT_TRUE(a.shared());
+  // a beats twice as often as b: every other round finds its own value, and it stays shared.
+  for (int i = 0; i < 5; ++i) {
+    round(a, milliseconds(200 + 200 * i));
+    EXPECT_TRUE(a.shared()) << i;
+    round(b, milliseconds(250 + 200 * i));
+    round(a, milliseconds(300 + 200 * i));
+    EXPECT_TRUE(a.shared()) << i;
+  }
+  // b's last write was at 1,050 ms: a is alone again once 3 s have passed since it saw it.
+  round(a, milliseconds(1'200));
+  round(a, milliseconds(4'000));
   EXPECT_TRUE(a.shared());
-  Round(a);
+  round(a, milliseconds(4'200));
   EXPECT_FALSE(a.shared());
 }
 
