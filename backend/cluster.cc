@@ -236,7 +236,7 @@ void Cluster::Heartbeat() {
                                });
                          }
                        });
-    if (resync_after_grace_ && std::chrono::steady_clock::now() - redis_since_ >= Grace()) {
+    if (resync_after_grace_ && std::chrono::steady_clock::now() - redis_since_ >= ReturnGrace()) {
       resync_after_grace_ = false;
       Resync(/*all=*/true);
     }
@@ -282,12 +282,18 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
     route_versions_[index].seen = routes_version;
   }
   // Just after Redis came back, a peer missing from the live set may only not have beaten
-  // since: every node's heartbeats stopped with Redis. It stays, its link and routes with it
-  // (what the link carries was acknowledged to publishers), until a node timeout has passed
-  // with heartbeats going; one really gone leaves then.
-  if (std::chrono::steady_clock::now() - redis_since_ < Grace()) {
-    for (const auto& [name, p] : peers_)
-      next.emplace(name, p);  // no-op for those present
+  // since: every node's heartbeats stopped with Redis, and its client may still be waiting to
+  // reconnect. It stays, its link and routes with it (what the link carries was acknowledged to
+  // publishers), until the grace has passed with heartbeats going; one really gone leaves then.
+  // Otherwise a peer leaves once missing from kMissingRounds rounds in a row: taken for gone, it
+  // would find its sessions adopted and exit (Fenced).
+  bool returning = std::chrono::steady_clock::now() - redis_since_ < ReturnGrace();
+  for (const auto& [name, p] : peers_) {
+    if (next.contains(name)) {
+      missing_.erase(name);
+    } else if (returning || ++missing_[name] < kMissingRounds) {
+      next.emplace(name, p);
+    }
   }
   bool changed = next.size() != peers_.size();
   for (const auto& [name, p] : next) {
@@ -298,6 +304,7 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   for (const auto& [name, p] : peers_) {
     if (next.contains(name)) continue;
     spdlog::info("cluster: node {} left", name);
+    missing_.erase(name);
     const std::string& version = route_versions_[p.index].seen;
     sessions_->NodeLeft(name, version.substr(0, version.find('.')));
     for (const auto& [field, count] : known_routes_[p.index])
@@ -370,7 +377,8 @@ void Cluster::Resync(bool all) {
                          // Just after Redis returned (empty, if it restarted), a peer may not have
                          // written its routes back yet: a read then adds, it does not withdraw.
                          // One read of every peer after the grace withdraws what is gone.
-                         bool settling = std::chrono::steady_clock::now() - redis_since_ < Grace();
+                         bool settling =
+                             std::chrono::steady_clock::now() - redis_since_ < ReturnGrace();
                          for (const auto& [field, count] : known) {
                            if (now.contains(field)) continue;
                            if (settling) {

@@ -114,11 +114,20 @@ class Cluster {
   // as if it had crashed, and comes back clean when restarted. (HBase fences a region server
   // the same way: one declared dead aborts when it learns of it.)
   [[noreturn]] void Fenced(const std::string& fence);
-  // Two node timeouts: how long a joining node may take to learn the cluster, and how long after
-  // Redis returns nobody is taken for gone.
+  // Two node timeouts: how long a joining node may take to learn the cluster.
   std::chrono::milliseconds Grace() const {
     return 2 * std::chrono::milliseconds(config_.node_timeout_ms);
   }
+  // How long after Redis returns nobody is taken for gone: every peer that lived through the
+  // outage reconnects within its Redis client's longest backoff of this node's return (and
+  // beats at once), then is given the grace.
+  std::chrono::milliseconds ReturnGrace() const {
+    return Grace() + state::RedisClient::kLastBackoff;
+  }
+  // Rounds in a row a peer must be missing from the live set to be taken for gone: one missing
+  // round can be Redis's doing (FLUSHALL, its clock stepped forward, an evicted node key), and
+  // every live peer beats again before the next.
+  static constexpr uint32_t kMissingRounds = 3;
   void LoadSecret();
   struct LivePeer {
     std::string name;
@@ -190,6 +199,7 @@ class Cluster {
   bool resync_after_grace_ = false;  // every peer's routes read once the grace is over
   std::chrono::steady_clock::time_point started_at_;
   uint32_t peer_rounds_ = 0;  // heartbeat rounds that read the live peers, up to 2
+  absl::flat_hash_map<std::string, uint32_t> missing_;  // live peers' rounds missing in a row
   mutable std::mutex secret_mutex_;
   std::optional<std::string> secret_;  // guarded by secret_mutex_
 };

@@ -54,10 +54,13 @@ constexpr const char* kMoveIfOwner =
 // already names the run ARGV[1]: one survivor adopts each run of a node, however close together
 // the survivors saw it go, and a run after a restart is adopted again when it dies in turn. The
 // value is also the fence of the run it names (state/heartbeat.h), should that run still live.
+// 1 also if the adopter is ARGV[2] already: its first try's reply was lost, and it tries again.
 constexpr const char* kAdoptOnce =
+    "local mine = ARGV[1] .. ' ' .. ARGV[2] "
     "local v = redis.call('GET', KEYS[1]) "
+    "if v == mine then return 1 end "
     "if v and string.find(v, ARGV[1] .. ' ', 1, true) == 1 then return 0 end "
-    "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
+    "redis.call('SET', KEYS[1], mine, 'PX', ARGV[3]) "
     "return 1";
 
 void Ignore(absl::StatusOr<RedisReply>) {}
@@ -101,7 +104,10 @@ void ClusterSessions::Stop() {
   stopped_ = true;
   retry_.cancel();
   to_retry_.clear();
-  Recovered();
+  recovered_ = true;
+  recovery_deadline_.cancel();
+  for (WaitingClaim& claim : std::exchange(after_recovery_, {}))
+    claim.done(std::nullopt);
   while (!claims_.empty())
     FinishClaim(claims_.begin()->first, std::nullopt);
 }
@@ -110,9 +116,7 @@ void ClusterSessions::Stop() {
 
 void ClusterSessions::Claim(const std::string& client_id, bool clean_start, ClaimDone done) {
   if (!recovered_) {
-    after_recovery_.push_back([this, client_id, clean_start, done = std::move(done)] {
-      Claim(client_id, clean_start, done);
-    });
+    after_recovery_.push_back({client_id, clean_start, std::move(done)});
     return;
   }
   commands_->Command(
@@ -391,8 +395,8 @@ void ClusterSessions::Recover() {
 void ClusterSessions::Recovered() {
   if (std::exchange(recovered_, true)) return;
   recovery_deadline_.cancel();
-  for (auto& claim : std::exchange(after_recovery_, {}))
-    claim();
+  for (WaitingClaim& claim : std::exchange(after_recovery_, {}))
+    Claim(claim.client_id, claim.clean_start, std::move(claim.done));
 }
 
 void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> listed) {
@@ -403,10 +407,10 @@ void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> li
                            Adopt(node, e.str);
                        } else {
                          // The adoption is this node's (adopt:NODE says so): nobody else lists
-                         // them.
+                         // them. Claims waiting for the list go on waiting, up to their deadline.
                          spdlog::warn("cluster: cannot list the sessions of {}: {}; again in {} ms",
                                       node, r.status().message(), kAdoptionRetry.count());
-                         RetryLater([this, node] { AdoptAll(node); });
+                         return RetryLater([this, node, listed] { AdoptAll(node, listed); });
                        }
                        if (listed) listed();
                      });

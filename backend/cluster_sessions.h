@@ -101,7 +101,7 @@ class ClusterSessions {
   // At start (the first connection to Redis): the sessions this node recorded in a previous run
   // and nobody adopted since.
   void Recover();
-  // Claims still waiting go ahead without a session.
+  // Claims still waiting (for an owner, or for the records' list) go ahead without a session.
   void Stop();
 
   static constexpr std::chrono::milliseconds kClaimTimeout{2000};
@@ -146,8 +146,8 @@ class ClusterSessions {
   std::optional<SessionSnapshot> FromRecord(const std::string& node, const std::string& client_id,
                                             const RecordRead& read, bool clean_start,
                                             bool with_will);
-  // `listed` runs once every session of `node`'s list is being adopted (each in adopting_), or
-  // the list could not be read.
+  // `listed` runs once every session of `node`'s list is being adopted (each in adopting_); a
+  // list Redis failed is read again (RetryLater).
   void AdoptAll(const std::string& node, std::function<void()> listed = {});
   // The records of the previous run are listed, or Redis took too long: claims go ahead.
   void Recovered();
@@ -172,7 +172,12 @@ class ClusterSessions {
   // Client ids whose sessions were handed over from another node, by that node, until imported.
   absl::flat_hash_map<std::string, std::string> moved_from_;
   bool recovered_ = false;
-  std::vector<std::function<void()>> after_recovery_;  // claims waiting for Recovered
+  struct WaitingClaim {
+    std::string client_id;
+    bool clean_start;
+    ClaimDone done;
+  };
+  std::vector<WaitingClaim> after_recovery_;  // claims waiting for Recovered
   boost::asio::steady_timer recovery_deadline_;
   std::vector<std::function<void()>> to_retry_;
   boost::asio::steady_timer retry_;

@@ -27,7 +27,7 @@ struct Fence {
 //
 // With a `fence` that names this run, it stamps nothing and replies with the fence's value (a
 // string, not an array): the check and the beat are one step, so that a member replaced is not
-// heard again, not even once.
+// heard again by its heartbeat.
 std::vector<std::string> HeartbeatCommand(std::string key, std::string member,
                                           std::chrono::milliseconds window,
                                           std::optional<Fence> fence = std::nullopt);

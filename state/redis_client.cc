@@ -26,9 +26,8 @@ namespace state {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-// Reconnects wait from the first to the last, doubling after each failed attempt.
-constexpr std::chrono::milliseconds kFirstBackoff{100};
-constexpr std::chrono::milliseconds kLastBackoff{5000};
+constexpr std::chrono::milliseconds kFirstBackoff = RedisClient::kFirstBackoff;
+constexpr std::chrono::milliseconds kLastBackoff = RedisClient::kLastBackoff;
 
 std::string RedactRedisUrl(std::string_view url) {
   size_t at = url.rfind('@');

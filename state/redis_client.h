@@ -66,6 +66,11 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   static std::shared_ptr<RedisClient> Create(boost::asio::io_context& io, RedisOptions options);
   ~RedisClient();
 
+  // Reconnects wait from the first to the last, doubling after each failed attempt: a client
+  // is back at most kLastBackoff (and a handshake) after its server.
+  static constexpr std::chrono::milliseconds kFirstBackoff{100};
+  static constexpr std::chrono::milliseconds kLastBackoff{5000};
+
   void Start();
   // Disconnects for good; pending calls fail.
   void Stop();

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from cluster_fixtures import (CLUSTER_CONFIG, HANDED_OUT, LOCAL_ROUTES, REMOTE_ROUTES,  # noqa: F401
-                              TAKEN_IN, cluster, redis_monitor, redis_server, wait_remote_routes)
+                              TAKEN_IN, cluster, redis_monitor, redis_server, wait_meshed,
+                              wait_remote_routes)
 from conftest import (Broker, assert_serves, both_versions, clock_off_by, expect_only_the_lasting_retained,
                       publish_expiring_retained, run_bench, wait_for)
 from mqtt_wire import (CONNACK, DISCONNECT, MESSAGE_EXPIRY_INTERVAL, PINGREQ, PINGRESP, PUBACK,
@@ -686,7 +687,24 @@ def test_two_nodes_with_one_name_are_told(cluster, tmp_path, processes):
                  what="the node told")
         assert 'node "n1" is in use by another process too' in node.log()
     twin.stop()
-    wait_for(lambda: a.metric("sb_broker_cluster_node_name_shared") == 0, what="a alone again")
+    # Once the twin has been silent for two node timeouts.
+    wait_for(lambda: a.metric("sb_broker_cluster_node_name_shared") == 0, timeout=10,
+             what="a alone again")
+
+
+def test_redis_losing_its_keys_takes_no_node_for_gone(cluster):
+    """After FLUSHALL (or a restart without persistence, or Redis's clock stepped forward), the
+    first node to beat finds itself alone in the live set for a round. Taken for gone, the others
+    would find their sessions adopted and exit; a peer leaves only once missing from three rounds
+    in a row, and every live one beats again before that."""
+    nodes = cluster(3)
+    assert cluster.redis.command("FLUSHALL") == "OK"
+    wait_for(lambda: cluster.redis.command("ZCARD", "sb:nodes") == "3",
+             what="every node beating again")
+    wait_meshed(nodes)
+    for node in nodes:
+        assert node.alive(), node.log()
+        assert "left" not in node.log(), node.log()
 
 
 def test_without_redis_a_node_serves_its_own_clients(cluster, clients):
