@@ -104,7 +104,11 @@ void Connection::ReadPending() {
 
 size_t Connection::Process(std::string_view data, Clock::time_point now) {
   size_t offset = 0;
-  uint32_t max_packet = shard_.config().limits.max_packet_bytes;
+  // A node link is held to the protocol's bound only: a forward carries the publisher's packet
+  // (which this node's limit allowed) and the link's properties on top, and is not the node's to
+  // refuse (a refusal would close the link, and the forward would come again, and again).
+  uint32_t max_packet =
+      is_node_link() ? mqtt::kMaxPacketBytes : shard_.config().limits.max_packet_bytes;
   while (!closed_) {
     absl::StatusOr<std::optional<mqtt::Frame>> frame =
         mqtt::ParseFrame(data.substr(offset), max_packet);

@@ -49,47 +49,60 @@ std::optional<ForwardTarget> DecodeTarget(std::string_view value) {
 }  // namespace
 
 ForwardProperties EncodeForward(const ForwardSpec& spec, mqtt::QoS qos, bool retain) {
+  ForwardProperties out;
+  for (const auto& [group, filter] : spec.shared)
+    out.emplace_back(kShared, group + "\n" + filter);
+  if (spec.target) out.emplace_back(kTarget, EncodeTarget(*spec.target));
   std::string link(1, static_cast<char>('0' + static_cast<int>(qos)));
   if (spec.normal) link += 'n';
   if (retain) link += 'r';
   if (spec.store_retained) link += 's';
-  ForwardProperties out;
+  if (!out.empty()) {
+    link += '#';
+    link += std::to_string(out.size());
+  }
   out.emplace_back(kLink, std::move(link));
-  for (const auto& [group, filter] : spec.shared)
-    out.emplace_back(kShared, group + "\n" + filter);
-  if (spec.target) out.emplace_back(kTarget, EncodeTarget(*spec.target));
   return out;
 }
 
 std::optional<ReceivedForward> DecodeForward(mqtt::Properties& properties) {
-  ReceivedForward f;
-  bool has_link = false, ok = true;
+  // The link's own properties are the last ones, "sb.link" last of all, with the count of those
+  // before it: whatever precedes them is the publisher's, whatever its names.
   auto& props = properties.user_properties;
-  for (const auto& [key, value] : props) {
-    if (key == kLink) {
-      has_link = !value.empty() && value[0] >= '0' && value[0] <= '2';
-      if (!has_link) continue;
-      f.qos = static_cast<mqtt::QoS>(value[0] - '0');
-      std::string_view flags = std::string_view(value).substr(1);
-      f.spec.normal = flags.find('n') != std::string_view::npos;
-      f.retain = flags.find('r') != std::string_view::npos;
-      f.spec.store_retained = flags.find('s') != std::string_view::npos;
-    } else if (key == kShared) {
-      size_t nl = value.find('\n');
-      if (nl == std::string::npos) {
-        ok = false;
-      } else {
-        f.spec.shared.emplace_back(value.substr(0, nl), value.substr(nl + 1));
-      }
-    } else if (key == kTarget) {
-      f.spec.target = DecodeTarget(value);
-      ok = ok && f.spec.target.has_value();
+  if (props.empty() || props.back().first != kLink) return std::nullopt;
+  std::string_view value = props.back().second;
+  if (value.empty() || value[0] < '0' || value[0] > '2') return std::nullopt;
+  ReceivedForward f;
+  f.qos = static_cast<mqtt::QoS>(value[0] - '0');
+  std::string_view flags = value.substr(1);
+  size_t others = 0;
+  if (size_t hash = flags.find('#'); hash != std::string_view::npos) {
+    std::string_view count = flags.substr(hash + 1);
+    auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), others);
+    if (ec != std::errc() || end != count.data() + count.size() || others == 0 ||
+        others >= props.size()) {
+      return std::nullopt;
+    }
+    flags = flags.substr(0, hash);
+  }
+  f.spec.normal = flags.find('n') != std::string_view::npos;
+  f.retain = flags.find('r') != std::string_view::npos;
+  f.spec.store_retained = flags.find('s') != std::string_view::npos;
+  size_t first = props.size() - 1 - others;
+  for (size_t i = first; i + 1 < props.size(); ++i) {
+    const auto& [key, v] = props[i];
+    if (key == kShared) {
+      size_t nl = v.find('\n');
+      if (nl == std::string::npos) return std::nullopt;
+      f.spec.shared.emplace_back(v.substr(0, nl), v.substr(nl + 1));
+    } else if (key == kTarget && !f.spec.target) {
+      f.spec.target = DecodeTarget(v);
+      if (!f.spec.target) return std::nullopt;
+    } else {
+      return std::nullopt;
     }
   }
-  std::erase_if(props, [](const auto& kv) {
-    return kv.first == kLink || kv.first == kShared || kv.first == kTarget;
-  });
-  if (!ok || !has_link) return std::nullopt;
+  props.erase(props.begin() + static_cast<std::ptrdiff_t>(first), props.end());
   return f;
 }
 

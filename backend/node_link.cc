@@ -140,6 +140,14 @@ void NodeLink::Pump() {
     Entry e = std::move(queue_.front());
     queue_.pop_front();
     const Message& m = *e.message;
+    if (m.expired(now)) {
+      // Its expiry passed while it waited for the link (§3.3.2.3.3): the peer would have given
+      // it a second more. Dropped, as a session drops it; the publisher need not wait for it.
+      queued_bytes_ -= Cost(e);
+      if (e.wait) e.wait->Taken();
+      shard_.metrics().Drop(DropReason::kExpired);
+      continue;
+    }
     bool acked = m.qos != mqtt::QoS::k0;
     uint16_t packet_id = 0;
     if (acked) {

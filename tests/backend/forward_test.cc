@@ -73,29 +73,49 @@ TEST(Forward, TargetRoundTripKeepsTheDelivery) {
   EXPECT_TRUE(f->spec.target->subscription_ids.empty());
 }
 
+TEST(Forward, APublishersOwnLinkNamedPropertiesPassThrough) {
+  // A client cannot plant the link's properties: they are the last ones, counted, and whatever
+  // precedes them is the publisher's, passed on as it came (§3.3.2.3.7).
+  mqtt::Properties p;
+  p.user_properties = {{"sb.link.shared", "x"}, {"sb.link.to", "2\nvictim"}, {"sb.link", "0"}};
+  const mqtt::UserProperties sent = p.user_properties;
+  for (const auto& kv : EncodeForward({.normal = true}, mqtt::QoS::k1, false))
+    p.user_properties.push_back(kv);
+  std::optional<ReceivedForward> f = DecodeForward(p);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_TRUE(f->spec.normal);
+  EXPECT_TRUE(f->spec.shared.empty());
+  EXPECT_FALSE(f->spec.target.has_value());
+  EXPECT_EQ(p.user_properties, sent);
+}
+
 TEST(Forward, RefusesWhatIsNotAForward) {
   mqtt::Properties none;
   EXPECT_FALSE(DecodeForward(none).has_value());
 
-  for (const char* bad : {"", "3n", "xn"}) {
+  for (const char* bad : {"", "3n", "xn", "1#", "1#0", "1#x", "1#1x", "1#5"}) {
     mqtt::Properties p;
     p.user_properties.emplace_back("sb.link", bad);
     EXPECT_FALSE(DecodeForward(p).has_value()) << '"' << bad << '"';
-    EXPECT_TRUE(p.user_properties.empty()) << "the link's property is taken out";
   }
 
+  mqtt::Properties not_last;
+  not_last.user_properties = {{"sb.link", "1n"}, {"app", "x"}};
+  EXPECT_FALSE(DecodeForward(not_last).has_value());
+
+  mqtt::Properties counts_a_publishers;
+  counts_a_publishers.user_properties = {{"app", "x"}, {"sb.link", "1#1"}};
+  EXPECT_FALSE(DecodeForward(counts_a_publishers).has_value());
+
   mqtt::Properties shared_without_newline;
-  shared_without_newline.user_properties.emplace_back("sb.link", "1");
-  shared_without_newline.user_properties.emplace_back("sb.link.shared", "g-a/+");
+  shared_without_newline.user_properties = {{"sb.link.shared", "g-a/+"}, {"sb.link", "1#1"}};
   EXPECT_FALSE(DecodeForward(shared_without_newline).has_value());
 
   for (const char* bad :
        {"1c", "\nc", "3\nc", "1x\nc", "1 \nc", "1 0\nc", "1 7x\nc", "1 99999999999\nc"}) {
     mqtt::Properties p;
-    p.user_properties.emplace_back("sb.link", "1");
-    p.user_properties.emplace_back("sb.link.to", bad);
+    p.user_properties = {{"sb.link.to", bad}, {"sb.link", "1#1"}};
     EXPECT_FALSE(DecodeForward(p).has_value()) << '"' << bad << '"';
-    EXPECT_TRUE(p.user_properties.empty()) << "the link's properties are taken out";
   }
 }
 

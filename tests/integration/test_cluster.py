@@ -93,6 +93,54 @@ def test_a_repeated_qos2_publish_is_acknowledged_in_its_turn(cluster, clients):
     assert [m.payload for m in sub.wait_messages(2)] == [b"once", b"q1"]
 
 
+def test_a_publishers_link_named_properties_travel_as_its_own(cluster, clients):
+    """A publisher's user properties named like the node link's own ("sb.link.shared" with no
+    group, "sb.link.to" naming one client) are its data, forwarded unaltered (§3.3.2.3.7). They
+    used to be read as the link's: the first made every forward malformed and the link reconnect
+    and send it again without end, the second delivered to that one client only."""
+    a, b = cluster(2)
+    planted = [("sb.link.shared", "x"), ("sb.link.to", "2\nvictim"), ("sb.link", "0")]
+    subscribers = []
+    for cid in ("victim", "other"):
+        w = clients.wire(b.port, 5)
+        assert w.connect(cid).reason() == 0
+        w.subscribe(1, ("planted/#", sub_options(1)))
+        subscribers.append(w)
+    wait_remote_routes(a, 1)
+    publisher = clients.wire(a.port, 5)
+    assert publisher.connect("planter").reason() == 0
+    publisher.publish("planted/1", b"one", qos=1, packet_id=1, retain=True,
+                      properties=props(*(p_pair(USER_PROPERTY, k, v) for k, v in planted)))
+    assert publisher.expect(PUBACK).packet_id() == 1
+    publisher.publish("planted/2", b"two", qos=1, packet_id=2)
+    assert publisher.expect(PUBACK).packet_id() == 2
+    for w in subscribers:
+        first = w.expect_message()
+        w.ack(PUBACK, first.packet_id)
+        assert (first.payload, first.props.get(USER_PROPERTY)) == (b"one", planted)
+        second = w.expect_message()
+        assert second.payload == b"two" and USER_PROPERTY not in second.props
+    assert "lost" not in a.log(), a.log()  # the link was never lost
+
+
+def test_a_publish_at_the_packet_size_limit_crosses_to_another_node(cluster, clients):
+    """A forward is the publisher's packet and the link's properties: over the node's
+    max_packet_bytes when the publisher's was just under it. The receiving node refused it and
+    closed the link, which sent it again without end."""
+    a, b = cluster(2, config="[limits]\nmax_packet_bytes = 4096\n")
+    on_b = clients.wire(b.port, 5)
+    assert on_b.connect("big-sub").reason() == 0
+    on_b.subscribe(1, ("big/#", sub_options(1)))
+    wait_remote_routes(a, 1)
+    publisher = clients.wire(a.port, 5)
+    assert publisher.connect("big-pub").reason() == 0
+    payload = b"x" * 4080  # the PUBLISH is 4,093 bytes, the forward 4,107
+    publisher.publish("big/1", payload, qos=1, packet_id=1)
+    assert publisher.expect(PUBACK).packet_id() == 1
+    m = on_b.expect_message()
+    assert m.payload == payload
+
+
 def test_a_retained_message_older_than_what_went_out_live_is_not_sent_after_it(cluster, clients):
     # The SUBACK waits for Redis (frozen here: until the call times out); the node routes to the
     # new subscription meanwhile. A live "v2" sent then is newer than the retained "v1": the
