@@ -35,11 +35,12 @@ asio::awaitable<CheckResult> HttpChecker::Check(asio::ip::tcp::endpoint target,
         auto [wec, written] =
             co_await http::async_write(socket, request, asio::as_tuple(asio::use_awaitable));
         if (wec) co_return CheckResult{.error = "write: " + wec.message()};
+        // The status is the verdict: the header only is read, whatever the body (a status page
+        // may be large, or streamed).
         boost::beast::flat_buffer buffer;
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(64 * 1024);
-        auto [rec, read] =
-            co_await http::async_read(socket, buffer, parser, asio::as_tuple(asio::use_awaitable));
+        http::response_parser<http::empty_body> parser;
+        auto [rec, read] = co_await http::async_read_header(socket, buffer, parser,
+                                                            asio::as_tuple(asio::use_awaitable));
         if (rec) co_return CheckResult{.error = "read: " + rec.message()};
         unsigned status = parser.get().result_int();
         if (status < 200 || status >= 300) {

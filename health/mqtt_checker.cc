@@ -25,9 +25,11 @@ asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
           co_return *failed;
         }
         std::string out = proxy_protocol_ ? net::EncodeProxyV2Local() : std::string();
+        // A short keep alive: a broker refuses a 3.1.1 client asking more than its maximum
+        // (mosquitto's max_keepalive, ours max_keepalive_s), and 0 where there is one.
         mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,
                                    .clean_start = true,
-                                   .keep_alive_s = 30,
+                                   .keep_alive_s = kKeepAliveS,
                                    .client_id = client_id_},
                      mqtt::Version::k311, out);
         auto [wec, written] = co_await asio::async_write(socket, asio::buffer(out),

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import start_broker, wait_for  # noqa: F401
 from mqtt_wire import CONNACK, DISCONNECT, connect_packet, packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, detection_ms,  # noqa: F401
                             dropping_port, hung_port, is_closed, is_open, pool, restart_broker,
@@ -454,3 +454,16 @@ def test_admin_connection_while_out_of_descriptors_waits_without_spinning(broker
             assert pending.recv(64).startswith(b"HTTP/1.1 200")
     finally:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_mqtt_checks_pass_a_broker_with_a_low_max_keepalive(start_broker, start_proxy):
+    """A broker refuses a 3.1.1 client whose keep alive is over its maximum (return code 2, as
+    mosquitto does): the checks' CONNECT asked 30 s, and a healthy broker with max_keepalive_s 20
+    was down."""
+    b = start_broker(config="[limits]\nmax_keepalive_s = 20\n", name="capped")
+    health = {**FAST_HEALTH, "type": "mqtt"}
+    proxy = start_proxy({"p": pool(backend(b.port, name="capped"), health=health)})
+    wait_for(lambda: proxy.backend_metric("sb_proxy_backend_checks_total", "capped", "p") >= 3,
+             what="checks of the broker")
+    assert proxy.backend_metric("sb_proxy_backend_checks_failed_total", "capped", "p") == 0
+    assert proxy.state("capped") == "up"
