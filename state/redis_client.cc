@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <deque>
+#include <utility>
 
 #include "base/host_port.h"
 
@@ -357,11 +358,10 @@ void RedisClient::Impl::Lost(std::string_view why) {
   // The backoff starts again only after a connection that lasted: a server that drops every
   // connection right after the handshake is not reconnected to ten times a second.
   if (was_connected && Clock::now() - ready_at >= kLastBackoff) backoff = kFirstBackoff;
-  // Calls still waiting can no longer be answered.
-  while (!pending.empty()) {
-    pending.front()->Finish(absl::UnavailableError(fmt::format("redis: {}", why)));
-    pending.pop_front();
-  }
+  // Calls still waiting can no longer be answered. Taken out first: a callback may call again,
+  // or stop the client.
+  for (const auto& p : std::exchange(pending, {}))
+    p->Finish(absl::UnavailableError(fmt::format("redis: {}", why)));
   if (was_connected) {
     spdlog::warn("redis {}:{}: {}; reconnecting", options.host, options.port, why);
     for (auto& f : on_disconnect)
@@ -393,6 +393,7 @@ void RedisClient::Impl::ArmWatchdog() {
     bool slow_connect = !connected && now - connect_started > options.connect_timeout;
     if (stuck || slow_connect) {
       if (stuck) pending.front()->Finish(absl::DeadlineExceededError("redis: call timed out"));
+      if (context == nullptr) return;  // the callback stopped the client
       // Not redisAsyncDisconnect: it would wait for the replies a stuck server never sends.
       redisAsyncContext* c = context;
       context = nullptr;
@@ -468,10 +469,8 @@ void RedisClient::Stop() {
     redisAsyncFree(c);          // pending callbacks get a null reply
   }
   impl_->connected = false;
-  while (!impl_->pending.empty()) {
-    impl_->pending.front()->Finish(absl::UnavailableError("redis client stopped"));
-    impl_->pending.pop_front();
-  }
+  for (const auto& p : std::exchange(impl_->pending, {}))
+    p->Finish(absl::UnavailableError("redis client stopped"));
 }
 
 bool RedisClient::connected() const {

@@ -177,6 +177,28 @@ TEST(RedisClientTest, AStuckCallTimesOutAndTheClientReconnects) {
   EXPECT_TRUE(Exec(io, *c, {"PING"}).ok());
 }
 
+// The header promises each callback once, and nothing forbids stopping the client from one.
+TEST(RedisClientTest, ACallbackMayStopTheClient) {
+  RedisServer server;
+  asio::io_context io;
+  auto c = RedisClient::Create(io, Options(server.port()));
+  c->Start();
+  ASSERT_TRUE(RunUntil(io, [&] { return c->connected(); }));
+  server.Freeze();
+  // The first times out, its callback stops the client; the second is answered by the stop.
+  std::vector<absl::StatusCode> codes;
+  c->Command({"PING"}, [&](absl::StatusOr<RedisReply> r) {
+    codes.push_back(r.status().code());
+    c->Stop();
+  });
+  c->Command({"PING"}, [&](absl::StatusOr<RedisReply> r) { codes.push_back(r.status().code()); });
+  ASSERT_TRUE(RunUntil(io, [&] { return codes.size() == 2; }));
+  server.Thaw();
+  EXPECT_EQ(codes[0], absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(codes[1], absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(c->connected());
+}
+
 // A server that answers the handshake's PING, then closes each connection: the client backs off
 // further at each reconnect rather than starting again at every handshake.
 TEST(RedisClientTest, BacksOffFromAServerThatDropsEveryConnection) {
