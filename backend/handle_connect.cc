@@ -76,7 +76,9 @@ void Connection::HandleConnect() {
       if (key == "sb.link.node") link_peer_ = value;
     }
   }
-  client_alias_max_ = asked.topic_alias_maximum.value_or(0);
+  // Each alias towards the client is a topic kept per connection: no more than the broker lets a
+  // client use towards it, however many the client allows.
+  client_alias_max_ = std::min(asked.topic_alias_maximum.value_or(0), limits.topic_alias_maximum);
 
   Shard::Attached attached = shard_.Attach(*this, connect_, session_expiry_s_);
   session_ = attached.session;

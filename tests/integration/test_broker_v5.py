@@ -157,6 +157,20 @@ def test_topic_aliases_to_client(broker, clients):
     ]
 
 
+def test_topic_aliases_to_client_stay_within_the_brokers_own_maximum(start_broker, clients):
+    """A client may allow 65,535 aliases, and the broker would keep as many topics per
+    connection: it uses no more than its own topic_alias_maximum."""
+    broker = start_broker("[limits]\ntopic_alias_maximum = 2\n")
+    sub = connected(clients, broker, "greedy", properties=props(p_u16(TOPIC_ALIAS_MAXIMUM, 65535)))
+    sub.subscribe(1, ("cap/#", 0))
+    pub = connected(clients, broker, "pub")
+    for topic in ["cap/one", "cap/two", "cap/three", "cap/three"]:
+        pub.publish(topic, topic.encode())
+    got = [sub.expect_message() for _ in range(4)]
+    assert [(m.topic, m.props.get(TOPIC_ALIAS)) for m in got] == [
+        ("cap/one", 1), ("cap/two", 2), ("cap/three", None), ("cap/three", None)]
+
+
 def test_no_topic_alias_to_client_that_did_not_ask(broker, clients):
     sub = connected(clients, broker, "plain")
     sub.subscribe(1, ("na/#", 0))
