@@ -59,8 +59,11 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
     m->check_timer.expires_after(base + health::Millis(jitter(rng)));
     auto [ec] = co_await m->check_timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec || m->stopped) co_return;
-    health::CheckResult r = co_await m->checker->Check(m->backend->check_endpoint, policy.timeout);
+    const asio::ip::tcp::endpoint target = m->backend->check_endpoint;
+    health::CheckResult r = co_await m->checker->Check(target, policy.timeout);
     if (m->stopped) co_return;
+    // A reload moved the checks to another address meanwhile: this answer is the old one's.
+    if (m->backend->check_endpoint != target) continue;
     BackendState& b = *m->backend;
     if (r.inconclusive) {
       // Said once per run, not at every interval of every backend while the proxy is short of
