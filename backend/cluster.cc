@@ -96,6 +96,7 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     if (std::exchange(connected_before_, true)) {
       redis_since_ = std::chrono::steady_clock::now();  // a reconnection
       resync_after_grace_ = true;
+      missing_.clear();  // rounds missed before the gap are no evidence after it
     } else {
       sessions_->Recover();
     }

@@ -49,6 +49,12 @@ constexpr const char* kAppendIfLength =
 constexpr const char* kMoveIfOwner =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) "
     "return 1 end return 0";
+// The same, tried again after a failure: 1 also if the id is ARGV[2]'s already (the first try
+// went through, its reply lost).
+constexpr const char* kMoveIfOwnerAgain =
+    "local o = redis.call('GET', KEYS[1]) "
+    "if o == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end "
+    "if o == ARGV[2] then return 1 end return 0";
 
 // Sets KEYS[1] to "ARGV[1] ARGV[2]" (the run adopted, the adopter) for ARGV[3] ms unless it
 // already names the run ARGV[1]: one survivor adopts each run of a node, however close together
@@ -122,6 +128,10 @@ void ClusterSessions::Claim(const std::string& client_id, bool clean_start, Clai
   commands_->Command(
       {"SET", keys_.Owner(client_id), node_, "GET"},
       [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+        // Served here before this node's last run is listed (the list was late): the list, when
+        // it comes, must not take the session (and the record) this run now holds.
+        bool here = !r.ok() || r->nil() || r->str == node_;
+        if (here && !own_listed_) claimed_before_listing_.insert(client_id);
         if (!r.ok()) {
           // Redis down: the client is served here without what another node may hold for it.
           spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
@@ -371,7 +381,7 @@ void ClusterSessions::NodeLeft(const std::string& node, const std::string& incar
                        }
                        // Perhaps nobody took the node's sessions: again, while it is still gone.
                        RetryLater([this, node, incarnation] {
-                         if (!peer_index_(node)) NodeLeft(node, incarnation);
+                         if (StillGone(node)) NodeLeft(node, incarnation);
                        });
                      });
 }
@@ -403,39 +413,56 @@ void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> li
   commands_->Command({"SMEMBERS", keys_.NodeSessions(node)},
                      [this, node, listed = std::move(listed)](absl::StatusOr<RedisReply> r) {
                        if (r.ok()) {
-                         for (const RedisReply& e : r->elements)
+                         for (const RedisReply& e : r->elements) {
+                           if (node == node_ && claimed_before_listing_.contains(e.str)) continue;
                            Adopt(node, e.str);
+                         }
+                         if (node == node_) {
+                           own_listed_ = true;
+                           claimed_before_listing_.clear();
+                         }
                        } else {
                          // The adoption is this node's (adopt:NODE says so): nobody else lists
                          // them. Claims waiting for the list go on waiting, up to their deadline.
                          spdlog::warn("cluster: cannot list the sessions of {}: {}; again in {} ms",
                                       node, r.status().message(), kAdoptionRetry.count());
-                         return RetryLater([this, node, listed] { AdoptAll(node, listed); });
+                         return RetryLater([this, node, listed] {
+                           if (StillGone(node)) AdoptAll(node, listed);
+                         });
                        }
                        if (listed) listed();
                      });
 }
 
-void ClusterSessions::Adopt(const std::string& node, const std::string& client_id) {
+bool ClusterSessions::StillGone(const std::string& node) const {
+  // This node's own last run is gone by definition; another node, while it is not live again (a
+  // restart takes its sessions back itself).
+  return node == node_ || !peer_index_(node);
+}
+
+void ClusterSessions::Adopt(const std::string& node, const std::string& client_id, bool again) {
   // From before the id moves here: another node that sees it here may ask for the session
   // before the move's answer is in.
   adopting_.try_emplace(client_id);
-  commands_->Command({"EVAL", kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
-                     [this, node, client_id](absl::StatusOr<RedisReply> r) {
-                       if (!r.ok()) {
-                         // What waits for it goes on without; the session is tried again.
-                         Adopted(client_id, std::nullopt);
-                         return RetryLater([this, node, client_id] { Adopt(node, client_id); });
-                       }
-                       if (r->integer != 1) {
-                         // Claimed by a client since: its node took it.
-                         return Adopted(client_id, std::nullopt);
-                       }
-                       TakeRecord(node, client_id, /*clean_start=*/false, /*with_will=*/true,
-                                  [this, client_id](std::optional<SessionSnapshot> s) {
-                                    Adopted(client_id, std::move(s));
-                                  });
-                     });
+  commands_->Command(
+      {"EVAL", again ? kMoveIfOwnerAgain : kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
+      [this, node, client_id](absl::StatusOr<RedisReply> r) {
+        if (!r.ok()) {
+          // What waits for it goes on without; the session is tried again.
+          Adopted(client_id, std::nullopt);
+          return RetryLater([this, node, client_id] {
+            if (StillGone(node)) Adopt(node, client_id, /*again=*/true);
+          });
+        }
+        if (r->integer != 1) {
+          // Claimed by a client since: its node took it.
+          return Adopted(client_id, std::nullopt);
+        }
+        TakeRecord(node, client_id, /*clean_start=*/false, /*with_will=*/true,
+                   [this, client_id](std::optional<SessionSnapshot> s) {
+                     Adopted(client_id, std::move(s));
+                   });
+      });
 }
 
 void ClusterSessions::Adopted(const std::string& client_id, std::optional<SessionSnapshot> s) {

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "backend/session.h"
 #include "state/redis_client.h"
 #include "state/redis_keys.h"
@@ -153,7 +154,10 @@ class ClusterSessions {
   void Recovered();
   // Runs `step` of an adoption again after kAdoptionRetry (Redis failed it), unless stopped.
   void RetryLater(std::function<void()> step);
-  void Adopt(const std::string& node, const std::string& client_id);
+  // `again`: a retry, after a try whose reply was lost.
+  void Adopt(const std::string& node, const std::string& client_id, bool again = false);
+  // Whether a retried step of the adoption of `node` still applies.
+  bool StillGone(const std::string& node) const;
   // The record of an adopted session is read: the session goes to its shard (if there was one),
   // then whatever waited for it.
   void Adopted(const std::string& client_id, std::optional<SessionSnapshot> session);
@@ -172,6 +176,10 @@ class ClusterSessions {
   // Client ids whose sessions were handed over from another node, by that node, until imported.
   absl::flat_hash_map<std::string, std::string> moved_from_;
   bool recovered_ = false;
+  // Until this node's last run is listed: the ids claimed here meanwhile (the list is late, past
+  // the claims' deadline), whose sessions are this run's, not the record's.
+  bool own_listed_ = false;
+  absl::flat_hash_set<std::string> claimed_before_listing_;
   struct WaitingClaim {
     std::string client_id;
     bool clean_start;

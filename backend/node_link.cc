@@ -140,9 +140,11 @@ void NodeLink::Pump() {
     Entry e = std::move(queue_.front());
     queue_.pop_front();
     const Message& m = *e.message;
-    if (m.expired(now)) {
+    if (m.expired(now) && !e.spec.store_retained) {
       // Its expiry passed while it waited for the link (§3.3.2.3.3): the peer would have given
       // it a second more. Dropped, as a session drops it; the publisher need not wait for it.
+      // Not one the peer is to store as retained: it replaces (or deletes) the peer's retained
+      // message of the topic, which would otherwise stay.
       queued_bytes_ -= Cost(e);
       if (e.wait) e.wait->Taken();
       shard_.metrics().Drop(DropReason::kExpired);

@@ -546,6 +546,30 @@ def test_an_adoption_redis_failed_is_tried_again(cluster, clients):
     assert b.metric(RESTORED) == 1
 
 
+def test_a_late_listing_of_a_restarted_nodes_records_leaves_this_runs_alone(cluster, clients,
+                                                                          tmp_path, processes):
+    """A restarted node whose listing of its last run's records fails (an ACL, here) serves its
+    clients after the claims' 2 s, and they write records of this run. The listing, tried again
+    once Redis allows it, must not take those: it used to, and published the will of a client
+    still connected."""
+    a, b, watcher = watched_pair(cluster, clients)
+    crash(a)
+    assert cluster.redis.command("ACL", "SETUSER", "default", "-smembers") == "OK"
+    try:
+        again = restart_broker(a, tmp_path, processes, wait=False)
+        device = wait_for(lambda: listening(clients, again.port), what="the node listening")
+        assert device.connect("dev", will={"topic": "status/dev", "payload": b"offline",
+                                           "qos": 1}).reason() == 0  # after the claims' 2 s
+        wait_for(lambda: recorded(cluster, again, "dev"), what="this run's record")
+    finally:
+        assert cluster.redis.command("ACL", "SETUSER", "default", "+smembers") == "OK"
+    wait_for(lambda: cluster.redis.command("SISMEMBER", f"sb:sessions:{a.name}", "dev") == "1",
+             what="the record listed")
+    watcher.expect_silence(1.5)  # the listing is tried again each second
+    assert recorded(cluster, again, "dev")
+    device.ping()
+
+
 def owner_of(redis, client_id):
     """A function returning the node that owns `client_id`, over one connection to Redis kept
     open (redis-cli would take milliseconds per look)."""
