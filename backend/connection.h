@@ -184,6 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // meanwhile, the newest live message of each topic this client was sent (HandleSubscribe).
   uint32_t subscribes_pending_ = 0;
   absl::flat_hash_map<std::string, Clock::time_point> live_while_subscribing_;
+  bool malformed_forward_logged_ = false;  // once per link
   // This connection is another node's link (client id "$node/..." with sb.link.node).
   std::string link_peer_;
   bool writing_ = false;  // an async_wait for writability is pending

@@ -135,7 +135,20 @@ void Connection::ReleaseAcks() {
 void Connection::HandleForward(mqtt::Publish&& p) {
   // From another node: its checks were made there; route to this node's sessions only.
   std::optional<ReceivedForward> f = DecodeForward(p.properties);
-  if (!f) return ProtocolError(ReasonCode::kProtocolError, "a node link sent a non-forward");
+  if (!f) {
+    // A node of another build (a rolling upgrade), or a bug. Closing the link would bring the
+    // same forward again first, without end, and hold back every publisher behind it: it is
+    // dropped, counted and acknowledged instead, and the link goes on.
+    if (!std::exchange(malformed_forward_logged_, true)) {
+      spdlog::error(
+          "cluster: node {} forwarded a message without the link's properties; dropped "
+          "(are the nodes of one build?)",
+          link_peer_);
+    }
+    shard_.metrics().Drop(DropReason::kMalformedForward);
+    if (p.qos == mqtt::QoS::k1) Send(mqtt::Puback{.packet_id = p.packet_id});
+    return;
+  }
   MessagePtr message = MakeMessage(std::move(p.topic), std::move(p.payload), f->qos, f->retain,
                                    std::move(p.properties), 0, last_packet_at_);
   if (f->spec.store_retained) shard_.broker().RetainLocal(message);

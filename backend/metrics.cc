@@ -10,9 +10,9 @@ namespace backend {
 namespace {
 
 std::string_view DropName(size_t i) {
-  static constexpr std::string_view kNames[] = {"queue_full",     "offline_qos0",
-                                                "expired",        "too_large",
-                                                "not_authorized", "payload_format_invalid"};
+  static constexpr std::string_view kNames[] = {
+      "queue_full",     "offline_qos0",           "expired",          "too_large",
+      "not_authorized", "payload_format_invalid", "malformed_forward"};
   return kNames[i];
 }
 

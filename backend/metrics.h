@@ -31,6 +31,7 @@ enum class DropReason : uint8_t {
   kTooLarge,              // over the client's Maximum Packet Size
   kNotAuthorized,         // publish denied by an access rule
   kPayloadFormatInvalid,  // Payload Format Indicator 1 but not UTF-8
+  kMalformedForward,      // from a node link, without the link's properties (another build)
   kCount
 };
 

@@ -912,6 +912,26 @@ def test_a_client_cannot_pose_as_a_node(cluster, clients, redis_server, password
     assert [m.payload for m in on_b.wait_messages(1)] == [b"real"]
 
 
+def test_a_forward_without_the_links_properties_is_dropped_not_looped(cluster, clients,
+                                                                      redis_server):
+    """A node of another build (a rolling upgrade) may forward what this one cannot read. The link
+    used to be closed for it, and the forward came again first, without end; it is now dropped,
+    counted and acknowledged, and the link goes on."""
+    (a,) = cluster(1)
+    secret = wait_for(lambda: redis_server.command("GET", "sb:cluster-secret"),
+                      what="the cluster's secret written")
+    link = clients.wire(a.port)
+    node_property = props(p_pair(USER_PROPERTY, "sb.link.node", "ghost"))
+    assert link.connect("$node/ghost/0", password=secret.encode(),
+                        properties=node_property).reason() == 0
+    link.publish("t", b"unreadable", qos=1, packet_id=7,
+                 properties=props(p_pair(USER_PROPERTY, "sb.link.shared", "no-newline")))
+    assert link.expect(PUBACK).packet_id() == 7
+    assert a.metric('sb_broker_messages_dropped_total{reason="malformed_forward"}') == 1
+    link.ping()  # still open
+    assert "forwarded a message without the link's properties" in a.log()
+
+
 def test_a_single_broker_has_no_node_links(start_broker, clients):
     broker = start_broker()
     c = clients.wire(broker.port, version=4)
