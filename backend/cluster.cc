@@ -104,8 +104,6 @@ Cluster::Cluster(Broker& broker, asio::io_context& control, const ClusterConfig&
     LoadRetained();
   });
   events_->OnConnect([this] { Resync(/*all=*/true); });
-  std::random_device random;
-  incarnation_ = fmt::format("{:08x}{:08x}", random(), random());
 }
 
 Cluster::~Cluster() {
@@ -205,7 +203,7 @@ void Cluster::Heartbeat() {
     commands_->Command(name_.Command(), [this](absl::StatusOr<RedisReply> r) { name_.Replied(r); });
     commands_->Command(state::HeartbeatCommand(keys_.Nodes(), node_,
                                                std::chrono::milliseconds(config_.node_timeout_ms),
-                                               state::Fence{keys_.Adoption(node_), incarnation_}),
+                                               state::Fence{keys_.Adoption(node_), name_.run()}),
                        [this](absl::StatusOr<RedisReply> r) {
                          if (!r.ok() || stopped_) return;
                          if (r->type == RedisReply::Type::kString) Fenced(r->str);
@@ -254,7 +252,7 @@ void Cluster::Heartbeat() {
 
 void Cluster::Fenced(const std::string& fence) {
   std::string_view adopter(fence);
-  adopter.remove_prefix(std::min(adopter.size(), incarnation_.size() + 1));
+  adopter.remove_prefix(std::min(adopter.size(), name_.run().size() + 1));
   spdlog::critical(
       "cluster: node {} was taken for gone (silent for over {} ms) and {} adopted its sessions; "
       "exiting with status {} to be restarted clean",
@@ -474,7 +472,7 @@ void Cluster::RoutesChanged() {
 }
 
 std::string Cluster::RoutesVersion() const {
-  return fmt::format("{}.{}", incarnation_, routes_changes_);
+  return fmt::format("{}.{}", name_.run(), routes_changes_);
 }
 
 void Cluster::RetainedChanged(const MessagePtr& message) {

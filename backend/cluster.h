@@ -158,6 +158,9 @@ class Cluster {
   state::RedisKeys keys_;
   std::shared_ptr<state::RedisClient> commands_;
   std::shared_ptr<state::RedisClient> events_;
+  // Its run() is this run of the node: a random value per process, so that a restart never
+  // repeats one. It leads this node's routes-version (then a count of changes), so the others
+  // know each run they see go (adopt:NODE names it).
   state::NameClaim name_;
   boost::asio::steady_timer heartbeat_;
   int ticks_ = 0;
@@ -186,10 +189,6 @@ class Cluster {
     std::string synced;
   };
   absl::flat_hash_map<uint32_t, RouteVersions> route_versions_;
-  // This run of the node: a random value per process, so that a restart never repeats one. It
-  // leads this node's routes-version (then a count of changes), so the others know each run
-  // they see go (adopt:NODE names it).
-  std::string incarnation_;
   uint64_t routes_changes_ = 0;
   std::unique_ptr<ClusterSessions> sessions_;
   bool connected_before_ = false;

@@ -46,12 +46,9 @@ constexpr const char* kAppendIfLength =
     "return redis.call('APPEND', KEYS[1], ARGV[1]) end return -1";
 // Sets KEYS[1] to ARGV[2] if it still holds ARGV[1]: a survivor takes a dead node's client id
 // only if nobody claimed it since.
+// 1 also if it is ARGV[2]'s already: a retry whose first try went through, its reply lost (or a
+// claim here took the id first, and with it the record, which this node then finds gone).
 constexpr const char* kMoveIfOwner =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) "
-    "return 1 end return 0";
-// The same, tried again after a failure: 1 also if the id is ARGV[2]'s already (the first try
-// went through, its reply lost).
-constexpr const char* kMoveIfOwnerAgain =
     "local o = redis.call('GET', KEYS[1]) "
     "if o == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end "
     "if o == ARGV[2] then return 1 end return 0";
@@ -440,29 +437,28 @@ bool ClusterSessions::StillGone(const std::string& node) const {
   return node == node_ || !peer_index_(node);
 }
 
-void ClusterSessions::Adopt(const std::string& node, const std::string& client_id, bool again) {
+void ClusterSessions::Adopt(const std::string& node, const std::string& client_id) {
   // From before the id moves here: another node that sees it here may ask for the session
   // before the move's answer is in.
   adopting_.try_emplace(client_id);
-  commands_->Command(
-      {"EVAL", again ? kMoveIfOwnerAgain : kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
-      [this, node, client_id](absl::StatusOr<RedisReply> r) {
-        if (!r.ok()) {
-          // What waits for it goes on without; the session is tried again.
-          Adopted(client_id, std::nullopt);
-          return RetryLater([this, node, client_id] {
-            if (StillGone(node)) Adopt(node, client_id, /*again=*/true);
-          });
-        }
-        if (r->integer != 1) {
-          // Claimed by a client since: its node took it.
-          return Adopted(client_id, std::nullopt);
-        }
-        TakeRecord(node, client_id, /*clean_start=*/false, /*with_will=*/true,
-                   [this, client_id](std::optional<SessionSnapshot> s) {
-                     Adopted(client_id, std::move(s));
-                   });
-      });
+  commands_->Command({"EVAL", kMoveIfOwner, "1", keys_.Owner(client_id), node, node_},
+                     [this, node, client_id](absl::StatusOr<RedisReply> r) {
+                       if (!r.ok()) {
+                         // What waits for it goes on without; the session is tried again.
+                         Adopted(client_id, std::nullopt);
+                         return RetryLater([this, node, client_id] {
+                           if (StillGone(node)) Adopt(node, client_id);
+                         });
+                       }
+                       if (r->integer != 1) {
+                         // Claimed by another node's client since: that node took it.
+                         return Adopted(client_id, std::nullopt);
+                       }
+                       TakeRecord(node, client_id, /*clean_start=*/false, /*with_will=*/true,
+                                  [this, client_id](std::optional<SessionSnapshot> s) {
+                                    Adopted(client_id, std::move(s));
+                                  });
+                     });
 }
 
 void ClusterSessions::Adopted(const std::string& client_id, std::optional<SessionSnapshot> s) {

@@ -154,8 +154,7 @@ class ClusterSessions {
   void Recovered();
   // Runs `step` of an adoption again after kAdoptionRetry (Redis failed it), unless stopped.
   void RetryLater(std::function<void()> step);
-  // `again`: a retry, after a try whose reply was lost.
-  void Adopt(const std::string& node, const std::string& client_id, bool again = false);
+  void Adopt(const std::string& node, const std::string& client_id);
   // Whether a retried step of the adoption of `node` still applies.
   bool StillGone(const std::string& node) const;
   // The record of an adopted session is read: the session goes to its shard (if there was one),

@@ -27,9 +27,6 @@ namespace state {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kFirstBackoff = RedisClient::kFirstBackoff;
-constexpr std::chrono::milliseconds kLastBackoff = RedisClient::kLastBackoff;
-
 std::string RedactRedisUrl(std::string_view url) {
   size_t at = url.rfind('@');
   if (at == std::string_view::npos) return std::string(url);
