@@ -12,7 +12,7 @@ std::unique_ptr<Checker> MakeChecker(const CheckSpec& spec) {
     case CheckKind::kTcp:
       return std::make_unique<TcpChecker>();
     case CheckKind::kMqtt:
-      return std::make_unique<MqttChecker>(spec.mqtt_client_id, spec.proxy_protocol);
+      return std::make_unique<MqttChecker>(spec);
     case CheckKind::kHttp:
       return std::make_unique<HttpChecker>(spec.http_path);
   }

@@ -1,7 +1,8 @@
 // A health checker probes one backend once: the interface, and the factory of the three kinds.
 //
 //   tcp   the backend accepts a TCP connection
-//   mqtt  it answers CONNECT with a successful CONNACK (then gets a DISCONNECT)
+//   mqtt  it answers CONNECT (with credentials, if given) with a successful CONNACK (then gets a
+//         DISCONNECT)
 //   http  GET `path` answers 2xx (e.g. the broker's /healthz on its admin port)
 //
 // A probe is a coroutine on the caller's io_context; it never takes longer than `timeout`.
@@ -11,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace health {
@@ -30,6 +32,10 @@ struct CheckSpec {
   CheckKind kind = CheckKind::kTcp;
   std::string http_path = "/healthz";
   std::string mqtt_client_id = "switchboard-health";
+  // For a broker that refuses anonymous clients. A password only with a user name (MQTT 3.1.1
+  // §3.1.2.9).
+  std::optional<std::string> mqtt_username;
+  std::optional<std::string> mqtt_password;
   // The backend expects a PROXY protocol v2 header first (its pool sends one): an mqtt check then
   // starts with a LOCAL one, as HAProxy's check-send-proxy does.
   bool proxy_protocol = false;

@@ -16,6 +16,19 @@ namespace health {
 
 namespace asio = boost::asio;
 
+MqttChecker::MqttChecker(const CheckSpec& spec)
+    : hello_(spec.proxy_protocol ? net::EncodeProxyV2Local() : std::string()) {
+  // A short keep alive: a broker refuses a 3.1.1 client asking more than its maximum
+  // (mosquitto's max_keepalive, ours max_keepalive_s), and 0 where there is one.
+  mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,
+                             .clean_start = true,
+                             .keep_alive_s = kKeepAliveS,
+                             .client_id = spec.mqtt_client_id,
+                             .username = spec.mqtt_username,
+                             .password = spec.mqtt_password},
+               mqtt::Version::k311, hello_);
+}
+
 asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
                                                 std::chrono::milliseconds timeout) {
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
@@ -24,15 +37,7 @@ asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
         if (std::optional<CheckResult> failed = co_await ConnectTo(socket, target)) {
           co_return *failed;
         }
-        std::string out = proxy_protocol_ ? net::EncodeProxyV2Local() : std::string();
-        // A short keep alive: a broker refuses a 3.1.1 client asking more than its maximum
-        // (mosquitto's max_keepalive, ours max_keepalive_s), and 0 where there is one.
-        mqtt::Encode(mqtt::Connect{.version = mqtt::Version::k311,
-                                   .clean_start = true,
-                                   .keep_alive_s = kKeepAliveS,
-                                   .client_id = client_id_},
-                     mqtt::Version::k311, out);
-        auto [wec, written] = co_await asio::async_write(socket, asio::buffer(out),
+        auto [wec, written] = co_await asio::async_write(socket, asio::buffer(hello_),
                                                          asio::as_tuple(asio::use_awaitable));
         if (wec) co_return CheckResult{.error = "write: " + wec.message()};
         mqtt::StreamDecoder decoder(1024);
@@ -52,7 +57,7 @@ asio::awaitable<CheckResult> MqttChecker::Check(asio::ip::tcp::endpoint target,
             co_return CheckResult{.error = "CONNACK refused: " +
                                            std::string(mqtt::ReasonName(ack->reason))};
           }
-          out.clear();
+          std::string out;
           mqtt::Encode(mqtt::Disconnect{}, mqtt::Version::k311, out);
           co_await asio::async_write(socket, asio::buffer(out),
                                      asio::as_tuple(asio::use_awaitable));

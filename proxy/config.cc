@@ -75,6 +75,14 @@ void ReadHealth(const ConfigTable& h, HealthConfig& out) {
     h.Fail("path", "expected a path like \"/healthz\"");
   if (h.Has("path") && out.kind != health::CheckKind::kHttp)
     h.Fail("path", "only for type = \"http\"");
+  for (auto [key, value] :
+       {std::pair{"username", &out.mqtt_username}, std::pair{"password", &out.mqtt_password}}) {
+    if (!h.Has(key)) continue;
+    *value = h.String(key, "");
+    if (out.kind != health::CheckKind::kMqtt) h.Fail(key, "only for type = \"mqtt\"");
+  }
+  // MQTT 3.1.1 §3.1.2.9: no password without a user name.
+  if (out.mqtt_password && !out.mqtt_username) h.Fail("password", "only with a username");
   health::Policy& p = out.policy;
   p.interval = health::Millis(U32(h, "interval_ms", p.interval.count(), 10, 3'600'000));
   p.fast_interval = health::Millis(

@@ -37,6 +37,7 @@ struct HealthConfig {
   bool active = false;  // false: no [pool.NAME.health] table, passive detection only
   health::CheckKind kind = health::CheckKind::kTcp;
   std::string http_path = "/healthz";
+  std::optional<std::string> mqtt_username, mqtt_password;  // type = "mqtt" only
   health::Policy policy;
   // Passive ejection never takes the share of the pool out of service (ejected, or down) above
   // this, but may always eject one backend: the pool's, where the backend's policy cannot see.

@@ -46,8 +46,9 @@ HealthManager::~HealthManager() {
 namespace {
 
 // The check loop of one backend: wait (interval with jitter), probe, feed the state machine.
-asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
-                                std::function<void(std::optional<health::Event>)> apply) {
+asio::awaitable<void> CheckLoop(
+    std::shared_ptr<HealthManager::Monitor> m,
+    std::function<void(std::optional<health::Event>, std::string_view)> apply) {
   std::mt19937_64 rng(std::random_device{}());
   while (!m->stopped) {
     // A copy: a reload that keeps the checks replaces m->pool (and frees the old one's config)
@@ -87,7 +88,7 @@ asio::awaitable<void> CheckLoop(std::shared_ptr<HealthManager::Monitor> m,
       b.checks_failed.fetch_add(1, std::memory_order_relaxed);
       spdlog::debug("pool {}: check of {} failed: {}", m->pool->name(), b.name(), r.error);
     }
-    apply(b.health.OnCheck(r.ok, Clock::now()));
+    apply(b.health.OnCheck(r.ok, Clock::now()), r.error);
   }
 }
 
@@ -98,7 +99,8 @@ bool SameChecks(const PoolConfig& pool_a, const PoolConfig& pool_b) {
   const HealthConfig &a = pool_a.health, &b = pool_b.health;
   const health::Policy &p = a.policy, &q = b.policy;
   return pool_a.proxy_protocol == pool_b.proxy_protocol && a.active == b.active &&
-         a.kind == b.kind && a.http_path == b.http_path && p.rise == q.rise && p.fall == q.fall &&
+         a.kind == b.kind && a.http_path == b.http_path && a.mqtt_username == b.mqtt_username &&
+         a.mqtt_password == b.mqtt_password && p.rise == q.rise && p.fall == q.fall &&
          p.interval == q.interval && p.fast_interval == q.fast_interval && p.timeout == q.timeout &&
          p.jitter_percent == q.jitter_percent && p.passive_failures == q.passive_failures &&
          p.eject_base == q.eject_base && p.eject_max == q.eject_max;
@@ -163,10 +165,13 @@ std::shared_ptr<HealthManager::Monitor> HealthManager::StartMonitor(
                                       // each other's sessions over.
                                       .mqtt_client_id = fmt::format("sb-health-{}-{}-{}", instance_,
                                                                     pool->name(), backend->name()),
+                                      .mqtt_username = h.mqtt_username,
+                                      .mqtt_password = h.mqtt_password,
                                       .proxy_protocol = pool->config().proxy_protocol});
     asio::co_spawn(
         control_,
-        CheckLoop(m, [this, raw = m.get()](std::optional<health::Event> e) { Apply(*raw, e); }),
+        CheckLoop(m, [this, raw = m.get()](std::optional<health::Event> e,
+                                           std::string_view why) { Apply(*raw, e, why); }),
         asio::detached);
   }
   return m;
@@ -209,7 +214,7 @@ void HealthManager::Stop() {
   Watch({});
 }
 
-void HealthManager::Apply(Monitor& m, std::optional<health::Event> event) {
+void HealthManager::Apply(Monitor& m, std::optional<health::Event> event, std::string_view why) {
   if (!event) return;
   BackendState& b = *m.backend;
   Clock::time_point now = Clock::now();
@@ -217,8 +222,9 @@ void HealthManager::Apply(Monitor& m, std::optional<health::Event> event) {
   bool is = b.health.available(now);
   b.available.store(is);
   b.transitions.fetch_add(1, std::memory_order_relaxed);
-  spdlog::info("pool {}: backend {} {} ({})", m.pool->name(), b.name(), health::EventName(*event),
-               is ? "available" : "not available");
+  spdlog::info("pool {}: backend {} {} ({}){}{}", m.pool->name(), b.name(),
+               health::EventName(*event), is ? "available" : "not available",
+               why.empty() ? "" : ": ", why);
   auto self = monitors_.find(&b);
   if (self == monitors_.end()) return;
   if (*event == health::Event::kEjected) ScheduleEjectionEnd(self->second);
@@ -281,7 +287,7 @@ void HealthManager::ReportConnectFailure(const std::shared_ptr<BackendState>& ba
                      m.pool->name(), backend->name(), m.pool->config().health.max_ejection_percent);
       }
     }
-    Apply(m, event);
+    Apply(m, event, "connections to it failed in a row");
   });
 }
 

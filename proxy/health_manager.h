@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "health/health_state.h"
 #include "proxy/pool.h"
@@ -41,7 +42,8 @@ class HealthManager {
  private:
   std::shared_ptr<Monitor> StartMonitor(const std::shared_ptr<const Pool>& pool,
                                         const std::shared_ptr<BackendState>& backend);
-  void Apply(Monitor& m, std::optional<health::Event> event);
+  // `why`: what the last check or connect said, for the log, if it failed.
+  void Apply(Monitor& m, std::optional<health::Event> event, std::string_view why = {});
   void ScheduleEjectionEnd(const std::shared_ptr<Monitor>& m);
   void RampSlowStart(const std::shared_ptr<Monitor>& m);
 

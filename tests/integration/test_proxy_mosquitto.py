@@ -1,6 +1,7 @@
 """The proxy in front of brokers that are not ours: mosquitto, checked with MQTT health checks
 (CONNECT, CONNACK, DISCONNECT), with mosquitto_pub and mosquitto_sub as clients."""
 import contextlib
+import getpass
 import re
 import subprocess
 
@@ -72,6 +73,29 @@ def test_mosquitto_behind_the_proxy(start_mosquitto, start_proxy, tmp_path):
     before = proxy.backends()[survivor]["connections_total"]
     pub_sub_through(proxy, "after/kill", "second")
     assert proxy.backends()[survivor]["connections_total"] >= before + 2
+
+
+def test_mqtt_checks_log_in_to_a_broker_that_refuses_anonymous_clients(start_mosquitto,
+                                                                      start_proxy, tmp_path):
+    """With a user name and password the checks' CONNECT is accepted; without, the broker is
+    down and the log says why."""
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", passwords, "probe", "s3cret"], check=True)
+    # Started as root, mosquitto would read the file as user mosquitto, outside the test's
+    # directory: it keeps the user it was started as.
+    m1 = start_mosquitto("m1", extra=f"user {getpass.getuser()}\nallow_anonymous false\n"
+                                     f"password_file {passwords}\n")
+    credentials = {"username": "probe", "password": "s3cret"}
+    proxy = start_proxy({"anonymous": pool(backend(m1.port, name="m1"), health=MQTT_HEALTH),
+                         "known": pool(backend(m1.port, name="m1"),
+                                       health={**MQTT_HEALTH, **credentials})})
+    proxy.wait_state("m1", "down", timeout=3, pool_name="anonymous")
+    assert "backend m1 down (not available): CONNACK refused: not_authorized" in proxy.log()
+    wait_for(lambda: proxy.backend_metric("sb_proxy_backend_checks_total", "m1", "known") >= 3,
+             what="checks with credentials")
+    assert proxy.backend_metric("sb_proxy_backend_checks_failed_total", "m1", "known") == 0
+    assert proxy.state("m1", pool_name="known") == "up"
+    assert "s3cret" not in proxy.log()
 
 
 def test_mqtt_3_1_clients_reach_mosquitto_and_our_broker(start_mosquitto, start_broker,

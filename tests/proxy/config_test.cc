@@ -257,6 +257,19 @@ TEST(ProxyConfigTest, CheckPathOnlyForHttp) {
   EXPECT_THAT(Error(text), HasSubstr("pool.brokers.health.path: only for type = \"http\""));
 }
 
+TEST(ProxyConfigTest, CheckCredentialsOnlyForMqtt) {
+  std::string mqtt = std::string(kMinimal) + "[pool.brokers.health]\ntype = \"mqtt\"\n";
+  absl::StatusOr<ProxyConfig> c =
+      ParseProxyConfig(mqtt + "username = \"probe\"\npassword = \"s3cret\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pools.at("brokers").health.mqtt_username, "probe");
+  EXPECT_EQ(c->pools.at("brokers").health.mqtt_password, "s3cret");
+  EXPECT_THAT(Error(mqtt + "password = \"s3cret\"\n"),
+              HasSubstr("pool.brokers.health.password: only with a username"));
+  EXPECT_THAT(Error(std::string(kMinimal) + "[pool.brokers.health]\nusername = \"probe\"\n"),
+              HasSubstr("pool.brokers.health.username: only for type = \"mqtt\""));
+}
+
 TEST(ProxyConfigTest, HashKeyOnlyForSourceHash) {
   EXPECT_THAT(Error(WithPoolKey("hash_key = \"source-ip\"")),
               HasSubstr("pool.brokers.hash_key: only for strategy = \"source-hash\""));
