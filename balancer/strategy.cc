@@ -7,14 +7,14 @@
 
 namespace balancer {
 
-std::unique_ptr<Strategy> MakeStrategy(StrategyKind kind) {
+std::unique_ptr<Strategy> MakeStrategy(StrategyKind kind, uint32_t maglev_table_size) {
   switch (kind) {
     case StrategyKind::kWeightedRoundRobin:
       return std::make_unique<WeightedRoundRobin>();
     case StrategyKind::kLeastConnections:
       return std::make_unique<LeastConnections>();
     case StrategyKind::kSourceHash:
-      return std::make_unique<SourceHash>();
+      return std::make_unique<SourceHash>(maglev_table_size);
   }
   return nullptr;
 }

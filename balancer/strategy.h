@@ -52,7 +52,8 @@ class Strategy {
 
 enum class StrategyKind { kWeightedRoundRobin, kLeastConnections, kSourceHash };
 
-std::unique_ptr<Strategy> MakeStrategy(StrategyKind kind);
+// `maglev_table_size`: source-hash's table, a prime (MaglevTable).
+std::unique_ptr<Strategy> MakeStrategy(StrategyKind kind, uint32_t maglev_table_size);
 
 // True when `i` may be chosen: eligible, with weight, and not excluded.
 inline bool Choosable(const PoolView& pool, std::span<const bool> exclude, size_t i) {

@@ -115,6 +115,12 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
   if (t.Has("hash_key") && p.strategy != balancer::StrategyKind::kSourceHash) {
     t.Fail("hash_key", "only for strategy = \"source-hash\"");
   }
+  // Envoy's bounds for its Maglev table.
+  p.maglev_table_size = U32(t, "maglev_table_size", p.maglev_table_size, 2, 5'000'011);
+  if (!balancer::IsPrime(p.maglev_table_size)) t.Fail("maglev_table_size", "expected a prime");
+  if (t.Has("maglev_table_size") && p.strategy != balancer::StrategyKind::kSourceHash) {
+    t.Fail("maglev_table_size", "only for strategy = \"source-hash\"");
+  }
   p.sticky = t.Bool("sticky", p.sticky);
   p.sticky_ttl_s = U32(t, "sticky_ttl_s", p.sticky_ttl_s, 1, 30 * 86'400);
   p.retries = U32(t, "retries", p.retries, 0, 100);

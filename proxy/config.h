@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "balancer/maglev.h"
 #include "balancer/strategy.h"
 #include "base/host_port.h"
 #include "health/checker.h"
@@ -48,6 +49,7 @@ struct PoolConfig {
   std::string name;
   balancer::StrategyKind strategy = balancer::StrategyKind::kLeastConnections;
   HashKey hash_key = HashKey::kClientId;
+  uint32_t maglev_table_size = balancer::MaglevTable::kDefaultSize;  // source-hash: a prime
   bool sticky = false;
   uint32_t sticky_ttl_s = 1800;
   uint32_t retries = 3;

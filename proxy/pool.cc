@@ -29,7 +29,9 @@ std::shared_ptr<BackendState> Pool::Find(std::string_view backend_name) const {
 }
 
 PoolPicker::PoolPicker(std::shared_ptr<const Pool> pool)
-    : pool_(std::move(pool)), strategy_(balancer::MakeStrategy(pool_->config().strategy)) {}
+    : pool_(std::move(pool)),
+      strategy_(
+          balancer::MakeStrategy(pool_->config().strategy, pool_->config().maglev_table_size)) {}
 
 uint32_t PoolPicker::EffectiveWeight(const BackendState& b, const PoolConfig& config,
                                      int64_t now_ns) {

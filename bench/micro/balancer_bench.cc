@@ -23,7 +23,7 @@ struct Pool {
 
 void PickBench(benchmark::State& state, balancer::StrategyKind kind) {
   Pool pool(static_cast<int>(state.range(0)));
-  auto strategy = balancer::MakeStrategy(kind);
+  auto strategy = balancer::MakeStrategy(kind, balancer::MaglevTable::kDefaultSize);
   balancer::PoolView view{pool.views, 1};
   std::vector<std::string> keys;
   for (int i = 0; i < 1024; ++i)

@@ -100,6 +100,16 @@ def test_source_hash_on_client_id_follows_weights(brokers, start_proxy, conns):
         assert abs(counts[name] - CLIENTS * share) <= 4 * sigma + 0.01 * CLIENTS, counts
 
 
+def test_the_maglev_table_has_the_configured_size(brokers, start_proxy, conns):
+    # Two slots for three backends: one backend has no slot, so no client reaches it (with the
+    # default 65,537 slots each gets about a third of them).
+    bs = brokers(3)
+    proxy = start_proxy({"p": pool(*bs, strategy="source-hash", maglev_table_size=2)})
+    hold_clients(proxy, conns, 30, "tiny")
+    counts = broker_counts(bs, 30)
+    assert sorted(counts.values())[0] == 0 and len(counts) == 3, counts
+
+
 def test_a_full_backend_is_skipped_and_a_full_pool_refuses(brokers, start_proxy, conns):
     b1, b2 = brokers(2)
     limited = [{**backend(b1), "max_connections": 2}, {**backend(b2), "max_connections": 3}]

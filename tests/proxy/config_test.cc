@@ -275,6 +275,17 @@ TEST(ProxyConfigTest, HashKeyOnlyForSourceHash) {
               HasSubstr("pool.brokers.hash_key: only for strategy = \"source-hash\""));
 }
 
+TEST(ProxyConfigTest, MaglevTableSizeIsAPrimeForSourceHash) {
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(
+      WithPoolKey("strategy = \"source-hash\"\nmaglev_table_size = 251"), "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pools.at("brokers").maglev_table_size, 251u);
+  EXPECT_THAT(Error(WithPoolKey("strategy = \"source-hash\"\nmaglev_table_size = 65536")),
+              HasSubstr("pool.brokers.maglev_table_size: expected a prime"));
+  EXPECT_THAT(Error(WithPoolKey("maglev_table_size = 251")),
+              HasSubstr("pool.brokers.maglev_table_size: only for strategy = \"source-hash\""));
+}
+
 TEST(ProxyConfigTest, NoSlowStartForSourceHash) {
   EXPECT_THAT(Error(WithPoolKey("strategy = \"source-hash\"\nslow_start_s = 30")),
               HasSubstr("pool.brokers.slow_start_s: not for strategy = \"source-hash\""));
