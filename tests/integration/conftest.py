@@ -92,16 +92,40 @@ def http_get(url, timeout=2.0):
         return None, str(e)
 
 
+class Samples(dict):
+    """The samples of a /metrics page, {'name{labels}': value}, and `families`: the names of its
+    metric families (those of its TYPE lines), samples or not."""
+    families = frozenset()
+
+
 def fetch_metrics(url):
-    """The samples of a Prometheus /metrics page as {'name{labels}': value}."""
+    """The samples of a Prometheus /metrics page as a Samples."""
     status, body = http_get(url)
     assert status == 200, body
-    samples = {}
+    samples = Samples()
+    families = set()
     for line in body.splitlines():
-        if line and not line.startswith("#"):
+        if line.startswith("# TYPE "):
+            families.add(line.split(" ")[2])
+        elif line and not line.startswith("#"):
             key, value = line.rsplit(" ", 1)
             samples[key] = float(value)
+    samples.families = frozenset(families)
     return samples
+
+
+def sample(samples, key, absent=None):
+    """One sample of a /metrics page: an error when the page has none of that name, so that a
+    test's "is 0" cannot pass on a metric that was renamed or never existed. `absent`: the value
+    of a sample that a family which leaves out zeros (by reason code, say) does not list; the
+    family must exist."""
+    if key in samples:
+        return samples[key]
+    family = key.split("{", 1)[0]
+    if absent is not None and family in samples.families:
+        return absent
+    near = sorted(k for k in samples if k.startswith(family))
+    raise AssertionError(f"no sample {key} in /metrics; of that family: {near or 'none'}")
 
 
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
@@ -195,8 +219,8 @@ class Broker(Process):
     def metrics(self):
         return fetch_metrics(f"http://127.0.0.1:{self.admin_port}/metrics")
 
-    def metric(self, key):
-        return self.metrics().get(key, 0.0)
+    def metric(self, key, absent=None):
+        return sample(self.metrics(), key, absent)
 
     def wait_metric(self, key, value, timeout=5.0):
         """Waits until the metric `key` equals `value`."""

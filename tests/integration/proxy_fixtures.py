@@ -30,7 +30,7 @@ import paho.mqtt.client as paho
 import pytest
 
 import conftest
-from conftest import BIN, Broker, Process, fetch_metrics, free_port, http_get, wait_for
+from conftest import BIN, Broker, Process, fetch_metrics, free_port, http_get, sample, wait_for
 from mqtt_wire import WireClient
 
 
@@ -212,8 +212,8 @@ class Proxy(Process):
     def metrics(self):
         return fetch_metrics(self.url("/metrics"))
 
-    def metric(self, key):
-        return self.metrics().get(key, 0.0)
+    def metric(self, key, absent=None):
+        return sample(self.metrics(), key, absent)
 
     def backend_metric(self, family, backend_name, pool_name):
         return self.metric(f'{family}{{pool="{pool_name}",backend="{backend_name}"}}')
