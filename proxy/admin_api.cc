@@ -120,7 +120,9 @@ std::string Metrics(const Proxy& proxy) {
     double (*value)(const BackendState&);
   };
   static const Gauge kBackend[] = {
-      {"sb_proxy_backend_up", "gauge", "1 if the backend may be chosen (up, not ejected).",
+      {"sb_proxy_backend_up", "gauge",
+       "1 while this proxy's checks find the backend up and passive detection has not ejected "
+       "it (sb_proxy_backend_state says whether it may be chosen).",
        [](const BackendState& b) { return b.available.load() ? 1.0 : 0.0; }},
       {"sb_proxy_backend_draining", "gauge", "1 while drained by an operator.",
        [](const BackendState& b) { return b.draining.load() ? 1.0 : 0.0; }},
@@ -162,6 +164,18 @@ std::string Metrics(const Proxy& proxy) {
     for (const auto& [pool_name, pool] : proxy.pools()) {
       for (const auto& b : pool->backends()) {
         m.Sample(g.name, g.value(*b), {{"pool", pool_name}, {"backend", b->name()}});
+      }
+    }
+  }
+  m.Family("sb_proxy_backend_state", "gauge",
+           "1 for the backend's state, as /api/pools says it: up, draining (by an operator), "
+           "ejected (passive detection) or down (checks, or the tier's verdict).");
+  for (const auto& [pool_name, pool] : proxy.pools()) {
+    for (const auto& b : pool->backends()) {
+      std::string_view state = b->StateName();
+      for (std::string_view s : {"up", "draining", "ejected", "down"}) {
+        m.Sample("sb_proxy_backend_state", state == s ? 1.0 : 0.0,
+                 {{"pool", pool_name}, {"backend", b->name()}, {"state", s}});
       }
     }
   }

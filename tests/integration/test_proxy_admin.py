@@ -5,8 +5,10 @@ import socket
 
 import pytest
 
-from conftest import http_get, wait_for
-from proxy_fixtures import brokers, conns, is_open, pool, start_proxy  # noqa: F401 (fixtures)
+from conftest import free_port, http_get, wait_for
+from mqtt_wire import PUBLISH, connect_packet, packet, string
+from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, is_open, pool,  # noqa: F401
+                            start_proxy)
 
 
 def connect(proxy, conns, client_id):
@@ -99,6 +101,43 @@ def test_unknown_backend_action_and_method(brokers, start_proxy):
     assert http_get(proxy.url("/nothing-here"))[0] == 404
     assert proxy.state("b1") == "up"
     wait_for(lambda: http_get(proxy.url("/healthz")) == (200, "ok\n"), what="healthz")
+
+
+def test_backend_metrics_follow_the_traffic_and_the_state(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    proxy = start_proxy({"p": pool(b1, backend(free_port(), name="dead"), health=FAST_HEALTH)})
+    proxy.wait_state("dead", "down")
+
+    def m(family, name):
+        return proxy.backend_metric(family, name, "p")
+
+    def states(name):
+        return {s: proxy.metric(f'sb_proxy_backend_state{{pool="p",backend="{name}",state="{s}"}}')
+                for s in ("up", "draining", "ejected", "down")}
+
+    assert states("dead") == {"up": 0, "draining": 0, "ejected": 0, "down": 1}
+    assert states("b1") == {"up": 1, "draining": 0, "ejected": 0, "down": 0}
+    assert m("sb_proxy_backend_up", "dead") == 0 and m("sb_proxy_backend_up", "b1") == 1
+    assert m("sb_proxy_backend_transitions_total", "dead") == 1  # went down
+    assert m("sb_proxy_backend_transitions_total", "b1") == 0  # backends start up
+    wait_for(lambda: m("sb_proxy_backend_checks_total", "b1") >= 1, what="a check of b1")
+    assert 0 < m("sb_proxy_backend_check_latency_seconds", "b1") <= 0.15  # timeout_ms
+
+    c = conns.wire(proxy.port, version=4)
+    assert c.connect("metered").reason() == 0
+    publish = packet(PUBLISH, 0, string("m/1") + b"x" * 1000)
+    c.send(publish)
+    sent = len(connect_packet("metered", version=4)) + len(publish)
+    wait_for(lambda: m("sb_proxy_backend_bytes_to_backend_total", "b1") == sent,
+             what=f"{sent} bytes to b1")
+    assert m("sb_proxy_backend_bytes_to_client_total", "b1") == 4  # the 3.1.1 CONNACK
+    assert m("sb_proxy_backend_connections_total", "b1") == 1
+    assert m("sb_proxy_backend_active_connections", "b1") == 1
+    assert m("sb_proxy_backend_bytes_to_backend_total", "dead") == 0
+
+    assert proxy.post("/api/backends/b1/drain")[0] == 200
+    assert states("b1") == {"up": 0, "draining": 1, "ejected": 0, "down": 0}
+    assert m("sb_proxy_backend_up", "b1") == 1  # its checks still find it up
 
 
 @pytest.mark.parametrize("request_bytes,status", [
