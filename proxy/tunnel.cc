@@ -69,15 +69,16 @@ void Tunnel::OnEvents(RawSocket& s, uint32_t) {
 
 bool Tunnel::Flush(Direction& d) {
   ssize_t n = ::send(d.to->fd(), d.pending.data(), d.pending.size(), MSG_NOSIGNAL);
-  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Failed(*d.to);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return WriteFailed(d);
   size_t written = n > 0 ? static_cast<size_t>(n) : 0;
+  // Progress, however little, is activity: a slow reader is not an idle one.
+  if (written > 0) last_activity_ = Clock::now();
   d.pending.erase(0, written);
   if (!d.pending.empty()) {
     d.to->writable = false;
     return true;
   }
   std::string().swap(d.pending);  // an idle direction holds no buffer
-  last_activity_ = Clock::now();
   // Lingering, the broker's last bytes were waiting: its end of stream follows them.
   if (&d == &down_ && lingering_) ::shutdown(client_->fd(), SHUT_WR);
   return true;
@@ -90,6 +91,21 @@ bool Tunnel::Failed(const RawSocket& s) {
   if (!half_close_ && &s == backend_.get() && !lingering_) return Linger();
   Close();
   return false;
+}
+
+bool Tunnel::WriteFailed(Direction& d) {
+  // A broker that resets the connection (it closed with the client's bytes unread) may have said
+  // why just before: a DISCONNECT with its reason, which lies in its socket ahead of the error.
+  // When the reset comes while the client's bytes wait to be written, writing them fails first;
+  // lingering then would close the broker's socket with those last words unread. So the client's
+  // bytes are dropped from now on, and the broker's read on: the error ends its stream there.
+  if (!half_close_ && &d == &up_ && !lingering_) {
+    up_.discard = true;
+    std::string().swap(up_.pending);
+    backend_->readable = true;
+    return Pump(down_);
+  }
+  return Failed(*d.to);
 }
 
 bool Tunnel::Pump(Direction& d) {
@@ -109,7 +125,7 @@ bool Tunnel::Pump(Direction& d) {
     }
     if (n == 0) return EndOfStream(d);
     auto got = static_cast<size_t>(n);
-    if (lingering_) continue;  // read to be dropped: the backend is gone
+    if (lingering_ || d.discard) continue;  // read to be dropped: the backend is gone
     // A short read: drained for now. When the peer has closed (its FIN is queued behind all its
     // data), drained means the end of stream, which is taken as read without a recv returning 0
     // (unless an error came too: that one is for the read to report).
@@ -131,7 +147,7 @@ bool Tunnel::Pump(Direction& d) {
     d.counter->fetch_add(got, std::memory_order_relaxed);
     last_activity_ = Clock::now();
     ssize_t w = ::send(d.to->fd(), buffer.data(), got, MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Failed(*d.to);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return WriteFailed(d);
     auto written = w > 0 ? static_cast<size_t>(w) : 0;
     if (written < got) {
       d.pending.assign(buffer.data() + written, got - written);

@@ -15,7 +15,8 @@
 // End of stream: in tcp mode it is passed on as a half-close and the other direction goes on; in
 // mqtt mode, which has no half-close, the backend's end of stream ends the session (the client's
 // is passed on, and the broker closes in turn), and so does an error on the backend's socket (a
-// broker that resets: what it sent before still reaches the client). Any other error, the idle
+// broker that resets: what it sent before still reaches the client, even when a write to it
+// failed first). Any other error, the idle
 // timeout or Close() ends both at once.
 //
 // Passive health hears of the connection from the tunnel, not at the TCP connect: a backend that
@@ -87,6 +88,7 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
     std::string pending;  // read but not yet written
     uint64_t bytes = 0;
     bool eof = false;
+    bool discard = false;  // the destination failed: what is read is dropped
   };
 
   void OnEvents(RawSocket& s, uint32_t events) override;
@@ -101,6 +103,9 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   // A read from or a write to `s` failed: closes the tunnel, or, for the broker's socket in mqtt
   // mode, lingers. False.
   bool Failed(const RawSocket& s);
+  // Writing `d` on failed: Failed, but for a write to the broker in mqtt mode, which first reads
+  // on what the broker sent before it failed (see tunnel.cc). False when the tunnel closed.
+  bool WriteFailed(Direction& d);
   bool RefusedAtOnce() const;
   // Reports the backend's verdict to passive health, once.
   void Judge(bool ok);

@@ -1,6 +1,8 @@
 """An MQTT listener's gate: the first packet must be a CONNECT arriving within connect_timeout_ms
 (MQTT 3.1.1 and 5.0 §3.1: anything else closes the connection), each refusal counted by reason;
 and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone."""
+import contextlib
+import signal
 import socket
 import threading
 import time
@@ -8,8 +10,8 @@ import time
 import pytest
 
 from conftest import wait_for
-from mqtt_wire import (AUTH, AUTHENTICATION_METHOD, CONNACK, PUBLISH, SERVER_KEEP_ALIVE,
-                       connect_packet, p_str, p_u16, packet, props, string)
+from mqtt_wire import (AUTH, AUTHENTICATION_METHOD, CONNACK, DISCONNECT, PUBLISH,
+                       SERVER_KEEP_ALIVE, connect_packet, p_str, p_u16, packet, props, string)
 from proxy_fixtures import (backend, brokers, conns, is_closed, is_open, pool,  # noqa: F401
                             start_proxy)
 
@@ -270,6 +272,49 @@ def test_the_brokers_last_words_reach_a_client_still_sending(start_broker, start
     while chunk := c.sock.recv(65536):  # a reset raises
         answer += chunk
     assert answer[0] == 0xE0 and answer[2] == 0x95, answer  # DISCONNECT, packet too large
+
+
+def test_the_brokers_last_words_survive_a_failed_write_to_it(start_proxy, conns):
+    """A broker that stops reading, says why and closes resets the connection (the client's
+    bytes lie unread). When the proxy learns of the reset while it holds client bytes for the
+    broker, the write fails before the broker's last bytes are read: they reached the client
+    all the same. Before, the failed write closed the broker's socket with them unread. The
+    broker is scripted here, and the proxy stopped while it speaks, so that the proxy finds its
+    words and the reset at once."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        proxy = start_proxy({"p": pool(backend(listener.getsockname()[1], name="scripted"))})
+        c = conns.wire(proxy.port, version=5)
+        hello = connect_packet("last-words", version=5)
+        c.send(hello)
+        listener.settimeout(5)
+        broker, _ = listener.accept()
+        with broker:
+            broker.settimeout(5)
+            got = b""
+            while len(got) < len(hello):
+                got += broker.recv(len(hello) - len(got))
+            broker.sendall(packet(CONNACK, 0, b"\x00\x00" + props()))
+            assert c.expect(CONNACK).reason() == 0
+            # The broker reads no more: the client's bytes pile up in the proxy.
+            c.sock.setblocking(False)
+            flood = packet(PUBLISH, 0, string("t") + props() + bytes(32_000_000))
+            sent = 0
+            with pytest.raises(BlockingIOError):
+                while sent < len(flood):
+                    sent += c.sock.send(flood[sent:])
+            proxy.signal(signal.SIGSTOP)
+            try:
+                broker.sendall(packet(DISCONNECT, 0, b"\x95" + props()))  # packet too large
+            finally:
+                broker.close()  # with bytes unread: a reset
+                proxy.signal(signal.SIGCONT)
+    c.sock.settimeout(5)
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):  # once the proxy stops dropping its bytes
+        while chunk := c.sock.recv(65536):
+            answer += chunk
+    assert answer == packet(DISCONNECT, 0, b"\x95" + props())
 
 
 def test_max_connections_closes_the_excess_at_once(brokers, start_proxy, conns):
