@@ -323,7 +323,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   std::vector<std::shared_ptr<BackendState>> tried;
   std::shared_ptr<RawSocket> backend;
   bool local_failure = false;
-  uint64_t shutdowns_before = 0;  // the chosen backend's, when its connect began
+  uint64_t shutdowns_before = 0;  // the chosen backend's, when it was chosen
   Claim claim;
   for (uint32_t attempt = 0; attempt <= config.retries; ++attempt) {
     if (chosen == nullptr) {
@@ -331,6 +331,9 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       if (picker != nullptr) chosen = picker->Pick(key, tried);
     }
     if (chosen == nullptr) break;
+    // Before any wait: a backend taken down meanwhile (on_down closing its sessions before this
+    // one exists) shows as a change of this count once the tunnel is registered.
+    shutdowns_before = chosen->shutdowns.load();
     claim.To(chosen);
     if (sticky && !bound) {
       // A new client: record the choice, unless another proxy has just recorded another one for
@@ -340,11 +343,11 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       std::shared_ptr<BackendState> b = pool.Find(*bound);
       if (b != nullptr && b != chosen && b->usable() && !b->full()) {
         chosen = b;
+        shutdowns_before = chosen->shutdowns.load();
         claim.To(chosen);
       }
     }
     local_failure = false;  // the last connect says why the client is not served
-    shutdowns_before = chosen->shutdowns.load();
     BackendConnection c =
         co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
     if (c.local_error != 0) {
