@@ -133,6 +133,26 @@ def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, 
         assert proxy.active() == {"dead": 0, "b1": 9, "b2": 9}
 
 
+def test_retries_is_the_number_of_further_backends_tried(brokers, start_proxy, conns):
+    (b1,) = brokers(1)
+    holder, port = dead_port()
+    with holder:
+        # Round robin on one thread alternates dead and b1; passive ejection off, so that dead
+        # stays in the rotation.
+        settings = {"strategy": "weighted-round-robin", "passive": {"failures": 0}}
+        proxy = start_proxy({"p": pool(backend(port, name="dead"), b1, retries=0, **settings)},
+                            threads=1)
+        reasons = [conns.wire(proxy.port, version=5).connect(f"once-{i}").reason()
+                   for i in range(4)]
+        assert sorted(reasons) == [0, 0, 0x88, 0x88], reasons  # no second try
+        assert proxy.rejected("no_backend") == 2
+        proxy.reload({"p": pool(backend(port, name="dead"), b1, retries=1, **settings)})
+        for i in range(4):
+            assert conns.wire(proxy.port, version=5).connect(f"twice-{i}").reason() == 0
+        assert proxy.rejected("no_backend") == 2
+        assert proxy.active() == {"dead": 0, "b1": 6}
+
+
 def test_passive_ejection_takes_at_most_half_of_the_pool_out(brokers, start_proxy, conns):
     # Two of three backends refuse at once (a blip on their network, say). max_ejection_percent,
     # 50 by default, lets passive detection take one of them out, not both: a pool never empties

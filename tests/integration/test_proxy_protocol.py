@@ -43,3 +43,15 @@ def test_mqtt_health_checks_send_a_local_header(start_broker, start_proxy, conns
     assert proxy.state("b1") == "up"
     assert b1.metric('sb_broker_connections_rejected_total{reason="proxy_protocol"}') == 0
     assert conns.wire(proxy.port).connect("checked").reason() == 0
+
+
+def test_the_broker_knows_the_client_by_the_headers_address(start_broker, start_proxy, conns):
+    # The broker's connection comes from the proxy; the header names the client: 127.0.0.7 here.
+    b1 = start_broker("[broker]\nproxy_protocol = true\n", name="b1")
+    b1.name = "b1"
+    proxy = start_proxy({"brokers": pool(backend(b1, check=None), proxy_protocol=True)})
+    first = conns.wire(proxy.port, source_ip="127.0.0.7")
+    assert first.connect("known").reason() == 0
+    # A second CONNECT is a protocol error, which the broker logs with the client's address.
+    first.send(connect_packet("known"))
+    wait_for(lambda: "known (127.0.0.7:" in b1.log(), what="the client's address in b1's log")

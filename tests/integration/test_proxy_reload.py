@@ -60,6 +60,23 @@ def test_reload_adds_and_removes_backends_keeping_connections(brokers, start_pro
     assert b3.metric("sb_broker_connections") == 4
 
 
+def test_reload_changes_the_strategy_keeping_connections(brokers, start_proxy, conns):
+    b1, b2, b3 = brokers(3)
+    proxy = start_proxy({"p": pool(b1, b2, b3, strategy="weighted-round-robin")}, threads=1)
+    placed = place(proxy, conns, 6, "before")
+    assert {n: len(c) for n, c in placed.items()} == {"b1": 2, "b2": 2, "b3": 2}
+
+    # Every client here comes from 127.0.0.1: hashing the source address sends all to one.
+    proxy.reload({"p": pool(b1, b2, b3, strategy="source-hash", hash_key="source-ip")})
+    assert proxy.pools()["pools"][0]["strategy"] == "source-hash"
+    for name, clients in placed.items():
+        for i, c in enumerate(clients):
+            round_trip(c, f"kept/{name}/{i}")
+    fresh = place(proxy, conns, 6, "after")
+    assert [len(c) for c in fresh.values()] == [6], fresh.keys()
+    assert sum(proxy.active().values()) == 12
+
+
 def test_a_new_check_address_moves_the_checks_and_keeps_the_clients(brokers, start_proxy, conns):
     # Only b2's check address changes, to a port where nothing listens: b2 stays the same backend,
     # its client stays connected (a dropped backend's would be closed within the 200 ms jitter),

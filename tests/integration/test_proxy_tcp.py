@@ -90,6 +90,30 @@ def test_half_close_passes_the_end_of_stream_and_keeps_receiving(start_proxy, co
     wait_for(lambda: proxy.active("echo") == {"echo": 0}, what="the tunnel closed")
 
 
+def test_a_service_that_ends_first_still_hears_the_client(start_proxy, conns):
+    # The other way round: the service says its piece and half-closes; the client gets it and
+    # the end of stream, and what it sends afterwards still reaches the service.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5)
+        proxy = start_proxy({"svc": pool(backend(listener.getsockname()[1], name="svc"))},
+                            [{"name": "tcp", "protocol": "tcp", "pool": "svc"}])
+        s = conns.socket(proxy.port)
+        service, _ = listener.accept()
+        with service:
+            service.sendall(b"greeting")
+            service.shutdown(socket.SHUT_WR)
+            assert recv_until(s, 100) == b"greeting"
+            s.settimeout(2)
+            assert s.recv(1) == b""  # the end of stream, not a timeout
+            s.sendall(b"the client's answer")
+            s.shutdown(socket.SHUT_WR)
+            assert recv_until(service, 100) == b"the client's answer"
+            service.settimeout(2)
+            assert service.recv(1) == b""
+    assert is_closed(s, timeout=2)
+    wait_for(lambda: proxy.active("svc") == {"svc": 0}, what="the tunnel closed")
+
+
 def test_idle_tunnel_is_closed_after_idle_timeout(start_proxy, conns, echo_server):
     proxy = tcp_proxy(start_proxy, echo_server, idle_timeout_s=1)
     busy = conns.socket(proxy.port)
