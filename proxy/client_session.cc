@@ -17,6 +17,7 @@
 #include "mqtt/error.h"
 #include "net/local_shortage.h"
 #include "net/proxy_protocol.h"
+#include "proxy/access_log.h"
 #include "proxy/connack_reader.h"
 #include "proxy/tunnel.h"
 #include "proxy/worker.h"
@@ -123,10 +124,64 @@ asio::awaitable<void> Refuse(const std::shared_ptr<RawSocket>& client, mqtt::Rea
   }
 }
 
+// A client connection while it is set up. It counts as one of the listener's active connections
+// from Admit() until it ends here, or until the tunnel that takes it over ends (its close hook
+// undoes the count then). With the listener's access log, a connection that ends here gets its
+// line: why it was not served.
+class Setup {
+ public:
+  Setup(const ListenerState& listener, const tcp::endpoint& peer)
+      : listener_(listener), peer_(peer), started_(std::chrono::steady_clock::now()) {}
+  Setup(const Setup&) = delete;
+  Setup& operator=(const Setup&) = delete;
+  ~Setup() {
+    if (handed_over_) return;
+    if (admitted_) listener_.counters->active.fetch_sub(1, std::memory_order_relaxed);
+    if (!listener_.config.access_log) return;
+    std::string outcome = rejected_ ? fmt::format("rejected: {}", RejectReasonName(*rejected_))
+                                    : std::string("client left");
+    LogAccess({.listener = listener_.config.name,
+               .client = peer_,
+               .client_id = client_id_,
+               .pool = listener_.config.pool,
+               .duration = std::chrono::duration_cast<milliseconds>(
+                   std::chrono::steady_clock::now() - started_),
+               .bytes_from_client = bytes_from_client_,
+               .outcome = outcome});
+  }
+
+  void Admit() {
+    admitted_ = true;
+    listener_.counters->active.fetch_add(1, std::memory_order_relaxed);
+  }
+  void Reject(RejectReason r) {
+    listener_.counters->Reject(r);
+    rejected_ = r;
+  }
+  // What the client sent before a backend was reached: its CONNECT (mqtt) and what came with it.
+  void Read(std::string_view client_id, size_t bytes) {
+    client_id_ = client_id;
+    bytes_from_client_ = bytes;
+  }
+  void HandOver() { handed_over_ = true; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
+
+ private:
+  const ListenerState& listener_;
+  const tcp::endpoint& peer_;
+  std::chrono::steady_clock::time_point started_;
+  bool admitted_ = false;
+  bool handed_over_ = false;
+  std::optional<RejectReason> rejected_;
+  std::optional<std::string_view> client_id_;  // the FirstPacket's, which outlives this
+  size_t bytes_from_client_ = 0;
+};
+
 // Reads until one whole packet is there and checks that it is a valid CONNECT (MQTT 5.0 §3.1:
 // anything else as a first packet closes the connection). nullopt, counted, when not.
 asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocket> client,
-                                                        const ListenerState& listener) {
+                                                        const ListenerState& listener,
+                                                        Setup& setup) {
   Deadline deadline(co_await asio::this_coro::executor,
                     milliseconds(listener.config.connect_timeout_ms), client);
   FirstPacket first;
@@ -135,7 +190,7 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocke
     if (!client->readable) {
       boost::system::error_code ec = co_await client->Readable();
       if (deadline.expired()) {
-        listener.counters->Reject(RejectReason::kConnectTimeout);
+        setup.Reject(RejectReason::kConnectTimeout);
         co_return std::nullopt;
       }
       if (ec) co_return std::nullopt;
@@ -155,7 +210,7 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocke
     // waiting (up to the connect timeout) for the rest of a packet that cannot be accepted.
     if (static_cast<uint8_t>(first.bytes[0]) >> 4 !=
         static_cast<uint8_t>(mqtt::PacketType::kConnect)) {
-      listener.counters->Reject(RejectReason::kMalformed);
+      setup.Reject(RejectReason::kMalformed);
       spdlog::debug("listener {}: refusing a first packet of type {}", listener.config.name,
                     static_cast<uint8_t>(first.bytes[0]) >> 4);
       co_return std::nullopt;
@@ -166,7 +221,7 @@ asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocke
     absl::StatusOr<mqtt::Connect> connect =
         frame.ok() ? mqtt::DecodeConnect(**frame) : absl::StatusOr<mqtt::Connect>(frame.status());
     if (!connect.ok()) {
-      listener.counters->Reject(RejectReason::kMalformed);
+      setup.Reject(RejectReason::kMalformed);
       spdlog::debug("listener {}: refusing a first packet: {}", listener.config.name,
                     connect.status().ToString());
       // Where the broker would answer, so does the proxy: an unsupported protocol level gets
@@ -230,9 +285,9 @@ milliseconds IdleTimeout(const ListenerState& listener, uint16_t keep_alive_s) {
 }
 
 // No backend serves the client: counted, and told so in MQTT (CONNACK "server unavailable").
-asio::awaitable<void> Unserved(const std::shared_ptr<RawSocket>& client, ListenerCounters& counters,
+asio::awaitable<void> Unserved(const std::shared_ptr<RawSocket>& client, Setup& setup,
                                RejectReason reason, const std::optional<FirstPacket>& first) {
-  counters.Reject(reason);
+  setup.Reject(reason);
   if (first) co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
 }
 
@@ -264,28 +319,22 @@ class Claim {
 asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const ListenerState> listener,
                                   int client_fd, tcp::endpoint peer) {
   auto client = std::make_shared<RawSocket>(worker.poller(), client_fd);
-  ListenerCounters& counters = *listener->counters;
+  // Before the setup: its line names the client id, and its end, if any, comes after the
+  // FirstPacket's.
+  std::optional<FirstPacket> first;
+  Setup setup(*listener, peer);
   const uint32_t max = listener->config.max_connections;
-  if (max != 0 && counters.active.load(std::memory_order_relaxed) >= max) {
-    counters.Reject(RejectReason::kMaxConnections);
+  if (max != 0 && listener->counters->active.load(std::memory_order_relaxed) >= max) {
+    setup.Reject(RejectReason::kMaxConnections);
     co_return;  // closes the connection, as mosquitto's max_connections does
   }
-  counters.active.fetch_add(1, std::memory_order_relaxed);
-  // The connection counts as the listener's until it ends: here when the setup gives up, or in
-  // the tunnel's close hook once the tunnel carries it.
-  struct ActiveGuard {
-    ListenerCounters& c;
-    bool handed_over = false;
-    ~ActiveGuard() {
-      if (!handed_over) c.active.fetch_sub(1, std::memory_order_relaxed);
-    }
-  } guard{counters};
+  setup.Admit();
 
   const bool mqtt_mode = listener->config.protocol == Protocol::kMqtt;
-  std::optional<FirstPacket> first;
   if (mqtt_mode) {
-    first = co_await ReadConnect(client, *listener);
+    first = co_await ReadConnect(client, *listener, setup);
     if (!first) co_return;
+    setup.Read(first->connect.client_id, first->bytes.size());
   }
   // The pool as it is now; held, since a reload may replace the worker's pickers while this
   // coroutine waits. Its settings apply to this connection whatever a reload changes meanwhile;
@@ -294,7 +343,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   const std::string& pool_name = listener->config.pool;
   PoolPicker* picker = worker.picker(pool_name);
   if (picker == nullptr) {  // a reload removed the pool while the CONNECT was being read
-    co_await Unserved(client, counters, RejectReason::kNoBackend, first);
+    co_await Unserved(client, setup, RejectReason::kNoBackend, first);
     co_return;
   }
   std::shared_ptr<const Pool> pool_ref = picker->shared_pool();
@@ -370,7 +419,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
   if (chosen == nullptr) {
     claim.To(nullptr);  // not while the refusal is written
-    co_await Unserved(client, counters,
+    co_await Unserved(client, setup,
                       local_failure ? RejectReason::kLocalResources : RejectReason::kNoBackend,
                       first);
     co_return;
@@ -386,7 +435,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
 
   if (first && LeftAfterConnect(*client, *first)) {
-    counters.Reject(RejectReason::kClientLeft);
+    setup.Reject(RejectReason::kClientLeft);
     co_return;
   }
 
@@ -406,8 +455,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     if (!co_await SendAll(*backend, initial, deadline)) {
       worker.ReportConnectFailure(chosen);
       claim.To(nullptr);
-      if (first)
-        co_await Refuse(client, mqtt::ReasonCode::kServerUnavailable, first->connect.version);
+      co_await Unserved(client, setup, RejectReason::kNoBackend, first);
       co_return;
     }
     chosen->bytes_to_backend.fetch_add(initial.size(), std::memory_order_relaxed);
@@ -427,7 +475,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     // timer's lateness (StickyStore: "a record lives while its client is connected").
     hooks.refresh_interval = std::chrono::duration_cast<milliseconds>(ttl) / 2;
   }
-  guard.handed_over = true;
+  setup.HandOver();
   if (first && first->connect.version == mqtt::Version::k5) {
     // The client follows the CONNACK's Server Keep Alive, if any, instead of its own: so does
     // the idle timeout.
@@ -439,21 +487,40 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       return IdleTimeout(*listener, *keep_alive_s);
     };
   }
-  hooks.close = [counted, listener_counters = listener->counters, touch] {
+  std::optional<std::string> logged_id;  // copied only for the access log
+  if (listener->config.access_log && first) logged_id = first->connect.client_id;
+  hooks.close = [counted, listener, touch, peer, logged_id = std::move(logged_id),
+                 sent_first = first ? first->bytes.size() : 0,
+                 accepted_at = setup.started()](const Tunnel::Summary& s) {
     counted->active.fetch_sub(1, std::memory_order_relaxed);
-    listener_counters->active.fetch_sub(1, std::memory_order_relaxed);
+    listener->counters->active.fetch_sub(1, std::memory_order_relaxed);
     if (touch) touch();  // the sticky record now lives `ttl` past the disconnect
+    if (!listener->config.access_log) return;
+    LogAccess({.listener = listener->config.name,
+               .client = peer,
+               .client_id = logged_id,
+               .pool = listener->config.pool,
+               .backend = counted->name(),
+               .duration = std::chrono::duration_cast<milliseconds>(
+                   std::chrono::steady_clock::now() - accepted_at),
+               .bytes_from_client = sent_first + s.bytes_from_client,
+               .bytes_to_client = s.bytes_to_client,
+               .outcome = SessionEndName(s.end)});
   };
   // A reload dropped the backend, or on_down closed its sessions, while this client was being
   // connected to it, after the workers closed its other clients: this one goes the same way.
-  bool closing = chosen->retired.load() || chosen->shutdowns.load() != shutdowns_before;
+  bool retired = chosen->retired.load();
+  bool closing = retired || chosen->shutdowns.load() != shutdowns_before;
   auto tunnel = std::make_shared<Tunnel>(
       worker, std::move(client), std::move(backend), std::move(chosen),
       IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
       /*half_close=*/!mqtt_mode, milliseconds(mqtt_mode ? config.answer_timeout_ms : 0),
       std::move(hooks));
   tunnel->Start();
-  if (closing) worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms));
+  if (closing) {
+    worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms),
+                       retired ? SessionEnd::kBackendRemoved : SessionEnd::kBackendDown);
+  }
 }
 
 }  // namespace proxy

@@ -235,6 +235,7 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     }
     listener.idle_timeout_s = U32(l, "idle_timeout_s", listener.idle_timeout_s, 0, 86'400 * 7);
     listener.max_connections = U32(l, "max_connections", listener.max_connections, 0, 100'000'000);
+    listener.access_log = l.Bool("access_log", listener.access_log);
     c.listeners.push_back(std::move(listener));
   }
   if (absl::Status s = file.Finish(); !s.ok()) return s;

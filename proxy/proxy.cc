@@ -256,7 +256,7 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
                               accept = std::make_shared<decltype(accept)>(std::move(accept))] {
       worker->SetPools(pools);
       for (const auto& [backend, jitter] : retired)
-        worker->ShutdownSessions(backend, jitter);
+        worker->ShutdownSessions(backend, jitter, SessionEnd::kBackendRemoved);
       for (const std::string& name : closing)
         worker->StopAccepting(name);
       for (auto& [state, acceptor] : *accept)
@@ -358,7 +358,9 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
   for (auto& w : workers_) {
     Worker* worker = w.get();
     const BackendState* b = &backend;
-    asio::post(worker->io(), [worker, b, jitter] { worker->ShutdownSessions(b, jitter); });
+    asio::post(worker->io(), [worker, b, jitter] {
+      worker->ShutdownSessions(b, jitter, SessionEnd::kBackendDown);
+    });
   }
 }
 
@@ -425,7 +427,7 @@ void Proxy::CloseClients(std::chrono::milliseconds spread) {
     Worker* worker = w.get();
     asio::post(worker->io(), [worker, spread] {
       worker->StopAllAccepting();
-      worker->ShutdownSessions(nullptr, spread);
+      worker->ShutdownSessions(nullptr, spread, SessionEnd::kStopping);
     });
   }
 }

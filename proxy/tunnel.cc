@@ -85,11 +85,12 @@ bool Tunnel::Flush(Direction& d) {
 }
 
 bool Tunnel::Failed(const RawSocket& s) {
+  Ended(&s == client_.get() ? End::kClientError : End::kBackendError);
   // In mqtt mode, the broker's failure (it reset the connection: a broker that closes with
   // bytes of the client unread) ends the session as its end of stream does, so that what it
   // said last, still on its way to the client, is not destroyed with the client's connection.
   if (!half_close_ && &s == backend_.get() && !lingering_) return Linger();
-  Close();
+  Close(*end_);
   return false;
 }
 
@@ -100,6 +101,7 @@ bool Tunnel::WriteFailed(Direction& d) {
   // lingering then would close the broker's socket with those last words unread. So the client's
   // bytes are dropped from now on, and the broker's read on: the error ends its stream there.
   if (!half_close_ && &d == &up_ && !lingering_) {
+    Ended(End::kBackendError);
     up_.discard = true;
     std::string().swap(up_.pending);
     backend_->readable = true;
@@ -172,18 +174,19 @@ bool Tunnel::EndOfStream(Direction& d) {
   // A direction reads only when it has nothing pending, so its end of stream comes after its
   // last bytes went out.
   d.eof = true;
+  Ended(&d == &up_ ? End::kClientClosed : End::kBackendClosed);
   if (&d == &down_ && RefusedAtOnce()) Judge(false);
   if (&d == &up_ && !half_close_ && down_.bytes == 0) {
     // An MQTT client that left before the broker answered its CONNECT: nothing will come for it,
     // and a hung broker would never close. What the client sent goes on, then a FIN. Past the
     // window in which leaving says nothing about the broker, the client gave up waiting.
     if (Clock::now() - started_at_ >= kImmediateReset) Judge(false);
-    Close();
+    Close(*end_);
     return false;
   }
   Direction& other = &d == &up_ ? down_ : up_;
   if (other.eof || lingering_) {
-    Close();
+    Close(*end_);
     return false;
   }
   // MQTT has no half-close: when the broker ends, the session is over.
@@ -205,8 +208,8 @@ bool Tunnel::Linger() {
   if (down_.pending.empty()) ::shutdown(client_->fd(), SHUT_WR);
   backend_->Close();
   std::string().swap(up_.pending);
-  if (hooks_.close) std::exchange(hooks_.close, nullptr)();
-  CloseAt(Clock::now() + kLinger);
+  RunCloseHook();
+  CloseAt(Clock::now() + kLinger, *end_);
   Pump(up_);
   return false;  // nothing more to move towards the client
 }
@@ -248,19 +251,30 @@ void Tunnel::OnTimer(const boost::system::error_code& ec) {
     next_refresh_ = now + hooks_.refresh_interval;
   }
   if (now >= judge_at_) Judge(false);  // an MQTT broker that has not answered the CONNECT
-  bool idle = idle_timeout_.count() > 0 && now - last_activity_ >= idle_timeout_;
-  if (idle || now >= close_at_) return Close();
+  if (idle_timeout_.count() > 0 && now - last_activity_ >= idle_timeout_) {
+    return Close(End::kIdleTimeout);
+  }
+  if (now >= close_at_) return Close(close_at_why_);
   ArmTimer();
 }
 
-void Tunnel::CloseAt(Clock::time_point when) {
+void Tunnel::CloseAt(Clock::time_point when, End why) {
   if (closed_ || when >= close_at_) return;
   close_at_ = when;
+  close_at_why_ = why;
   ArmTimer();  // replaces the pending wait
 }
 
-void Tunnel::Close() {
+void Tunnel::RunCloseHook() {
+  if (!hooks_.close) return;
+  std::exchange(hooks_.close, nullptr)(Summary{.end = end_.value_or(End::kStopping),
+                                               .bytes_from_client = up_.bytes,
+                                               .bytes_to_client = down_.bytes});
+}
+
+void Tunnel::Close(End why) {
   if (closed_) return;
+  Ended(why);
   closed_ = true;
   // A backend that said nothing, but kept the connection past the window of a refusal: fine for
   // a TCP service, which may wait for its client; an MQTT broker had a CONNECT to answer.
@@ -268,7 +282,7 @@ void Tunnel::Close() {
   client_->Close();  // closing a descriptor also takes it out of the epoll set
   backend_->Close();
   timer_.cancel();
-  if (hooks_.close) std::exchange(hooks_.close, nullptr)();
+  RunCloseHook();
   worker_.Unregister(this);  // released after the poller's current batch
 }
 

@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include "proxy/raw_socket.h"
+#include "proxy/session_end.h"
 
 namespace proxy {
 
@@ -49,12 +50,22 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
  public:
   using Clock = std::chrono::steady_clock;
 
+  using End = SessionEnd;
+
+  // How a session went, for the close hook.
+  struct Summary {
+    End end;
+    uint64_t bytes_from_client;  // through the tunnel
+    uint64_t bytes_to_client;
+  };
+
   // What a tunnel keeps up for its session beyond the bytes: `refresh` runs every
-  // `refresh_interval` while it lasts (the sticky record's TTL), `close` once when it ends.
+  // `refresh_interval` while it lasts (the sticky record's TTL), `close` once when it ends (in
+  // mqtt mode: when the broker ends it, though the client's side lingers a moment).
   struct Hooks {
     std::function<void()> refresh;
     std::chrono::milliseconds refresh_interval{0};  // 0: no refresh
-    std::function<void()> close;
+    std::function<void(const Summary&)> close;
     // Shown what the backend sends, a read at a time, until it sets `done` (once it has the
     // whole CONNACK, after any MQTT 5 AUTH exchange); returns a new idle timeout if what it saw
     // calls for one (the CONNACK's Server Keep Alive).
@@ -70,10 +81,10 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   ~Tunnel();
 
   void Start();
-  // Ends both directions now.
-  void Close();
-  // Ends both directions at `when` (for spreading closes over a jitter window).
-  void CloseAt(Clock::time_point when);
+  // Ends both directions now; `why`, unless the session had already ended otherwise.
+  void Close(End why);
+  // Ends both directions at `when` (for spreading closes over a jitter window), for `why`.
+  void CloseAt(Clock::time_point when, End why);
   void Refresh() {
     if (hooks_.refresh) hooks_.refresh();
   }
@@ -107,6 +118,12 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   // on what the broker sent before it failed (see tunnel.cc). False when the tunnel closed.
   bool WriteFailed(Direction& d);
   bool RefusedAtOnce() const;
+  // Records why the session ends, unless something else ended it first.
+  void Ended(End why) {
+    if (!end_) end_ = why;
+  }
+  // Runs the close hook, once.
+  void RunCloseHook();
   // Reports the backend's verdict to passive health, once.
   void Judge(bool ok);
   void ArmTimer();
@@ -126,6 +143,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel>, private RawSocket::S
   Clock::time_point started_at_;
   Clock::time_point last_activity_;
   Clock::time_point close_at_ = Clock::time_point::max();
+  End close_at_why_ = End::kStopping;  // the reason that goes with close_at_
+  std::optional<End> end_;
   Clock::time_point judge_at_ = Clock::time_point::max();  // mqtt: the broker's time to answer
   Clock::time_point next_refresh_ = Clock::time_point::max();
   bool resume_posted_ = false;

@@ -150,17 +150,18 @@ void Worker::Unregister(Tunnel* t) {
   if (it->second.empty()) tunnels_.erase(it);
 }
 
-void Worker::ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter) {
+void Worker::ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter,
+                              SessionEnd why) {
   for (auto& [to, set] : tunnels_) {
     if (backend != nullptr && to != backend) continue;
     for (auto& [raw, t] : set)
-      CloseWithin(*t, jitter);
+      CloseWithin(*t, jitter, why);
   }
 }
 
-void Worker::CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter) {
+void Worker::CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter, SessionEnd why) {
   std::uniform_int_distribution<int64_t> delay(0, std::max<int64_t>(jitter.count(), 0));
-  tunnel.CloseAt(Tunnel::Clock::now() + std::chrono::milliseconds(delay(rng_)));
+  tunnel.CloseAt(Tunnel::Clock::now() + std::chrono::milliseconds(delay(rng_)), why);
 }
 
 void Worker::CloseAll() {
@@ -170,7 +171,7 @@ void Worker::CloseAll() {
       all.push_back(t);
   }
   for (auto& t : all)
-    t->Close();
+    t->Close(SessionEnd::kStopping);
 }
 
 void Worker::ReportConnectFailure(const std::shared_ptr<BackendState>& backend) {

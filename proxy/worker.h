@@ -21,6 +21,7 @@
 #include "proxy/listener_state.h"
 #include "proxy/poller.h"
 #include "proxy/pool.h"
+#include "proxy/session_end.h"
 
 namespace proxy {
 
@@ -55,11 +56,12 @@ class Worker {
   void Register(std::shared_ptr<Tunnel> t);
   void Unregister(Tunnel* t);
   // Closes the tunnels to `backend` (every tunnel when null), each at a random moment within
-  // `jitter`.
-  void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter);
+  // `jitter`, for `why`.
+  void ShutdownSessions(const BackendState* backend, std::chrono::milliseconds jitter,
+                        SessionEnd why);
   // Closes `tunnel` at a random moment within `jitter`, so that the clients of many do not all
   // reconnect in the same millisecond.
-  void CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter);
+  void CloseWithin(Tunnel& tunnel, std::chrono::milliseconds jitter, SessionEnd why);
   // Closes every tunnel now (shutdown).
   void CloseAll();
 
