@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include "tests/health/check_against.h"
 
 namespace health {
 namespace {
@@ -23,30 +22,18 @@ TEST(HttpCheckerTest, HostHeaderHasThePortAndBracketsIpv6) {
   EXPECT_EQ(HostHeader(tcp::endpoint(make_address("::1"), 9000)), "[::1]:9000");
 }
 
-// Checks a server on loopback that answers every request with `answer`.
+// Checks a server on loopback that answers the request with `answer`.
 CheckResult CheckAgainst(std::string answer) {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(make_address("127.0.0.1"), 0));
-  boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        tcp::socket s = co_await acceptor.async_accept(boost::asio::use_awaitable);
-        std::string request;
-        co_await boost::asio::async_read_until(s, boost::asio::dynamic_buffer(request), "\r\n\r\n",
-                                               boost::asio::use_awaitable);
-        boost::system::error_code ignored;
-        co_await boost::asio::async_write(
-            s, boost::asio::buffer(answer),
-            boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
-      },
-      boost::asio::detached);
-  std::optional<CheckResult> result;
-  boost::asio::co_spawn(
-      io, HttpChecker("/healthz").Check(acceptor.local_endpoint(), std::chrono::seconds(5)),
-      [&](std::exception_ptr, CheckResult r) { result = std::move(r); });
-  io.run();
-  EXPECT_TRUE(result.has_value());
-  return result.value_or(CheckResult{});
+  HttpChecker checker("/healthz");
+  return CheckAgainst(checker, [&](tcp::socket& s) -> boost::asio::awaitable<void> {
+    std::string request;
+    co_await boost::asio::async_read_until(s, boost::asio::dynamic_buffer(request), "\r\n\r\n",
+                                           boost::asio::use_awaitable);
+    boost::system::error_code ignored;
+    co_await boost::asio::async_write(
+        s, boost::asio::buffer(answer),
+        boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+  });
 }
 
 TEST(HttpCheckerTest, A2xxIsHealthyWhateverItsBody) {
