@@ -1,6 +1,7 @@
 """Failover: a broker killed or frozen under its clients, a backend nobody listens on, and a pool
 with nothing usable left. Health checks run at test speed (proxy_fixtures.FAST_HEALTH); every
 deadline below is derived from the configured detection time, fall x fast_interval + timeout."""
+import datetime
 import os
 import resource
 import signal
@@ -103,6 +104,32 @@ def dead_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     return s, s.getsockname()[1]
+
+
+def test_on_down_spreads_the_closes_over_the_jitter(brokers, start_proxy, conns):
+    # Closed all at once, the clients would all reconnect in the same moment. The access log's
+    # time stamps say when each session was closed: 20 closes spread at random over a second
+    # span more than 400 ms but for a chance of about 1 in 20,000 (20 x 0.6^19).
+    (b1,) = brokers(1)
+    jitter_ms = 1000
+    proxy = start_proxy({"p": pool(b1, on_down="shutdown-sessions", shutdown_jitter_ms=jitter_ms,
+                                   health=FAST_HEALTH)},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p", "access_log": True}])
+    clients = [conns.wire(proxy.port, version=4) for _ in range(20)]
+    for i, c in enumerate(clients):
+        assert c.connect(f"spread-{i}", keepalive=0).reason() == 0
+    b1.signal(signal.SIGSTOP)
+    try:
+        closes = wait_for(lambda: (lambda t: t if len(t) == 20 else None)(
+            [datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+             for line in proxy.log().splitlines() if line.endswith(" backend down")]),
+            timeout=2 * detection_ms(FAST_HEALTH) / 1000 + jitter_ms / 1000 + 1,
+            what="20 sessions closed for b1 down")
+    finally:
+        b1.signal(signal.SIGCONT)
+    span = (max(closes) - min(closes)).total_seconds()
+    assert 0.4 < span <= jitter_ms / 1000, span
+    assert all(is_closed(c) for c in clients)
 
 
 def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, start_proxy,
