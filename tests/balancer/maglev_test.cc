@@ -104,22 +104,53 @@ TEST(MaglevTest, AFarLighterBackendStillOwnsASlot) {
     EXPECT_GE(counts[i], 65537 / 67) << names[i];
 }
 
-TEST(MaglevTest, RemovingOneOfNMovesAboutItsShare) {
-  for (int n : {3, 5, 10, 20}) {
-    auto names = Names(n);
-    MaglevTable before = MaglevTable::Build(Entries(names));
-    auto fewer_names = names;
-    fewer_names.erase(fewer_names.begin() + n / 2);
-    MaglevTable after = MaglevTable::Build(Entries(fewer_names));
-    const int keys = 100000;
-    int moved = 0;
-    for (int k = 0; k < keys; ++k) {
-      uint64_t h = StableHash("client-" + std::to_string(k));
-      if (names[before.Lookup(h)] != fewer_names[after.Lookup(h)]) ++moved;
+// The share of 100,000 keys whose backend (by name) differs between tables `a` over `a_names`
+// and `b` over `b_names`.
+double MovedShare(const MaglevTable& a, const std::vector<std::string>& a_names,
+                  const MaglevTable& b, const std::vector<std::string>& b_names) {
+  const int keys = 100000;
+  int moved = 0;
+  for (int k = 0; k < keys; ++k) {
+    uint64_t h = StableHash("client-" + std::to_string(k));
+    if (a_names[a.Lookup(h)] != b_names[b.Lookup(h)]) ++moved;
+  }
+  return static_cast<double>(moved) / keys;
+}
+
+// The bound: when one of N backends leaves (or joins), the keys that move are close to
+// its share of them, at most 1.2 times that. Every position, since the table is built from the
+// names, not the order.
+TEST(MaglevTest, RemovingOrAddingOneMovesAboutItsShare) {
+  for (int n : {2, 3, 5, 10, 20}) {
+    auto names = Names(n + 1);
+    MaglevTable all = MaglevTable::Build(Entries(names));
+    for (int gone = 0; gone <= n; ++gone) {
+      auto fewer = names;
+      fewer.erase(fewer.begin() + gone);
+      MaglevTable without = MaglevTable::Build(Entries(fewer));
+      // Leaving: the backend held 1/(n+1) of the keys. Joining, the other way: it takes as much.
+      double share = MovedShare(all, names, without, fewer);
+      double expected = 1.0 / (n + 1);
+      EXPECT_GE(share, expected * 0.9) << n + 1 << " backends, without " << gone;
+      EXPECT_LE(share, expected * 1.2) << n + 1 << " backends, without " << gone;
     }
-    double share = static_cast<double>(moved) / keys;
-    EXPECT_GE(share, 1.0 / n * 0.9) << n;  // at least the removed backend's keys move
-    EXPECT_LE(share, 1.0 / n * 1.2) << n << " backends: " << share;
+  }
+}
+
+TEST(MaglevTest, RemovingAWeightedOneMovesAboutItsWeightsShare) {
+  auto names = Names(5);
+  std::vector<uint32_t> weights = {1, 2, 3, 4, 10};  // 20 in all
+  MaglevTable all = MaglevTable::Build(Entries(names, weights));
+  for (size_t gone = 0; gone < names.size(); ++gone) {
+    auto fewer = names;
+    auto fewer_weights = weights;
+    fewer.erase(fewer.begin() + gone);
+    fewer_weights.erase(fewer_weights.begin() + gone);
+    MaglevTable without = MaglevTable::Build(Entries(fewer, fewer_weights));
+    double share = MovedShare(all, names, without, fewer);
+    double expected = weights[gone] / 20.0;
+    EXPECT_GE(share, expected * 0.9) << "without " << names[gone];
+    EXPECT_LE(share, expected * 1.2) << "without " << names[gone];
   }
 }
 
