@@ -151,6 +151,13 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
     p.backends.push_back(std::move(backend));
   }
   if (p.backends.empty()) t.Fail("backend", "expected at least one [[pool.NAME.backend]]");
+  // Every backend must own a slot, or one without would never be chosen, not even when the
+  // others are full or failing.
+  if (p.strategy == balancer::StrategyKind::kSourceHash &&
+      p.maglev_table_size <= p.backends.size()) {
+    t.Fail("maglev_table_size",
+           fmt::format("expected more slots than the pool's {} backends", p.backends.size()));
+  }
   if (std::optional<ConfigTable> h = t.Table("health")) ReadHealth(*h, p.health);
   if (std::optional<ConfigTable> passive = t.Table("passive")) {
     ReadPassive(*passive, p.health);

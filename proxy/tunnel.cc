@@ -99,9 +99,11 @@ bool Tunnel::WriteFailed(Direction& d) {
   // why just before: a DISCONNECT with its reason, which lies in its socket ahead of the error.
   // When the reset comes while the client's bytes wait to be written, writing them fails first;
   // lingering then would close the broker's socket with those last words unread. So the client's
-  // bytes are dropped from now on, and the broker's read on: the error ends its stream there.
+  // bytes are dropped from now on, and the broker's read on: the error ends its stream there,
+  // or the linger's second, as a client that does not read them would hold the tunnel open.
   if (!half_close_ && &d == &up_ && !lingering_) {
     Ended(End::kBackendError);
+    CloseAt(Clock::now() + kLinger, End::kBackendError);
     up_.discard = true;
     std::string().swap(up_.pending);
     backend_->readable = true;
@@ -174,7 +176,10 @@ bool Tunnel::EndOfStream(Direction& d) {
   // A direction reads only when it has nothing pending, so its end of stream comes after its
   // last bytes went out.
   d.eof = true;
-  Ended(&d == &up_ ? End::kClientClosed : End::kBackendClosed);
+  // mqtt: either side's end of stream ends the session. tcp: a half-close, passed on; the session
+  // ends with the other side's.
+  const End end = &d == &up_ ? End::kClientClosed : End::kBackendClosed;
+  if (!half_close_) Ended(end);
   if (&d == &down_ && RefusedAtOnce()) Judge(false);
   if (&d == &up_ && !half_close_ && down_.bytes == 0) {
     // An MQTT client that left before the broker answered its CONNECT: nothing will come for it,
@@ -186,7 +191,7 @@ bool Tunnel::EndOfStream(Direction& d) {
   }
   Direction& other = &d == &up_ ? down_ : up_;
   if (other.eof || lingering_) {
-    Close(*end_);
+    Close(end);
     return false;
   }
   // MQTT has no half-close: when the broker ends, the session is over.

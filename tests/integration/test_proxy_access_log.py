@@ -66,10 +66,27 @@ def test_an_idle_tcp_tunnel_and_no_log_where_it_is_off(brokers, start_proxy, con
                         [*mqtt_listener(access_log=False),
                          {"name": "tcp", "protocol": "tcp", "pool": "echo", "idle_timeout_s": 1,
                           "access_log": True}])
-    assert conns.wire(proxy.port, version=4).connect("unlogged").reason() == 0
+    unlogged = conns.wire(proxy.port, version=4)
+    assert unlogged.connect("unlogged").reason() == 0
+    unlogged.close()
+    wait_for(lambda: proxy.metric('sb_proxy_listener_active_connections{listener="mqtt"}') == 0,
+             what="the mqtt session over")
     s = conns.socket(proxy.ports["tcp"])
     s.sendall(b"ping")
     (line,) = wait_line(proxy, 1)
     assert line[0] == "tcp" and line[2:5] == ("-", "echo", "echo"), line
     assert (line[6], line[7], line[8]) == ("4", "4", "idle timeout"), line
     assert int(line[5]) >= 1000
+    assert len(access_lines(proxy)) == 1  # none from the mqtt listener
+
+
+def test_a_tcp_half_close_is_not_the_end(start_proxy, conns, echo_server):
+    # The client half-closes; the session goes on until the service, which answers and closes,
+    # ends it: the line says so.
+    proxy = start_proxy({"echo": pool(backend(echo_server.port, name="echo"))},
+                        [{"name": "tcp", "protocol": "tcp", "pool": "echo", "access_log": True}])
+    s = conns.socket(proxy.port)
+    s.sendall(b"question")
+    s.shutdown(socket.SHUT_WR)
+    (line,) = wait_line(proxy, 1)
+    assert (line[6], line[7], line[8]) == ("8", "13", "backend closed"), line  # 8 + "<eof>"

@@ -274,6 +274,36 @@ def test_the_brokers_last_words_reach_a_client_still_sending(start_broker, start
     assert answer[0] == 0xE0 and answer[2] == 0x95, answer  # DISCONNECT, packet too large
 
 
+def scripted_session(listener, proxy, conns, client_id):
+    """A client through `proxy` to the broker played on `listener`, connected (CONNACK sent), and
+    flooding until the proxy holds bytes the broker does not read. Returns (client, broker
+    socket)."""
+    c = conns.wire(proxy.port, version=5)
+    hello = connect_packet(client_id, version=5)
+    c.send(hello)
+    listener.settimeout(5)
+    broker, _ = listener.accept()
+    broker.settimeout(5)
+    got = b""
+    while len(got) < len(hello):
+        got += broker.recv(len(hello) - len(got))
+    broker.sendall(packet(CONNACK, 0, b"\x00\x00" + props()))
+    assert c.expect(CONNACK).reason() == 0
+    c.sock.setblocking(False)
+    flood = memoryview(packet(PUBLISH, 0, string("t") + props() + bytes(32_000_000)))
+    sent = 0
+    with pytest.raises(BlockingIOError):
+        while sent < len(flood):
+            sent += c.sock.send(flood[sent:])
+    return c, broker
+
+
+def scripted_broker():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return listener
+
+
 def test_the_brokers_last_words_survive_a_failed_write_to_it(start_proxy, conns):
     """A broker that stops reading, says why and closes resets the connection (the client's
     bytes lie unread). When the proxy learns of the reset while it holds client bytes for the
@@ -281,28 +311,10 @@ def test_the_brokers_last_words_survive_a_failed_write_to_it(start_proxy, conns)
     all the same. Before, the failed write closed the broker's socket with them unread. The
     broker is scripted here, and the proxy stopped while it speaks, so that the proxy finds its
     words and the reset at once."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with scripted_broker() as listener:
         proxy = start_proxy({"p": pool(backend(listener.getsockname()[1], name="scripted"))})
-        c = conns.wire(proxy.port, version=5)
-        hello = connect_packet("last-words", version=5)
-        c.send(hello)
-        listener.settimeout(5)
-        broker, _ = listener.accept()
+        c, broker = scripted_session(listener, proxy, conns, "last-words")
         with broker:
-            broker.settimeout(5)
-            got = b""
-            while len(got) < len(hello):
-                got += broker.recv(len(hello) - len(got))
-            broker.sendall(packet(CONNACK, 0, b"\x00\x00" + props()))
-            assert c.expect(CONNACK).reason() == 0
-            # The broker reads no more: the client's bytes pile up in the proxy.
-            c.sock.setblocking(False)
-            flood = packet(PUBLISH, 0, string("t") + props() + bytes(32_000_000))
-            sent = 0
-            with pytest.raises(BlockingIOError):
-                while sent < len(flood):
-                    sent += c.sock.send(flood[sent:])
             proxy.signal(signal.SIGSTOP)
             try:
                 broker.sendall(packet(DISCONNECT, 0, b"\x95" + props()))  # packet too large
@@ -315,6 +327,24 @@ def test_the_brokers_last_words_survive_a_failed_write_to_it(start_proxy, conns)
         while chunk := c.sock.recv(65536):
             answer += chunk
     assert answer == packet(DISCONNECT, 0, b"\x95" + props())
+
+
+def test_a_client_that_does_not_read_the_brokers_last_words_goes_after_a_second(start_proxy,
+                                                                              conns):
+    """As above, but the broker's last words fill the client's buffers, and the client reads
+    nothing: the proxy keeps them for a second, as when it lingers, not for the idle timeout (two
+    minutes for this keep alive)."""
+    with scripted_broker() as listener:
+        proxy = start_proxy({"p": pool(backend(listener.getsockname()[1], name="scripted"))})
+        c, broker = scripted_session(listener, proxy, conns, "deaf")
+        with broker:
+            broker.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    broker.send(bytes(65536))
+        # Closed with the client's bytes unread: a reset.
+        wait_for(lambda: proxy.metric('sb_proxy_listener_active_connections{listener="mqtt"}')
+                 == 0, timeout=5, what="the tunnel closed")
 
 
 def test_max_connections_closes_the_excess_at_once(brokers, start_proxy, conns):

@@ -282,6 +282,10 @@ TEST(ProxyConfigTest, MaglevTableSizeIsAPrimeForSourceHash) {
   EXPECT_EQ(c->pools.at("brokers").maglev_table_size, 251u);
   EXPECT_THAT(Error(WithPoolKey("strategy = \"source-hash\"\nmaglev_table_size = 65536")),
               HasSubstr("pool.brokers.maglev_table_size: expected a prime"));
+  EXPECT_THAT(Error(WithPoolKey("strategy = \"source-hash\"\nmaglev_table_size = 2") +
+                    "[[pool.brokers.backend]]\nname = \"b2\"\naddress = \"127.0.0.1:1885\"\n"),
+              HasSubstr("pool.brokers.maglev_table_size: expected more slots than the pool's 2 "
+                        "backends"));
   EXPECT_THAT(Error(WithPoolKey("maglev_table_size = 251")),
               HasSubstr("pool.brokers.maglev_table_size: only for strategy = \"source-hash\""));
 }
