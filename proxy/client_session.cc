@@ -266,6 +266,7 @@ asio::awaitable<BackendConnection> ConnectBackend(Worker& worker, const BackendS
     co_return Failed(error);
   }
   auto socket = std::make_shared<RawSocket>(worker.poller(), fd);
+  if (int error = socket->registration_error()) co_return BackendConnection{.local_error = error};
   if (r == 0) co_return BackendConnection{.socket = std::move(socket)};
   socket->writable = false;
   Deadline deadline(co_await asio::this_coro::executor, timeout, socket);
@@ -329,6 +330,10 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     co_return;  // closes the connection, as mosquitto's max_connections does
   }
   setup.Admit();
+  if (client->registration_error() != 0) {
+    setup.Reject(RejectReason::kLocalResources);
+    co_return;
+  }
 
   const bool mqtt_mode = listener->config.protocol == Protocol::kMqtt;
   if (mqtt_mode) {

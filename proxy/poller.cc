@@ -35,14 +35,14 @@ Poller::~Poller() {
   descriptor_.close(ignored);  // closes epoll_fd_
 }
 
-void Poller::Add(int fd, Handler* handler) {
+int Poller::Add(int fd, Handler* handler) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = handler;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    // The handler learns of it as an error on its next read or write.
-    spdlog::warn("epoll_ctl add {}: {}", fd, std::strerror(errno));
-  }
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+  int error = errno;
+  spdlog::warn("epoll_ctl add {}: {}", fd, std::strerror(error));
+  return error;
 }
 
 void Poller::Remove(int fd) {

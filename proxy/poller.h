@@ -42,8 +42,9 @@ class Poller {
   Poller(boost::asio::io_context& io, bool yield_before_sleep);
   ~Poller();
 
-  // Watches `fd` for reading and writing, edge-triggered; events go to `handler`.
-  void Add(int fd, Handler* handler);
+  // Watches `fd` for reading and writing, edge-triggered; events go to `handler`. 0, or the errno
+  // of a failure (ENOMEM, or ENOSPC past fs.epoll.max_user_watches): then no event ever comes.
+  int Add(int fd, Handler* handler);
   void Remove(int fd);
   boost::asio::any_io_executor executor() { return descriptor_.get_executor(); }
 

@@ -12,9 +12,8 @@ namespace proxy {
 
 namespace asio = boost::asio;
 
-RawSocket::RawSocket(Poller& poller, int fd) : fd_(fd), executor_(poller.executor()) {
-  poller.Add(fd, this);
-}
+RawSocket::RawSocket(Poller& poller, int fd)
+    : fd_(fd), registration_error_(poller.Add(fd, this)), executor_(poller.executor()) {}
 
 RawSocket::~RawSocket() {
   Close();

@@ -39,6 +39,9 @@ class RawSocket : public Poller::Handler {
   RawSocket& operator=(const RawSocket&) = delete;
 
   int fd() const { return fd_; }
+  // The errno of a failed registration in the poller (0: registered). Such a socket never gets
+  // an event: the caller drops it, as a shortage of this proxy's, not the peer's fault.
+  int registration_error() const { return registration_error_; }
   void Close();
 
   bool readable = true;  // unknown at first: try
@@ -64,6 +67,7 @@ class RawSocket : public Poller::Handler {
   void Complete(std::optional<Waiter>& waiter, boost::system::error_code ec);
 
   int fd_;
+  int registration_error_;
   boost::asio::any_io_executor executor_;
   Sink* sink_ = nullptr;
   std::optional<Waiter> read_waiter_;

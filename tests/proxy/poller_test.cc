@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -83,6 +84,16 @@ TEST_P(PollerTest, RemovedDescriptorGetsNoEvents) {
   EXPECT_EQ(handler.readable, 0);
   ::close(other[0]);
   ::close(other[1]);
+}
+
+// A descriptor the poller cannot watch never gets an event: Add says so, for the caller to drop
+// it (ENOSPC past fs.epoll.max_user_watches, ENOMEM; here the errors a test can provoke).
+TEST_P(PollerTest, AddSaysWhyItFailed) {
+  Poller poller(io_, GetParam());
+  Counting handler;
+  EXPECT_EQ(poller.Add(fds_[0], &handler), 0);
+  EXPECT_EQ(poller.Add(fds_[0], &handler), EEXIST);
+  EXPECT_EQ(poller.Add(-1, &handler), EBADF);
 }
 
 INSTANTIATE_TEST_SUITE_P(YieldBeforeSleep, PollerTest, ::testing::Bool(),
