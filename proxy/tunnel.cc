@@ -214,6 +214,9 @@ bool Tunnel::Linger() {
   backend_->Close();
   std::string().swap(up_.pending);
   RunCloseHook();
+  // After a failed write, reading the broker's last words had a second of its own: the linger
+  // gets its whole second too, not what is left of that one.
+  if (up_.discard) close_at_ = Clock::time_point::max();
   CloseAt(Clock::now() + kLinger, *end_);
   Pump(up_);
   return false;  // nothing more to move towards the client

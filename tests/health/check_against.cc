@@ -17,18 +17,24 @@ CheckResult CheckAgainst(Checker& checker,
                          std::chrono::milliseconds timeout) {
   boost::asio::io_context io;
   tcp::acceptor acceptor(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket* serving = nullptr;  // while `serve` runs
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
         tcp::socket s = co_await acceptor.async_accept(boost::asio::use_awaitable);
+        serving = &s;
         co_await serve(s);
+        serving = nullptr;
       },
       boost::asio::detached);
   std::optional<CheckResult> result;
   boost::asio::co_spawn(io, checker.Check(acceptor.local_endpoint(), timeout),
                         [&](std::exception_ptr, CheckResult r) {
                           result = std::move(r);
-                          acceptor.close();  // a server that never got a connection gives up
+                          // The server ends with the check: one that never got a connection,
+                          // and one still waiting on its socket.
+                          acceptor.close();
+                          if (serving != nullptr) serving->close();
                         });
   io.run();
   EXPECT_TRUE(result.has_value());

@@ -109,7 +109,9 @@ def dead_port():
 def test_on_down_spreads_the_closes_over_the_jitter(brokers, start_proxy, conns):
     # Closed all at once, the clients would all reconnect in the same moment. The access log's
     # time stamps say when each session was closed: 20 closes spread at random over a second
-    # span more than 400 ms but for a chance of about 1 in 20,000 (20 x 0.6^19).
+    # span more than 400 ms but for a chance of about 1 in 3 million (20 x 0.4^19 - 19 x 0.4^20).
+    # Each worker draws its delays from when it heard of the verdict, and a timer may be late:
+    # the window has some slack.
     (b1,) = brokers(1)
     jitter_ms = 1000
     proxy = start_proxy({"p": pool(b1, on_down="shutdown-sessions", shutdown_jitter_ms=jitter_ms,
@@ -128,7 +130,7 @@ def test_on_down_spreads_the_closes_over_the_jitter(brokers, start_proxy, conns)
     finally:
         b1.signal(signal.SIGCONT)
     span = (max(closes) - min(closes)).total_seconds()
-    assert 0.4 < span <= jitter_ms / 1000, span
+    assert 0.4 < span <= jitter_ms / 1000 + 0.25, span
     assert all(is_closed(c) for c in clients)
 
 
