@@ -180,6 +180,7 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
         p->OneOf("log_level", c.log_level, {"trace", "debug", "info", "warn", "error", "off"});
     c.stop_grace_ms = U32(*p, "stop_grace_ms", c.stop_grace_ms, 0, 3'600'000);
     c.stop_spread_ms = U32(*p, "stop_spread_ms", c.stop_spread_ms, 0, 3'600'000);
+    c.dns_refresh_s = U32(*p, "dns_refresh_s", c.dns_refresh_s, 0, 86'400);
   }
   if (std::optional<ConfigTable> r = root.Table("redis")) {
     c.redis.url = r->String("url", "");

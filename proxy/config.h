@@ -95,6 +95,7 @@ struct ProxyConfig {
   std::string log_level = "info";
   uint32_t stop_grace_ms = 0;   // after a stop signal: /healthz 503, listeners still open
   uint32_t stop_spread_ms = 0;  // then: client connections closed spread over this
+  uint32_t dns_refresh_s = 0;   // backends' host names resolved again this often; 0: never
   std::vector<ListenerConfig> listeners;
   std::map<std::string, PoolConfig> pools;
   RedisConfig redis;

@@ -137,6 +137,8 @@ absl::Status Proxy::Start() {
   }
   if (admin_) spdlog::info("admin on {}:{}", config_.admin->host, admin_->port());
   spdlog::info("{} worker threads", workers_.size());
+  address_refresh_ = std::make_unique<asio::steady_timer>(threads_->context(0));
+  asio::post(threads_->context(0), [this] { ScheduleAddressRefresh(); });
   return absl::OkStatus();
 }
 
@@ -291,7 +293,58 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   });
   pools_ = std::move(pools);
   config_ = std::move(next);
+  ++applied_;
   return absl::OkStatus();
+}
+
+void Proxy::ScheduleAddressRefresh() {
+  // Looked at every second while off, so that a reload can turn it on.
+  uint32_t every_s = config_.dns_refresh_s;
+  address_refresh_->expires_after(std::chrono::seconds(every_s > 0 ? every_s : 1));
+  address_refresh_->async_wait([this, every_s](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    if (every_s == 0 || config_.dns_refresh_s == 0) return ScheduleAddressRefresh();
+    asio::post(*reloader_, [this, config = config_, before = applied_]() mutable {
+      absl::StatusOr<ResolvedConfig> resolved = ResolveConfig(std::move(config));
+      asio::post(threads_->context(0), [this, resolved = std::move(resolved), before]() mutable {
+        ApplyAddresses(std::move(resolved), before);
+      });
+    });
+  });
+}
+
+void Proxy::ApplyAddresses(absl::StatusOr<ResolvedConfig> resolved, uint64_t applied_before) {
+  if (stopping_) return;
+  if (applied_ == applied_before) {
+    if (!resolved.ok()) {
+      // Until a refresh succeeds again, the addresses in force stay, and this is not repeated.
+      if (!std::exchange(address_refresh_failed_, true)) {
+        spdlog::warn("refreshing addresses: {}; the ones in force stay",
+                     resolved.status().message());
+      }
+    } else {
+      address_refresh_failed_ = false;
+      bool moved = false;
+      for (const auto& [key, endpoints] : resolved->backends) {
+        const auto& [pool, name] = key;
+        auto p = pools_.find(pool);
+        std::shared_ptr<BackendState> b = p == pools_.end() ? nullptr : p->second->Find(name);
+        if (b == nullptr) continue;
+        if (b->endpoint != endpoints.data || b->check_endpoint != endpoints.check) {
+          spdlog::info("pool {}: backend {} now at {} (checks {}), was {} (checks {})", pool, name,
+                       endpoints.data.address().to_string(), endpoints.check.address().to_string(),
+                       b->endpoint.address().to_string(), b->check_endpoint.address().to_string());
+          moved = true;
+        }
+      }
+      if (moved) {
+        if (absl::Status s = Apply(std::move(*resolved)); !s.ok()) {
+          spdlog::error("refreshing addresses: {}", s.message());
+        }
+      }
+    }
+  }
+  ScheduleAddressRefresh();
 }
 
 void Proxy::Reload() {
@@ -449,6 +502,7 @@ void Proxy::Shutdown() {
   shut_down_ = true;
   stopping_ = true;
   asio::post(threads_->context(0), [this] {
+    if (address_refresh_) address_refresh_->cancel();
     health_->Stop();
     tier_sync_->Stop();
     if (admin_) admin_->Close();

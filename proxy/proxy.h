@@ -15,6 +15,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -105,6 +106,13 @@ class Proxy {
   absl::Status Apply(ResolvedConfig next, std::function<void()> applied = {});
   // The second half of Reload, on the control thread.
   void ApplyReload(absl::StatusOr<ResolvedConfig> next);
+  // Every [proxy] dns_refresh_s (when not 0): resolves the running configuration's host names
+  // again, off the I/O threads, and applies them where an address moved, as a reload would: a
+  // backend whose address moved is a new one (its clients are closed, spread over the pool's
+  // shutdown jitter), a moved check address takes the checks along. A reload in between makes
+  // the answer stale: it is dropped.
+  void ScheduleAddressRefresh();
+  void ApplyAddresses(absl::StatusOr<ResolvedConfig> resolved, uint64_t applied_before);
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
@@ -129,8 +137,11 @@ class Proxy {
   std::vector<std::shared_ptr<ListenerCounters>> retired_counters_;
   std::map<std::string, ListenerConfig> bound_;  // listeners with open sockets
   std::map<std::string, uint16_t> ports_;
-  bool stopping_ = false;   // from a stop signal on
-  bool shut_down_ = false;  // Shutdown ran
+  uint64_t applied_ = 0;                                        // configurations applied (Apply)
+  std::unique_ptr<boost::asio::steady_timer> address_refresh_;  // on the control thread
+  bool address_refresh_failed_ = false;  // the last refresh could not resolve: said once
+  bool stopping_ = false;                // from a stop signal on
+  bool shut_down_ = false;               // Shutdown ran
   // Caught from construction on, so that a signal during Start (resolving can take seconds)
   // waits for Run rather than kill the process.
   std::unique_ptr<Signals> signals_;

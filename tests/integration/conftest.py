@@ -144,18 +144,28 @@ def clock_off_by(seconds):
     return env
 
 
-SLOW_RESOLVER = BIN.parent / "tests" / "libslow_resolver.so"
+TEST_RESOLVER = BIN.parent / "tests" / "libtest_resolver.so"
+
+
+def resolver_env(**settings):
+    """The environment of a process whose system resolver the test controls
+    (tests/integration/test_resolver.cc): `settings` are its TEST_RESOLVER_* variables."""
+    assert TEST_RESOLVER.exists(), f"{TEST_RESOLVER} missing: scripts/build builds it"
+    return {**os.environ, "LD_PRELOAD": str(TEST_RESOLVER),
+            **{f"TEST_RESOLVER_{k.upper()}": str(v) for k, v in settings.items()}}
 
 
 def slow_resolver(ms, mark=None):
     """The environment of a process whose system resolver takes `ms` for any host name ending in
-    ".slow.test", which it resolves to 127.0.0.1 (tests/integration/slow_resolver.cc); with
-    `mark`, a path, such a lookup first writes the process id there."""
-    assert SLOW_RESOLVER.exists(), f"{SLOW_RESOLVER} missing: scripts/build builds it"
-    env = {**os.environ, "LD_PRELOAD": str(SLOW_RESOLVER), "SLOW_RESOLVER_MS": str(ms)}
-    if mark is not None:
-        env["SLOW_RESOLVER_MARK"] = str(mark)
-    return env
+    ".slow.test", which it resolves to 127.0.0.1; with `mark`, a path, such a lookup first writes
+    the process id there."""
+    return resolver_env(slow_ms=ms, **({"mark": mark} if mark is not None else {}))
+
+
+def mapped_resolver(path):
+    """The environment of a process whose system resolver resolves any host name ending in
+    ".map.test" to the address written in the file `path` at the time of the lookup."""
+    return resolver_env(map=path)
 
 
 class Process:

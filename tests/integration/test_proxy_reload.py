@@ -8,10 +8,10 @@ import socket
 import threading
 import time
 
-from conftest import free_port, slow_resolver, wait_for
+from conftest import free_port, mapped_resolver, slow_resolver, wait_for
 from mqtt_wire import CONNACK, connect_packet
 from proxy_fixtures import (FAST_HEALTH, backend, brokers, conns, hung_port,  # noqa: F401
-                            is_open, pool, start_proxy, tcp_sockets)
+                            is_closed, is_open, pool, start_proxy, tcp_sockets)
 
 
 def place(proxy, conns, n, prefix):
@@ -297,3 +297,34 @@ def test_a_sighup_while_starting_reloads_once_started(brokers, start_proxy, conn
     wait_for(lambda: "] reloaded " in proxy.log(), timeout=10, what="the reload after the start")
     assert proxy.alive()
     assert conns.wire(proxy.port, version=4).connect("after").reason() == 0
+
+
+def test_dns_refresh_follows_a_backend_to_its_new_address(start_proxy, conns, tmp_path):
+    # svc.map.test resolves to what the file says (tests/integration/test_resolver.cc): first
+    # 127.0.0.1, then 127.0.0.2, where a second service listens on the same port. Within a
+    # refresh, new clients reach the new address and the old address's clients are closed.
+    port = free_port()
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\n")
+    with socket.create_server(("127.0.0.1", port)) as old, \
+            socket.create_server(("127.0.0.2", port)) as new:
+        old.settimeout(5)
+        new.settimeout(5)
+        svc = {"name": "svc", "address": f"svc.map.test:{port}"}
+        proxy = start_proxy({"svc": pool(svc, shutdown_jitter_ms=100)},
+                            [{"name": "tcp", "protocol": "tcp", "pool": "svc"}],
+                            settings={"dns_refresh_s": 1}, env=mapped_resolver(hosts))
+        before = conns.socket(proxy.port)
+        accepted, _ = old.accept()
+        with accepted:
+            hosts.write_text("127.0.0.2\n")
+            wait_for(lambda: "backend svc now at 127.0.0.2" in proxy.log(), timeout=5,
+                     what="the refresh to find the new address")
+            wait_for(lambda: is_closed(before), timeout=3, what="the old address's client closed")
+            after = conns.socket(proxy.port)
+            moved, _ = new.accept()
+            with moved:
+                after.sendall(b"hello")
+                assert moved.recv(5) == b"hello"
+        assert proxy.backends("svc")["svc"]["address"] == f"svc.map.test:{port}"
+

@@ -57,6 +57,7 @@ TEST(ProxyConfigTest, MinimalHasDefaults) {
   EXPECT_EQ(p.backends[0].weight, 1u);
   EXPECT_FALSE(c->admin.has_value());
   EXPECT_FALSE(c->yield_before_sleep);
+  EXPECT_EQ(c->dns_refresh_s, 0u);
 }
 
 TEST(ProxyConfigTest, EveryKeyIsRead) {
@@ -70,6 +71,7 @@ yield_before_sleep = true
 log_level = "debug"
 stop_grace_ms = 1500
 stop_spread_ms = 2500
+dns_refresh_s = 30
 
 [[listener]]
 name = "raw"
@@ -80,6 +82,7 @@ connect_timeout_ms = 100
 max_connect_bytes = 1024
 idle_timeout_s = 9
 max_connections = 5000
+access_log = true
 
 [pool.p]
 strategy = "source-hash"
@@ -131,11 +134,13 @@ address = "127.0.0.1:3"
   EXPECT_EQ(c->admin_token, "0123456789abcdef");
   EXPECT_EQ(c->stop_grace_ms, 1500u);
   EXPECT_EQ(c->stop_spread_ms, 2500u);
+  EXPECT_EQ(c->dns_refresh_s, 30u);
   const ListenerConfig& l = c->listeners[0];
   EXPECT_EQ(l.protocol, Protocol::kMqtt);
   EXPECT_EQ(l.connect_timeout_ms, 100u);
   EXPECT_EQ(l.idle_timeout_s, 9u);
   EXPECT_EQ(l.max_connections, 5000u);
+  EXPECT_TRUE(l.access_log);
   EXPECT_EQ(l.max_connect_bytes, 1024u);
   const PoolConfig& p = c->pools.at("p");
   EXPECT_EQ(p.strategy, balancer::StrategyKind::kSourceHash);
