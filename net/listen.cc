@@ -11,10 +11,10 @@ namespace net {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-absl::StatusOr<tcp::endpoint> Resolve(const base::HostPort& address) {
+absl::StatusOr<std::vector<tcp::endpoint>> ResolveAll(const base::HostPort& address) {
   boost::system::error_code ec;
   asio::ip::address ip = asio::ip::make_address(address.host, ec);
-  if (!ec) return tcp::endpoint(ip, address.port);
+  if (!ec) return std::vector<tcp::endpoint>{tcp::endpoint(ip, address.port)};
   asio::io_context io;
   tcp::resolver resolver(io);
   auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
@@ -22,7 +22,16 @@ absl::StatusOr<tcp::endpoint> Resolve(const base::HostPort& address) {
     return absl::InvalidArgumentError(
         fmt::format("cannot resolve \"{}\": {}", address.host, ec.message()));
   }
-  return results.begin()->endpoint();
+  std::vector<tcp::endpoint> out;
+  for (const auto& r : results)
+    out.push_back(r.endpoint());
+  return out;
+}
+
+absl::StatusOr<tcp::endpoint> Resolve(const base::HostPort& address) {
+  absl::StatusOr<std::vector<tcp::endpoint>> all = ResolveAll(address);
+  if (!all.ok()) return all.status();
+  return all->front();
 }
 
 absl::StatusOr<tcp::acceptor> Listen(asio::io_context& io, const tcp::endpoint& endpoint,

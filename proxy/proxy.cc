@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -30,26 +31,61 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// `address`'s endpoint: `kept` while the name still resolves to it, else the resolver's first.
+absl::StatusOr<tcp::endpoint> ResolveKeeping(const base::HostPort& address,
+                                             const tcp::endpoint* kept) {
+  absl::StatusOr<std::vector<tcp::endpoint>> all = net::ResolveAll(address);
+  if (!all.ok()) return all.status();
+  if (kept != nullptr && std::find(all->begin(), all->end(), *kept) != all->end()) return *kept;
+  return all->front();
+}
+
 absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(const std::string& pool,
-                                                       const BackendConfig& b) {
+                                                       const BackendConfig& b,
+                                                       const ResolvedConfig::Backend* current) {
   auto failed = [&](std::string_view key, const absl::Status& s) {
     return absl::InvalidArgumentError(
         fmt::format("pool.{} backend \"{}\": {}: {}", pool, b.name, key, s.message()));
   };
-  absl::StatusOr<tcp::endpoint> data = net::Resolve(b.address);
+  absl::StatusOr<tcp::endpoint> data =
+      ResolveKeeping(b.address, current != nullptr ? &current->data : nullptr);
   if (!data.ok()) return failed("address", data.status());
-  absl::StatusOr<tcp::endpoint> check = b.check_address ? net::Resolve(*b.check_address) : data;
+  absl::StatusOr<tcp::endpoint> check =
+      b.check_address
+          ? ResolveKeeping(*b.check_address, current != nullptr ? &current->check : nullptr)
+          : data;
   if (!check.ok()) return failed("check_address", check.status());
   return ResolvedConfig::Backend{*data, *check};
 }
 
 }  // namespace
 
-absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config) {
+RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpoints& current) {
+  RefreshedEndpoints out;
+  for (const auto& [name, pool] : config.pools) {
+    for (const BackendConfig& b : pool.backends) {
+      BackendKey key{name, b.name};
+      auto kept = current.find(key);
+      const ResolvedConfig::Backend* in_force = kept != current.end() ? &kept->second : nullptr;
+      absl::StatusOr<ResolvedConfig::Backend> r = ResolveBackend(name, b, in_force);
+      if (r.ok()) {
+        out.endpoints[key] = *r;
+        continue;
+      }
+      out.failures[key] = std::string(r.status().message());
+      if (in_force != nullptr) out.endpoints[key] = *in_force;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config, const BackendEndpoints& current) {
   ResolvedConfig out;
   for (const auto& [name, pool] : config.pools) {
     for (const BackendConfig& b : pool.backends) {
-      absl::StatusOr<ResolvedConfig::Backend> r = ResolveBackend(name, b);
+      auto kept = current.find({name, b.name});
+      absl::StatusOr<ResolvedConfig::Backend> r =
+          ResolveBackend(name, b, kept != current.end() ? &kept->second : nullptr);
       if (!r.ok()) return r.status();
       out.backends[{name, b.name}] = *r;
     }
@@ -161,8 +197,10 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
     for (const BackendConfig& bc : pc.backends) {
       const ResolvedConfig::Backend& endpoints = resolved.backends.at({name, bc.name});
       std::shared_ptr<BackendState> state;
+      std::shared_ptr<BackendState> moved;  // this backend's state at its previous address
       if (auto old = pools_.find(name); old != pools_.end()) {
         std::shared_ptr<BackendState> b = old->second->Find(bc.name);
+        if (b != nullptr && b->endpoint != endpoints.data) moved = b;
         if (b != nullptr && b->endpoint == endpoints.data) {
           state = b;
           if (b->check_endpoint != endpoints.check) new_checks.emplace_back(b, endpoints.check);
@@ -176,6 +214,16 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
       if (state == nullptr) {
         state =
             std::make_shared<BackendState>(bc, endpoints.data, endpoints.check, pc.health.policy);
+        // At a new address, the operator's drain and weight stay with the name (unless the file
+        // changed the weight, which overrides the operator's), as the tier's view would bring
+        // them back a round later.
+        if (moved != nullptr) {
+          state->draining.store(moved->draining.load());
+          if (moved->operator_weight && moved->file_weight == bc.weight) {
+            state->operator_weight = moved->operator_weight;
+            state->weight.store(*moved->operator_weight);
+          }
+        }
       }
       backends.push_back(std::move(state));
     }
@@ -293,55 +341,72 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   });
   pools_ = std::move(pools);
   config_ = std::move(next);
+  binds_ = std::move(resolved.binds);
   ++applied_;
   return absl::OkStatus();
 }
 
 void Proxy::ScheduleAddressRefresh() {
-  // Looked at every second while off, so that a reload can turn it on.
-  uint32_t every_s = config_.dns_refresh_s;
-  address_refresh_->expires_after(std::chrono::seconds(every_s > 0 ? every_s : 1));
-  address_refresh_->async_wait([this, every_s](const boost::system::error_code& ec) {
-    if (ec || stopping_) return;
-    if (every_s == 0 || config_.dns_refresh_s == 0) return ScheduleAddressRefresh();
-    asio::post(*reloader_, [this, config = config_, before = applied_]() mutable {
-      absl::StatusOr<ResolvedConfig> resolved = ResolveConfig(std::move(config));
-      asio::post(threads_->context(0), [this, resolved = std::move(resolved), before]() mutable {
-        ApplyAddresses(std::move(resolved), before);
-      });
-    });
+  // Off: not armed; a reload that sets it arms it. One chain at a time: a refresh under way
+  // arms the next wait when it is done.
+  if (config_.dns_refresh_s == 0 || refresh_in_flight_ || stopping_) return;
+  address_refresh_->expires_after(std::chrono::seconds(config_.dns_refresh_s));  // replaces a wait
+  address_refresh_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_ || config_.dns_refresh_s == 0) return;
+    refresh_in_flight_ = true;
+    asio::post(*reloader_,
+               [this, config = config_, current = CurrentEndpoints(), before = applied_]() mutable {
+                 RefreshedEndpoints r = ResolveBackends(config, current);
+                 asio::post(threads_->context(0), [this, r = std::move(r), before]() mutable {
+                   ApplyAddresses(std::move(r), before);
+                 });
+               });
   });
 }
 
-void Proxy::ApplyAddresses(absl::StatusOr<ResolvedConfig> resolved, uint64_t applied_before) {
+BackendEndpoints Proxy::CurrentEndpoints() const {
+  BackendEndpoints out;
+  for (const auto& [name, pool] : pools_) {
+    for (const std::shared_ptr<BackendState>& b : pool->backends())
+      out[{name, b->name()}] = {b->endpoint, b->check_endpoint};
+  }
+  return out;
+}
+
+void Proxy::ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before) {
+  refresh_in_flight_ = false;
   if (stopping_) return;
-  if (applied_ == applied_before) {
-    if (!resolved.ok()) {
-      // Until a refresh succeeds again, the addresses in force stay, and this is not repeated.
-      if (!std::exchange(address_refresh_failed_, true)) {
-        spdlog::warn("refreshing addresses: {}; the ones in force stay",
-                     resolved.status().message());
+  if (applied_ == applied_before) {  // else a reload came in between, with newer answers
+    for (const auto& [key, why] : refreshed.failures) {
+      if (refresh_failing_.insert(key).second) {
+        spdlog::warn("refreshing addresses: {}; its address in force stays", why);
       }
-    } else {
-      address_refresh_failed_ = false;
-      bool moved = false;
-      for (const auto& [key, endpoints] : resolved->backends) {
-        const auto& [pool, name] = key;
-        auto p = pools_.find(pool);
-        std::shared_ptr<BackendState> b = p == pools_.end() ? nullptr : p->second->Find(name);
-        if (b == nullptr) continue;
-        if (b->endpoint != endpoints.data || b->check_endpoint != endpoints.check) {
-          spdlog::info("pool {}: backend {} now at {} (checks {}), was {} (checks {})", pool, name,
-                       endpoints.data.address().to_string(), endpoints.check.address().to_string(),
-                       b->endpoint.address().to_string(), b->check_endpoint.address().to_string());
-          moved = true;
-        }
+    }
+    for (auto it = refresh_failing_.begin(); it != refresh_failing_.end();) {
+      if (refreshed.failures.contains(*it)) {
+        ++it;
+        continue;
       }
-      if (moved) {
-        if (absl::Status s = Apply(std::move(*resolved)); !s.ok()) {
-          spdlog::error("refreshing addresses: {}", s.message());
-        }
+      spdlog::info("pool {}: backend {} resolves again", it->first, it->second);
+      it = refresh_failing_.erase(it);
+    }
+    bool moved = false;
+    for (const auto& [key, endpoints] : refreshed.endpoints) {
+      const auto& [pool, name] = key;
+      auto p = pools_.find(pool);
+      std::shared_ptr<BackendState> b = p == pools_.end() ? nullptr : p->second->Find(name);
+      if (b == nullptr) continue;
+      if (b->endpoint != endpoints.data || b->check_endpoint != endpoints.check) {
+        spdlog::info("pool {}: backend {} now at {} (checks {}), was {} (checks {})", pool, name,
+                     endpoints.data.address().to_string(), endpoints.check.address().to_string(),
+                     b->endpoint.address().to_string(), b->check_endpoint.address().to_string());
+        moved = true;
       }
+    }
+    if (moved) {
+      absl::Status s = Apply(ResolvedConfig{
+          .config = config_, .backends = std::move(refreshed.endpoints), .binds = binds_});
+      if (!s.ok()) spdlog::error("refreshing addresses: {}", s.message());
     }
   }
   ScheduleAddressRefresh();
@@ -349,10 +414,10 @@ void Proxy::ApplyAddresses(absl::StatusOr<ResolvedConfig> resolved, uint64_t app
 
 void Proxy::Reload() {
   spdlog::info("reloading {}", config_path_);
-  asio::post(*reloader_, [this] {
+  asio::post(*reloader_, [this, current = CurrentEndpoints()] {
     absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
     absl::StatusOr<ResolvedConfig> resolved =
-        next.ok() ? ResolveConfig(std::move(*next)) : next.status();
+        next.ok() ? ResolveConfig(std::move(*next), current) : next.status();
     asio::post(threads_->context(0), [this, resolved = std::move(resolved)]() mutable {
       ApplyReload(std::move(resolved));
     });
@@ -395,6 +460,7 @@ void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved) {
     spdlog::info("reload: log level {}", config_.log_level);
     spdlog::set_level(spdlog::level::from_str(config_.log_level));
   }
+  ScheduleAddressRefresh();  // at the new dns_refresh_s
 }
 
 void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,10 +59,25 @@ struct ResolvedConfig {
   std::map<std::pair<std::string, std::string>, Backend> backends;  // by pool and backend name
   std::map<std::string, boost::asio::ip::tcp::endpoint> binds;      // by listener name
 };
+using BackendKey = std::pair<std::string, std::string>;  // pool and backend names
+using BackendEndpoints = std::map<BackendKey, ResolvedConfig::Backend>;
 
 // Resolves the addresses of `config` that the pools and listeners use (the admin server
-// resolves its own, once, at start): the first that fails, named by its key.
-[[nodiscard]] absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config);
+// resolves its own, once, at start): the first that fails, named by its key. A backend's name
+// that still resolves to its endpoint in `current` keeps it: a name with several addresses
+// (round-robin DNS) may list them in another order at each lookup, and taking the first would
+// move the backend, and close its clients, at every reload or refresh.
+[[nodiscard]] absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config,
+                                                           const BackendEndpoints& current = {});
+
+// The backends' endpoints for a refresh of their names while the proxy runs: each resolved on
+// its own (keeping `current`'s as ResolveConfig does), so that a name that does not resolve (a
+// pod restarting) keeps its endpoint in force and holds up no other.
+struct RefreshedEndpoints {
+  BackendEndpoints endpoints;
+  std::map<BackendKey, std::string> failures;  // why, for those that kept their endpoint
+};
+RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpoints& current);
 
 class Proxy {
  public:
@@ -106,13 +122,15 @@ class Proxy {
   absl::Status Apply(ResolvedConfig next, std::function<void()> applied = {});
   // The second half of Reload, on the control thread.
   void ApplyReload(absl::StatusOr<ResolvedConfig> next);
-  // Every [proxy] dns_refresh_s (when not 0): resolves the running configuration's host names
-  // again, off the I/O threads, and applies them where an address moved, as a reload would: a
-  // backend whose address moved is a new one (its clients are closed, spread over the pool's
-  // shutdown jitter), a moved check address takes the checks along. A reload in between makes
-  // the answer stale: it is dropped.
+  // Every [proxy] dns_refresh_s (when not 0): resolves the backends' host names again, on the
+  // reload thread, and applies them where an address moved, as a reload would: a backend whose
+  // address moved is a new one (its clients are closed, spread over the pool's shutdown jitter;
+  // the operator's drain and weight go along), a moved check address takes the checks along. A
+  // reload in between makes the answers stale: they are dropped.
   void ScheduleAddressRefresh();
-  void ApplyAddresses(absl::StatusOr<ResolvedConfig> resolved, uint64_t applied_before);
+  // The backends' endpoints in force, for ResolveConfig; on the control thread.
+  BackendEndpoints CurrentEndpoints() const;
+  void ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before);
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
@@ -137,11 +155,13 @@ class Proxy {
   std::vector<std::shared_ptr<ListenerCounters>> retired_counters_;
   std::map<std::string, ListenerConfig> bound_;  // listeners with open sockets
   std::map<std::string, uint16_t> ports_;
-  uint64_t applied_ = 0;                                        // configurations applied (Apply)
-  std::unique_ptr<boost::asio::steady_timer> address_refresh_;  // on the control thread
-  bool address_refresh_failed_ = false;  // the last refresh could not resolve: said once
-  bool stopping_ = false;                // from a stop signal on
-  bool shut_down_ = false;               // Shutdown ran
+  uint64_t applied_ = 0;                                         // configurations applied (Apply)
+  std::map<std::string, boost::asio::ip::tcp::endpoint> binds_;  // the listeners', resolved
+  std::unique_ptr<boost::asio::steady_timer> address_refresh_;   // on the control thread
+  bool refresh_in_flight_ = false;
+  std::set<BackendKey> refresh_failing_;  // backends whose names do not resolve: said once
+  bool stopping_ = false;                 // from a stop signal on
+  bool shut_down_ = false;                // Shutdown ran
   // Caught from construction on, so that a signal during Start (resolving can take seconds)
   // waits for Run rather than kill the process.
   std::unique_ptr<Signals> signals_;

@@ -162,10 +162,11 @@ def slow_resolver(ms, mark=None):
     return resolver_env(slow_ms=ms, **({"mark": mark} if mark is not None else {}))
 
 
-def mapped_resolver(path):
+def mapped_resolver(path, log=None):
     """The environment of a process whose system resolver resolves any host name ending in
-    ".map.test" to the address written in the file `path` at the time of the lookup."""
-    return resolver_env(map=path)
+    ".map.test" to the addresses in the file `path` at the time of the lookup, one per line; with
+    `log`, a path, each such lookup appends a line there."""
+    return resolver_env(map=path, **({"log": log} if log is not None else {}))
 
 
 class Process:

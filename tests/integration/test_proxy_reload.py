@@ -303,23 +303,43 @@ def test_dns_refresh_follows_a_backend_to_its_new_address(start_proxy, conns, tm
     # svc.map.test resolves to what the file says (tests/integration/test_resolver.cc): first
     # 127.0.0.1, then 127.0.0.2, where a second service listens on the same port. Within a
     # refresh, new clients reach the new address and the old address's clients are closed.
+    # One thread: a new client cannot reach a worker that has not heard of the move yet.
     port = free_port()
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1\n")
+    lookups = tmp_path / "lookups"
+    lookups.write_text("")
+
+    def refreshes(n):
+        looked_up = len(lookups.read_text().splitlines())
+        wait_for(lambda: len(lookups.read_text().splitlines()) >= looked_up + n,
+                 what=f"{n} refreshes")
+
     with socket.create_server(("127.0.0.1", port)) as old, \
             socket.create_server(("127.0.0.2", port)) as new:
         old.settimeout(5)
         new.settimeout(5)
         svc = {"name": "svc", "address": f"svc.map.test:{port}"}
         proxy = start_proxy({"svc": pool(svc, shutdown_jitter_ms=100)},
-                            [{"name": "tcp", "protocol": "tcp", "pool": "svc"}],
-                            settings={"dns_refresh_s": 1}, env=mapped_resolver(hosts))
+                            [{"name": "tcp", "protocol": "tcp", "pool": "svc"}], threads=1,
+                            settings={"dns_refresh_s": 1}, env=mapped_resolver(hosts, log=lookups))
         before = conns.socket(proxy.port)
         accepted, _ = old.accept()
         with accepted:
+            # Both addresses, the new one first, as round-robin DNS may order them: the backend
+            # stays where it is, and so does its client.
+            hosts.write_text("127.0.0.2\n127.0.0.1\n")
+            refreshes(2)
+            assert "now at" not in proxy.log() and not is_closed(before)
+            # The name does not resolve for a while (a pod restarting): said once, no change.
+            hosts.write_text("")
+            refreshes(2)
+            assert proxy.log().count("its address in force stays") == 1
+            assert not is_closed(before)
             hosts.write_text("127.0.0.2\n")
             wait_for(lambda: "backend svc now at 127.0.0.2" in proxy.log(), timeout=5,
                      what="the refresh to find the new address")
+            assert "backend svc resolves again" in proxy.log()
             wait_for(lambda: is_closed(before), timeout=3, what="the old address's client closed")
             after = conns.socket(proxy.port)
             moved, _ = new.accept()
@@ -327,4 +347,3 @@ def test_dns_refresh_follows_a_backend_to_its_new_address(start_proxy, conns, tm
                 after.sendall(b"hello")
                 assert moved.recv(5) == b"hello"
         assert proxy.backends("svc")["svc"]["address"] == f"svc.map.test:{port}"
-
