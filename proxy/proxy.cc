@@ -31,16 +31,39 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// `address`'s endpoint: `kept` while the name still resolves to it, else the resolver's first.
-absl::StatusOr<tcp::endpoint> ResolveKeeping(const base::HostPort& address,
-                                             const tcp::endpoint* kept) {
-  absl::StatusOr<std::vector<tcp::endpoint>> all = net::ResolveAll(address);
+// One pass of lookups: each host resolved once, however many addresses and check addresses of
+// the configuration name it (when DNS is down, each lookup costs the resolver's timeout).
+class Lookups {
+ public:
+  // `address`'s endpoints, in the resolver's order.
+  absl::StatusOr<std::vector<tcp::endpoint>> All(const base::HostPort& address) {
+    auto [it, fresh] = by_host_.try_emplace(address.host);
+    if (fresh) it->second = net::ResolveAll({address.host, 0});
+    if (!it->second.ok()) return it->second.status();
+    std::vector<tcp::endpoint> out;
+    for (const tcp::endpoint& e : *it->second)
+      out.emplace_back(e.address(), address.port);
+    return out;
+  }
+
+ private:
+  std::map<std::string, absl::StatusOr<std::vector<tcp::endpoint>>> by_host_;
+};
+
+// `address`'s endpoint: the first of `preferred` (null ones skipped) that the name still resolves
+// to, else the resolver's first.
+absl::StatusOr<tcp::endpoint> ResolveKeeping(
+    Lookups& lookups, const base::HostPort& address,
+    std::initializer_list<const tcp::endpoint*> preferred) {
+  absl::StatusOr<std::vector<tcp::endpoint>> all = lookups.All(address);
   if (!all.ok()) return all.status();
-  if (kept != nullptr && std::find(all->begin(), all->end(), *kept) != all->end()) return *kept;
+  for (const tcp::endpoint* p : preferred) {
+    if (p != nullptr && std::find(all->begin(), all->end(), *p) != all->end()) return *p;
+  }
   return all->front();
 }
 
-absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(const std::string& pool,
+absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(Lookups& lookups, const std::string& pool,
                                                        const BackendConfig& b,
                                                        const ResolvedConfig::Backend* current) {
   auto failed = [&](std::string_view key, const absl::Status& s) {
@@ -48,12 +71,19 @@ absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(const std::string& pool,
         fmt::format("pool.{} backend \"{}\": {}: {}", pool, b.name, key, s.message()));
   };
   absl::StatusOr<tcp::endpoint> data =
-      ResolveKeeping(b.address, current != nullptr ? &current->data : nullptr);
+      ResolveKeeping(lookups, b.address, {current != nullptr ? &current->data : nullptr});
   if (!data.ok()) return failed("address", data.status());
+  if (!b.check_address) return ResolvedConfig::Backend{*data, *data};
+  // The checks go where the clients go when the check address names the same host (another
+  // port of the same broker): with several addresses, each looked up on its own could land on
+  // two brokers.
+  std::optional<tcp::endpoint> beside;
+  if (b.check_address->host == b.address.host) {
+    beside = tcp::endpoint(data->address(), b.check_address->port);
+  }
   absl::StatusOr<tcp::endpoint> check =
-      b.check_address
-          ? ResolveKeeping(*b.check_address, current != nullptr ? &current->check : nullptr)
-          : data;
+      ResolveKeeping(lookups, *b.check_address,
+                     {beside ? &*beside : nullptr, current != nullptr ? &current->check : nullptr});
   if (!check.ok()) return failed("check_address", check.status());
   return ResolvedConfig::Backend{*data, *check};
 }
@@ -61,13 +91,14 @@ absl::StatusOr<ResolvedConfig::Backend> ResolveBackend(const std::string& pool,
 }  // namespace
 
 RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpoints& current) {
+  Lookups lookups;
   RefreshedEndpoints out;
   for (const auto& [name, pool] : config.pools) {
     for (const BackendConfig& b : pool.backends) {
       BackendKey key{name, b.name};
       auto kept = current.find(key);
       const ResolvedConfig::Backend* in_force = kept != current.end() ? &kept->second : nullptr;
-      absl::StatusOr<ResolvedConfig::Backend> r = ResolveBackend(name, b, in_force);
+      absl::StatusOr<ResolvedConfig::Backend> r = ResolveBackend(lookups, name, b, in_force);
       if (r.ok()) {
         out.endpoints[key] = *r;
         continue;
@@ -80,12 +111,13 @@ RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpo
 }
 
 absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config, const BackendEndpoints& current) {
+  Lookups lookups;
   ResolvedConfig out;
   for (const auto& [name, pool] : config.pools) {
     for (const BackendConfig& b : pool.backends) {
       auto kept = current.find({name, b.name});
       absl::StatusOr<ResolvedConfig::Backend> r =
-          ResolveBackend(name, b, kept != current.end() ? &kept->second : nullptr);
+          ResolveBackend(lookups, name, b, kept != current.end() ? &kept->second : nullptr);
       if (!r.ok()) return r.status();
       out.backends[{name, b.name}] = *r;
     }
@@ -222,6 +254,8 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
           if (moved->operator_weight && moved->file_weight == bc.weight) {
             state->operator_weight = moved->operator_weight;
             state->weight.store(*moved->operator_weight);
+          } else if (moved->operator_weight) {
+            new_weights.push_back({name, state, bc.weight});  // the tier forgets the operator's
           }
         }
       }
@@ -352,7 +386,8 @@ void Proxy::ScheduleAddressRefresh() {
   if (config_.dns_refresh_s == 0 || refresh_in_flight_ || stopping_) return;
   address_refresh_->expires_after(std::chrono::seconds(config_.dns_refresh_s));  // replaces a wait
   address_refresh_->async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_ || config_.dns_refresh_s == 0) return;
+    // A callback already queued when a reload re-armed the timer: one refresh at a time.
+    if (ec || stopping_ || config_.dns_refresh_s == 0 || refresh_in_flight_) return;
     refresh_in_flight_ = true;
     asio::post(*reloader_,
                [this, config = config_, current = CurrentEndpoints(), before = applied_]() mutable {
@@ -387,7 +422,9 @@ void Proxy::ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before
         ++it;
         continue;
       }
-      spdlog::info("pool {}: backend {} resolves again", it->first, it->second);
+      if (refreshed.endpoints.contains(*it)) {  // not when a reload removed it
+        spdlog::info("pool {}: backend {} resolves again", it->first, it->second);
+      }
       it = refresh_failing_.erase(it);
     }
     bool moved = false;
@@ -403,7 +440,14 @@ void Proxy::ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before
         moved = true;
       }
     }
-    if (moved) {
+    // Every backend in force has an endpoint (its own, at worst): the pools and config_ come
+    // from the same Apply. Checked all the same, as Apply needs them all.
+    bool complete = std::all_of(config_.pools.begin(), config_.pools.end(), [&](const auto& p) {
+      return std::all_of(p.second.backends.begin(), p.second.backends.end(), [&](const auto& b) {
+        return refreshed.endpoints.contains({p.first, b.name});
+      });
+    });
+    if (moved && complete) {
       absl::Status s = Apply(ResolvedConfig{
           .config = config_, .backends = std::move(refreshed.endpoints), .binds = binds_});
       if (!s.ok()) spdlog::error("refreshing addresses: {}", s.message());
@@ -414,20 +458,26 @@ void Proxy::ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before
 
 void Proxy::Reload() {
   spdlog::info("reloading {}", config_path_);
-  asio::post(*reloader_, [this, current = CurrentEndpoints()] {
+  asio::post(*reloader_, [this, current = CurrentEndpoints(), before = applied_] {
     absl::StatusOr<ProxyConfig> next = LoadProxyConfig(config_path_);
     absl::StatusOr<ResolvedConfig> resolved =
         next.ok() ? ResolveConfig(std::move(*next), current) : next.status();
-    asio::post(threads_->context(0), [this, resolved = std::move(resolved)]() mutable {
-      ApplyReload(std::move(resolved));
+    asio::post(threads_->context(0), [this, resolved = std::move(resolved), before]() mutable {
+      ApplyReload(std::move(resolved), before);
     });
   });
 }
 
-void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved) {
+void Proxy::ApplyReload(absl::StatusOr<ResolvedConfig> resolved, uint64_t applied_before) {
   if (stopping_) {
     spdlog::warn("reload ignored: stopping");
     return;
+  }
+  if (applied_ != applied_before) {
+    // A refresh of the addresses came in between: resolved against the addresses before it, this
+    // answer could move a backend it just moved.
+    spdlog::info("reload: the addresses changed meanwhile; reading the file again");
+    return Reload();
   }
   if (!resolved.ok()) {
     spdlog::error("reload refused, the running configuration stays: {}",

@@ -121,7 +121,8 @@ class Proxy {
   // Applies a configuration; `applied` runs (on some worker's thread) once every worker has it.
   absl::Status Apply(ResolvedConfig next, std::function<void()> applied = {});
   // The second half of Reload, on the control thread.
-  void ApplyReload(absl::StatusOr<ResolvedConfig> next);
+  // `applied_before`: applied_ when the reload began.
+  void ApplyReload(absl::StatusOr<ResolvedConfig> next, uint64_t applied_before);
   // Every [proxy] dns_refresh_s (when not 0): resolves the backends' host names again, on the
   // reload thread, and applies them where an address moved, as a reload would: a backend whose
   // address moved is a new one (its clients are closed, spread over the pool's shutdown jitter;

@@ -306,7 +306,12 @@ def test_dns_refresh_follows_a_backend_to_its_new_address(start_proxy, conns, tm
     # One thread: a new client cannot reach a worker that has not heard of the move yet.
     port = free_port()
     hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1\n")
+
+    def resolve_to(*addresses):  # at once: a lookup never finds the file half written
+        (tmp_path / "hosts.new").write_text("".join(f"{a}\n" for a in addresses))
+        os.replace(tmp_path / "hosts.new", hosts)
+
+    resolve_to("127.0.0.1")
     lookups = tmp_path / "lookups"
     lookups.write_text("")
 
@@ -328,15 +333,15 @@ def test_dns_refresh_follows_a_backend_to_its_new_address(start_proxy, conns, tm
         with accepted:
             # Both addresses, the new one first, as round-robin DNS may order them: the backend
             # stays where it is, and so does its client.
-            hosts.write_text("127.0.0.2\n127.0.0.1\n")
+            resolve_to("127.0.0.2", "127.0.0.1")
             refreshes(2)
             assert "now at" not in proxy.log() and not is_closed(before)
             # The name does not resolve for a while (a pod restarting): said once, no change.
-            hosts.write_text("")
+            resolve_to()
             refreshes(2)
             assert proxy.log().count("its address in force stays") == 1
             assert not is_closed(before)
-            hosts.write_text("127.0.0.2\n")
+            resolve_to("127.0.0.2")
             wait_for(lambda: "backend svc now at 127.0.0.2" in proxy.log(), timeout=5,
                      what="the refresh to find the new address")
             assert "backend svc resolves again" in proxy.log()
