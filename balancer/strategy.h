@@ -8,7 +8,8 @@
 //
 // The caller bumps `generation` whenever names, weights or eligibility change, so a strategy can
 // cache what it derives from them (a Maglev table) and rebuild only then. `exclude` marks backends
-// tried already for this connection (a retry after a failed connect), without a new generation.
+// tried already for this connection (a retry after a failed connect) or full, without a new
+// generation.
 //
 // Instances are not thread-safe; the proxy keeps one per I/O thread and pool. What must be shared
 // between them arrives in the view: `active` counts every thread's connections, and `turn` numbers
@@ -35,9 +36,12 @@ struct BackendView {
 struct PoolView {
   std::span<const BackendView> backends;
   uint64_t generation = 0;  // changes whenever names, weights or eligibility change
-  // This pick's number in the pool's rotation, shared by all threads. A retry (exclude not
-  // empty) takes none and sees the next one.
+  // This pick's number in the pool's rotation, shared by all threads. A retry takes none and
+  // sees the next one.
   uint64_t turn = 0;
+  // Another attempt for a connection whose backend failed (those tried are in `exclude`). A
+  // first pick may have exclusions too: backends that are full.
+  bool retry = false;
 };
 
 class Strategy {

@@ -55,14 +55,18 @@ std::optional<size_t> WeightedRoundRobin::Pick(const PoolView& pool, std::string
   for (size_t i = 0; !changed && i < pool.backends.size(); ++i)
     changed = given_[i] != EligibleWeight(pool.backends[i]);
   if (changed) Reset(pool);
-  if (!exclude.empty()) return Step(retry_current_, weight_, [&](size_t i) { return !exclude[i]; });
-  auto all = [](size_t) { return true; };
-  if (pool.turn >= next_turn_ && total_ > 0) {
-    for (uint64_t k = (pool.turn - next_turn_) % static_cast<uint64_t>(total_); k > 0; --k)
-      Step(current_, weight_, all);
+  auto admitted = [&](size_t i) { return exclude.empty() || !exclude[i]; };
+  if (!pool.retry) {
+    auto all = [](size_t) { return true; };
+    if (pool.turn >= next_turn_ && total_ > 0) {
+      for (uint64_t k = (pool.turn - next_turn_) % static_cast<uint64_t>(total_); k > 0; --k)
+        Step(current_, weight_, all);
+    }
+    next_turn_ = pool.turn + 1;
+    std::optional<size_t> turn = Step(current_, weight_, all);
+    if (!turn || admitted(*turn)) return turn;
   }
-  next_turn_ = pool.turn + 1;
-  return Step(current_, weight_, all);
+  return Step(retry_current_, weight_, admitted);
 }
 
 }  // namespace balancer

@@ -14,10 +14,11 @@
 // are reduced by their greatest common divisor first (the sequence is the same, the period
 // shorter; usually the sum of the configured weights).
 //
-// A retry (some backends excluded, tried already) takes no turn: it steps a second rotation of
+// A retry (the backends tried already excluded) takes no turn: it steps a second rotation of
 // this instance's own over the backends not tried, so that the connections a failing backend
 // would have had are spread over the others by their weights, and the pool's rotation goes on
-// as if the failing backend had had its turn.
+// as if the failing backend had had its turn. A first pick whose turn falls on an excluded
+// (full) backend goes the same way: the turn is taken, the rotation stays the pool's.
 #pragma once
 
 #include <vector>

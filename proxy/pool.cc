@@ -72,8 +72,9 @@ std::shared_ptr<BackendState> PoolPicker::Pick(
   std::span<const bool> exclude;
   if (any_excluded) exclude = std::span<const bool>(exclude_.get(), backends.size());
   // A retry takes no turn: the pool's rotation moves once per connection, not per attempt.
-  uint64_t turn = tried.empty() ? pool_->NextTurn() : pool_->turn();
-  std::optional<size_t> pick = strategy_->Pick({views_, generation, turn}, key, exclude);
+  bool retry = !tried.empty();
+  uint64_t turn = retry ? pool_->turn() : pool_->NextTurn();
+  std::optional<size_t> pick = strategy_->Pick({views_, generation, turn, retry}, key, exclude);
   return pick ? backends[*pick] : nullptr;
 }
 

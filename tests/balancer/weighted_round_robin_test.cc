@@ -96,12 +96,34 @@ TEST(WeightedRoundRobinTest, RetriesRotateOverTheRestWithoutTakingTurns) {
   EXPECT_EQ(s.Pick(first, "", {}), 0u);
   // a failed, three times over: its retries go to b and c in turn, on the same turn.
   bool tried_a[] = {true, false, false};
+  PoolView retry = first;
+  retry.retry = true;
   std::string retries;
   for (int i = 0; i < 3; ++i)
-    retries += static_cast<char>('a' + *s.Pick(first, "", tried_a));
+    retries += static_cast<char>('a' + *s.Pick(retry, "", tried_a));
   EXPECT_EQ(retries, "bcb");
   // The pool's rotation goes on after a: b c a b.
   EXPECT_EQ(Sequence(s, pool, 4), "bcab");
+}
+
+TEST(WeightedRoundRobinTest, AFullBackendLeavesThePoolsRotationShared) {
+  // Two instances (threads) take the pool's turns while b is full: each turn that falls on b
+  // goes to the others in a rotation of their own, and the others' turns stay the pool's.
+  TestPool pool({1, 1, 1});
+  bool full_b[] = {false, true, false};
+  WeightedRoundRobin one;
+  WeightedRoundRobin two;
+  std::string out;
+  for (int i = 0; i < 9; ++i)
+    out += static_cast<char>('a' + *(i % 2 == 0 ? one : two).Pick(pool.view(), "", full_b));
+  // Turns a b c, three times: a and c where they fall; b's to a or c by each instance.
+  for (int i = 0; i < 9; i += 3) {
+    EXPECT_EQ(out[i], 'a') << out;
+    EXPECT_NE(out[i + 1], 'b') << out;
+    EXPECT_EQ(out[i + 2], 'c') << out;
+  }
+  // b no longer full: the rotation goes on where the pool stands, turn 9 being a.
+  EXPECT_EQ(Sequence(one, pool, 3), "abc");
 }
 
 TEST(WeightedRoundRobinTest, EmptyAndAllDownGiveNothing) {
