@@ -126,9 +126,9 @@ void ClusterSessions::Claim(const std::string& client_id, bool clean_start, Clai
       {"SET", keys_.Owner(client_id), node_, "GET"},
       [this, client_id, clean_start, done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
         // Served here before this node's last run is listed (the list was late): the list, when
-        // it comes, must not take the session (and the record) this run now holds.
-        bool here = !r.ok() || r->nil() || r->str == node_;
-        if (here && !own_listed_) claimed_before_listing_.insert(client_id);
+        // it comes, must not take the session (and the record) this run now holds, whoever had
+        // it before (a peer hands it over, and this run records it under this node too).
+        if (!own_listed_) claimed_before_listing_.insert(client_id);
         if (!r.ok()) {
           // Redis down: the client is served here without what another node may hold for it.
           spdlog::warn("cluster: cannot claim client id {}: {}", client_id, r.status().message());
@@ -396,7 +396,11 @@ void ClusterSessions::RetryLater(std::function<void()> step) {
 }
 
 void ClusterSessions::Recover() {
-  AdoptAll(node_, [this] { Recovered(); });
+  AdoptAll(node_, [this] {
+    own_listed_ = true;
+    claimed_before_listing_.clear();
+    Recovered();
+  });
 }
 
 void ClusterSessions::Recovered() {
@@ -413,10 +417,6 @@ void ClusterSessions::AdoptAll(const std::string& node, std::function<void()> li
                          for (const RedisReply& e : r->elements) {
                            if (node == node_ && claimed_before_listing_.contains(e.str)) continue;
                            Adopt(node, e.str);
-                         }
-                         if (node == node_) {
-                           own_listed_ = true;
-                           claimed_before_listing_.clear();
                          }
                        } else {
                          // The adoption is this node's (adopt:NODE says so): nobody else lists
