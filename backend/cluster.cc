@@ -292,6 +292,8 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
       missing_.erase(name);
     } else if (returning || ++missing_[name] < kMissingRounds) {
       next.emplace(name, p);
+    } else {
+      missing_.erase(name);  // leaves this round
     }
   }
   bool changed = next.size() != peers_.size();
@@ -303,7 +305,6 @@ void Cluster::OnLivePeers(std::vector<LivePeer> live) {
   for (const auto& [name, p] : peers_) {
     if (next.contains(name)) continue;
     spdlog::info("cluster: node {} left", name);
-    missing_.erase(name);
     const std::string& version = route_versions_[p.index].seen;
     sessions_->NodeLeft(name, version.substr(0, version.find('.')));
     for (const auto& [field, count] : known_routes_[p.index])

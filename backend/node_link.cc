@@ -145,8 +145,7 @@ void NodeLink::Pump() {
       // it a second more. Dropped, as a session drops it; the publisher need not wait for it.
       // Not one the peer is to store as retained: it replaces (or deletes) the peer's retained
       // message of the topic, which would otherwise stay.
-      queued_bytes_ -= Cost(e);
-      if (e.wait) e.wait->Taken();
+      Release(e);
       shard_.metrics().Drop(DropReason::kExpired);
       continue;
     }
@@ -173,7 +172,7 @@ void NodeLink::Pump() {
     if (acked) {
       inflight_.emplace(packet_id, std::move(e));
     } else {
-      queued_bytes_ -= Cost(e);
+      Release(e);
     }
   }
   CheckDrained();
@@ -249,8 +248,7 @@ void NodeLink::OnPacket(const mqtt::Packet& packet) {
   if (auto* ack = std::get_if<mqtt::Puback>(&packet)) {
     auto it = inflight_.find(ack->packet_id);
     if (it == inflight_.end()) return;
-    queued_bytes_ -= Cost(it->second);
-    if (it->second.wait) it->second.wait->Taken();
+    Release(it->second);
     inflight_.erase(it);
     return shard_.MarkDirty(*this);  // the window has room: forward more at the shard's flush
   }

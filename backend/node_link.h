@@ -90,6 +90,12 @@ class NodeLink final : public Backpressure, public std::enable_shared_from_this<
   size_t Cost(const Entry& e) const {
     return e.message->payload.size() + e.message->topic.size() + 64;
   }
+  // An entry done with (acknowledged, sent at QoS 0, or dropped): its bytes leave the queue's
+  // count and its publisher may be answered.
+  void Release(Entry& e) {
+    queued_bytes_ -= Cost(e);
+    if (e.wait) e.wait->Taken();
+  }
 
   Shard& shard_;
   std::string self_, peer_;

@@ -25,11 +25,13 @@ spdlog::logger& AccessLogger() {
 
 void LogAccess(const AccessRecord& r) {
   std::string id = r.client_id ? fmt::format("{:?}", *r.client_id) : "-";
+  auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - r.accepted_at);
   std::string address = r.client.address().to_string();
   if (r.client.address().is_v6()) address = "[" + address + "]";
   AccessLogger().info("{} {}:{} {} {}/{} {}ms in={} out={} {}", r.listener, address,
                       r.client.port(), id, r.pool, r.backend.empty() ? "-" : r.backend,
-                      r.duration.count(), r.bytes_from_client, r.bytes_to_client, r.outcome);
+                      duration.count(), r.bytes_from_client, r.bytes_to_client, r.outcome);
 }
 
 }  // namespace proxy

@@ -25,8 +25,8 @@ struct AccessRecord {
   boost::asio::ip::tcp::endpoint client;
   std::optional<std::string_view> client_id;
   std::string_view pool;
-  std::string_view backend;  // empty: none reached
-  std::chrono::milliseconds duration{0};
+  std::string_view backend;                           // empty: none reached
+  std::chrono::steady_clock::time_point accepted_at;  // the line says how long since
   uint64_t bytes_from_client = 0;
   uint64_t bytes_to_client = 0;
   std::string_view outcome;  // "client closed", "rejected: no_backend", ...

@@ -173,7 +173,7 @@ std::string Metrics(const Proxy& proxy) {
   for (const auto& [pool_name, pool] : proxy.pools()) {
     for (const auto& b : pool->backends()) {
       std::string_view state = b->StateName();
-      for (std::string_view s : {"up", "draining", "ejected", "down"}) {
+      for (std::string_view s : BackendState::kStateNames) {
         m.Sample("sb_proxy_backend_state", state == s ? 1.0 : 0.0,
                  {{"pool", pool_name}, {"backend", b->name()}, {"state", s}});
       }

@@ -81,7 +81,8 @@ struct BackendState {
            !down_for_all.load(std::memory_order_relaxed) &&
            !draining.load(std::memory_order_relaxed) && weight.load(std::memory_order_relaxed) > 0;
   }
-  // "up", "down", "ejected" or "draining", for the admin API and metrics.
+  // What StateName answers, for the admin API and metrics.
+  static constexpr std::string_view kStateNames[] = {"up", "draining", "ejected", "down"};
   std::string_view StateName() const;
 };
 

@@ -144,8 +144,7 @@ class Setup {
                .client = peer_,
                .client_id = client_id_,
                .pool = listener_.config.pool,
-               .duration = std::chrono::duration_cast<milliseconds>(
-                   std::chrono::steady_clock::now() - started_),
+               .accepted_at = started_,
                .bytes_from_client = bytes_from_client_,
                .outcome = outcome});
   }
@@ -506,8 +505,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
                .client_id = logged_id,
                .pool = listener->config.pool,
                .backend = counted->name(),
-               .duration = std::chrono::duration_cast<milliseconds>(
-                   std::chrono::steady_clock::now() - accepted_at),
+               .accepted_at = accepted_at,
                .bytes_from_client = sent_first + s.bytes_from_client,
                .bytes_to_client = s.bytes_to_client,
                .outcome = SessionEndName(s.end)});

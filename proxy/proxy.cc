@@ -103,25 +103,17 @@ RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpo
         out.endpoints[key] = *r;
         continue;
       }
+      if (out.first_failure.ok()) out.first_failure = r.status();
       out.failures[key] = std::string(r.status().message());
-      if (in_force != nullptr) out.endpoints[key] = *in_force;
     }
   }
   return out;
 }
 
 absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config, const BackendEndpoints& current) {
-  Lookups lookups;
-  ResolvedConfig out;
-  for (const auto& [name, pool] : config.pools) {
-    for (const BackendConfig& b : pool.backends) {
-      auto kept = current.find({name, b.name});
-      absl::StatusOr<ResolvedConfig::Backend> r =
-          ResolveBackend(lookups, name, b, kept != current.end() ? &kept->second : nullptr);
-      if (!r.ok()) return r.status();
-      out.backends[{name, b.name}] = *r;
-    }
-  }
+  RefreshedEndpoints backends = ResolveBackends(config, current);
+  if (!backends.first_failure.ok()) return backends.first_failure;
+  ResolvedConfig out{.backends = std::move(backends.endpoints)};
   for (const ListenerConfig& l : config.listeners) {
     absl::StatusOr<tcp::endpoint> ep = net::Resolve(l.bind);
     if (!ep.ok()) {
@@ -427,29 +419,24 @@ void Proxy::ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before
       }
       it = refresh_failing_.erase(it);
     }
+    // The addresses in force, with those that moved: the names that did not resolve keep
+    // theirs.
+    BackendEndpoints next = CurrentEndpoints();
     bool moved = false;
     for (const auto& [key, endpoints] : refreshed.endpoints) {
-      const auto& [pool, name] = key;
-      auto p = pools_.find(pool);
-      std::shared_ptr<BackendState> b = p == pools_.end() ? nullptr : p->second->Find(name);
-      if (b == nullptr) continue;
-      if (b->endpoint != endpoints.data || b->check_endpoint != endpoints.check) {
-        spdlog::info("pool {}: backend {} now at {} (checks {}), was {} (checks {})", pool, name,
-                     endpoints.data.address().to_string(), endpoints.check.address().to_string(),
-                     b->endpoint.address().to_string(), b->check_endpoint.address().to_string());
-        moved = true;
-      }
+      auto in_force = next.find(key);
+      if (in_force == next.end() || in_force->second == endpoints) continue;
+      spdlog::info("pool {}: backend {} now at {} (checks {}), was {} (checks {})", key.first,
+                   key.second, endpoints.data.address().to_string(),
+                   endpoints.check.address().to_string(),
+                   in_force->second.data.address().to_string(),
+                   in_force->second.check.address().to_string());
+      in_force->second = endpoints;
+      moved = true;
     }
-    // Every backend in force has an endpoint (its own, at worst): the pools and config_ come
-    // from the same Apply. Checked all the same, as Apply needs them all.
-    bool complete = std::all_of(config_.pools.begin(), config_.pools.end(), [&](const auto& p) {
-      return std::all_of(p.second.backends.begin(), p.second.backends.end(), [&](const auto& b) {
-        return refreshed.endpoints.contains({p.first, b.name});
-      });
-    });
-    if (moved && complete) {
-      absl::Status s = Apply(ResolvedConfig{
-          .config = config_, .backends = std::move(refreshed.endpoints), .binds = binds_});
+    if (moved) {
+      absl::Status s =
+          Apply(ResolvedConfig{.config = config_, .backends = std::move(next), .binds = binds_});
       if (!s.ok()) spdlog::error("refreshing addresses: {}", s.message());
     }
   }

@@ -54,6 +54,7 @@ struct ResolvedConfig {
   struct Backend {
     boost::asio::ip::tcp::endpoint data;
     boost::asio::ip::tcp::endpoint check;
+    bool operator==(const Backend&) const = default;
   };
   ProxyConfig config;
   std::map<std::pair<std::string, std::string>, Backend> backends;  // by pool and backend name
@@ -70,12 +71,13 @@ using BackendEndpoints = std::map<BackendKey, ResolvedConfig::Backend>;
 [[nodiscard]] absl::StatusOr<ResolvedConfig> ResolveConfig(ProxyConfig config,
                                                            const BackendEndpoints& current = {});
 
-// The backends' endpoints for a refresh of their names while the proxy runs: each resolved on
-// its own (keeping `current`'s as ResolveConfig does), so that a name that does not resolve (a
-// pod restarting) keeps its endpoint in force and holds up no other.
+// The backends' endpoints, each resolved on its own (keeping `current`'s, as ResolveConfig
+// does): a refresh of their names while the proxy runs takes those that resolved, and a name
+// that does not (a pod restarting) holds up no other.
 struct RefreshedEndpoints {
-  BackendEndpoints endpoints;
-  std::map<BackendKey, std::string> failures;  // why, for those that kept their endpoint
+  BackendEndpoints endpoints;                  // those that resolved
+  std::map<BackendKey, std::string> failures;  // why, for the others
+  absl::Status first_failure;                  // in the configuration's order
 };
 RefreshedEndpoints ResolveBackends(const ProxyConfig& config, const BackendEndpoints& current);
 

@@ -85,12 +85,15 @@ bool Tunnel::Flush(Direction& d) {
 }
 
 bool Tunnel::Failed(const RawSocket& s) {
-  Ended(&s == client_.get() ? End::kClientError : End::kBackendError);
+  const End why = &s == client_.get() ? End::kClientError : End::kBackendError;
   // In mqtt mode, the broker's failure (it reset the connection: a broker that closes with
   // bytes of the client unread) ends the session as its end of stream does, so that what it
   // said last, still on its way to the client, is not destroyed with the client's connection.
-  if (!half_close_ && &s == backend_.get() && !lingering_) return Linger();
-  Close(*end_);
+  if (!half_close_ && &s == backend_.get() && !lingering_) {
+    Ended(why);
+    return Linger();
+  }
+  Close(why);
   return false;
 }
 
@@ -186,7 +189,7 @@ bool Tunnel::EndOfStream(Direction& d) {
     // and a hung broker would never close. What the client sent goes on, then a FIN. Past the
     // window in which leaving says nothing about the broker, the client gave up waiting.
     if (Clock::now() - started_at_ >= kImmediateReset) Judge(false);
-    Close(*end_);
+    Close(end);
     return false;
   }
   Direction& other = &d == &up_ ? down_ : up_;

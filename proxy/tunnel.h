@@ -16,8 +16,7 @@
 // mqtt mode, which has no half-close, the backend's end of stream ends the session (the client's
 // is passed on, and the broker closes in turn), and so does an error on the backend's socket (a
 // broker that resets: what it sent before still reaches the client, even when a write to it
-// failed first). Any other error, the idle
-// timeout or Close() ends both at once.
+// failed first). Any other error, the idle timeout or Close() ends both at once.
 //
 // Passive health hears of the connection from the tunnel, not at the TCP connect: a backend that
 // accepts and then closes or resets without a byte within two seconds, before the client closed,

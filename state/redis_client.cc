@@ -148,6 +148,12 @@ struct RedisClient::Impl {
   void ForgetSocket();
   void ScheduleReconnect();
   void Lost(std::string_view why);
+  // Fails every call still waiting. Taken out first: a callback may call again, or stop the
+  // client.
+  void FailPending(const absl::Status& status) {
+    for (const auto& p : std::exchange(pending, {}))
+      p->Finish(status);
+  }
   void ArmRead();
   void ArmWrite();
   void ArmWatchdog();
@@ -355,10 +361,7 @@ void RedisClient::Impl::Lost(std::string_view why) {
   // The backoff starts again only after a connection that lasted: a server that drops every
   // connection right after the handshake is not reconnected to ten times a second.
   if (was_connected && Clock::now() - ready_at >= kLastBackoff) backoff = kFirstBackoff;
-  // Calls still waiting can no longer be answered. Taken out first: a callback may call again,
-  // or stop the client.
-  for (const auto& p : std::exchange(pending, {}))
-    p->Finish(absl::UnavailableError(fmt::format("redis: {}", why)));
+  FailPending(absl::UnavailableError(fmt::format("redis: {}", why)));  // cannot be answered now
   if (was_connected) {
     spdlog::warn("redis {}:{}: {}; reconnecting", options.host, options.port, why);
     for (auto& f : on_disconnect)
@@ -466,8 +469,7 @@ void RedisClient::Stop() {
     redisAsyncFree(c);          // pending callbacks get a null reply
   }
   impl_->connected = false;
-  for (const auto& p : std::exchange(impl_->pending, {}))
-    p->Finish(absl::UnavailableError("redis client stopped"));
+  impl_->FailPending(absl::UnavailableError("redis client stopped"));
 }
 
 bool RedisClient::connected() const {
