@@ -65,8 +65,11 @@ json::value PoolsJson(const Proxy& proxy) {
   for (const auto& [name, pool] : proxy.pools()) {
     const PoolConfig& c = pool->config();
     json::array backends;
-    for (const auto& b : pool->backends())
-      backends.push_back(BackendJson(*b));
+    for (size_t i = 0; i < pool->backends().size(); ++i) {
+      json::object o = BackendJson(*pool->backends()[i]);
+      o["backup"] = pool->backup(i);
+      backends.push_back(std::move(o));
+    }
     pools.push_back(json::object{
         {"name", name},
         {"strategy", StrategyName(c.strategy)},

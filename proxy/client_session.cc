@@ -362,7 +362,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   bool sticky = config.sticky && !client_id.empty() && pool.sticky() != nullptr;
   auto ttl = std::chrono::seconds(config.sticky_ttl_s);
 
-  // Choose: the backend of the client's sticky record while it is usable, else the strategy's.
+  // Choose: the backend of the client's sticky record while it may take the connection
+  // (Pool::Takes: a backup only while the first tier can take none), else the strategy's.
   // `bound` is the backend the sticky table holds for the client once the choice is made.
   std::shared_ptr<BackendState> chosen;
   std::optional<std::string> bound;
@@ -370,7 +371,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     bound = co_await pool.sticky()->Find(config.name, client_id);
     if (bound) {
       std::shared_ptr<BackendState> b = pool.Find(*bound);
-      if (b != nullptr && b->usable() && !b->full()) chosen = b;
+      if (b != nullptr && pool.Takes(*b)) chosen = b;
     }
   }
   std::vector<std::shared_ptr<BackendState>> tried;
@@ -394,7 +395,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       bound = co_await pool.sticky()->Bind(config.name, client_id, chosen->name(),
                                            /*only_if_absent=*/true, ttl);
       std::shared_ptr<BackendState> b = pool.Find(*bound);
-      if (b != nullptr && b != chosen && b->usable() && !b->full()) {
+      if (b != nullptr && b != chosen && pool.Takes(*b)) {
         chosen = b;
         shutdowns_before = chosen->shutdowns.load();
         claim.To(chosen);

@@ -130,6 +130,10 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
   p.on_down = t.OneOf("on_down", "none", {"none", "shutdown-sessions"}) == "shutdown-sessions"
                   ? OnDown::kShutdownSessions
                   : OnDown::kNone;
+  p.on_up =
+      t.OneOf("on_up", "none", {"none", "shutdown-backup-sessions"}) == "shutdown-backup-sessions"
+          ? OnUp::kShutdownBackupSessions
+          : OnUp::kNone;
   p.shutdown_jitter_ms = U32(t, "shutdown_jitter_ms", p.shutdown_jitter_ms, 0, 3'600'000);
   p.slow_start_s = U32(t, "slow_start_s", p.slow_start_s, 0, 3600);
   if (p.slow_start_s > 0 && p.strategy == balancer::StrategyKind::kSourceHash) {
@@ -145,12 +149,20 @@ PoolConfig ReadPool(const std::string& name, const ConfigTable& t) {
     backend.address = Address(b, "address", Use::kConnect);
     backend.weight = U32(b, "weight", backend.weight, 0, 1000);
     backend.max_connections = U32(b, "max_connections", backend.max_connections, 0, 100'000'000);
+    backend.backup = b.Bool("backup", backend.backup);
     if (b.Has("check_address")) {
       backend.check_address = Address(b, "check_address", Use::kConnect);
     }
     p.backends.push_back(std::move(backend));
   }
   if (p.backends.empty()) t.Fail("backend", "expected at least one [[pool.NAME.backend]]");
+  if (std::all_of(p.backends.begin(), p.backends.end(), [](auto& b) { return b.backup; })) {
+    t.Fail("backend", "expected at least one backend without backup = true");
+  }
+  if (p.on_up == OnUp::kShutdownBackupSessions &&
+      std::none_of(p.backends.begin(), p.backends.end(), [](auto& b) { return b.backup; })) {
+    t.Fail("on_up", "expected a pool with a backend that has backup = true");
+  }
   // Every backend must own a slot, or one without would never be chosen, not even when the
   // others are full or failing.
   if (p.strategy == balancer::StrategyKind::kSourceHash &&

@@ -24,12 +24,15 @@ namespace proxy {
 enum class Protocol { kMqtt, kTcp };
 enum class HashKey { kClientId, kSourceIp };
 enum class OnDown { kNone, kShutdownSessions };
+enum class OnUp { kNone, kShutdownBackupSessions };
 
 struct BackendConfig {
   std::string name;
   base::HostPort address;
   uint32_t weight = 1;
   uint32_t max_connections = 0;  // over the tier; a full backend is not chosen; 0: no limit
+  // Chosen only while no other backend of the pool can take the connection (HAProxy's backup).
+  bool backup = false;
   std::optional<base::HostPort> check_address;  // where health checks go; default: address
   bool operator==(const BackendConfig&) const = default;
 };
@@ -57,6 +60,7 @@ struct PoolConfig {
   uint32_t answer_timeout_ms = 10000;  // mqtt: a CONNECT unanswered this long is a failed connect
   bool proxy_protocol = false;
   OnDown on_down = OnDown::kNone;
+  OnUp on_up = OnUp::kNone;  // when a backend that is not a backup comes up
   uint32_t shutdown_jitter_ms = 5000;
   uint32_t slow_start_s = 0;
   std::vector<BackendConfig> backends;

@@ -131,16 +131,23 @@ void CarryOverHealth(BackendState& b, const Pool& pool) {
   }
 }
 
-// Whether ejecting `backend` keeps the share of `pool` out of service (ejected, down by this
-// proxy's checks or by the tier's verdict) within max_ejection_percent; one may always go, as in
-// Envoy's outlier detection. Without the cap, a network blip could eject the whole pool.
+// Whether ejecting `backend` keeps the share of its tier of `pool` (the backups, or the others)
+// out of service (ejected, down by this proxy's checks or by the tier's verdict) within
+// max_ejection_percent; one may always go, as in Envoy's outlier detection. Without the cap, a
+// network blip could eject the whole pool. Per tier: standbys that are down would otherwise use
+// up the first tier's allowance, and a pool with as many backups could lose its whole first tier.
 bool MayEject(const Pool& pool, const BackendState& backend, Clock::time_point now) {
   const auto& all = pool.backends();
+  const bool backups = pool.IsBackup(backend);
+  size_t tier = 0;
   size_t out = 1;  // `backend`, once ejected
-  for (const std::shared_ptr<BackendState>& b : all) {
-    if (b.get() != &backend && (!b->health.available(now) || b->down_for_all.load())) ++out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (pool.backup(i) != backups) continue;
+    ++tier;
+    const BackendState& b = *all[i];
+    if (&b != &backend && (!b.health.available(now) || b.down_for_all.load())) ++out;
   }
-  size_t allowed = all.size() * pool.config().health.max_ejection_percent / 100;
+  size_t allowed = tier * pool.config().health.max_ejection_percent / 100;
   return out <= std::max<size_t>(allowed, 1);
 }
 

@@ -4,8 +4,9 @@
 //
 // On each transition it logs, counts, bumps the pool's generation (strategies rebuild), and tells
 // its listener (the Proxy), which closes the sessions of a backend gone down when the pool says
-// on_down = "shutdown-sessions". A backend that comes up in a pool with slow start has its weight
-// ramped in tenths over slow_start_s.
+// on_down = "shutdown-sessions" (failback, on_up, watches the pools on its own: failback.h). A
+// backend that comes up in a pool with slow start has its weight ramped in tenths over
+// slow_start_s.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

@@ -28,10 +28,43 @@ std::shared_ptr<BackendState> Pool::Find(std::string_view backend_name) const {
   return nullptr;
 }
 
-PoolPicker::PoolPicker(std::shared_ptr<const Pool> pool)
-    : pool_(std::move(pool)),
-      strategy_(
-          balancer::MakeStrategy(pool_->config().strategy, pool_->config().maglev_table_size)) {}
+bool Pool::IsBackup(const BackendState& b) const {
+  auto it =
+      std::find_if(backends_.begin(), backends_.end(), [&](auto& s) { return s.get() == &b; });
+  return it != backends_.end() && backup(it - backends_.begin());
+}
+
+bool Pool::FirstTierUsable() const {
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    if (!backup(i) && backends_[i]->usable()) return true;
+  }
+  return false;
+}
+
+bool Pool::Takes(const BackendState& b) const {
+  auto open = [](const BackendState& s) { return s.usable() && !s.full(); };
+  if (!open(b)) return false;
+  if (!IsBackup(b)) return true;
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    if (!backup(i) && open(*backends_[i])) return false;
+  }
+  return true;
+}
+
+PoolPicker::PoolPicker(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {
+  const PoolConfig& config = pool_->config();
+  for (bool backups : {false, true}) {
+    Tier tier{.backups = backups};
+    for (size_t i = 0; i < pool_->backends().size(); ++i) {
+      if (pool_->backup(i) == backups) tier.members.push_back(i);
+    }
+    if (tier.members.empty()) continue;
+    tier.strategy = balancer::MakeStrategy(config.strategy, config.maglev_table_size);
+    tier.views.resize(tier.members.size());
+    tier.exclude = std::make_unique<bool[]>(tier.members.size());
+    tiers_.push_back(std::move(tier));
+  }
+}
 
 uint32_t PoolPicker::EffectiveWeight(const BackendState& b, const PoolConfig& config,
                                      int64_t now_ns) {
@@ -52,30 +85,36 @@ std::shared_ptr<BackendState> PoolPicker::Pick(
   // The generation before the states it covers: a change that lands while the views are built
   // bumps it past this one, and the next pick rebuilds what this one built from stale views.
   uint64_t generation = pool_->generation();
+  int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  for (Tier& tier : tiers_) {
+    if (std::shared_ptr<BackendState> b = PickFrom(tier, key, tried, generation, now_ns)) return b;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<BackendState> PoolPicker::PickFrom(
+    Tier& tier, std::string_view key, std::span<const std::shared_ptr<BackendState>> tried,
+    uint64_t generation, int64_t now_ns) {
   auto backends = pool_->backends();
   const PoolConfig& config = pool_->config();
-  int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-  if (views_.size() != backends.size()) {
-    views_.resize(backends.size());
-    exclude_ = std::make_unique<bool[]>(backends.size());
-  }
   bool any_excluded = false;
-  for (size_t i = 0; i < backends.size(); ++i) {
-    const BackendState& b = *backends[i];
-    views_[i] = {b.name(), EffectiveWeight(b, config, now_ns), b.usable(),
-                 static_cast<uint64_t>(std::max<int64_t>(0, b.load()))};
+  for (size_t j = 0; j < tier.members.size(); ++j) {
+    const std::shared_ptr<BackendState>& b = backends[tier.members[j]];
+    tier.views[j] = {b->name(), EffectiveWeight(*b, config, now_ns), b->usable(),
+                     static_cast<uint64_t>(std::max<int64_t>(0, b->load()))};
     // A full backend is skipped as one already tried is: a source hash then falls to the key's
     // next choice, as it does for a failed connect.
-    exclude_[i] = b.full() || std::find(tried.begin(), tried.end(), backends[i]) != tried.end();
-    any_excluded |= exclude_[i];
+    tier.exclude[j] = b->full() || std::find(tried.begin(), tried.end(), b) != tried.end();
+    any_excluded |= tier.exclude[j];
   }
   std::span<const bool> exclude;
-  if (any_excluded) exclude = std::span<const bool>(exclude_.get(), backends.size());
-  // A retry takes no turn: the pool's rotation moves once per connection, not per attempt.
+  if (any_excluded) exclude = std::span<const bool>(tier.exclude.get(), tier.members.size());
+  // A retry takes no turn: the rotation moves once per connection, not per attempt.
   bool retry = !tried.empty();
-  uint64_t turn = retry ? pool_->turn() : pool_->NextTurn();
-  std::optional<size_t> pick = strategy_->Pick({views_, generation, turn, retry}, key, exclude);
-  return pick ? backends[*pick] : nullptr;
+  uint64_t turn = retry ? pool_->turn(tier.backups) : pool_->NextTurn(tier.backups);
+  std::optional<size_t> pick =
+      tier.strategy->Pick({tier.views, generation, turn, retry}, key, exclude);
+  return pick ? backends[tier.members[*pick]] : nullptr;
 }
 
 }  // namespace proxy

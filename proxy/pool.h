@@ -1,6 +1,12 @@
 // A pool at run time: its configuration, its backends' shared state, its sticky table and its
 // generation, and the per-thread picker that asks the strategy.
 //
+// Backends marked `backup` form a second tier, chosen from (by the same strategy, each backup
+// with its weight: HAProxy's `option allbackups`) only when no backend of the first can take the
+// connection: down, ejected, draining, weight 0, full or already tried. Each tier has a strategy
+// instance and a rotation of its own, so backups change nothing in how the first tier spreads
+// its clients (a Maglev table over its names alone).
+//
 // Pool objects are immutable and shared by all threads; a reload builds new ones (reusing the
 // BackendState of backends that stay) and hands each thread its new set by posting. The
 // generation counter is shared across reloads and bumped whenever something the strategies
@@ -30,21 +36,32 @@ class Pool {
   const PoolConfig& config() const { return config_; }
   const std::string& name() const { return config_.name; }
   std::span<const std::shared_ptr<BackendState>> backends() const { return backends_; }
+  // Whether backends()[i] is a backup.
+  bool backup(size_t i) const { return config_.backends[i].backup; }
+  // Whether `b`, a backend of this pool, is a backup.
+  bool IsBackup(const BackendState& b) const;
   std::shared_ptr<BackendState> Find(std::string_view backend_name) const;
+  // Whether `b`, a backend of this pool, may take a new connection now: usable and not full,
+  // and, for a backup, only while no backend of the first tier may.
+  bool Takes(const BackendState& b) const;
+  // Whether a backend that is not a backup is usable (up, not draining, with weight).
+  bool FirstTierUsable() const;
   state::StickyStore* sticky() const { return sticky_.get(); }
   const std::shared_ptr<state::StickyStore>& shared_sticky() const { return sticky_; }
   uint64_t generation() const { return generation_->load(std::memory_order_acquire); }
   void Touch() const { generation_->fetch_add(1, std::memory_order_acq_rel); }
-  // The next pick's turn in the pool's rotation (balancer::PoolView::turn), for every thread.
-  uint64_t NextTurn() const { return turns_.fetch_add(1, std::memory_order_relaxed); }
-  uint64_t turn() const { return turns_.load(std::memory_order_relaxed); }
+  // The next pick's turn in a tier's rotation (balancer::PoolView::turn), for every thread.
+  uint64_t NextTurn(bool backups) const {
+    return turns_[backups].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t turn(bool backups) const { return turns_[backups].load(std::memory_order_relaxed); }
 
  private:
   PoolConfig config_;
   std::vector<std::shared_ptr<BackendState>> backends_;
   std::shared_ptr<std::atomic<uint64_t>> generation_;
   std::shared_ptr<state::StickyStore> sticky_;
-  mutable std::atomic<uint64_t> turns_{0};
+  mutable std::atomic<uint64_t> turns_[2] = {0, 0};  // the first tier's, the backups'
 };
 
 // One thread's way to choose from a pool: its own strategy instance and scratch space.
@@ -63,10 +80,21 @@ class PoolPicker {
   static uint32_t EffectiveWeight(const BackendState& b, const PoolConfig& config, int64_t now_ns);
 
  private:
+  // The first tier, or the backups: the pool's backends it holds, and its strategy's scratch.
+  struct Tier {
+    bool backups = false;
+    std::vector<size_t> members;  // indices into pool.backends()
+    std::unique_ptr<balancer::Strategy> strategy;
+    std::vector<balancer::BackendView> views;
+    std::unique_ptr<bool[]> exclude;  // one per member (std::vector<bool> has no bool*)
+  };
+
+  std::shared_ptr<BackendState> PickFrom(Tier& tier, std::string_view key,
+                                         std::span<const std::shared_ptr<BackendState>> tried,
+                                         uint64_t generation, int64_t now_ns);
+
   std::shared_ptr<const Pool> pool_;
-  std::unique_ptr<balancer::Strategy> strategy_;
-  std::vector<balancer::BackendView> views_;
-  std::unique_ptr<bool[]> exclude_;  // one per backend (std::vector<bool> has no bool*)
+  std::vector<Tier> tiers_;  // the first tier, then the backups if there are any
 };
 
 }  // namespace proxy

@@ -16,6 +16,7 @@
 #include "net/io_threads.h"
 #include "net/listen.h"
 #include "proxy/admin_api.h"
+#include "proxy/failback.h"
 #include "proxy/health_manager.h"
 #include "proxy/tier_sync.h"
 #include "proxy/worker.h"
@@ -171,6 +172,10 @@ Proxy::Proxy(std::string config_path, ProxyConfig config)
       std::make_unique<HealthManager>(threads_->context(0), config_.instance,
                                       [this](const Pool& pool, BackendState& backend,
                                              health::Event e) { OnHealthEvent(pool, backend, e); });
+  failback_ = std::make_unique<Failback>(
+      threads_->context(0), [this](const Pool& pool, const BackendState& backup) {
+        ShutdownSessions(pool, backup, SessionEnd::kBackupReleased);
+      });
 }
 
 Proxy::~Proxy() = default;
@@ -364,6 +369,7 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
   asio::post(threads_->context(0), [this, pools] {
     health_->Watch(pools);
     tier_sync_->SetPools(pools);
+    failback_->Watch(pools);
   });
   pools_ = std::move(pools);
   config_ = std::move(next);
@@ -507,16 +513,19 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
   if (event != health::Event::kWentDown || pool.config().on_down != OnDown::kShutdownSessions) {
     return;
   }
-  auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
-  spdlog::info("pool {}: closing the sessions of {} over {} ms", pool.name(), backend.name(),
-               jitter.count());
   backend.shutdowns.fetch_add(1);  // and those of clients being connected to it (client_session)
+  ShutdownSessions(pool, backend, SessionEnd::kBackendDown);
+}
+
+void Proxy::ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why) {
+  auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
+  spdlog::info("pool {}: closing the sessions of {} over {} ms ({})", pool.name(), backend.name(),
+               jitter.count(), SessionEndName(why));
   for (auto& w : workers_) {
     Worker* worker = w.get();
     const BackendState* b = &backend;
-    asio::post(worker->io(), [worker, b, jitter] {
-      worker->ShutdownSessions(b, jitter, SessionEnd::kBackendDown);
-    });
+    asio::post(worker->io(),
+               [worker, b, jitter, why] { worker->ShutdownSessions(b, jitter, why); });
   }
 }
 
@@ -608,6 +617,7 @@ void Proxy::Shutdown() {
     if (address_refresh_) address_refresh_->cancel();
     health_->Stop();
     tier_sync_->Stop();
+    failback_->Stop();
     if (admin_) admin_->Close();
   });
   for (size_t i = 0; i < redis_clients_.size(); ++i) {

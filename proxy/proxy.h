@@ -31,6 +31,7 @@
 #include "proxy/config.h"
 #include "proxy/listener_state.h"
 #include "proxy/pool.h"
+#include "proxy/session_end.h"
 #include "state/redis_client.h"
 
 namespace boost::asio {
@@ -44,6 +45,7 @@ class IoThreads;
 
 namespace proxy {
 
+class Failback;
 class HealthManager;
 class TierSync;
 class Worker;
@@ -135,6 +137,8 @@ class Proxy {
   BackendEndpoints CurrentEndpoints() const;
   void ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before);
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
+  // Closes the sessions of `backend` on every worker, over the pool's shutdown jitter.
+  void ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why);
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
   void CloseClients(std::chrono::milliseconds spread);
@@ -151,6 +155,7 @@ class Proxy {
   std::vector<std::shared_ptr<state::RedisClient>> redis_clients_;  // one per worker, + control
   std::shared_ptr<state::StickyStore> sticky_;
   std::unique_ptr<TierSync> tier_sync_;
+  std::unique_ptr<Failback> failback_;  // on the control thread
   std::map<std::string, std::shared_ptr<const Pool>> pools_;
   std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> generations_;
   std::map<std::string, std::shared_ptr<ListenerCounters>> listener_counters_;

@@ -19,6 +19,8 @@ std::string_view SessionEndName(SessionEnd e) {
       return "backend down";
     case SessionEnd::kBackendRemoved:
       return "backend removed";
+    case SessionEnd::kBackupReleased:
+      return "backup released";
     case SessionEnd::kStopping:
       return "proxy stopping";
   }

@@ -15,6 +15,7 @@ enum class SessionEnd : uint8_t {
   kIdleTimeout,     // nothing moved for the idle timeout
   kBackendDown,     // on_down closed the sessions of a backend its checks took down
   kBackendRemoved,  // a reload removed the backend
+  kBackupReleased,  // on_up closed the sessions of a backup: another backend came up
   kStopping,        // the proxy is stopping
 };
 

@@ -58,6 +58,115 @@ def test_kill_9_clients_fail_over_and_the_broker_comes_back(brokers, start_proxy
         assert reply.reason() == 0 and name == "b1", (i, name, proxy.active())
 
 
+def test_a_backup_serves_only_while_no_other_backend_can(brokers, start_proxy, conns):
+    # An active/standby pair as HAProxy's `backup` gives it: the standby takes no client while
+    # one of the others can, takes every client of the last one to go down (within twice the
+    # detection time, as any failover), and gives the new ones back once another can again: a
+    # sticky client too, which the standby's record no longer holds.
+    b1, b2, standby = brokers(3)
+    proxy = start_proxy({"p": pool(b1, b2, dict(backend(standby), backup=True),
+                                   strategy="weighted-round-robin", sticky=True,
+                                   health=FAST_HEALTH)})
+    assert {n: b["backup"] for n, b in proxy.backends().items()} == {
+        "b1": False, "b2": False, "b3": True}  # b3: the standby
+    home = {}
+    for i in range(4):
+        c, home[f"bk-{i}"] = proxy.landing(lambda i=i: conns.reconnecting(proxy.port, f"bk-{i}"))
+    assert sorted(home.values()) == ["b1", "b1", "b2", "b2"]
+
+    status, _ = proxy.post("/api/backends/b1/drain")  # out for new clients, as good as down
+    assert status == 200
+    c = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: c.connect("while-b1-drains"))
+    assert reply.reason() == 0 and name == "b2"
+
+    killed_at = time.monotonic()
+    b2.kill()
+    window = 2 * detection_ms(FAST_HEALTH) / 1000
+    orphans = [c for c in conns.open if getattr(c, "client_id", None) in home
+               and home[c.client_id] == "b2"]
+    for c in orphans:
+        wait_for(lambda c=c: c.round_trip("on the standby"), timeout=window,
+                 what=f"{c.client_id} round trip on the standby")
+    assert time.monotonic() - killed_at <= window
+    assert all(c.connections == 2 for c in orphans), [c.connections for c in orphans]
+    proxy.wait_state("b2", "down")
+    assert proxy.active() == {"b1": 2, "b2": 0, "b3": 2}
+
+    status, _ = proxy.post("/api/backends/b1/enable")
+    assert status == 200
+    c = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: c.connect("after-b1-is-back"))
+    assert reply.reason() == 0 and name == "b1"
+    # A client the standby holds, reconnecting: back to b1, not to its sticky record.
+    returning = orphans[0].client_id
+    orphans[0].close()
+    wait_for(lambda: proxy.active()["b3"] == 1, what="the standby's client gone")
+    c = conns.wire(proxy.port, version=4)
+    reply, name = proxy.landing(lambda: c.connect(returning))
+    assert reply.reason() == 0 and name == "b1"
+
+
+def test_on_up_hands_the_backups_clients_back(brokers, start_proxy, conns, tmp_path, processes):
+    # on_up = "shutdown-backup-sessions" (HAProxy's on-marked-up shutdown-backup-sessions): once
+    # the checks bring the first tier back, the backup's clients are closed, over the jitter, and
+    # reconnect to it. Without it they would stay on the standby until they left by themselves.
+    primary, standby = brokers(2)
+    jitter_ms = 300
+    proxy = start_proxy({"p": pool(primary, dict(backend(standby), backup=True),
+                                   on_up="shutdown-backup-sessions", shutdown_jitter_ms=jitter_ms,
+                                   health=FAST_HEALTH)},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p", "access_log": True}])
+    clients = [proxy.landing(lambda i=i: conns.reconnecting(proxy.port, f"fb-{i}"))
+               for i in range(3)]
+    assert [name for _, name in clients] == ["b1"] * 3
+    clients = [c for c, _ in clients]
+    primary.kill()
+    for c in clients:
+        wait_for(lambda c=c: c.round_trip("on the standby"), what=f"{c.client_id} on the standby")
+    proxy.wait_state("b1", "down", timeout=2 * detection_ms(FAST_HEALTH) / 1000)
+    assert proxy.active() == {"b1": 0, "b2": 3}
+
+    primary = restart_broker(primary, tmp_path, processes)
+    proxy.wait_state("b1", "up", timeout=2 * detection_ms(FAST_HEALTH) / 1000 + 1)
+    back_at = time.monotonic()
+    for c in clients:
+        wait_for(lambda c=c: c.connections == 3 and c.round_trip("back on the primary"),
+                 timeout=jitter_ms / 1000 + 1, what=f"{c.client_id} back on the primary")
+    assert time.monotonic() - back_at <= jitter_ms / 1000 + 1
+    assert proxy.active() == {"b1": 3, "b2": 0}
+    assert "closing the sessions of b2 over 300 ms (backup released)" in proxy.log()
+    wait_for(lambda: proxy.log().count("backup released") == 4,  # the line above, and 3 clients
+             what="the access log's lines for the released sessions")
+
+    # Any way back counts, and only a way back: killed while drained, b1 comes up again by its
+    # checks but still drains, which does not release the standby's clients; the operator's
+    # enable does. Each client reconnects once more for the kill and once for the enable (a
+    # release at the checks' verdict too would have made it twice).
+    status, _ = proxy.post("/api/backends/b1/drain")
+    assert status == 200
+    primary.kill()
+    for c in clients:
+        wait_for(lambda c=c: c.connections == 4 and c.round_trip("drained: on the standby"),
+                 what=f"{c.client_id} on the standby again")
+    proxy.wait_state("b1", "down", timeout=2 * detection_ms(FAST_HEALTH) / 1000)
+    restart_broker(primary, tmp_path, processes)
+    proxy.wait_state("b1", "draining", timeout=2 * detection_ms(FAST_HEALTH) / 1000 + 1)
+    # An absence: a release would have closed them within 100 ms (the proxy's look) and the
+    # jitter of coming up; nothing else can say it did not happen.
+    time.sleep(0.1 + jitter_ms / 1000 + 0.3)
+    assert [c.connections for c in clients] == [4, 4, 4]
+    assert proxy.active() == {"b1": 0, "b2": 3}
+    status, _ = proxy.post("/api/backends/b1/enable")
+    assert status == 200
+    for c in clients:
+        wait_for(lambda c=c: c.connections == 5 and c.round_trip("enabled: on the primary"),
+                 timeout=jitter_ms / 1000 + 1, what=f"{c.client_id} back on the primary again")
+    assert proxy.active() == {"b1": 3, "b2": 0}
+    wait_for(lambda: proxy.log().count("backup released") == 8, what="the second release logged")
+    assert [c.connections for c in clients] == [5, 5, 5]
+
+
 def test_frozen_broker_sessions_are_shut_down_within_the_jitter(brokers, start_proxy, conns):
     # SIGSTOP keeps the broker's sockets open: only the proxy (on_down = "shutdown-sessions") can
     # end its clients' connections. A killed broker would close them itself.
@@ -205,6 +314,28 @@ def test_passive_ejection_takes_at_most_half_of_the_pool_out(brokers, start_prox
         assert sorted(states.values()) == ["ejected", "up"], states
         assert proxy.state("b1") == "up"
         assert "not ejected: max_ejection_percent 50 of the pool is out" in proxy.log()
+
+
+def test_the_ejection_cap_counts_the_backups_apart(brokers, start_proxy, conns):
+    # Both backends of the first tier refuse; two backups serve. Counted over the whole pool,
+    # 50 % of four would let both refusing ones go, and every new client to the standbys on
+    # passive signals alone. Per tier, one of the two stays in.
+    b1, b2 = brokers(2)
+    (h1, p1), (h2, p2) = dead_port(), dead_port()
+    with h1, h2:
+        proxy = start_proxy({"p": pool(backend(p1, name="dead1"), backend(p2, name="dead2"),
+                                       dict(backend(b1), backup=True),
+                                       dict(backend(b2), backup=True),
+                                       strategy="weighted-round-robin", retries=3,
+                                       passive={"failures": 3, "eject_base_ms": 20000,
+                                                "eject_max_ms": 30000})}, threads=1)
+        for i in range(15):
+            c = conns.wire(proxy.port, version=4)
+            assert c.connect(f"c-{i}").reason() == 0, f"client {i} refused"
+        wait_for(lambda: sum(proxy.backend_metric("sb_proxy_backend_ejections_held_total", n, "p")
+                             for n in ("dead1", "dead2")) >= 1, what="an ejection held back")
+        states = {n: proxy.state(n) for n in ("dead1", "dead2", "b1", "b2")}
+        assert sorted(states.values()) == ["ejected", "up", "up", "up"], states
 
 
 def test_an_ejection_ends_by_itself_and_the_backend_serves_again(brokers, start_proxy, conns,

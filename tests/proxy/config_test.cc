@@ -92,6 +92,7 @@ connect_timeout_ms = 50
 answer_timeout_ms = 3000
 proxy_protocol = true
 on_down = "shutdown-sessions"
+on_up = "shutdown-backup-sessions"
 shutdown_jitter_ms = 10
 sticky_ttl_s = 60
 
@@ -101,6 +102,11 @@ address = "127.0.0.1:1"
 weight = 5
 max_connections = 700
 check_address = "127.0.0.1:2"
+
+[[pool.p.backend]]
+name = "standby"
+address = "127.0.0.1:3"
+backup = true
 
 [pool.p.health]
 type = "http"
@@ -149,10 +155,13 @@ address = "127.0.0.1:3"
   EXPECT_EQ(p.answer_timeout_ms, 3000u);
   EXPECT_TRUE(p.proxy_protocol);
   EXPECT_EQ(p.on_down, OnDown::kShutdownSessions);
+  EXPECT_EQ(p.on_up, OnUp::kShutdownBackupSessions);
   EXPECT_EQ(c->pools.at("q").slow_start_s, 30u);  // not for source-hash
   EXPECT_EQ(p.backends[0].weight, 5u);
   EXPECT_EQ(p.backends[0].max_connections, 700u);
   EXPECT_EQ(p.backends[0].check_address, (base::HostPort{"127.0.0.1", 2}));
+  EXPECT_FALSE(p.backends[0].backup);
+  EXPECT_TRUE(p.backends[1].backup);
   EXPECT_TRUE(p.health.active);
   EXPECT_EQ(p.health.kind, health::CheckKind::kHttp);
   EXPECT_EQ(p.health.http_path, "/ready");
@@ -309,6 +318,16 @@ TEST(ProxyConfigTest, BackendNamesUniqueAndAddressesRequired) {
   EXPECT_THAT(Error(dup), HasSubstr("name: expected a name unique in its pool"));
   std::string no_address = std::string(kMinimal) + "[[pool.brokers.backend]]\nname = \"b2\"\n";
   EXPECT_THAT(Error(no_address), HasSubstr("address: expected HOST:PORT (required)"));
+}
+
+TEST(ProxyConfigTest, APoolIsNotOnlyBackups) {
+  EXPECT_THAT(
+      Error(WithBackendKey("backup = true")),
+      HasSubstr("pool.brokers.backend: expected at least one backend without backup = true"));
+  EXPECT_THAT(Error(WithBackendKey("backup = 1")), HasSubstr("backup: expected true or false"));
+  EXPECT_THAT(
+      Error(WithPoolKey("on_up = \"shutdown-backup-sessions\"")),
+      HasSubstr("pool.brokers.on_up: expected a pool with a backend that has backup = true"));
 }
 
 TEST(ProxyConfigTest, NeedsListenerAndBackends) {

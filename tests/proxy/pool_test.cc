@@ -10,15 +10,19 @@
 namespace proxy {
 namespace {
 
+// Backends b0, b1, ... with these weights; the last `backups` of them are backups.
 std::shared_ptr<Pool> MakePool(balancer::StrategyKind kind, std::vector<uint32_t> weights,
-                               uint32_t slow_start_s = 0) {
+                               uint32_t slow_start_s = 0, size_t backups = 0) {
   PoolConfig c;
   c.name = "p";
   c.strategy = kind;
   c.slow_start_s = slow_start_s;
   std::vector<std::shared_ptr<BackendState>> backends;
   for (size_t i = 0; i < weights.size(); ++i) {
-    BackendConfig bc{.name = "b" + std::to_string(i), .weight = weights[i]};
+    BackendConfig bc{.name = "b" + std::to_string(i),
+                     .weight = weights[i],
+                     .backup = i + backups >= weights.size()};
+    c.backends.push_back(bc);
     backends.push_back(std::make_shared<BackendState>(
         bc, boost::asio::ip::tcp::endpoint(), boost::asio::ip::tcp::endpoint(), health::Policy{}));
   }
@@ -145,6 +149,96 @@ TEST(PoolPickerTest, FollowsAnOperatorWeightChangeAfterTouch) {
   pool->backends()[0]->weight = 4;
   pool->Touch();
   EXPECT_EQ(Spread(picker, 10)["b0"], 8);
+}
+
+constexpr balancer::StrategyKind kAllStrategies[] = {balancer::StrategyKind::kWeightedRoundRobin,
+                                                     balancer::StrategyKind::kLeastConnections,
+                                                     balancer::StrategyKind::kSourceHash};
+
+TEST(PoolPickerTest, BackupsOnlyWhenNoOtherBackendCanTakeTheConnection) {
+  for (auto kind : kAllStrategies) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    auto pool = MakePool(kind, {1, 1, 1, 1}, 0, 2);  // b2 and b3 are backups
+    auto b = pool->backends();
+    PoolPicker picker(pool);
+    auto spread = Spread(picker, 200);
+    EXPECT_GT(spread["b0"], 0);
+    EXPECT_GT(spread["b1"], 0);
+    EXPECT_EQ(spread["b0"] + spread["b1"], 200);
+    // Each way out of the first tier: draining, down, full, weight 0.
+    b[0]->draining.store(true);
+    b[1]->available.store(false);
+    pool->Touch();
+    spread = Spread(picker, 200);
+    EXPECT_GT(spread["b2"], 0);  // every backup takes its share
+    EXPECT_GT(spread["b3"], 0);
+    EXPECT_EQ(spread["b2"] + spread["b3"], 200);
+    b[1]->available.store(true);
+    b[1]->max_connections.store(1);
+    b[1]->active.store(1);
+    b[0]->draining.store(false);
+    b[0]->weight.store(0);
+    pool->Touch();
+    spread = Spread(picker, 50);
+    EXPECT_EQ(spread["b2"] + spread["b3"], 50);
+    // One back in the first tier takes every new connection again.
+    b[0]->weight.store(1);
+    pool->Touch();
+    EXPECT_EQ(Spread(picker, 50), (std::map<std::string, int>{{"b0", 50}}));
+  }
+}
+
+TEST(PoolPickerTest, ARetryGoesToTheBackupsOnceTheFirstTierIsTried) {
+  for (auto kind : kAllStrategies) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    auto pool = MakePool(kind, {1, 1, 1}, 0, 1);
+    auto b = pool->backends();
+    PoolPicker picker(pool);
+    std::vector<std::shared_ptr<BackendState>> tried;
+    tried.push_back(b[0]);
+    EXPECT_EQ(picker.Pick("k", tried), b[1]);
+    tried.push_back(b[1]);
+    EXPECT_EQ(picker.Pick("k", tried), b[2]);
+    tried.push_back(b[2]);
+    EXPECT_EQ(picker.Pick("k", tried), nullptr);
+  }
+}
+
+TEST(PoolPickerTest, BackupsLeaveTheFirstTiersHashAlone) {
+  // The first tier's Maglev table is built from its own names: adding backups moves no key.
+  auto plain = MakePool(balancer::StrategyKind::kSourceHash, {1, 1, 1});
+  auto with_backups = MakePool(balancer::StrategyKind::kSourceHash, {1, 1, 1, 1, 1}, 0, 2);
+  PoolPicker a(plain);
+  PoolPicker b(with_backups);
+  for (int i = 0; i < 1000; ++i) {
+    std::string key = "client-" + std::to_string(i);
+    EXPECT_EQ(a.Pick(key, {})->name(), b.Pick(key, {})->name()) << key;
+  }
+}
+
+TEST(PoolTest, TakesABackupOnlyWhileTheFirstTierTakesNone) {
+  auto pool = MakePool(balancer::StrategyKind::kLeastConnections, {1, 1}, 0, 1);
+  BackendState& first = *pool->backends()[0];
+  BackendState& backup = *pool->backends()[1];
+  EXPECT_TRUE(pool->Takes(first));
+  EXPECT_FALSE(pool->Takes(backup));
+  first.draining.store(true);
+  EXPECT_FALSE(pool->Takes(first));
+  EXPECT_TRUE(pool->Takes(backup));
+  EXPECT_FALSE(pool->FirstTierUsable());
+  first.draining.store(false);
+  first.weight.store(0);
+  EXPECT_TRUE(pool->Takes(backup));
+  first.weight.store(1);
+  first.max_connections.store(1);
+  first.active.store(1);  // full: usable, but takes no more
+  EXPECT_TRUE(pool->FirstTierUsable());
+  EXPECT_TRUE(pool->Takes(backup));
+  first.active.store(0);
+  EXPECT_FALSE(pool->Takes(backup));
+  backup.available.store(false);
+  first.available.store(false);
+  EXPECT_FALSE(pool->Takes(backup));
 }
 
 }  // namespace
