@@ -215,6 +215,21 @@ def dead_port():
     return s, s.getsockname()[1]
 
 
+def passive_proxy(start_proxy, *backends):
+    """A proxy on one thread with a round-robin pool of `backends` and passive detection alone:
+    three failures in a row eject for 20 s, longer than any test here."""
+    return start_proxy({"p": pool(*backends, strategy="weighted-round-robin", retries=3,
+                                  passive={"failures": 3, "eject_base_ms": 20000,
+                                           "eject_max_ms": 30000})}, threads=1)
+
+
+def connect_all(proxy, conns, n, prefix):
+    """`n` clients through `proxy`, each served."""
+    for i in range(n):
+        c = conns.wire(proxy.port, version=4)
+        assert c.connect(f"{prefix}-{i}").reason() == 0, f"client {i} refused"
+
+
 def test_on_down_spreads_the_closes_over_the_jitter(brokers, start_proxy, conns):
     # Closed all at once, the clients would all reconnect in the same moment. The access log's
     # time stamps say when each session was closed: 20 closes spread at random over a second
@@ -249,13 +264,8 @@ def test_refusing_backend_is_skipped_and_ejected_without_active_checks(brokers, 
     holder, port = dead_port()
     with holder:
         # No [health] table: passive detection alone. Round-robin tries "dead" every third pick.
-        proxy = start_proxy({"p": pool(backend(port, name="dead"), b1, b2,
-                                       strategy="weighted-round-robin", retries=3,
-                                       passive={"failures": 3, "eject_base_ms": 20000,
-                                                "eject_max_ms": 30000})}, threads=1)
-        for i in range(12):
-            c = conns.wire(proxy.port, version=4)
-            assert c.connect(f"skip-{i}").reason() == 0, f"client {i} refused"
+        proxy = passive_proxy(start_proxy, backend(port, name="dead"), b1, b2)
+        connect_all(proxy, conns, 12, "skip")
         m = 'pool="p",backend="dead"'
         wait_for(lambda: proxy.metric(f"sb_proxy_backend_up{{{m}}}") == 0,
                  what="dead ejected")
@@ -298,17 +308,13 @@ def test_passive_ejection_takes_at_most_half_of_the_pool_out(brokers, start_prox
     (b1,) = brokers(1)
     (h1, p1), (h2, p2) = dead_port(), dead_port()
     with h1, h2:
-        proxy = start_proxy({"p": pool(backend(p1, name="dead1"), backend(p2, name="dead2"), b1,
-                                       strategy="weighted-round-robin", retries=3,
-                                       passive={"failures": 3, "eject_base_ms": 20000,
-                                                "eject_max_ms": 30000})}, threads=1)
+        proxy = passive_proxy(start_proxy, backend(p1, name="dead1"), backend(p2, name="dead2"),
+                              b1)
 
         def held():
             return sum(proxy.backend_metric("sb_proxy_backend_ejections_held_total", n, "p")
                        for n in ("dead1", "dead2"))
-        for i in range(15):
-            c = conns.wire(proxy.port, version=4)
-            assert c.connect(f"c-{i}").reason() == 0, f"client {i} refused"
+        connect_all(proxy, conns, 15, "c")
         wait_for(lambda: held() >= 1, what="an ejection held back")
         states = {n: proxy.state(n) for n in ("dead1", "dead2")}
         assert sorted(states.values()) == ["ejected", "up"], states
@@ -323,15 +329,9 @@ def test_the_ejection_cap_counts_the_backups_apart(brokers, start_proxy, conns):
     b1, b2 = brokers(2)
     (h1, p1), (h2, p2) = dead_port(), dead_port()
     with h1, h2:
-        proxy = start_proxy({"p": pool(backend(p1, name="dead1"), backend(p2, name="dead2"),
-                                       dict(backend(b1), backup=True),
-                                       dict(backend(b2), backup=True),
-                                       strategy="weighted-round-robin", retries=3,
-                                       passive={"failures": 3, "eject_base_ms": 20000,
-                                                "eject_max_ms": 30000})}, threads=1)
-        for i in range(15):
-            c = conns.wire(proxy.port, version=4)
-            assert c.connect(f"c-{i}").reason() == 0, f"client {i} refused"
+        proxy = passive_proxy(start_proxy, backend(p1, name="dead1"), backend(p2, name="dead2"),
+                              dict(backend(b1), backup=True), dict(backend(b2), backup=True))
+        connect_all(proxy, conns, 15, "c")
         wait_for(lambda: sum(proxy.backend_metric("sb_proxy_backend_ejections_held_total", n, "p")
                              for n in ("dead1", "dead2")) >= 1, what="an ejection held back")
         states = {n: proxy.state(n) for n in ("dead1", "dead2", "b1", "b2")}
