@@ -98,15 +98,20 @@ std::string Metrics(const Proxy& proxy) {
     m.Family("sb_proxy_tier_proxies", "gauge", "Live proxies of the tier, this one included.");
     m.Sample("sb_proxy_tier_proxies", proxy.tier().live_proxies());
   }
-  m.Family("sb_proxy_listener_accepted_total", "counter", "Client connections accepted.");
-  for (const auto& [name, c] : proxy.listener_counters()) {
-    m.Sample("sb_proxy_listener_accepted_total", c->accepted.load(), {{"listener", name}});
-  }
-  m.Family("sb_proxy_listener_active_connections", "gauge",
-           "Client connections open, including those still choosing a backend.");
-  for (const auto& [name, c] : proxy.listener_counters()) {
-    m.Sample("sb_proxy_listener_active_connections", c->active.load(), {{"listener", name}});
-  }
+  auto per_listener = [&](const char* family, const char* type, const char* help, auto value) {
+    m.Family(family, type, help);
+    for (const auto& [name, c] : proxy.listener_counters())
+      m.Sample(family, value(*c), {{"listener", name}});
+  };
+  per_listener("sb_proxy_listener_accepted_total", "counter", "Client connections accepted.",
+               [](const ListenerCounters& c) { return c.accepted.load(); });
+  per_listener("sb_proxy_listener_active_connections", "gauge",
+               "Client connections open, including those still choosing a backend.",
+               [](const ListenerCounters& c) { return c.active.load(); });
+  per_listener("sb_proxy_listener_rate_limited_total", "counter",
+               "Times a thread stopped accepting for max_connection_rate (the connections wait "
+               "in the accept queue).",
+               [](const ListenerCounters& c) { return c.rate_limited.load(); });
   m.Family("sb_proxy_listener_rejected_total", "counter",
            "Client connections closed before reaching a backend, by reason.");
   for (const auto& [name, c] : proxy.listener_counters()) {

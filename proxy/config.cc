@@ -255,6 +255,8 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
     }
     listener.idle_timeout_s = U32(l, "idle_timeout_s", listener.idle_timeout_s, 0, 86'400 * 7);
     listener.max_connections = U32(l, "max_connections", listener.max_connections, 0, 100'000'000);
+    listener.max_connection_rate =
+        U32(l, "max_connection_rate", listener.max_connection_rate, 0, 1'000'000);
     listener.access_log = l.Bool("access_log", listener.access_log);
     c.listeners.push_back(std::move(listener));
   }

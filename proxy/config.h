@@ -76,6 +76,7 @@ struct ListenerConfig {
   uint32_t max_connect_bytes = 65536;  // mqtt: a larger CONNECT is refused
   uint32_t idle_timeout_s = 600;       // tcp, and mqtt clients with keep alive 0; 0: none
   uint32_t max_connections = 0;        // open at once; more are closed at accept; 0: no limit
+  uint32_t max_connection_rate = 0;    // accepted per second; more wait to be accepted; 0: none
   bool access_log = false;             // a line per connection (proxy/access_log.h)
   bool operator==(const ListenerConfig&) const = default;
 };

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "proxy/config.h"
+#include "proxy/connection_rate.h"
 
 namespace proxy {
 
@@ -30,6 +31,8 @@ std::string_view RejectReasonName(RejectReason r);
 
 struct ListenerCounters {
   std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rate_limited{0};  // times a thread stopped accepting for the rate
+  ConnectionRate rate;                    // max_connection_rate's state, for every thread
   std::atomic<int64_t> active{0};
   std::atomic<uint64_t> rejected[static_cast<size_t>(RejectReason::kCount)] = {};
 

@@ -93,10 +93,22 @@ void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
   a->acceptor.async_wait(tcp::acceptor::wait_read, [this, a](const boost::system::error_code& ec) {
     if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) return;
     for (int i = 0; i < 64; ++i) {
+      // max_connection_rate: a place first, so that what waits stays in the accept queue.
+      const uint32_t rate = a->listener->config.max_connection_rate;
+      ListenerCounters& counters = *a->listener->counters;
+      if (rate > 0) {
+        int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+        if (int64_t wait = counters.rate.Take(now, rate); wait > 0) {
+          counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
+          RetryAccept(a, std::chrono::nanoseconds(wait));
+          return;
+        }
+      }
       tcp::endpoint peer;
       socklen_t len = static_cast<socklen_t>(peer.capacity());
       int fd =
           ::accept4(a->acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && rate > 0) counters.rate.Return(rate);  // no connection took the place
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         // Linux hands the pending network error of the one connection to accept (accept(2)):
@@ -104,19 +116,23 @@ void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
         if (IsConnectionError(errno)) continue;
         // Typically out of descriptors: back off instead of spinning on the error.
         spdlog::warn("listener {}: accept: {}", a->listener->config.name, std::strerror(errno));
-        a->retry.expires_after(std::chrono::milliseconds(100));
-        a->retry.async_wait([this, a](const boost::system::error_code& ec) {
-          if (!ec) AcceptNext(a);
-        });
+        RetryAccept(a, std::chrono::milliseconds(100));
         return;
       }
       peer.resize(len);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      a->listener->counters->accepted.fetch_add(1, std::memory_order_relaxed);
+      counters.accepted.fetch_add(1, std::memory_order_relaxed);
       asio::co_spawn(io_, ServeClient(*this, a->listener, fd, peer), asio::detached);
     }
     AcceptNext(a);
+  });
+}
+
+void Worker::RetryAccept(const std::shared_ptr<Acceptor>& a, std::chrono::nanoseconds after) {
+  a->retry.expires_after(after);
+  a->retry.async_wait([this, a](const boost::system::error_code& ec) {
+    if (!ec) AcceptNext(a);
   });
 }
 

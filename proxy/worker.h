@@ -72,6 +72,8 @@ class Worker {
  private:
   struct Acceptor;
   void AcceptNext(const std::shared_ptr<Acceptor>& a);
+  // Accepts again `after` this long (a failed accept, or max_connection_rate).
+  void RetryAccept(const std::shared_ptr<Acceptor>& a, std::chrono::nanoseconds after);
 
   Proxy& proxy_;
   size_t index_;

@@ -2,6 +2,7 @@
 (MQTT 3.1.1 and 5.0 §3.1: anything else closes the connection), each refusal counted by reason;
 and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone."""
 import contextlib
+import selectors
 import signal
 import socket
 import threading
@@ -365,3 +366,32 @@ def test_max_connections_closes_the_excess_at_once(brokers, start_proxy, conns):
              what="the closed client gone")
     assert conns.wire(proxy.port, version=4).connect("next").reason() == 0
     assert proxy.rejected("max_connections") == 1
+
+
+def test_max_connection_rate_paces_a_storm_of_connects(brokers, start_proxy, conns):
+    # 20 connections per second, in bursts of 2 (a tenth of a second's worth): 30 clients that
+    # connect at once wait in the accept queue and are all served, paced. The k-th CONNACK comes
+    # no sooner than k - 1 intervals of 50 ms after the first (less a little for the time each
+    # takes through the proxy); without the limit all 30 come within a few milliseconds.
+    (b1,) = brokers(1)
+    rate, n = 20, 30
+    proxy = start_proxy({"p": pool(b1)}, [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
+                                           "max_connection_rate": rate}])
+    socks = [conns.socket(proxy.port) for _ in range(n)]
+    for i, s in enumerate(socks):
+        s.sendall(connect_packet(f"storm-{i}", version=4))
+    arrived = []
+    with selectors.DefaultSelector() as sel:
+        for s in socks:
+            sel.register(s, selectors.EVENT_READ)
+        deadline = time.monotonic() + 10
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.5):
+                assert key.fileobj.recv(4) == b"\x20\x02\x00\x00"  # CONNACK, accepted
+                arrived.append(time.monotonic())
+                sel.unregister(key.fileobj)
+    assert len(arrived) == n, f"{len(arrived)} of {n} served"
+    for k, t in enumerate(arrived):
+        assert t - arrived[0] >= (k - 1) / rate - 0.02, (k, t - arrived[0])
+    assert proxy.metric('sb_proxy_listener_rate_limited_total{listener="mqtt"}') > 0
+    assert proxy.metric('sb_proxy_listener_accepted_total{listener="mqtt"}') == n

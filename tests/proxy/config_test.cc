@@ -82,6 +82,7 @@ connect_timeout_ms = 100
 max_connect_bytes = 1024
 idle_timeout_s = 9
 max_connections = 5000
+max_connection_rate = 250
 access_log = true
 
 [pool.p]
@@ -146,6 +147,7 @@ address = "127.0.0.1:3"
   EXPECT_EQ(l.connect_timeout_ms, 100u);
   EXPECT_EQ(l.idle_timeout_s, 9u);
   EXPECT_EQ(l.max_connections, 5000u);
+  EXPECT_EQ(l.max_connection_rate, 250u);
   EXPECT_TRUE(l.access_log);
   EXPECT_EQ(l.max_connect_bytes, 1024u);
   const PoolConfig& p = c->pools.at("p");
