@@ -77,6 +77,27 @@ def test_reload_changes_the_strategy_keeping_connections(brokers, start_proxy, c
     assert sum(proxy.active().values()) == 12
 
 
+def test_reload_makes_a_backup_a_backend_and_back_keeping_connections(brokers, start_proxy,
+                                                                     conns):
+    b1, b2 = brokers(2)
+    proxy = start_proxy({"p": pool(b1, dict(backend(b2), backup=True),
+                                   strategy="weighted-round-robin")}, threads=1)
+    placed = place(proxy, conns, 4, "before")
+    assert {n: len(c) for n, c in placed.items()} == {"b1": 4}
+
+    proxy.reload({"p": pool(b1, b2, strategy="weighted-round-robin")})
+    fresh = place(proxy, conns, 4, "promoted")
+    assert {n: len(c) for n, c in fresh.items()} == {"b1": 2, "b2": 2}
+
+    proxy.reload({"p": pool(dict(backend(b1), backup=True), b2, strategy="weighted-round-robin")})
+    assert {n: b["backup"] for n, b in proxy.backends().items()} == {"b1": True, "b2": False}
+    fresh = place(proxy, conns, 2, "demoted")
+    assert {n: len(c) for n, c in fresh.items()} == {"b2": 2}
+    for i, c in enumerate(placed["b1"]):  # the first clients of b1, a backup now, stay
+        round_trip(c, f"kept/{i}")
+    assert proxy.active() == {"b1": 6, "b2": 4}
+
+
 def test_a_new_check_address_moves_the_checks_and_keeps_the_clients(brokers, start_proxy, conns):
     # Only b2's check address changes, to a port where nothing listens: b2 stays the same backend,
     # its client stays connected (a dropped backend's would be closed within the 200 ms jitter),
