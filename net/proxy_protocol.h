@@ -18,7 +18,9 @@
 namespace net {
 
 struct ProxyHeader {
-  bool local = false;  // LOCAL command: no client behind this connection
+  // No addresses to take: the LOCAL command (no client behind this connection), or PROXY with
+  // the UNSPEC family (the sender could not tell). Either way the connection's own addresses stand.
+  bool local = false;
   boost::asio::ip::tcp::endpoint source;
   boost::asio::ip::tcp::endpoint destination;
   size_t size = 0;  // bytes the header took

@@ -284,6 +284,8 @@ std::string_view RejectReasonName(RejectReason r) {
       return "client_left";
     case RejectReason::kMaxConnections:
       return "max_connections";
+    case RejectReason::kProxyHeader:
+      return "proxy_header";
     case RejectReason::kCount:
       break;
   }

@@ -176,35 +176,68 @@ class Setup {
   size_t bytes_from_client_ = 0;
 };
 
-// Reads until one whole packet is there and checks that it is a valid CONNECT (MQTT 5.0 §3.1:
-// anything else as a first packet closes the connection). nullopt, counted, when not.
-asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocket> client,
-                                                        const ListenerState& listener,
-                                                        Setup& setup) {
-  Deadline deadline(co_await asio::this_coro::executor,
-                    milliseconds(listener.config.connect_timeout_ms), client);
-  FirstPacket first;
+// Waits for the client's next bytes and appends them to `into`: false, counted as a connect
+// timeout when the deadline passed, when there are none.
+asio::awaitable<bool> ReadSome(RawSocket& client, const Deadline& deadline, Setup& setup,
+                               std::string& into) {
   char chunk[4096];
   while (true) {
-    if (!client->readable) {
-      boost::system::error_code ec = co_await client->Readable();
+    if (!client.readable) {
+      boost::system::error_code ec = co_await client.Readable();
       if (deadline.expired()) {
         setup.Reject(RejectReason::kConnectTimeout);
-        co_return std::nullopt;
+        co_return false;
       }
-      if (ec) co_return std::nullopt;
+      if (ec) co_return false;
     }
-    ssize_t n = ::recv(client->fd(), chunk, sizeof chunk, 0);
+    ssize_t n = ::recv(client.fd(), chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && WouldBlock()) {
-      client->readable = false;
+      client.readable = false;
       continue;
     }
-    if (n <= 0) co_return std::nullopt;  // the client went away
+    if (n <= 0) co_return false;  // the client went away
     // A short read drained the socket, as in the tunnel: the next data comes with an edge, so
-    // neither this loop nor the tunnel after it needs a read that would only say EAGAIN.
-    if (static_cast<size_t>(n) < sizeof chunk && !client->peer_closed) client->readable = false;
-    first.bytes.append(chunk, static_cast<size_t>(n));
+    // neither the reads of the setup nor the tunnel after them need one that would only say
+    // EAGAIN.
+    if (static_cast<size_t>(n) < sizeof chunk && !client.peer_closed) client.readable = false;
+    into.append(chunk, static_cast<size_t>(n));
+    co_return true;
+  }
+}
+
+// accept_proxy_protocol: reads the PROXY v2 header an upstream load balancer sends first. The
+// bytes read past it go to `rest`. nullopt, counted, for anything else.
+asio::awaitable<std::optional<net::ProxyHeader>> ReadProxyHeader(RawSocket& client,
+                                                                 const ListenerState& listener,
+                                                                 const Deadline& deadline,
+                                                                 Setup& setup, std::string& rest) {
+  std::string bytes;
+  while (co_await ReadSome(client, deadline, setup, bytes)) {
+    absl::StatusOr<std::optional<net::ProxyHeader>> header = net::ParseProxyV2(bytes);
+    if (!header.ok()) {
+      setup.Reject(RejectReason::kProxyHeader);
+      spdlog::debug("listener {}: {}", listener.config.name, header.status().ToString());
+      co_return std::nullopt;
+    }
+    if (!*header) continue;
+    rest = bytes.substr((*header)->size);
+    co_return **header;
+  }
+  co_return std::nullopt;
+}
+
+// Reads until one whole packet is there (`bytes`: those read already) and checks that it is a
+// valid CONNECT (MQTT 5.0 §3.1: anything else as a first packet closes the connection).
+// nullopt, counted, when not.
+asio::awaitable<std::optional<FirstPacket>> ReadConnect(std::shared_ptr<RawSocket> client,
+                                                        const ListenerState& listener,
+                                                        const Deadline& deadline, Setup& setup,
+                                                        std::string bytes) {
+  FirstPacket first;
+  first.bytes = std::move(bytes);
+  for (bool more = first.bytes.empty();; more = true) {
+    if (more && !co_await ReadSome(*client, deadline, setup, first.bytes)) co_return std::nullopt;
     // The first byte names the packet type: anything but a CONNECT is refused at once, not after
     // waiting (up to the connect timeout) for the rest of a packet that cannot be accepted.
     if (static_cast<uint8_t>(first.bytes[0]) >> 4 !=
@@ -335,10 +368,31 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   }
 
   const bool mqtt_mode = listener->config.protocol == Protocol::kMqtt;
-  if (mqtt_mode) {
-    first = co_await ReadConnect(client, *listener, setup);
-    if (!first) co_return;
-    setup.Read(first->connect.client_id, first->bytes.size());
+  // What the client sent before a backend is reached, beyond its CONNECT: in tcp mode, what
+  // followed an upstream's PROXY header.
+  std::string early;
+  // The address the client connected to, when an upstream's PROXY header says it.
+  std::optional<tcp::endpoint> destination;
+  if (mqtt_mode || listener->config.accept_proxy_protocol) {
+    // One deadline for the header and the CONNECT.
+    Deadline deadline(co_await asio::this_coro::executor,
+                      milliseconds(listener->config.connect_timeout_ms), client);
+    if (listener->config.accept_proxy_protocol) {
+      std::optional<net::ProxyHeader> header =
+          co_await ReadProxyHeader(*client, *listener, deadline, setup, early);
+      if (!header) co_return;
+      // The client is the one the upstream names (for the hash key, the access log and the
+      // header sent on), unless its header is LOCAL: its own connection, a health check.
+      if (!header->local) {
+        peer = header->source;
+        destination = header->destination;
+      }
+    }
+    if (mqtt_mode) {
+      first = co_await ReadConnect(client, *listener, deadline, setup, std::move(early));
+      if (!first) co_return;
+      setup.Read(first->connect.client_id, first->bytes.size());
+    }
   }
   // The pool as it is now; held, since a reload may replace the worker's pickers while this
   // coroutine waits. Its settings apply to this connection whatever a reload changes meanwhile;
@@ -447,13 +501,17 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   // The PROXY header first, then what the client has sent so far.
   std::string initial;
   if (config.proxy_protocol) {
-    tcp::endpoint local;
-    socklen_t len = static_cast<socklen_t>(local.capacity());
-    ::getsockname(client->fd(), local.data(), &len);
-    local.resize(len);
-    initial = net::EncodeProxyV2(peer, local);
+    if (!destination) {
+      tcp::endpoint local;
+      socklen_t len = static_cast<socklen_t>(local.capacity());
+      ::getsockname(client->fd(), local.data(), &len);
+      local.resize(len);
+      destination = local;
+    }
+    initial = net::EncodeProxyV2(peer, *destination);
   }
-  if (first) initial += first->bytes;
+  const std::string& sent_early = first ? first->bytes : early;
+  initial += sent_early;
   if (!initial.empty()) {
     Deadline deadline(co_await asio::this_coro::executor, milliseconds(config.connect_timeout_ms),
                       backend);
@@ -495,7 +553,7 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
   std::optional<std::string> logged_id;  // copied only for the access log
   if (listener->config.access_log && first) logged_id = first->connect.client_id;
   hooks.close = [counted, listener, touch, peer, logged_id = std::move(logged_id),
-                 sent_first = first ? first->bytes.size() : 0,
+                 sent_first = sent_early.size(),
                  accepted_at = setup.started()](const Tunnel::Summary& s) {
     counted->active.fetch_sub(1, std::memory_order_relaxed);
     listener->counters->active.fetch_sub(1, std::memory_order_relaxed);

@@ -248,9 +248,11 @@ absl::StatusOr<ProxyConfig> Read(base::ConfigFile& file) {
         U32(l, "connect_timeout_ms", listener.connect_timeout_ms, 1, 600'000);
     listener.max_connect_bytes =
         U32(l, "max_connect_bytes", listener.max_connect_bytes, 64, 16 << 20);
-    if (listener.protocol == Protocol::kTcp) {  // both are about the CONNECT
-      for (std::string_view key : {"connect_timeout_ms", "max_connect_bytes"}) {
-        if (l.Has(key)) l.Fail(key, "only for protocol = \"mqtt\"");
+    listener.accept_proxy_protocol = l.Bool("accept_proxy_protocol", false);
+    if (listener.protocol == Protocol::kTcp) {  // about the CONNECT, or a PROXY header and it
+      if (l.Has("max_connect_bytes")) l.Fail("max_connect_bytes", "only for protocol = \"mqtt\"");
+      if (l.Has("connect_timeout_ms") && !listener.accept_proxy_protocol) {
+        l.Fail("connect_timeout_ms", "only for protocol = \"mqtt\" or accept_proxy_protocol");
       }
     }
     listener.idle_timeout_s = U32(l, "idle_timeout_s", listener.idle_timeout_s, 0, 86'400 * 7);

@@ -72,7 +72,8 @@ struct ListenerConfig {
   base::HostPort bind;
   Protocol protocol = Protocol::kMqtt;
   std::string pool;
-  uint32_t connect_timeout_ms = 5000;  // mqtt: the CONNECT must arrive within this
+  uint32_t connect_timeout_ms = 5000;  // the CONNECT (mqtt) and a PROXY header, within this
+  bool accept_proxy_protocol = false;  // a PROXY v2 header from an upstream comes first
   uint32_t max_connect_bytes = 65536;  // mqtt: a larger CONNECT is refused
   uint32_t idle_timeout_s = 600;       // tcp, and mqtt clients with keep alive 0; 0: none
   uint32_t max_connections = 0;        // open at once; more are closed at accept; 0: no limit

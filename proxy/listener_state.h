@@ -17,7 +17,8 @@ namespace proxy {
 // kLocalResources: the proxy could not open a connection to a backend (out of descriptors,
 // buffers or local ports); the backend is not blamed for it. kClientLeft: the client closed
 // after its CONNECT, before the backend was reached; its CONNECT is not sent. kMaxConnections:
-// the listener had max_connections open; closed at once.
+// the listener had max_connections open; closed at once. kProxyHeader: accept_proxy_protocol,
+// and the connection did not start with a valid PROXY v2 header.
 enum class RejectReason : uint8_t {
   kConnectTimeout,
   kMalformed,
@@ -25,6 +26,7 @@ enum class RejectReason : uint8_t {
   kLocalResources,
   kClientLeft,
   kMaxConnections,
+  kProxyHeader,
   kCount
 };
 std::string_view RejectReasonName(RejectReason r);

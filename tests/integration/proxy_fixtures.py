@@ -34,6 +34,21 @@ from conftest import BIN, Broker, Process, fetch_metrics, free_port, http_get, s
 from mqtt_wire import WireClient
 
 
+# ---- The PROXY protocol v2 (haproxy.org/download/2.6/doc/proxy-protocol.txt, section 2.2) ------
+
+PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(source=None, destination=None):
+    """A PROXY v2 header for TCP over IPv4 from `source` to `destination`, (host, port) pairs; a
+    LOCAL one (no addresses: the sender's own connection) without them."""
+    if source is None:
+        return PROXY_SIGNATURE + b"\x20\x00\x00\x00"
+    addresses = (socket.inet_aton(source[0]) + socket.inet_aton(destination[0])
+                 + struct.pack("!HH", source[1], destination[1]))
+    return PROXY_SIGNATURE + b"\x21\x11" + struct.pack("!H", len(addresses)) + addresses
+
+
 # ---- Configuration -------------------------------------------------------------------------------
 
 def backend(broker_or_port, name=None, weight=1, check="admin"):

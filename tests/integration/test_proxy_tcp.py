@@ -7,16 +7,16 @@ import struct
 import time
 
 from conftest import wait_for
-from proxy_fixtures import (backend, conns, echo_server, is_closed, pool, recv_until,  # noqa
-                            silent_server, start_proxy)
-
-SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+from proxy_fixtures import (PROXY_SIGNATURE, backend, conns, echo_server, is_closed,  # noqa
+                            pool, proxy_v2, recv_until, silent_server, start_proxy)
 
 
-def tcp_proxy(start_proxy, echo_server, idle_timeout_s=600, **pool_settings):
+def tcp_proxy(start_proxy, echo_server, idle_timeout_s=600, accept_proxy_protocol=False,
+              **pool_settings):
     return start_proxy({"echo": pool(backend(echo_server.port, name="echo"), **pool_settings)},
                        [{"name": "tcp", "protocol": "tcp", "pool": "echo",
-                         "idle_timeout_s": idle_timeout_s}])
+                         "idle_timeout_s": idle_timeout_s,
+                         "accept_proxy_protocol": accept_proxy_protocol}])
 
 
 def test_proxy_protocol_v2_header_names_the_client(start_proxy, conns, echo_server):
@@ -30,7 +30,7 @@ def test_proxy_protocol_v2_header_names_the_client(start_proxy, conns, echo_serv
     wait_for(lambda: len(echo_server.received) == 1 and len(echo_server.received[0]) >= 33,
              what="the header and the data at the echo server")
     got = echo_server.received[0]
-    assert got[:12] == SIGNATURE
+    assert got[:12] == PROXY_SIGNATURE
     assert got[12] == 0x21, "version 2, command PROXY"
     assert got[13] == 0x11, "TCP over IPv4"
     assert struct.unpack("!H", got[14:16])[0] == 12
@@ -39,6 +39,18 @@ def test_proxy_protocol_v2_header_names_the_client(start_proxy, conns, echo_serv
     assert (src, src_port) == (client_ip, client_port) == ("127.0.0.7", client_port)
     assert (dst, dst_port) == ("127.0.0.1", proxy.port)
     assert got[28:] == b"hello", "the client's bytes follow the header, untouched"
+
+
+def test_an_upstreams_header_is_taken_and_its_client_passed_on(start_proxy, conns, echo_server):
+    # Behind another load balancer (accept_proxy_protocol): its header names the client; the
+    # proxy reads it, and the header it sends on names that client, not the balancer.
+    proxy = tcp_proxy(start_proxy, echo_server, accept_proxy_protocol=True, proxy_protocol=True)
+    s = conns.socket(proxy.port)
+    upstream = proxy_v2(("203.0.113.7", 4242), ("198.51.100.1", 9000))
+    s.sendall(upstream + b"hello")
+    # The echo server sends back what it got: a header naming the same client, and the bytes.
+    assert recv_until(s, len(upstream) + 5) == upstream + b"hello"
+    assert b"".join(echo_server.received) == upstream + b"hello"
 
 
 def test_no_proxy_header_unless_configured(start_proxy, conns, echo_server):

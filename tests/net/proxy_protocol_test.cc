@@ -65,6 +65,14 @@ TEST(ProxyProtocolTest, LocalCommandHasNoAddresses) {
   EXPECT_EQ((*parsed)->size, 16u);
 }
 
+TEST(ProxyProtocolTest, ProxyWithoutAFamilyLeavesTheConnectionsAddresses) {
+  std::string unspec("\r\n\r\n\0\r\nQUIT\n\x21\x00\x00\x00", 16);
+  auto parsed = ParseProxyV2(unspec);
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_TRUE(parsed->has_value());
+  EXPECT_TRUE((*parsed)->local);
+}
+
 TEST(ProxyProtocolTest, SkipsTlvs) {
   std::string h = EncodeProxyV2({ip::make_address("1.2.3.4"), 1}, {ip::make_address("5.6.7.8"), 2});
   h[15] = 12 + 4;                        // length covers a TLV

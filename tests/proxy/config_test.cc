@@ -84,6 +84,7 @@ idle_timeout_s = 9
 max_connections = 5000
 max_connection_rate = 250
 access_log = true
+accept_proxy_protocol = true
 
 [pool.p]
 strategy = "source-hash"
@@ -149,6 +150,7 @@ address = "127.0.0.1:3"
   EXPECT_EQ(l.max_connections, 5000u);
   EXPECT_EQ(l.max_connection_rate, 250u);
   EXPECT_TRUE(l.access_log);
+  EXPECT_TRUE(l.accept_proxy_protocol);
   EXPECT_EQ(l.max_connect_bytes, 1024u);
   const PoolConfig& p = c->pools.at("p");
   EXPECT_EQ(p.strategy, balancer::StrategyKind::kSourceHash);
@@ -210,6 +212,14 @@ TEST(ProxyConfigTest, TcpListenerRefusesTheConnectKeys) {
     EXPECT_THAT(Error(text), HasSubstr("listener[0]." + key.substr(0, key.find(' ')) +
                                        ": only for protocol = \"mqtt\""));
   }
+  // The connect timeout also bounds the wait for an upstream's PROXY header.
+  std::string text = kMinimal;
+  text.replace(text.find("pool = \"brokers\""), 16,
+               "pool = \"brokers\"\nprotocol = \"tcp\"\naccept_proxy_protocol = true\n"
+               "connect_timeout_ms = 100");
+  absl::StatusOr<ProxyConfig> c = ParseProxyConfig(text, "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listeners[0].connect_timeout_ms, 100u);
 }
 
 // Names go into admin API paths, metric labels and shared-state keys joined with '/' and ':':
