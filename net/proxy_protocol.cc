@@ -93,7 +93,7 @@ absl::StatusOr<std::optional<ProxyHeader>> ParseProxyV2(std::string_view data) {
     std::memcpy(d.data(), body.data() + 16, 16);
     h.source = {ip::address_v6(s), ReadU16(body, 32)};
     h.destination = {ip::address_v6(d), ReadU16(body, 34)};
-  } else if (family == 0x00) {
+  } else if (family >> 4 == 0) {  // AF_UNSPEC, whatever the transport
     h.local = true;  // "the receiver ... must use the real connection endpoints" (spec, 2.2)
   } else {
     return absl::InvalidArgumentError("PROXY header: unsupported address family");

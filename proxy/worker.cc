@@ -97,7 +97,9 @@ void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
       const uint32_t rate = a->listener->config.max_connection_rate;
       ListenerCounters& counters = *a->listener->counters;
       if (rate > 0) {
-        int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+        int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
         if (int64_t wait = counters.rate.Take(now, rate); wait > 0) {
           counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
           RetryAccept(a, std::chrono::nanoseconds(wait));

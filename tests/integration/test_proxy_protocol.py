@@ -72,8 +72,11 @@ def test_an_upstreams_header_names_the_client_to_the_broker(start_broker, start_
     b1 = start_broker("[broker]\nproxy_protocol = true\n", name="b1")
     b1.name = "b1"
     proxy = upstream_proxy(start_proxy, backend(b1, check=None), proxy_protocol=True)
+    # The header in two pieces, then the CONNECT.
     w = conns.wire(proxy.port)
-    w.send(proxy_v2(("203.0.113.7", 4242), ("198.51.100.1", 1883)))
+    header = proxy_v2(("203.0.113.7", 4242), ("198.51.100.1", 1883))
+    w.send(header[:10])
+    w.send(header[10:])
     assert w.connect("upstream").reason() == 0
     w.send(connect_packet("upstream"))  # a protocol error, which the broker logs with the address
     wait_for(lambda: "upstream (203.0.113.7:4242)" in b1.log(), what="the address in b1's log")
@@ -89,9 +92,11 @@ def test_source_hashing_hashes_the_upstreams_client(brokers, start_proxy, conns)
     landed = {}
     for i in range(12):
         for attempt in range(2):
-            w = conns.wire(proxy.port)
-            w.send(proxy_v2((f"203.0.113.{i + 1}", 1000 + attempt), ("198.51.100.1", 1883)))
-            reply, name = proxy.landing(lambda w=w, i=i, a=attempt: w.connect(f"h-{i}-{a}"))
+            # The header and the CONNECT in one write: the CONNECT comes with the header's read.
+            w = conns.wire(proxy.port, version=4)
+            header = proxy_v2((f"203.0.113.{i + 1}", 1000 + attempt), ("198.51.100.1", 1883))
+            reply, name = proxy.landing(lambda w=w, h=header, i=i, a=attempt: (
+                w.send(h + connect_packet(f"h-{i}-{a}", version=4)), w.expect(CONNACK))[1])
             assert reply.reason() == 0
             landed.setdefault(i, set()).add(name)
     assert all(len(names) == 1 for names in landed.values()), landed
