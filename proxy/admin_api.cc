@@ -217,13 +217,23 @@ net::HttpResponse BackendAction(Proxy& proxy, std::string_view name, std::string
     weight = ParseWeight(body);
     if (!weight)
       return Error(400, "body: expected a weight from 0 to 1000, as 3 or {\"weight\": 3}");
-  } else if (action != "drain" && action != "enable") {
-    return Error(404, "unknown action: expected drain, enable or weight");
+  } else if (action != "drain" && action != "enable" && action != "shutdown-sessions") {
+    return Error(404, "unknown action: expected drain, enable, weight or shutdown-sessions");
   }
   json::array changed;
   for (const auto& [pool_name, pool] : proxy.pools()) {
     std::shared_ptr<BackendState> b = pool->Find(name);
     if (!b) continue;
+    if (action == "shutdown-sessions") {
+      // This proxy's clients of the backend go, spread over the pool's jitter; nothing is
+      // stored or shared (HAProxy's "shutdown sessions server").
+      spdlog::info("admin: pool {} backend {}: shutdown-sessions", pool_name, name);
+      json::object o = BackendJson(*b);
+      o["pool"] = pool_name;
+      changed.push_back(std::move(o));
+      proxy.ShutdownSessions(*pool, *b, SessionEnd::kOperator);
+      continue;
+    }
     if (action == "drain") b->draining.store(true);
     if (action == "enable") b->draining.store(false);
     if (weight) {

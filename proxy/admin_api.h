@@ -6,6 +6,8 @@
 //   POST /api/backends/NAME/drain      no new connections to NAME; existing ones stay
 //   POST /api/backends/NAME/enable     ends a drain
 //   POST /api/backends/NAME/weight     body: a weight, "3" or {"weight": 3}
+//   POST /api/backends/NAME/shutdown-sessions
+//                                      this proxy's clients of NAME closed over the jitter
 //
 // NAME applies to every pool with a backend of that name; 404 when there is none. Answers of the
 // POST endpoints are the backend's JSON. With [proxy] admin_token, a POST must carry

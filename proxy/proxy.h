@@ -118,6 +118,9 @@ class Proxy {
   }
   const ProxyConfig& config() const { return config_; }
   bool stopping() const { return stopping_; }
+  // Closes this proxy's sessions to `backend` on every worker, each at a random moment within
+  // the pool's shutdown jitter; on the control thread.
+  void ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why);
 
  private:
   struct Signals;  // the signal set (proxy.cc)
@@ -137,8 +140,6 @@ class Proxy {
   BackendEndpoints CurrentEndpoints() const;
   void ApplyAddresses(RefreshedEndpoints refreshed, uint64_t applied_before);
   void OnHealthEvent(const Pool& pool, BackendState& backend, health::Event event);
-  // Closes the sessions of `backend` on every worker, over the pool's shutdown jitter.
-  void ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why);
   // A graceful stop's second phase: closes the listeners, and the client connections within
   // `spread`.
   void CloseClients(std::chrono::milliseconds spread);

@@ -21,6 +21,8 @@ std::string_view SessionEndName(SessionEnd e) {
       return "backend removed";
     case SessionEnd::kBackupReleased:
       return "backup released";
+    case SessionEnd::kOperator:
+      return "closed by operator";
     case SessionEnd::kStopping:
       return "proxy stopping";
   }

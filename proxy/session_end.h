@@ -16,6 +16,7 @@ enum class SessionEnd : uint8_t {
   kBackendDown,     // on_down closed the sessions of a backend its checks took down
   kBackendRemoved,  // a reload removed the backend
   kBackupReleased,  // on_up closed the sessions of a backup: another backend came up
+  kOperator,        // closed through the admin API (shutdown-sessions)
   kStopping,        // the proxy is stopping
 };
 

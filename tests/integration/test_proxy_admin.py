@@ -1,5 +1,5 @@
-"""The admin API's operator actions: drain and enable a backend, set its weight, and the answers to
-requests it cannot serve."""
+"""The admin API's operator actions: drain and enable a backend, set its weight, close its
+sessions; and the answers to requests it cannot serve."""
 import http.client
 import socket
 
@@ -47,6 +47,35 @@ def test_drain_keeps_connections_and_takes_no_new_ones_until_enabled(brokers, st
         assert connect(proxy, conns, f"enabled-{i}")[1] == "b1"
 
 
+def test_shutdown_sessions_moves_a_drained_backends_clients(brokers, start_proxy, conns):
+    # A broker's maintenance: drained, its clients are closed, spread over the jitter, and
+    # reconnect to the other; the other's clients stay.
+    b1, b2 = brokers(2)
+    jitter_ms = 300
+    proxy = start_proxy({"p": pool(b1, b2, strategy="weighted-round-robin",
+                                   shutdown_jitter_ms=jitter_ms)},
+                        [{"name": "mqtt", "protocol": "mqtt", "pool": "p", "access_log": True}])
+    home = {}
+    for i in range(4):
+        c, home[f"op-{i}"] = proxy.landing(lambda i=i: conns.reconnecting(proxy.port, f"op-{i}"))
+    clients = [c for c in conns.open]
+    assert sorted(home.values()) == ["b1", "b1", "b2", "b2"]
+    assert proxy.post("/api/backends/b1/drain")[0] == 200
+    status, body = proxy.post("/api/backends/b1/shutdown-sessions")
+    assert status == 200 and body["backends"][0]["name"] == "b1", body
+    for c in clients:
+        moved = home[c.client_id] == "b1"
+        wait_for(lambda c=c, m=moved: c.connections == (2 if m else 1)
+                 and c.round_trip("after the shutdown"), timeout=jitter_ms / 1000 + 2,
+                 what=f"{c.client_id} serving")
+    assert proxy.active() == {"b1": 0, "b2": 4}
+    assert [c.connections for c in clients] == [2 if home[c.client_id] == "b1" else 1
+                                                 for c in clients]
+    wait_for(lambda: sum(line.endswith(" closed by operator")
+                         for line in proxy.log().splitlines()) == 2,
+             what="an access log line for each")
+
+
 @pytest.mark.parametrize("body", ["3", '{"weight": 3}', "3\n", '{"weight":3}'])
 def test_weight_is_set_from_either_body_and_used(brokers, start_proxy, conns, body):
     b1, b2 = brokers(2)
@@ -83,7 +112,8 @@ def test_bad_weight_body_is_400_and_changes_nothing(brokers, start_proxy, body):
 def test_unknown_backend_action_and_method(brokers, start_proxy):
     (b1,) = brokers(1)
     proxy = start_proxy({"p": pool(b1)})
-    for action, body in (("drain", ""), ("enable", ""), ("weight", "3")):
+    for action, body in (("drain", ""), ("enable", ""), ("weight", "3"),
+                         ("shutdown-sessions", "")):
         status, answer = proxy.post(f"/api/backends/nobody/{action}", body)
         assert status == 404 and 'no backend named "nobody"' in answer["error"], answer
     assert proxy.post("/api/backends/b1/explode")[0] == 404
