@@ -470,6 +470,10 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       }
     } else {
       backend = std::move(c.socket);
+      if (backend != nullptr && !mqtt_mode) {  // urgent data in the stream, as the client's
+        int one = 1;
+        ::setsockopt(backend->fd(), SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
+      }
       if (backend != nullptr) break;
       spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
       worker.ReportConnectFailure(chosen);

@@ -53,6 +53,19 @@ def test_an_upstreams_header_is_taken_and_its_client_passed_on(start_proxy, conn
     assert b"".join(echo_server.received) == upstream + b"hello"
 
 
+def test_urgent_data_is_passed_on_in_the_stream(start_proxy, conns, echo_server):
+    # A byte sent out of band (MSG_OOB) reaches the service in its place in the stream; read as
+    # usual, without SO_OOBINLINE, it would be skipped and lost.
+    proxy = tcp_proxy(start_proxy, echo_server)
+    s = conns.socket(proxy.port)
+    s.sendall(b"ab")
+    assert recv_until(s, 2) == b"ab"
+    s.send(b"c", socket.MSG_OOB)
+    s.sendall(b"d")
+    assert recv_until(s, 2) == b"cd"
+    assert b"".join(echo_server.received) == b"abcd"
+
+
 def test_no_proxy_header_unless_configured(start_proxy, conns, echo_server):
     proxy = tcp_proxy(start_proxy, echo_server)
     s = conns.socket(proxy.port)
