@@ -1,7 +1,7 @@
 // The PROXY protocol, version 2 (haproxy.org/download/2.6/doc/proxy-protocol.txt, §2.2): the
 // binary header a proxy sends first on a backend connection to tell the backend who the client
 // really is. The proxy writes it; the broker, when configured to expect it, reads it before the
-// CONNECT.
+// CONNECT, and so does the proxy behind another load balancer (accept_proxy_protocol).
 //
 //   12-byte signature, 0x21 (version 2, PROXY), family (0x11 TCP/IPv4, 0x21 TCP/IPv6),
 //   2-byte length, then source and destination addresses and ports; TLVs may follow (skipped).

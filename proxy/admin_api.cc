@@ -44,9 +44,10 @@ bool Authorized(std::string_view token, std::string_view authorization) {
   return diff == 0;
 }
 
-json::object BackendJson(const BackendState& b) {
+json::object BackendJson(const Pool& pool, const BackendState& b) {
   return json::object{
       {"name", b.name()},
+      {"backup", pool.IsBackup(b)},
       {"address", b.config.address.ToString()},
       {"weight", b.weight.load()},
       {"max_connections", b.max_connections.load()},
@@ -65,11 +66,8 @@ json::value PoolsJson(const Proxy& proxy) {
   for (const auto& [name, pool] : proxy.pools()) {
     const PoolConfig& c = pool->config();
     json::array backends;
-    for (size_t i = 0; i < pool->backends().size(); ++i) {
-      json::object o = BackendJson(*pool->backends()[i]);
-      o["backup"] = pool->backup(i);
-      backends.push_back(std::move(o));
-    }
+    for (const auto& b : pool->backends())
+      backends.push_back(BackendJson(*pool, *b));
     pools.push_back(json::object{
         {"name", name},
         {"strategy", StrategyName(c.strategy)},
@@ -224,27 +222,23 @@ net::HttpResponse BackendAction(Proxy& proxy, std::string_view name, std::string
   for (const auto& [pool_name, pool] : proxy.pools()) {
     std::shared_ptr<BackendState> b = pool->Find(name);
     if (!b) continue;
+    spdlog::info("admin: pool {} backend {}: {}{}", pool_name, name, action,
+                 weight ? fmt::format(" {}", *weight) : "");
     if (action == "shutdown-sessions") {
       // This proxy's clients of the backend go, spread over the pool's jitter; nothing is
       // stored or shared (HAProxy's "shutdown sessions server").
-      spdlog::info("admin: pool {} backend {}: shutdown-sessions", pool_name, name);
-      json::object o = BackendJson(*b);
-      o["pool"] = pool_name;
-      changed.push_back(std::move(o));
       proxy.ShutdownSessions(*pool, *b, SessionEnd::kOperator);
-      continue;
+    } else {
+      if (action == "drain") b->draining.store(true);
+      if (action == "enable") b->draining.store(false);
+      if (weight) {
+        b->weight.store(*weight);
+        b->operator_weight = *weight;
+      }
+      pool->Touch();
+      proxy.tier().OperatorChanged(*pool, *b);  // reaches the other proxies, outlives restarts
     }
-    if (action == "drain") b->draining.store(true);
-    if (action == "enable") b->draining.store(false);
-    if (weight) {
-      b->weight.store(*weight);
-      b->operator_weight = *weight;
-    }
-    pool->Touch();
-    proxy.tier().OperatorChanged(*pool, *b);  // reaches the other proxies, outlives restarts
-    spdlog::info("admin: pool {} backend {}: {}{}", pool_name, name, action,
-                 weight ? fmt::format(" {}", *weight) : "");
-    json::object o = BackendJson(*b);
+    json::object o = BackendJson(*pool, *b);
     o["pool"] = pool_name;
     changed.push_back(std::move(o));
   }

@@ -16,6 +16,7 @@
 
 #include "health/health_state.h"
 #include "proxy/config.h"
+#include "proxy/session_end.h"
 
 namespace proxy {
 
@@ -30,16 +31,21 @@ struct BackendState {
         health(policy),
         file_weight(this->config.weight) {}
 
-  const BackendConfig config;  // as first loaded (a reload may change its check_address)
+  // As first loaded: a reload may change its check_address, and whether it is a backup (which
+  // the Pool answers).
+  const BackendConfig config;
   const boost::asio::ip::tcp::endpoint endpoint;
   // Where its active checks go; a reload may change it. Control thread only.
   boost::asio::ip::tcp::endpoint check_endpoint;
 
-  std::atomic<uint32_t> weight;             // configured, or set through the admin API
-  std::atomic<uint32_t> max_connections;    // as the file says at the last (re)load; 0: none
-  std::atomic<bool> draining{false};        // no new connections; existing ones stay
-  std::atomic<bool> retired{false};         // a reload dropped it: its connections are closed
-  std::atomic<uint64_t> shutdowns{0};       // times on_down closed its connections
+  std::atomic<uint32_t> weight;           // configured, or set through the admin API
+  std::atomic<uint32_t> max_connections;  // as the file says at the last (re)load; 0: none
+  std::atomic<bool> draining{false};      // no new connections; existing ones stay
+  std::atomic<bool> retired{false};       // a reload dropped it: its connections are closed
+  // Times its connections were closed (on_down, on_up for a backup, the admin API), and why the
+  // last time: a client being connected to it meanwhile goes the same way.
+  std::atomic<uint64_t> shutdowns{0};
+  std::atomic<SessionEnd> shutdown_why{SessionEnd::kBackendDown};
   std::atomic<bool> available{true};        // health: up and not ejected
   std::atomic<int64_t> up_since_ns{0};      // steady clock, for slow start; 0: long up
   std::atomic<int64_t> active{0};           // this proxy's open connections to it

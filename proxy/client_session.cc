@@ -194,13 +194,15 @@ asio::awaitable<bool> ReadSome(RawSocket& client, const Deadline& deadline, Setu
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && WouldBlock()) {
       client.readable = false;
+      client.urgent = false;
       continue;
     }
     if (n <= 0) co_return false;  // the client went away
     // A short read drained the socket, as in the tunnel: the next data comes with an edge, so
     // neither the reads of the setup nor the tunnel after them need one that would only say
-    // EAGAIN.
-    if (static_cast<size_t>(n) < sizeof chunk && !client.peer_closed) client.readable = false;
+    // EAGAIN (but for urgent data, at whose mark a read stops short).
+    bool drained = static_cast<size_t>(n) < sizeof chunk && !client.urgent;
+    if (drained && !client.peer_closed) client.readable = false;
     into.append(chunk, static_cast<size_t>(n));
     co_return true;
   }
@@ -283,14 +285,16 @@ BackendConnection Failed(int error) {
 }
 
 // Opens a connection to `backend` within `timeout`. The socket joins the poller only once
-// connect() is under way: before, an unconnected socket reports hang-up.
+// connect() is under way: before, an unconnected socket reports hang-up. `oob_inline` (tcp
+// mode): the service's urgent data stays in the stream, as the client's does (the listener's).
 asio::awaitable<BackendConnection> ConnectBackend(Worker& worker, const BackendState& backend,
-                                                  milliseconds timeout) {
+                                                  milliseconds timeout, bool oob_inline) {
   const tcp::endpoint& to = backend.endpoint;
   int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) co_return Failed(errno);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (oob_inline) ::setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
   int r = ::connect(fd, to.data(), static_cast<socklen_t>(to.size()));
   if (r != 0 && errno != EINPROGRESS) {
     int error = errno;
@@ -457,7 +461,8 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
     }
     local_failure = false;  // the last connect says why the client is not served
     BackendConnection c =
-        co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms));
+        co_await ConnectBackend(worker, *chosen, milliseconds(config.connect_timeout_ms),
+                                /*oob_inline=*/!mqtt_mode);
     if (c.local_error != 0) {
       spdlog::warn("pool {}: cannot open a connection to {}: {}", config.name, chosen->name(),
                    std::strerror(c.local_error));
@@ -470,10 +475,6 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
       }
     } else {
       backend = std::move(c.socket);
-      if (backend != nullptr && !mqtt_mode) {  // urgent data in the stream, as the client's
-        int one = 1;
-        ::setsockopt(backend->fd(), SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
-      }
       if (backend != nullptr) break;
       spdlog::debug("pool {}: connect to {} failed", config.name, chosen->name());
       worker.ReportConnectFailure(chosen);
@@ -573,20 +574,19 @@ asio::awaitable<void> ServeClient(Worker& worker, std::shared_ptr<const Listener
                .bytes_to_client = s.bytes_to_client,
                .outcome = SessionEndName(s.end)});
   };
-  // A reload dropped the backend, or on_down closed its sessions, while this client was being
-  // connected to it, after the workers closed its other clients: this one goes the same way.
+  // A reload dropped the backend, or its sessions were closed (on_down, on_up, the admin API),
+  // while this client was being connected to it, after the workers closed its other clients:
+  // this one goes the same way.
   bool retired = chosen->retired.load();
   bool closing = retired || chosen->shutdowns.load() != shutdowns_before;
+  SessionEnd why = retired ? SessionEnd::kBackendRemoved : chosen->shutdown_why.load();
   auto tunnel = std::make_shared<Tunnel>(
       worker, std::move(client), std::move(backend), std::move(chosen),
       IdleTimeout(*listener, first ? first->connect.keep_alive_s : 0),
       /*half_close=*/!mqtt_mode, milliseconds(mqtt_mode ? config.answer_timeout_ms : 0),
       std::move(hooks));
   tunnel->Start();
-  if (closing) {
-    worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms),
-                       retired ? SessionEnd::kBackendRemoved : SessionEnd::kBackendDown);
-  }
+  if (closing) worker.CloseWithin(*tunnel, milliseconds(config.shutdown_jitter_ms), why);
 }
 
 }  // namespace proxy

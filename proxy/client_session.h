@@ -1,5 +1,6 @@
 // A client connection from accept until its tunnel starts (DESIGN.md, "One client connection
-// through the proxy", steps 2 to 5): read and check the CONNECT (mqtt listeners), choose a backend
+// through the proxy", steps 2 to 5): read an upstream balancer's PROXY header
+// (accept_proxy_protocol), read and check the CONNECT (mqtt listeners), choose a backend
 // (sticky record, else the pool's strategy), connect to it with retries, send the PROXY header and
 // the CONNECT, and hand both sockets to a Tunnel. A client that cannot be served gets the clear
 // answer its protocol allows: a CONNACK "server unavailable" in MQTT, a close in tcp mode.

@@ -1,6 +1,8 @@
 // Failback: the first tier back, the backups' clients go.
 #include "proxy/failback.h"
 
+#include <algorithm>
+
 namespace proxy {
 
 namespace {
@@ -12,9 +14,19 @@ Failback::Failback(boost::asio::io_context& control, Release release)
 
 void Failback::Watch(const std::map<std::string, std::shared_ptr<const Pool>>& pools) {
   std::erase_if(open_, [&](const auto& entry) { return !pools.contains(entry.first); });
-  bool first = pools_.empty();
   pools_ = pools;
-  if (first) Schedule();
+  // Looks only while a pool asks for failback; what they were like before does not count.
+  bool wanted = std::any_of(pools.begin(), pools.end(), [](const auto& entry) {
+    return entry.second->config().on_up == OnUp::kShutdownBackupSessions;
+  });
+  if (wanted && !looking_) {
+    looking_ = true;
+    Schedule();
+  } else if (!wanted && looking_) {
+    looking_ = false;
+    open_.clear();
+    timer_.cancel();
+  }
 }
 
 void Failback::Stop() {
@@ -23,7 +35,7 @@ void Failback::Stop() {
 }
 
 void Failback::Schedule() {
-  if (stopped_) return;
+  if (stopped_ || !looking_) return;
   timer_.expires_after(kLookEvery);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
@@ -40,7 +52,7 @@ void Failback::Look() {
     it->second = open;
     if (!reopened || pool->config().on_up != OnUp::kShutdownBackupSessions) continue;
     for (size_t i = 0; i < pool->backends().size(); ++i) {
-      const BackendState& b = *pool->backends()[i];
+      BackendState& b = *pool->backends()[i];
       if (pool->backup(i) && b.active.load(std::memory_order_relaxed) > 0) release_(*pool, b);
     }
   }

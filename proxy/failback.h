@@ -7,8 +7,8 @@
 // down for the tier, not draining, with weight. Every way back counts alike: a check's verdict,
 // the end of an ejection, the tier's verdict through Redis, an operator's enable or weight, a
 // reload that adds a backend. Rather than hook each of those, the control thread looks at the
-// pools every 100 ms. A first tier that is only full (max_connections) never sent its overflow
-// back: it stays where it is.
+// pools every 100 ms, while one of them has on_up set. A first tier that is only full
+// (max_connections) never sent its overflow back: it stays where it is.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -25,7 +25,7 @@ namespace proxy {
 class Failback {
  public:
   // Closes the sessions of `backup`, a backup of `pool`.
-  using Release = std::function<void(const Pool& pool, const BackendState& backup)>;
+  using Release = std::function<void(const Pool& pool, BackendState& backup)>;
 
   Failback(boost::asio::io_context& control, Release release);
 
@@ -43,6 +43,7 @@ class Failback {
   Release release_;
   std::map<std::string, std::shared_ptr<const Pool>> pools_;
   std::map<std::string, bool> open_;  // by pool: its first tier could take connections
+  bool looking_ = false;              // a pool has on_up set
   bool stopped_ = false;
 };
 

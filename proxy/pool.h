@@ -44,7 +44,8 @@ class Pool {
   // Whether `b`, a backend of this pool, may take a new connection now: usable and not full,
   // and, for a backup, only while no backend of the first tier may.
   bool Takes(const BackendState& b) const;
-  // Whether a backend that is not a backup is usable (up, not draining, with weight).
+  // Whether a backend that is not a backup is usable (BackendState::usable: up, not ejected, not
+  // down for the tier, not draining, with weight).
   bool FirstTierUsable() const;
   state::StickyStore* sticky() const { return sticky_.get(); }
   const std::shared_ptr<state::StickyStore>& shared_sticky() const { return sticky_; }
@@ -64,7 +65,7 @@ class Pool {
   mutable std::atomic<uint64_t> turns_[2] = {0, 0};  // the first tier's, the backups'
 };
 
-// One thread's way to choose from a pool: its own strategy instance and scratch space.
+// One thread's way to choose from a pool: its own strategy instance and scratch space per tier.
 class PoolPicker {
  public:
   explicit PoolPicker(std::shared_ptr<const Pool> pool);

@@ -173,7 +173,7 @@ Proxy::Proxy(std::string config_path, ProxyConfig config)
                                       [this](const Pool& pool, BackendState& backend,
                                              health::Event e) { OnHealthEvent(pool, backend, e); });
   failback_ = std::make_unique<Failback>(
-      threads_->context(0), [this](const Pool& pool, const BackendState& backup) {
+      threads_->context(0), [this](const Pool& pool, BackendState& backup) {
         ShutdownSessions(pool, backup, SessionEnd::kBackupReleased);
       });
 }
@@ -283,6 +283,13 @@ absl::Status Proxy::Apply(ResolvedConfig resolved, std::function<void()> applied
       if (!a.ok())
         return absl::UnavailableError(
             fmt::format("listener {}: {}", lc.name, a.status().message()));
+      if (lc.protocol == Protocol::kTcp) {
+        // Urgent data stays in the stream, forwarded in its place as any byte (its urgency is
+        // lost: HAProxy does not forward it either); out of band, reads would skip it. Accepted
+        // connections inherit it, also those that waited in the accept queue.
+        boost::system::error_code ignored;
+        a->set_option(asio::socket_base::out_of_band_inline(true), ignored);
+      }
       ep.port(a->local_endpoint().port());  // with port 0, every worker takes the same one
       o.port = ep.port();
       o.acceptors.push_back(std::move(*a));
@@ -513,11 +520,13 @@ void Proxy::OnHealthEvent(const Pool& pool, BackendState& backend, health::Event
   if (event != health::Event::kWentDown || pool.config().on_down != OnDown::kShutdownSessions) {
     return;
   }
-  backend.shutdowns.fetch_add(1);  // and those of clients being connected to it (client_session)
   ShutdownSessions(pool, backend, SessionEnd::kBackendDown);
 }
 
-void Proxy::ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why) {
+void Proxy::ShutdownSessions(const Pool& pool, BackendState& backend, SessionEnd why) {
+  // Those of clients being connected to it too (client_session), which read these after.
+  backend.shutdown_why.store(why);
+  backend.shutdowns.fetch_add(1);
   auto jitter = std::chrono::milliseconds(pool.config().shutdown_jitter_ms);
   spdlog::info("pool {}: closing the sessions of {} over {} ms ({})", pool.name(), backend.name(),
                jitter.count(), SessionEndName(why));

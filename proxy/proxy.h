@@ -120,7 +120,7 @@ class Proxy {
   bool stopping() const { return stopping_; }
   // Closes this proxy's sessions to `backend` on every worker, each at a random moment within
   // the pool's shutdown jitter; on the control thread.
-  void ShutdownSessions(const Pool& pool, const BackendState& backend, SessionEnd why);
+  void ShutdownSessions(const Pool& pool, BackendState& backend, SessionEnd why);
 
  private:
   struct Signals;  // the signal set (proxy.cc)

@@ -31,6 +31,7 @@ void RawSocket::OnEvents(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & (EPOLLRDHUP | EPOLLHUP)) peer_closed = true;
   if (events & EPOLLERR) failed = true;
+  if (events & EPOLLPRI) urgent = readable = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (readable && read_waiter_) Complete(read_waiter_, {});
   if (writable && write_waiter_) Complete(write_waiter_, {});

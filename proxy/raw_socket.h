@@ -51,6 +51,10 @@ class RawSocket : public Poller::Handler {
   bool peer_closed = false;
   // EPOLLERR came: the socket has a pending error (for a connect under way: it failed).
   bool failed = false;
+  // EPOLLPRI came: urgent data (MSG_OOB) is pending. A read stops short at its mark with more
+  // data behind it, so a short read no longer says the socket is drained, until one that finds
+  // nothing (EAGAIN).
+  bool urgent = false;
 
   void set_sink(Sink* sink) { sink_ = sink; }
 

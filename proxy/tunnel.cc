@@ -124,6 +124,7 @@ bool Tunnel::Pump(Direction& d) {
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         d.from->readable = false;
+        d.from->urgent = false;
         return true;
       }
       if (errno == EINTR) continue;
@@ -135,8 +136,9 @@ bool Tunnel::Pump(Direction& d) {
     if (lingering_ || d.discard) continue;  // read to be dropped: the backend is gone
     // A short read: drained for now. When the peer has closed (its FIN is queued behind all its
     // data), drained means the end of stream, which is taken as read without a recv returning 0
-    // (unless an error came too: that one is for the read to report).
-    bool drained = got < buffer.size();
+    // (unless an error came too: that one is for the read to report). Not at urgent data, where
+    // a read stops short at the mark with more behind it (raw_socket.h).
+    bool drained = got < buffer.size() && !d.from->urgent;
     bool ended = drained && d.from->peer_closed && !d.from->failed;
     if (drained && !d.from->peer_closed) d.from->readable = false;
     if (d.bytes == 0 && &d == &down_) Judge(true);

@@ -124,11 +124,6 @@ void Worker::AcceptNext(const std::shared_ptr<Acceptor>& a) {
       peer.resize(len);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      // tcp mode: urgent data stays in the stream, forwarded in order as any byte (its urgency
-      // is lost: HAProxy does not forward it either). Out of band, a read would skip it.
-      if (a->listener->config.protocol == Protocol::kTcp) {
-        ::setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
-      }
       counters.accepted.fetch_add(1, std::memory_order_relaxed);
       asio::co_spawn(io_, ServeClient(*this, a->listener, fd, peer), asio::detached);
     }

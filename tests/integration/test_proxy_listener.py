@@ -1,6 +1,7 @@
 """An MQTT listener's gate: the first packet must be a CONNECT arriving within connect_timeout_ms
 (MQTT 3.1.1 and 5.0 §3.1: anything else closes the connection), each refusal counted by reason;
-and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone."""
+and the idle timeout of a tunnel, which must leave a client that keeps its keep alive alone; the
+listener's limits on open connections and on new ones per second."""
 import contextlib
 import selectors
 import signal
@@ -371,8 +372,8 @@ def test_max_connections_closes_the_excess_at_once(brokers, start_proxy, conns):
 def test_max_connection_rate_paces_a_storm_of_connects(brokers, start_proxy, conns):
     # 20 connections per second, in bursts of 2 (a tenth of a second's worth): 30 clients that
     # connect at once wait in the accept queue and are all served, paced. The k-th CONNACK comes
-    # no sooner than k - 1 intervals of 50 ms after the first (less a little for the time each
-    # takes through the proxy); without the limit all 30 come within a few milliseconds.
+    # no sooner than k - 1 intervals of 50 ms after the first, less 100 ms for a first one seen
+    # late on a busy machine; without the limit all 30 come within a few milliseconds.
     (b1,) = brokers(1)
     rate, n = 20, 30
     proxy = start_proxy({"p": pool(b1)}, [{"name": "mqtt", "protocol": "mqtt", "pool": "p",
@@ -392,6 +393,6 @@ def test_max_connection_rate_paces_a_storm_of_connects(brokers, start_proxy, con
                 sel.unregister(key.fileobj)
     assert len(arrived) == n, f"{len(arrived)} of {n} served"
     for k, t in enumerate(arrived):
-        assert t - arrived[0] >= (k - 1) / rate - 0.02, (k, t - arrived[0])
+        assert t - arrived[0] >= (k - 1) / rate - 0.1, (k, t - arrived[0])
     assert proxy.metric('sb_proxy_listener_rate_limited_total{listener="mqtt"}') > 0
     assert proxy.metric('sb_proxy_listener_accepted_total{listener="mqtt"}') == n

@@ -1,7 +1,9 @@
 """tcp listeners: the proxy in front of any TCP service (an echo server of the test). Bytes both
-ways, half-close, the idle timeout, and the PROXY protocol v2 header that tells the service who the
-client is (haproxy.org/download/2.9/doc/proxy-protocol.txt, section 2.2)."""
+ways, urgent data, half-close, the idle timeout, and the PROXY protocol v2 header that tells the
+service who the client is (haproxy.org/download/2.9/doc/proxy-protocol.txt, section 2.2), also
+when an upstream balancer's header names it."""
 import os
+import signal
 import socket
 import struct
 import time
@@ -53,17 +55,43 @@ def test_an_upstreams_header_is_taken_and_its_client_passed_on(start_proxy, conn
     assert b"".join(echo_server.received) == upstream + b"hello"
 
 
+def send_with_urgent_byte(proxy, sock, before, urgent, after):
+    """Sends `before`, `urgent` out of band (MSG_OOB) and `after` while the proxy is stopped, so
+    that it finds them all at once: a read stops short at the urgent byte's mark, and a proxy
+    that took that for the end of what there is would wait for more and never read the rest."""
+    proxy.signal(signal.SIGSTOP)
+    try:
+        sock.sendall(before)
+        sock.send(urgent, socket.MSG_OOB)
+        sock.sendall(after)
+    finally:
+        proxy.signal(signal.SIGCONT)
+
+
 def test_urgent_data_is_passed_on_in_the_stream(start_proxy, conns, echo_server):
-    # A byte sent out of band (MSG_OOB) reaches the service in its place in the stream; read as
-    # usual, without SO_OOBINLINE, it would be skipped and lost.
+    # A byte sent out of band reaches the service in its place in the stream; read as usual,
+    # without SO_OOBINLINE, it would be skipped and lost.
     proxy = tcp_proxy(start_proxy, echo_server)
     s = conns.socket(proxy.port)
-    s.sendall(b"ab")
-    assert recv_until(s, 2) == b"ab"
-    s.send(b"c", socket.MSG_OOB)
-    s.sendall(b"d")
-    assert recv_until(s, 2) == b"cd"
+    s.sendall(b"a")
+    assert recv_until(s, 1) == b"a"
+    send_with_urgent_byte(proxy, s, b"b", b"c", b"d")
+    assert recv_until(s, 3) == b"bcd"
     assert b"".join(echo_server.received) == b"abcd"
+
+
+def test_urgent_data_from_the_service_reaches_the_client(start_proxy, conns):
+    # The other way: a service of the test's own sends a byte out of band.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        proxy = start_proxy({"svc": pool(backend(port, name="svc"))},
+                            [{"name": "tcp", "protocol": "tcp", "pool": "svc"}])
+        s = conns.socket(proxy.port)
+        server.settimeout(5)
+        peer, _ = server.accept()
+        with peer:
+            send_with_urgent_byte(proxy, peer, b"x", b"y", b"z")
+            assert recv_until(s, 3) == b"xyz"
 
 
 def test_no_proxy_header_unless_configured(start_proxy, conns, echo_server):
